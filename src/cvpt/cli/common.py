@@ -1,0 +1,33 @@
+"""Helpers shared by the sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the examples in epilogs as written, and show defaults."""
+
+
+def add_command(sub, name: str, help: str, example: str, func) -> argparse.ArgumentParser:
+    """A sub-command whose ``--help`` ends with an example."""
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=f"example:\n  {example}",
+        formatter_class=Formatter,
+    )
+    p.set_defaults(func=func)
+    return p
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``'I/N'`` → ``(I, N)`` with 0 ≤ I < N."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shard must look like 0/4, got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"shard I/N needs 0 <= I < N, got {text!r}")
+    return i, n

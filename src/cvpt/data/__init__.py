@@ -1,0 +1,1 @@
+"""Data: generated videos (this module grows datasets and transforms in later work)."""

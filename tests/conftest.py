@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny real videos made on the fly with PyAV (nothing is downloaded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from cvpt.codec.encode import write_video
+from cvpt.data.generate import moving_scene, translating_texture
+
+
+def write_raw(path: Path, frames: np.ndarray, codec: str, pix_fmt: str = "yuv420p", **opts):
+    """Encode with a codec VideoWriter does not set up (odd sizes, lossless, VP8...)."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=30)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        s.options = opts
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format=pix_fmt)
+            vf.pts = i
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    """A few small videos in several codecs and layouts, made once per session."""
+    d = tmp_path_factory.mktemp("videos")
+    scene = moving_scene(frames=72, height=96, width=128, seed=1)
+    out = {
+        "prepared": write_video(d / "prepared.mp4", scene),  # 6 GOPs of IPPPPPPPPPPP
+        "x264_bframes": write_video(
+            d / "x264_bframes.mp4", scene, codec="libx264", gop=250, max_b_frames=3
+        ),
+        "vp8": write_video(d / "vp8.webm", scene, codec="libvpx", gop=250),
+        "gop6": write_video(d / "gop6.mp4", scene, gop=6),
+        "short": write_video(d / "short.mp4", scene[:30]),  # 3 GOPs, the last one 6 frames
+        "odd": write_raw(d / "odd.mkv", scene[:40, :95, :127], "libx264", "yuv444p"),
+    }
+    return out
+
+
+@pytest.fixture(scope="session")
+def translation_videos(tmp_path_factory):
+    """Encoded textures translating by known (dx, dy) px/frame, and their source frames."""
+    d = tmp_path_factory.mktemp("translation")
+
+    def make(dx: float, dy: float, grey: bool = False) -> tuple[Path, np.ndarray]:
+        frames = translating_texture(dx, dy, frames=48, height=240, width=320, grey=grey, seed=7)
+        path = d / f"t_{dx}_{dy}_{'grey' if grey else 'rgb'}.mp4"
+        if not path.exists():
+            write_video(path, frames)
+        return path, frames
+
+    return make
