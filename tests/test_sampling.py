@@ -63,8 +63,9 @@ def test_train_mode_is_reproducible_with_a_seed(videos):
     assert a.gop_indices.tolist() == b.gop_indices.tolist()
     assert a.positions.tolist() == b.positions.tolist()
     np.testing.assert_array_equal(a.residuals, b.residuals)
-    draws = {tuple(cvpt.read_clip(videos["prepared"], train=True, rng=s).frame_indices)
-             for s in range(8)}
+    draws = {
+        tuple(cvpt.read_clip(videos["prepared"], train=True, rng=s).frame_indices) for s in range(8)
+    }
     assert len(draws) > 1
 
 

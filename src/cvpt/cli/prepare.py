@@ -37,6 +37,12 @@ def register(sub) -> None:
     p.add_argument("--q", type=int, default=2, help="fixed MPEG-4 quantiser (2 = best)")
     p.add_argument("--codec", choices=["mpeg4", "libx264"], default="mpeg4")
     p.add_argument(
+        "--dia-size",
+        type=int,
+        default=4,
+        help="MPEG-4 motion-search diamond size (0: FFmpeg's default, as CoViAR)",
+    )
+    p.add_argument(
         "--overwrite", action="store_true", help="re-encode outputs that exist but do not verify"
     )
     p.add_argument(
@@ -58,6 +64,7 @@ def run(args) -> int:
         short_side=args.short_side or None,
         q=args.q,
         codec=args.codec,
+        dia_size=args.dia_size or None,
     )
     print(
         f"prepared {report.total} video(s) in {report.seconds:.1f} s: {report.done} encoded, "

@@ -141,17 +141,12 @@ def target_size(width: int, height: int, short_side: int | None) -> tuple[int, i
 
     ``short_side=None`` (or 0) keeps the size, rounded down to even, as yuv420p requires.
     """
-    if short_side:
-        scale = short_side / min(width, height)
-        width, height = width * scale, height * scale
-    w = max(2, round(width / 2) * 2)
-    h = max(2, round(height / 2) * 2)
-    if short_side:  # the short side is exact, the long one rounds to the nearest even size
-        if width <= height:
-            w = short_side - short_side % 2
-        else:
-            h = short_side - short_side % 2
-    return w, h
+    if not short_side:
+        return max(2, width - width % 2), max(2, height - height % 2)
+    short = short_side - short_side % 2
+    if width <= height:
+        return short, max(2, round(height * short_side / width / 2) * 2)
+    return max(2, round(width * short_side / height / 2) * 2), short
 
 
 @dataclass

@@ -90,15 +90,20 @@ def prepare_one(job: Job, options: dict, overwrite: bool = False) -> Outcome:
         if job.dst.exists():
             if job.src.resolve() == job.dst.resolve():
                 return Outcome(src, dst, "failed", "the output path is the source itself")
-            info = probe(job.dst)
-            if not info.layout_problems(options.get("gop", 12)):
+            try:
+                info = probe(job.dst)
+                problems = info.layout_problems(options.get("gop", 12))
+            except VideoError as e:
+                info, problems = None, [e.reason]
+            if not problems:
                 return Outcome(src, dst, "skipped", frames=info.frames)
             if not overwrite:
                 return Outcome(
                     src,
                     dst,
                     "failed",
-                    "an output exists and does not verify; delete it or pass --overwrite",
+                    f"{dst} exists and does not verify ({problems[0]}); "
+                    "delete it or pass --overwrite",
                 )
         for stale in stale_temps_for(job.dst):  # left by a killed run on this shard's file
             with contextlib.suppress(FileNotFoundError):
@@ -133,8 +138,9 @@ def prepare(
 ) -> PrepareReport:
     """Re-encode ``src`` (file or tree) into ``dst``; ``options`` go to :func:`cvpt.reencode`.
 
-    Writes the report as JSON to ``report_path`` (default: ``dst/prepare-report[-shard-I-of-N].json``
-    for a folder, beside the output for a file) and returns it.
+    Writes the report as JSON to ``report_path`` (default:
+    ``dst/prepare-report[-shard-I-of-N].json`` for a folder, beside the output for a file) and
+    returns it.
     """
     t0 = time.perf_counter()
     jobs = plan_jobs(src, dst, shard)

@@ -66,7 +66,9 @@ class VideoInfo:
             problems.append("it does not start with an I-frame")
         expected = ("I" + "P" * (gop - 1)) * (self.frames // gop + 1)
         if not problems and self.pict_types != expected[: self.frames]:
-            bad = next(i for i, (a, b) in enumerate(zip(self.pict_types, expected, strict=False)) if a != b)
+            bad = next(
+                i for i, (a, b) in enumerate(zip(self.pict_types, expected, strict=False)) if a != b
+            )
             problems.append(
                 f"GOP pattern is {self.gop_pattern}, not I+{gop - 1}P (frame {bad} is "
                 f"{self.pict_types[bad]}, expected {expected[bad]})"

@@ -299,7 +299,7 @@ class _ClipBuffers:
             pred = cv2.remap(
                 self._ref, self._map, None, self.interp, borderMode=cv2.BORDER_REPLICATE
             )
-            cv2.subtract(cur, pred, dst=self.residuals[out], dtype=cv2.CV_16S)
+            np.subtract(cur, pred, out=self.residuals[out], dtype=np.int16)
         if not self.accumulate and next_wanted:  # the next sampled frame is predicted from this
             self._ref = cur if cur is not None else frame.to_ndarray(format="rgb24", threads=1)
 
@@ -369,7 +369,8 @@ def _frames_from(container, stream, path, index: _Index, gop: int, gop_size: int
             break
         if skipped >= 2 * gop_size:
             raise CorruptVideoError(path, "seeking to a GOP landed too far before its I-frame")
-    yield from frames
+    for frame in frames:  # not `yield from`: PyAV's iterator may end with a bare StopIteration
+        yield frame
 
 
 def _check_frame(path, frame, index: _Index, gop: int, pos: int, gop_size: int) -> None:

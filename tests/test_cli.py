@@ -1,0 +1,72 @@
+"""The cvpt command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cvpt.cli.main import build_parser, main
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cvpt.cli.main", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_show_writes_a_png(tmp_path, videos):
+    out = tmp_path / "clip.png"
+    assert main(["show", str(videos["prepared"]), "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert not list(tmp_path.glob(".*"))  # no temp file left behind
+
+
+def test_show_on_an_unprepared_video_fails_clearly(tmp_path, videos):
+    proc = _run("show", str(videos["x264_bframes"]), "-o", str(tmp_path / "x.png"))
+    assert proc.returncode == 2
+    assert "cvpt prepare" in proc.stderr and "x264_bframes.mp4" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_probe_json(videos, capsys):
+    assert main(["probe", str(videos["gop6"]), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["codec"] == "mpeg4" and info["frames"] == 72 and info["ready"] is False
+
+
+def test_doctor_passes_here():
+    proc = _run("doctor")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "MV export round trip" in proc.stdout and "all checks passed" in proc.stdout
+
+
+def test_missing_input_is_an_error_not_a_traceback(tmp_path):
+    proc = _run("probe", str(tmp_path / "missing.mp4"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("cmd", [["prepare"], ["probe"], ["show"], ["doctor"], ["bench", "reader"]])
+def test_every_command_has_help_with_an_example(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args([*cmd, "--help"])
+    assert e.value.code == 0
+    assert "example:" in capsys.readouterr().out
+
+
+def test_bench_reader_runs_on_a_folder(tmp_path, videos):
+    out = tmp_path / "bench.json"
+    folder = tmp_path / "v"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(videos["prepared"].read_bytes())
+    assert (
+        main(["bench", "reader", "--videos", str(folder), "--repeats", "2", "--out", str(out)]) == 0
+    )
+    res = json.loads(out.read_text())
+    assert (
+        res["videos"] == 1
+        and res["b_over_a"] > 0
+        and set(res["median_ms"]) == {"a_decode_floor", "b_read_clip", "c_rgb_clip"}
+    )
