@@ -16,11 +16,20 @@ from cvpt.errors import (
     VideoError,
     VideoNotFoundError,
 )
+from cvpt.models import (
+    CheckpointError,
+    CompressedVideoModel,
+    create_model,
+    load_backbone,
+    save_backbone,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
     "CompressedClip",
+    "CompressedVideoModel",
     "CorruptVideoError",
     "EmptyVideoError",
     "EncodeError",
@@ -33,8 +42,11 @@ __all__ = [
     "VideoNotFoundError",
     "VideoWriter",
     "__version__",
+    "create_model",
+    "load_backbone",
     "probe",
     "read_clip",
     "reencode",
+    "save_backbone",
     "write_video",
 ]

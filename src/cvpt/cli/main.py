@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from cvpt import __version__
-from cvpt.cli import bench, doctor, inspect, prepare
+from cvpt.cli import bench, doctor, info, inspect, prepare
 from cvpt.errors import VideoError
 
-COMMANDS = (prepare, inspect, doctor, bench)
+COMMANDS = (prepare, inspect, info, doctor, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

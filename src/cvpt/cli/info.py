@@ -1,0 +1,77 @@
+"""``cvpt info``: parameters and GMACs, as in the paper's tables."""
+
+from __future__ import annotations
+
+import json
+
+from cvpt.cli.common import add_command
+
+
+def register(sub) -> None:
+    p = add_command(
+        sub,
+        "info",
+        "Tunable parameters (with and without the prompt embeddings), % of total, and GMACs per "
+        "view and x views of a method, or of all methods (--all).",
+        "cvpt info --method cvpt --backbone vit_base --num-classes 51 --views 6",
+        run,
+    )
+    p.add_argument("--method", default="cvpt", help="cvpt, linear, vpt, adaptformer or full")
+    p.add_argument(
+        "--backbone", default="vit_base", help="vit_tiny, vit_small, vit_base or vit_large"
+    )
+    p.add_argument("--num-classes", type=int, default=51)
+    p.add_argument("--views", type=int, default=6, help="test views (clips x crops)")
+    p.add_argument("--size", type=int, default=224, help="input height and width")
+    p.add_argument(
+        "--all", action="store_true", help="every method, plus VideoMAE on 16 RGB frames"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="tuning options, e.g. sccp_layers=1 residual_prompt=false",
+    )
+
+
+def _parse_options(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        low = value.lower()
+        if low in ("true", "false"):
+            out[key] = low == "true"
+        elif low in ("none", "null"):
+            out[key] = None
+        else:
+            try:
+                out[key] = int(value)
+            except ValueError:
+                try:
+                    out[key] = float(value)
+                except ValueError:
+                    out[key] = value
+    return out
+
+
+def run(args) -> int:
+    from cvpt.models.report import all_rows, format_table, model_row, raw_video_row
+
+    if args.all:
+        rows = all_rows(args.backbone, num_classes=args.num_classes, views=args.views)
+        rows.append(raw_video_row(args.backbone, num_classes=args.num_classes))
+    else:
+        rows = [
+            model_row(
+                args.method,
+                backbone=args.backbone,
+                num_classes=args.num_classes,
+                views=args.views,
+                size=args.size,
+                **_parse_options(args.set),
+            )
+        ]
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    return 0

@@ -1,0 +1,22 @@
+"""Models: the VideoMAE backbone, checkpoint loading, and the compressed-domain methods."""
+
+from cvpt.models.checkpoint import CheckpointError, load_backbone, save_backbone
+from cvpt.models.compressed import METHODS, CompressedVideoModel, TuningOptions
+from cvpt.models.factory import create_model
+from cvpt.models.registry import backbone_config, create_backbone, list_backbones
+from cvpt.models.vit import VisionTransformer, ViTConfig
+
+__all__ = [
+    "METHODS",
+    "CheckpointError",
+    "CompressedVideoModel",
+    "TuningOptions",
+    "ViTConfig",
+    "VisionTransformer",
+    "backbone_config",
+    "create_backbone",
+    "create_model",
+    "list_backbones",
+    "load_backbone",
+    "save_backbone",
+]

@@ -1,0 +1,302 @@
+"""``cvpt.load_backbone``: real pre-trained VideoMAE weights, loaded exactly and strictly.
+
+Formats, told apart by what the path holds:
+- an official VideoMAE ``.pth`` / ``.pt`` (pre-training: ``encoder.*`` plus decoder keys;
+  fine-tuned: the state dict under ``model`` or ``module``);
+- a Hugging Face VideoMAE folder (``config.json`` + ``model.safetensors`` or
+  ``pytorch_model.bin``), in transformers 4.x key layout (``attention.attention.q_bias``, what the
+  published checkpoints hold) or 5.x (``query.bias`` / ``value.bias``);
+- cvpt's own ``.safetensors`` (our key names, config in the metadata).
+
+One filter function per format maps keys to ours (timm's ``checkpoint_filter_fn`` idea). Loading
+is strict: leftover keys are printed as a table, and any that is not on an allow-list of keys
+known to be unused (decoder, mask token, pre-training ``norm``; a head or fc_norm the checkpoint
+lacks or that is re-sized) is an error. Pickles are read only with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from cvpt.models.vit import VisionTransformer, ViTConfig
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be read or does not fit the backbone; names the file."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
+
+
+# Unexpected keys that carry nothing a classifier backbone uses.
+_UNUSED = [
+    (re.compile(r"^decoder\."), "pre-training decoder"),
+    (re.compile(r"^encoder_to_decoder\."), "pre-training decoder projection"),
+    (re.compile(r"^mask_token$"), "pre-training mask token"),
+    (re.compile(r"^pos_embed$"), "fixed sinusoid table (rebuilt, not loaded)"),
+    (re.compile(r"^norm\.(weight|bias)$"), "pre-training final norm (mean pooling uses fc_norm)"),
+]
+# Missing keys that are freshly initialised by design.
+_FRESH = [
+    (re.compile(r"^fc_norm\.(weight|bias)$"), "new fc_norm (pre-training checkpoints have none)"),
+    (re.compile(r"^head\.(weight|bias)$"), "new classifier head"),
+]
+
+
+# ---------------------------------------------------------------- per-format key filters
+
+
+def filter_official(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official VideoMAE: unwrap nothing here, strip ``encoder.`` / ``backbone.`` / ``module.``."""
+    out = {}
+    for k, v in sd.items():
+        for prefix in ("module.", "backbone.", "encoder."):
+            if k.startswith(prefix):
+                k = k[len(prefix) :]
+        out[k] = v
+    return out
+
+
+def filter_hf(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Hugging Face VideoMAE (4.x or 5.x layout) → our names; q/k/v weights are concatenated."""
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[int, dict[str, torch.Tensor]] = {}
+    rules = [
+        (r"^videomae\.embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
+        (r"^videomae\.encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"blocks.\1.attn.proj."),
+        (r"^videomae\.encoder\.layer\.(\d+)\.layernorm_before\.", r"blocks.\1.norm1."),
+        (r"^videomae\.encoder\.layer\.(\d+)\.layernorm_after\.", r"blocks.\1.norm2."),
+        (r"^videomae\.encoder\.layer\.(\d+)\.intermediate\.dense\.", r"blocks.\1.mlp.fc1."),
+        (r"^videomae\.encoder\.layer\.(\d+)\.output\.dense\.", r"blocks.\1.mlp.fc2."),
+        (r"^videomae\.layernorm\.", "norm."),
+        (r"^classifier\.", "head."),
+        (r"^fc_norm\.", "fc_norm."),
+    ]
+    att = re.compile(r"^videomae\.encoder\.layer\.(\d+)\.attention\.attention\.(\w+)(?:\.(\w+))?$")
+    for k, v in sd.items():
+        m = att.match(k)
+        if m:
+            i, name, kind = int(m.group(1)), m.group(2), m.group(3)
+            if kind == "weight":  # query / key / value
+                qkv.setdefault(i, {})[name] = v
+            elif (name, kind) in (("q_bias", None), ("query", "bias")):  # 4.x, 5.x
+                out[f"blocks.{i}.attn.q_bias"] = v
+            elif (name, kind) in (("v_bias", None), ("value", "bias")):
+                out[f"blocks.{i}.attn.v_bias"] = v
+            else:
+                out[k] = v  # left for the strict check to report
+            continue
+        for pattern, repl in rules:
+            new, n = re.subn(pattern, repl, k)
+            if n:
+                out[new] = v
+                break
+        else:
+            out[k] = v
+    for i, parts in qkv.items():
+        if set(parts) != {"query", "key", "value"}:
+            raise KeyError(f"layer {i}: attention weights {sorted(parts)}, need query/key/value")
+        out[f"blocks.{i}.attn.qkv.weight"] = torch.cat(
+            [parts["query"], parts["key"], parts["value"]], dim=0
+        )
+    return out
+
+
+# ---------------------------------------------------------------- configs from checkpoints
+
+
+def config_from_state_dict(sd: dict[str, torch.Tensor]) -> ViTConfig:
+    """Sizes read off the weights of an official checkpoint (after :func:`filter_official`).
+    Heads are not in the weights: VideoMAE's ViTs all use 64-dim heads."""
+    try:
+        w = sd["patch_embed.proj.weight"]  # [D, C, t, p, p]
+    except KeyError:
+        raise KeyError("no patch_embed.proj.weight: not a VideoMAE ViT checkpoint") from None
+    d, c, t, p, _ = w.shape
+    depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
+    hidden = sd["blocks.0.mlp.fc1.weight"].shape[0]
+    head = sd.get("head.weight")
+    return ViTConfig(
+        embed_dim=d,
+        depth=depth,
+        num_heads=max(1, d // 64),
+        mlp_ratio=hidden / d,
+        patch_size=p,
+        tubelet_size=t,
+        in_chans=c,
+        num_classes=0 if head is None else head.shape[0],
+        qkv_bias="blocks.0.attn.q_bias" in sd,
+    )
+
+
+def config_from_hf(cfg: dict) -> ViTConfig:
+    """A Hugging Face ``config.json`` → ViTConfig, with HF's defaults where a key is absent
+    (notably ``layer_norm_eps`` 1e-12, and fc_norm at nn.LayerNorm's 1e-5)."""
+    d = cfg.get("hidden_size", 768)
+    labels = cfg.get("id2label") or {}
+    num_labels = cfg.get("num_labels", len(labels) or 0)
+    is_classifier = any("Classification" in a for a in cfg.get("architectures") or [])
+    return ViTConfig(
+        embed_dim=d,
+        depth=cfg.get("num_hidden_layers", 12),
+        num_heads=cfg.get("num_attention_heads", 12),
+        mlp_ratio=cfg.get("intermediate_size", 3072) / d,
+        patch_size=cfg.get("patch_size", 16),
+        tubelet_size=cfg.get("tubelet_size", 2),
+        in_chans=cfg.get("num_channels", 3),
+        num_classes=num_labels if is_classifier else 0,
+        qkv_bias=cfg.get("qv_bias", cfg.get("qkv_bias", True)),
+        norm_eps=cfg.get("layer_norm_eps", 1e-12),
+        fc_norm_eps=1e-5,
+        use_mean_pooling=cfg.get("use_mean_pooling", True),
+        img_size=cfg.get("image_size", 224),
+        num_frames=cfg.get("num_frames", 16),
+    )
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], ViTConfig, str]:
+    """``(state dict in our names, config, format name)`` for any supported path."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(path, "no such file or folder")
+    try:
+        if path.is_dir():
+            return _read_hf_folder(path)
+        if path.suffix == ".safetensors":
+            return _read_cvpt_safetensors(path)
+        return _read_official(path)
+    except CheckpointError:
+        raise
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            path, "holds pickled objects other than tensors; refused (torch.load weights_only=True)"
+        ) from e
+    except (KeyError, ValueError, RuntimeError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(path, f"cannot read it as a VideoMAE checkpoint ({e})") from e
+
+
+def _read_official(path: Path):
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("model", "module", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(path, "holds no state dict (looked at the top level, model, module)")
+    if any(k.startswith("videomae.") for k in obj):  # a bare HF pytorch_model.bin
+        sd = filter_hf(obj)
+        return sd, config_from_state_dict(sd), "hugging-face state dict"
+    sd = filter_official(obj)
+    cfg = config_from_state_dict(sd)
+    if "norm.weight" in sd and "fc_norm.weight" not in sd:
+        kind = "official VideoMAE pre-training"
+    else:
+        kind = "official VideoMAE fine-tuned"
+    return sd, cfg, kind
+
+
+def _read_hf_folder(path: Path):
+    cfg_file = path / "config.json"
+    if not cfg_file.exists():
+        raise CheckpointError(path, "a folder without config.json is not a Hugging Face model")
+    cfg = config_from_hf(json.loads(cfg_file.read_text()))
+    if (path / "model.safetensors").exists():
+        raw = load_file(path / "model.safetensors")
+    elif (path / "pytorch_model.bin").exists():
+        raw = torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    else:
+        raise CheckpointError(path, "holds neither model.safetensors nor pytorch_model.bin")
+    layout = "4.x" if any(k.endswith(".q_bias") for k in raw) else "5.x"
+    return filter_hf(raw), cfg, f"Hugging Face folder (transformers {layout} keys)"
+
+
+def _read_cvpt_safetensors(path: Path):
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    if "cvpt_backbone_config" not in meta:
+        raise CheckpointError(path, "a safetensors file without cvpt's backbone config metadata")
+    cfg = ViTConfig(**json.loads(meta["cvpt_backbone_config"]))
+    return load_file(path), cfg, "cvpt safetensors"
+
+
+def save_backbone(model: VisionTransformer, path: str | Path) -> Path:
+    """Write a backbone as cvpt safetensors (weights + config), atomically."""
+    from cvpt.io import atomic_output
+
+    sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    meta = {"cvpt_backbone_config": json.dumps(model.cfg.to_dict()), "format": "pt"}
+    with atomic_output(path) as tmp:
+        save_file(sd, str(tmp), metadata=meta)
+    return Path(path)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_backbone(path: str | Path, *, verbose: bool = True, **overrides) -> VisionTransformer:
+    """Load a VideoMAE backbone from any supported checkpoint (see the module doc).
+
+    ``overrides`` set :class:`ViTConfig` fields, e.g. ``num_classes=101`` (a head of another
+    size is re-initialised, and said so) or ``num_heads`` for a non-standard ViT. Prints the key
+    table (``verbose``) and raises :class:`CheckpointError` on any key not on the allow-lists.
+    """
+    sd, cfg, kind = read_checkpoint(path)
+    unknown = set(overrides) - set(cfg.to_dict())
+    if unknown:
+        raise CheckpointError(path, f"unknown options {sorted(unknown)}")
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    model = VisionTransformer(cfg)
+    own = model.state_dict()
+    notes: list[tuple[str, str, str]] = []  # (key, status, why)
+    for k in [k for k in sd if k.startswith("head.")]:
+        if k not in own or own[k].shape != sd[k].shape:
+            notes.append((k, "dropped", f"head re-sized to {cfg.num_classes} classes"))
+            del sd[k]
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    bad = []
+    for k in missing:
+        why = _match(_FRESH, k)
+        notes.append((k, "missing", why or "NOT ALLOWED"))
+        bad += [] if why else [f"missing {k}"]
+    for k in unexpected:
+        why = _match(_UNUSED, k)
+        notes.append((k, "unused", why or "NOT ALLOWED"))
+        bad += [] if why else [f"unexpected {k}"]
+    for k in set(own) & set(sd):
+        if own[k].shape != sd[k].shape:
+            bad.append(f"{k}: checkpoint {list(sd[k].shape)} vs model {list(own[k].shape)}")
+    if verbose:
+        print(_table(path, kind, cfg, len(set(own) & set(sd)), notes), file=sys.stderr)
+    if bad:
+        raise CheckpointError(path, "keys do not fit the backbone: " + "; ".join(bad[:10]))
+    model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
+    return model
+
+
+def _match(rules, key: str) -> str:
+    return next((why for pattern, why in rules if pattern.search(key)), "")
+
+
+def _table(path, kind, cfg, loaded: int, notes) -> str:
+    lines = [
+        f"loaded {path} ({kind}): ViT d={cfg.embed_dim} depth={cfg.depth} heads={cfg.num_heads}"
+        f" classes={cfg.num_classes}, {loaded} tensors"
+    ]
+    if notes:
+        width = max(len(k) for k, _, _ in notes)
+        lines += [f"  {k:<{width}}  {status:<8} {why}" for k, status, why in sorted(notes)]
+    return "\n".join(lines)

@@ -1,0 +1,206 @@
+"""The compressed-domain video model: a frozen raw-video ViT fed I-frames, MVs and residuals,
+tuned by one of the paper's methods.
+
+Every method sees the same input (DESIGN.md §3, §5): ``E_I`` = frozen patch embedding of the
+I-frames, ``P_MV`` / ``P_R`` = learnable embeddings of the MVs / residuals, all with the same
+fixed positions, and every block runs on the 3N tokens ``[P_MV, P_R, E_I]`` (Eq. 1). Methods:
+
+- ``cvpt``: SCCP blocks before the first ``sccp_layers`` blocks (DESIGN.md §3);
+- ``linear``: only fc_norm and the head train (the embeddings stay at their initialisation);
+- ``vpt``: VPT-deep prompts; ``adaptformer``: parallel adapters; ``full``: everything trains.
+Prompt embeddings train in every method but ``linear``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from cvpt.models.prompts import SCCP, Adapter, DeepPrompts, PromptEmbed
+from cvpt.models.vit import VisionTransformer, check_video
+
+METHODS = ("cvpt", "linear", "vpt", "adaptformer", "full")
+
+
+@dataclass
+class TuningOptions:
+    """How the frozen backbone is adapted; each field is an option of ``create_model``."""
+
+    sccp_layers: int | None = None  # SCCP blocks before blocks 1..k; None = depth (full CVPT)
+    sccp_attention: bool = True  # False: m = m + r instead of residual-guided selection (Fig. 5b)
+    residual_prompt: bool = True  # False: no residual prompts (Fig. 5a, Table 4)
+    prompt_embed_rank: int | None = None  # low-rank Emb_MV/Emb_R (smaller per-task checkpoints)
+    pool: str = "all"  # mean over all 3N output tokens (Eq. 2), or "iframe" tokens only
+    vpt_tokens: int = 8  # VPT*: 8 prompts per layer fits Table 1's +6.0 GFLOPs
+    adapter_dim: int = 64  # AdaptFormer*: bottleneck 64 fits Table 1's 1.3M parameters
+    adapter_scale: float = 0.1  # AdaptFormer's video setting
+    hidden_dim: int = 8  # d' = d/α, α = 96 for ViT-B; kept at 8 for other widths
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CompressedVideoModel(nn.Module):
+    """``model(iframes [B,3,T_I,H,W], mvs [B,2,T_P,H,W], residuals [B,3,T_P,H,W]) → logits``
+    with T_P = 3·T_I (3 P-frames per GOP; 4 and 12 in the paper), float32, normalised."""
+
+    def __init__(self, backbone: VisionTransformer, method: str, options: TuningOptions):
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if options.pool not in ("all", "iframe"):
+            raise ValueError(f"pool must be 'all' or 'iframe', got {options.pool!r}")
+        cfg = backbone.cfg
+        depth, d = cfg.depth, cfg.embed_dim
+        k = depth if options.sccp_layers is None else options.sccp_layers
+        if not 0 <= k <= depth:
+            raise ValueError(f"sccp_layers must be in 0..{depth}, got {k}")
+        self.method, self.options, self.sccp_layers = method, options, k if method == "cvpt" else 0
+        self.backbone = backbone
+        # 3 P-frames per GOP and `tubelet` GOPs per I-token → 3·tubelet P-frames per prompt token
+        self.p_per_token = 3 * cfg.tubelet_size
+        rank, p = options.prompt_embed_rank, cfg.patch_size
+        self.mv_embed = PromptEmbed(2, d, p, self.p_per_token, rank)
+        self.res_embed = (
+            PromptEmbed(3, d, p, self.p_per_token, rank) if options.residual_prompt else None
+        )
+        self.sccp = nn.ModuleList(
+            SCCP(
+                d,
+                options.hidden_dim,
+                attention=options.sccp_attention,
+                residual_prompt=options.residual_prompt,
+            )
+            for _ in range(self.sccp_layers)
+        )
+        self.prompts = None
+        if method == "vpt":
+            fan_in = cfg.in_chans * cfg.tubelet_size * p * p
+            self.prompts = DeepPrompts(depth, options.vpt_tokens, d, fan_in)
+        if method == "adaptformer":
+            for blk in backbone.blocks:
+                blk.adapter = Adapter(d, options.adapter_dim, options.adapter_scale)
+        self._freeze()
+
+    # ------------------------------------------------------------------ tuning bookkeeping
+
+    def _freeze(self) -> None:
+        for p in self.parameters():
+            p.requires_grad = self.method == "full"
+        if self.method == "full":
+            return
+        tuned: list[nn.Module] = [self.backbone.head]
+        if self.backbone.fc_norm is not None:
+            tuned.append(self.backbone.fc_norm)
+        if self.method != "linear":
+            tuned += [m for m in (self.mv_embed, self.res_embed) if m is not None]
+        tuned += list(self.sccp)
+        if self.prompts is not None:
+            tuned.append(self.prompts)
+        tuned += [b.adapter for b in self.backbone.blocks if b.adapter is not None]
+        for m in tuned:
+            for p in m.parameters():
+                p.requires_grad = True
+
+    def train(self, mode: bool = True) -> CompressedVideoModel:
+        """Frozen parts stay in eval mode while the model trains (no dropout/drop-path in them)."""
+        super().train(mode)
+        if mode and self.method != "full":
+            for m in self.modules():  # every subtree whose parameters are all frozen
+                params = list(m.parameters())
+                if params and not any(p.requires_grad for p in params):
+                    m.eval()
+        return self
+
+    def tunable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only the tuned tensors: a per-task checkpoint."""
+        return {n: p.detach().clone() for n, p in self.named_parameters() if p.requires_grad}
+
+    def load_tunable_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        """Load what :meth:`tunable_state_dict` saved; keys must match exactly."""
+        own = dict(self.named_parameters())
+        want = {n for n, p in own.items() if p.requires_grad}
+        if set(sd) != want:
+            missing, extra = sorted(want - set(sd)), sorted(set(sd) - want)
+            raise ValueError(
+                f"tunable tensors do not match this model ({self.method}): missing {missing[:5]},"
+                f" unexpected {extra[:5]}"
+            )
+        with torch.no_grad():
+            for n, v in sd.items():
+                if own[n].shape != v.shape:
+                    raise ValueError(f"{n}: saved {list(v.shape)}, model {list(own[n].shape)}")
+                own[n].copy_(v)
+
+    def param_counts(self) -> dict[str, int]:
+        """Total, tunable, and tunable without the prompt embeddings (the paper's convention)."""
+        total = sum(p.numel() for p in self.parameters())
+        tunable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        embeds = sum(
+            p.numel()
+            for m in (self.mv_embed, self.res_embed)
+            if m is not None
+            for p in m.parameters()
+            if p.requires_grad
+        )
+        return {"total": total, "tunable": tunable, "tunable_without_embeddings": tunable - embeds}
+
+    # ------------------------------------------------------------------ forward
+
+    def check_inputs(self, iframes, mvs, residuals) -> None:
+        cfg = self.backbone.cfg
+        check_video(iframes, cfg, "iframes", 3)
+        t_i = iframes.shape[2]
+        b, _, _, h, w = iframes.shape
+        t_p = t_i * 3
+        expect = {"mvs": (mvs, 2), "residuals": (residuals, 3)}
+        if not self.options.residual_prompt and residuals is None:
+            expect.pop("residuals")
+        for name, (x, c) in expect.items():
+            if x is None or tuple(x.shape) != (b, c, t_p, h, w):
+                got = None if x is None else list(x.shape)
+                raise ValueError(
+                    f"{name} must be [B, {c}, {t_p}, H, W] = {[b, c, t_p, h, w]} for iframes "
+                    f"{list(iframes.shape)} (batch, channels, frames, height, width; 3 P-frames "
+                    f"per I-frame); got {got}"
+                )
+
+    def embed(self, iframes, mvs, residuals):
+        """Token streams ``(E_I, P_MV, P_R)``, each ``[B, N, D]`` with positions added."""
+        self.check_inputs(iframes, mvs, residuals)
+        e = self.backbone.patch_embed(iframes)
+        pos = self.backbone.pos_embed(e.shape[1], e)
+        p_mv = self.mv_embed(mvs) + pos
+        p_r = self.res_embed(residuals) + pos if self.res_embed is not None else None
+        return e + pos, p_mv, p_r
+
+    def forward_features(self, iframes, mvs, residuals=None) -> torch.Tensor:
+        """Output tokens ``[B, S·N, D]`` in the order ``[P_MV, P_R, E_I]`` (S = 3, or 2 without
+        residual prompts)."""
+        e, p_mv, p_r = self.embed(iframes, mvs, residuals)
+        n = e.shape[1]
+        for i, blk in enumerate(self.backbone.blocks):
+            if i < self.sccp_layers:
+                p_mv, p_r, e = self.sccp[i](e, p_mv, p_r)
+            x = torch.cat([t for t in (p_mv, p_r, e) if t is not None], dim=1)
+            if self.prompts is not None:
+                prompt = self.prompts.tokens[i].expand(x.shape[0], -1, -1)
+                x = blk(torch.cat([prompt, x], dim=1))[:, len(self.prompts) :]
+            else:
+                x = blk(x)
+            streams = list(x.split(n, dim=1))
+            p_mv = streams.pop(0)
+            p_r = streams.pop(0) if p_r is not None else None
+            e = streams.pop(0)
+        return self.backbone.norm(x)
+
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if self.options.pool == "iframe":
+            n = tokens.shape[1] // (3 if self.res_embed is not None else 2)
+            tokens = tokens[:, -n:]
+        return self.backbone.forward_head(tokens, pre_logits)
+
+    def forward(self, iframes, mvs, residuals=None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(iframes, mvs, residuals))

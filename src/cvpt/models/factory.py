@@ -1,0 +1,45 @@
+"""``cvpt.create_model``: one call for every method of the paper, on any backbone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cvpt.models.checkpoint import load_backbone
+from cvpt.models.compressed import METHODS, CompressedVideoModel, TuningOptions
+from cvpt.models.registry import create_backbone
+
+
+def create_model(
+    method: str,
+    *,
+    backbone: str = "vit_base",
+    num_classes: int,
+    backbone_checkpoint: str | Path | None = None,
+    backbone_options: dict | None = None,
+    **options,
+) -> CompressedVideoModel:
+    """Build a compressed-domain model tuned by ``method`` (one of :data:`METHODS`).
+
+    ``backbone`` names a registered ViT (``vit_tiny``, ``vit_small``, ``vit_base``,
+    ``vit_large``; sizes changed with ``backbone_options``); ``backbone_checkpoint`` loads real
+    weights instead (official VideoMAE ``.pth``, a Hugging Face folder, or cvpt safetensors), whose
+    head is replaced by one for ``num_classes``. ``options`` are :class:`TuningOptions` fields.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    valid = TuningOptions().to_dict()
+    unknown = set(options) - set(valid)
+    if unknown:
+        raise ValueError(f"unknown options {sorted(unknown)}; valid: {', '.join(sorted(valid))}")
+    if backbone_checkpoint is not None:
+        vit = load_backbone(backbone_checkpoint, **(backbone_options or {}))
+        if vit.cfg.num_classes != num_classes or vit.fc_norm is None:
+            if vit.fc_norm is None:
+                raise ValueError(
+                    f"{backbone_checkpoint}: a pre-training encoder without mean pooling; pass "
+                    "backbone_options={'use_mean_pooling': True} to tune it with a fresh fc_norm"
+                )
+            vit.reset_classifier(num_classes)
+    else:
+        vit = create_backbone(backbone, num_classes=num_classes, **(backbone_options or {}))
+    return CompressedVideoModel(vit, method, TuningOptions(**options))

@@ -1,0 +1,203 @@
+"""VideoMAE's Vision Transformer, exactly (MCG-NJU/VideoMAE ``modeling_finetune.py``).
+
+Tubelet Conv3d patch embedding (2×16×16), a fixed sinusoid position table built for the input's
+token count (not a parameter, not in state dicts), pre-LN blocks whose qkv projection has q and v
+biases but no k bias, LayerNorm eps 1e-6, mean pooling → fc_norm → head. Input ``[B, 3, T, H, W]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ViTConfig:
+    """Backbone hyper-parameters; the defaults are VideoMAE ViT-B/16."""
+
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    tubelet_size: int = 2
+    in_chans: int = 3
+    num_classes: int = 0  # 0: no head (forward_head returns pooled features)
+    qkv_bias: bool = True  # VideoMAE: q and v biases, never a k bias
+    norm_eps: float = 1e-6  # VideoMAE's; Hugging Face folders carry their own (default 1e-12)
+    fc_norm_eps: float = 1e-6  # HF's classifier fc_norm is nn.LayerNorm's default 1e-5
+    use_mean_pooling: bool = True  # False: pre-training layout with a final `norm`
+    img_size: int = 224  # nominal: used for reports, any multiple of patch_size works
+    num_frames: int = 16  # nominal, idem
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sinusoid_table(n_position: int, dim: int) -> torch.Tensor:
+    """VideoMAE's fixed position table ``float32 [1, n_position, dim]``: sin on even channels,
+    cos on odd, angle ``pos / 10000^(2⌊j/2⌋/dim)``, computed in float64 as the original."""
+    pos = torch.arange(n_position, dtype=torch.float64)[:, None]
+    j = torch.arange(dim, dtype=torch.float64)[None, :]
+    angle = pos / torch.pow(10000.0, 2 * torch.div(j, 2, rounding_mode="floor") / dim)
+    table = torch.empty(n_position, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(angle[:, 0::2])
+    table[:, 1::2] = torch.cos(angle[:, 1::2])
+    return table.float()[None]
+
+
+class PatchEmbed(nn.Module):
+    """``[B, C, T, H, W]`` → ``[B, (T/t)(H/p)(W/p), D]`` tokens, t-major then h then w."""
+
+    def __init__(self, in_chans: int, embed_dim: int, patch_size: int, tubelet_size: int):
+        super().__init__()
+        self.patch_size, self.tubelet_size = patch_size, tubelet_size
+        kernel = (tubelet_size, patch_size, patch_size)
+        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=kernel, stride=kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with VideoMAE's q/v-only biases."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=False)
+        if qkv_bias:
+            self.q_bias = nn.Parameter(torch.zeros(dim))
+            self.v_bias = nn.Parameter(torch.zeros(dim))
+        else:
+            self.q_bias = self.v_bias = None
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        bias = None
+        if self.q_bias is not None:
+            bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
+        qkv = F.linear(x, self.qkv.weight, bias).reshape(b, n, 3, self.num_heads, -1)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, N, head_dim]
+        x = F.scaled_dot_product_attention(q, k, v)  # scale head_dim**-0.5, as VideoMAE
+        return self.proj(x.transpose(1, 2).reshape(b, n, c))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block. ``adapter`` (None by default) runs in parallel with the MLP on
+    the post-attention hidden state, as AdaptFormer's video variant does."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, eps: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = Attention(dim, num_heads, qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.adapter: nn.Module | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        out = x + self.mlp(self.norm2(x))
+        if self.adapter is not None:
+            out = out + self.adapter(x)
+        return out
+
+
+class VisionTransformer(nn.Module):
+    """VideoMAE ViT. ``forward_features`` → tokens ``[B, N, D]``; ``forward_head`` → mean
+    pooling, fc_norm and head (logits ``[B, num_classes]``, or pooled features without a head)."""
+
+    def __init__(self, cfg: ViTConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.embed_dim
+        self.embed_dim = d
+        self.patch_embed = PatchEmbed(cfg.in_chans, d, cfg.patch_size, cfg.tubelet_size)
+        self.blocks = nn.ModuleList(
+            Block(d, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.norm_eps)
+            for _ in range(cfg.depth)
+        )
+        self.norm = nn.Identity() if cfg.use_mean_pooling else nn.LayerNorm(d, eps=cfg.norm_eps)
+        self.fc_norm = nn.LayerNorm(d, eps=cfg.fc_norm_eps) if cfg.use_mean_pooling else None
+        self.head = nn.Linear(d, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        self._pos_cache: dict[int, torch.Tensor] = {}
+        self.apply(_init_weights)
+
+    def pos_embed(self, num_tokens: int, like: torch.Tensor) -> torch.Tensor:
+        """The fixed sinusoid table for ``num_tokens`` positions, ``[1, N, D]`` like ``like``."""
+        if num_tokens not in self._pos_cache:
+            self._pos_cache[num_tokens] = sinusoid_table(num_tokens, self.embed_dim)
+        return self._pos_cache[num_tokens].to(device=like.device, dtype=like.dtype)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch-embed ``[B, 3, T, H, W]`` and add positions: ``[B, N, D]``."""
+        check_video(x, self.cfg, "x")
+        tokens = self.patch_embed(x)
+        return tokens + self.pos_embed(tokens.shape[1], tokens)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x)
+
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.fc_norm(tokens.mean(1)) if self.fc_norm is not None else tokens[:, 0]
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialised head (``num_classes=0``: none)."""
+        self.cfg.num_classes = num_classes
+        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head.apply(_init_weights)
+
+
+def check_video(x: torch.Tensor, cfg: ViTConfig, name: str, channels: int | None = None) -> None:
+    """Raise a ValueError naming the expected layout unless ``x`` is ``[B, C, T, H, W]`` with T a
+    multiple of the tubelet and H, W multiples of the patch size."""
+    c = channels or cfg.in_chans
+    t, p = cfg.tubelet_size, cfg.patch_size
+    if (
+        x.ndim != 5
+        or x.shape[1] != c
+        or x.shape[2] % t
+        or x.shape[3] % p
+        or x.shape[4] % p
+        or 0 in x.shape
+    ):
+        raise ValueError(
+            f"{name} must be [B, {c}, T, H, W] (batch, channels, frames, height, width) with T a "
+            f"multiple of {t} and H, W multiples of {p}; got {list(x.shape)}"
+        )
+
+
+def _init_weights(m: nn.Module) -> None:
+    """VideoMAE's: truncated normal (std .02) for Linear weights, zero biases, unit LayerNorms."""
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Conv3d):  # PyTorch's default, as VideoMAE leaves it
+        nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5))

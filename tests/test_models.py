@@ -1,0 +1,188 @@
+"""Every method and ablation on a tiny backbone: shapes, what trains, what stays frozen."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import cvpt
+from cvpt.models import METHODS, create_backbone, list_backbones
+from cvpt.models.prompts import SCCP
+
+TINY = dict(backbone="vit_tiny", backbone_options=dict(depth=3), num_classes=7)
+ABLATIONS = [
+    {},
+    {"sccp_layers": 0},
+    {"sccp_layers": 1},
+    {"sccp_attention": False},
+    {"residual_prompt": False},
+    {"residual_prompt": False, "sccp_attention": False},
+    {"prompt_embed_rank": 4},
+    {"pool": "iframe"},
+]
+CASES = [("cvpt", o) for o in ABLATIONS] + [(m, {}) for m in METHODS if m != "cvpt"]
+
+
+def _inputs(batch=2, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(batch, 3, 4, size, size, generator=g),
+        torch.randn(batch, 2, 12, size, size, generator=g),
+        torch.randn(batch, 3, 12, size, size, generator=g),
+    )
+
+
+def _model(method, **options):
+    torch.manual_seed(0)
+    return cvpt.create_model(method, **TINY, **options)
+
+
+@pytest.mark.parametrize(("method", "options"), CASES)
+def test_shapes_for_batch_1_and_3(method, options):
+    model = _model(method, **options).eval()
+    for b in (1, 3):
+        assert model(*_inputs(b)).shape == (b, 7)
+
+
+@pytest.mark.parametrize(("method", "options"), CASES)
+def test_gradients_reach_all_tunable_and_no_frozen_parameter(method, options):
+    model = _model(method, **options).train()
+    named = dict(model.named_parameters())
+    before = {n: p.detach().clone() for n, p in named.items()}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):  # the second step moves zero-initialised adapters' partners too
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(*_inputs()), torch.tensor([1, 4]))
+        loss.backward()
+        for n, p in named.items():
+            assert (p.grad is not None) == p.requires_grad, n
+        opt.step()
+    for n, p in named.items():
+        changed = not torch.equal(p.detach(), before[n])
+        if not p.requires_grad:
+            assert not changed, f"frozen {n} changed"
+    tunable = [n for n, p in named.items() if p.requires_grad]
+    moved = [n for n in tunable if not torch.equal(named[n].detach(), before[n])]
+    assert len(moved) == len(tunable), set(tunable) - set(moved)
+
+
+def test_what_each_method_tunes():
+    def tuned(method):
+        return {
+            n.split(".")[0] if not n.startswith("backbone.") else ".".join(n.split(".")[:2])
+            for n, p in _model(method).named_parameters()
+            if p.requires_grad
+        }
+
+    assert tuned("linear") == {"backbone.fc_norm", "backbone.head"}
+    assert tuned("cvpt") == {"backbone.fc_norm", "backbone.head", "mv_embed", "res_embed", "sccp"}
+    assert tuned("vpt") == {"backbone.fc_norm", "backbone.head", "mv_embed", "res_embed", "prompts"}
+    assert tuned("adaptformer") == {
+        "backbone.fc_norm",
+        "backbone.head",
+        "backbone.blocks",
+        "mv_embed",
+        "res_embed",
+    }
+    assert all(p.requires_grad for p in _model("full").parameters())
+
+
+def test_frozen_modules_stay_in_eval_mode_while_training():
+    model = _model("adaptformer").train()
+    assert not model.backbone.blocks[0].attn.training
+    assert not model.backbone.patch_embed.training
+    assert model.backbone.blocks[0].adapter.training and model.backbone.head.training
+    assert all(m.training for m in _model("full").train().modules())
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_sccp_layers_runs_exactly_k_blocks(k):
+    model = _model("cvpt", sccp_layers=k).eval()
+    calls = []
+    for blk in model.sccp:
+        blk.register_forward_hook(lambda *_: calls.append(1))
+    model(*_inputs())
+    assert len(model.sccp) == k and len(calls) == k
+    with pytest.raises(ValueError, match="sccp_layers"):
+        _model("cvpt", sccp_layers=4)
+
+
+@pytest.mark.parametrize("residual_prompt", [True, False])
+def test_sccp_attention_sums_to_one_over_tokens(residual_prompt):
+    model = _model("cvpt", residual_prompt=residual_prompt).eval()
+    for blk in model.sccp:
+        blk.keep_attention = True
+    model(*_inputs())
+    for blk in model.sccp:
+        a = blk.last_attention  # [B, N, d']
+        assert a.shape == (2, 8, 8)  # N = (4/2)·(32/16)² = 8 tokens, d' = 8
+        assert torch.allclose(a.sum(dim=1), torch.ones(2, 8), atol=1e-5)
+        assert (a >= 0).all()
+
+
+def test_wrong_input_shapes_say_the_expected_layout():
+    model = _model("cvpt").eval()
+    i, m, r = _inputs()
+    with pytest.raises(ValueError, match=r"mvs must be \[B, 2, 12, H, W\]"):
+        model(i, m[:, :, :6], r)
+    with pytest.raises(ValueError, match=r"iframes must be \[B, 3, T, H, W\]"):
+        model(i.permute(0, 2, 1, 3, 4), m, r)
+    with pytest.raises(ValueError, match=r"residuals must be"):
+        model(i, m, r[..., :16])
+    with pytest.raises(ValueError, match="multiples of 16"):
+        model(i[..., :30, :30], m[..., :30, :30], r[..., :30, :30])
+
+
+def test_unknown_method_or_option_is_an_error():
+    with pytest.raises(ValueError, match="method must be one of"):
+        cvpt.create_model("lora", **TINY)
+    with pytest.raises(ValueError, match=r"unknown options.*sccp_layer"):
+        cvpt.create_model("cvpt", sccp_layer=3, **TINY)
+
+
+def test_tunable_checkpoint_round_trip(tmp_path):
+    model = _model("cvpt").eval()
+    with torch.no_grad():
+        for p in model.sccp.parameters():
+            p.add_(0.1)
+    sd = model.tunable_state_dict()
+    assert set(sd) == {n for n, p in model.named_parameters() if p.requires_grad}
+    save_file(sd, tmp_path / "task.safetensors")
+    torch.manual_seed(123)
+    fresh = cvpt.create_model("cvpt", **TINY).eval()
+    fresh.backbone.load_state_dict(model.backbone.state_dict())  # the shared frozen backbone
+    fresh.load_tunable_state_dict(load_file(tmp_path / "task.safetensors"))
+    x = _inputs()
+    assert torch.equal(fresh(*x), model(*x))
+    with pytest.raises(ValueError, match="do not match"):
+        _model("vpt").load_tunable_state_dict(sd)
+
+
+def test_low_rank_embeddings_shrink_the_per_task_checkpoint():
+    full = _model("cvpt").param_counts()
+    low = _model("cvpt", prompt_embed_rank=4).param_counts()
+    assert low["tunable"] < full["tunable"]
+    assert low["tunable_without_embeddings"] == full["tunable_without_embeddings"]
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_every_registered_backbone_builds_and_runs(name):
+    with torch.device("meta"):
+        vit = create_backbone(name, num_classes=3)
+        out = vit(torch.zeros(1, 3, 4, 32, 32))
+    assert out.shape == (1, 3)
+    assert vit.embed_dim % vit.cfg.num_heads == 0
+
+
+def test_tiny_backbone_runs_on_real_tensors_and_pools_like_videomae():
+    vit = create_backbone("vit_tiny", depth=2, num_classes=4).eval()
+    x = torch.randn(2, 3, 4, 32, 32)
+    tokens = vit.forward_features(x)
+    assert tokens.shape == (2, 8, 192)
+    assert torch.allclose(vit(x), vit.head(vit.fc_norm(tokens.mean(1))))
+
+
+def test_sccp_parameter_shapes_follow_the_paper():
+    blk = SCCP(768, 8)
+    assert sum(p.numel() for p in blk.parameters()) == 39_192 + 1
