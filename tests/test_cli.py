@@ -48,7 +48,18 @@ def test_missing_input_is_an_error_not_a_traceback(tmp_path):
     assert proc.returncode == 2 and "no such file" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("cmd", [["prepare"], ["probe"], ["show"], ["doctor"], ["bench", "reader"]])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["prepare"],
+        ["probe"],
+        ["show"],
+        ["info"],
+        ["doctor"],
+        ["bench", "reader"],
+        ["bench", "model"],
+    ],
+)
 def test_every_command_has_help_with_an_example(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args([*cmd, "--help"])
@@ -70,3 +81,26 @@ def test_bench_reader_runs_on_a_folder(tmp_path, videos):
         and res["b_over_a"] > 0
         and set(res["median_ms"]) == {"a_decode_floor", "b_read_clip", "c_rgb_clip"}
     )
+
+
+def test_bench_model_smoke(tmp_path):
+    out = tmp_path / "model.json"
+    args = [
+        "bench",
+        "model",
+        "--backbone",
+        "vit_tiny",
+        "--size",
+        "32",
+        "--depth",
+        "2",
+        "--repeats",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    res = json.loads(out.read_text())
+    sizes = res["checkpoint_bytes"]
+    assert sizes["cvpt_rank_16"] < sizes["cvpt_full_rank"] < sizes["full_model"]
+    assert set(res["ratios"]) >= {"cvpt_forward_over_videomae16", "cvpt_step_over_full"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cvpt.bench import model as model_bench
 from cvpt.bench import reader as reader_bench
 from cvpt.cli.common import Formatter
 
@@ -27,6 +28,81 @@ def register(sub) -> None:
     r.add_argument("--no-accumulate", action="store_true")
     r.add_argument("--out", default=None, help="write the results as JSON here")
     r.set_defaults(func=run_reader)
+
+    m = bsub.add_parser(
+        "model",
+        formatter_class=Formatter,
+        help="CVPT vs VideoMAE-16 forward, CVPT vs full fine-tuning train step, checkpoint sizes",
+        description=model_bench.__doc__,
+        epilog="example:\n  cvpt bench model --batch 2 --repeats 3 --out model.json",
+    )
+    m.add_argument("--backbone", default="vit_base")
+    m.add_argument("--size", type=int, default=224, help="input height and width")
+    m.add_argument("--batch", type=int, default=2, help="train-step batch")
+    m.add_argument("--repeats", type=int, default=3)
+    m.add_argument(
+        "--low-rank", type=int, default=16, help="rank of the low-rank prompt embeddings"
+    )
+    m.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    m.add_argument(
+        "--depth", type=int, default=None, help="override the backbone depth (smoke runs)"
+    )
+    m.add_argument("--out", default=None, help="write the results as JSON here")
+    m.set_defaults(func=run_model)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run_model(args) -> int:
+    from cvpt.io import write_json
+
+    res = model_bench.bench_model(
+        args.backbone,
+        size=args.size,
+        batch=args.batch,
+        repeats=args.repeats,
+        low_rank=args.low_rank,
+        device=args.device,
+        backbone_options={"depth": args.depth} if args.depth else None,
+    )
+    t, p, c, r = res["median_seconds"], res["peak_bytes"], res["checkpoint_bytes"], res["ratios"]
+    mb = 1 / 2**20
+    print(
+        f"{res['backbone']} at {res['size']}², {res['device']}, {res['torch_threads']} threads, "
+        f"medians of {res['repeats']}:"
+    )
+    print(
+        f"  forward, batch 1: CVPT {t['cvpt_fwd'] * 1e3:.0f} ms, VideoMAE-16 "
+        f"{t['rgb_fwd'] * 1e3:.0f} ms  ratio {r['cvpt_forward_over_videomae16']:.2f}"
+    )
+    print(
+        f"  train step, batch {res['batch']}: CVPT {t['cvpt_step'] * 1e3:.0f} ms, full FT "
+        f"{t['full_step'] * 1e3:.0f} ms  ratio {r['cvpt_step_over_full']:.2f}"
+    )
+    print(
+        f"  peak RSS growth (fresh process): CVPT {p['cvpt_step'] * mb:.0f} MiB, "
+        f"full FT {p['full_step'] * mb:.0f} MiB"
+        f"  ratio {r['cvpt_peak_over_full']:.2f}"
+    )
+    h = res["tensor_bytes"]
+    print(
+        "  tensors held by a train step (saved activations + grads + AdamW state): CVPT "
+        f"{h['cvpt_step']['total'] * mb:.0f} MiB, full FT {h['full_step']['total'] * mb:.0f} MiB"
+        f"  ratio {r['cvpt_tensor_memory_over_full']:.2f}"
+    )
+    sizes = ", ".join(f"{k} {v * mb:.2f} MiB" for k, v in c.items())
+    print(
+        f"  per-task checkpoints: {sizes}; low-rank / full model "
+        f"{r['low_rank_checkpoint_over_full_model']:.2%}"
+    )
+    if args.out:
+        write_json(args.out, res)
+        print(f"wrote {args.out}")
+    return 0
 
 
 def run_reader(args) -> int:
