@@ -1,0 +1,236 @@
+"""Official split files as small classes: which videos, which labels, per subset.
+
+Every class answers ``classes`` (index → name) and ``samples(subset)`` → list of
+:class:`Sample` (a path relative to the dataset root, as the annotation writes it, and a
+0-based label). Line endings CRLF and LF are both read; nothing here touches a video.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cvpt.codec.container import VIDEO_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str  # relative to the dataset root, as the annotation names it
+    label: int  # 0-based
+
+
+def _lines(path: Path) -> list[str]:
+    """Non-empty lines without their CR/LF or surrounding spaces."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: annotation file not found")
+    return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+class UCF101Splits:
+    """UCF-101 ``ucfTrainTestlist``: ``classInd.txt`` (1-based), ``trainlist0K.txt``
+    (``path label``), ``testlist0K.txt`` (path only: the label is the folder's class).
+
+    Paths are used as listed: the folder ``HandstandPushups/`` holds ``v_HandStandPushups_*``
+    files, so a file name is never rebuilt from its class name.
+    """
+
+    subsets = ("train", "test")
+
+    def __init__(self, annotations: str | Path, split: int = 1):
+        if split not in (1, 2, 3):
+            raise ValueError(f"UCF-101 has splits 1, 2, 3; got {split}")
+        self.dir, self.split = Path(annotations), split
+        self.classes: list[str] = []
+        for ln in _lines(self.dir / "classInd.txt"):
+            idx, name = ln.split()
+            if int(idx) != len(self.classes) + 1:
+                raise ValueError(f"{self.dir / 'classInd.txt'}: index {idx} out of order")
+            self.classes.append(name)
+        self._index = {c: i for i, c in enumerate(self.classes)}
+
+    def samples(self, subset: str) -> list[Sample]:
+        name = {"train": "trainlist", "test": "testlist"}.get(subset)
+        if name is None:
+            raise ValueError(f"UCF-101 subsets are {self.subsets}; got {subset!r}")
+        path = self.dir / f"{name}{self.split:02d}.txt"
+        out = []
+        for ln in _lines(path):
+            parts = ln.split()
+            folder = parts[0].split("/")[0]
+            if folder not in self._index:
+                raise ValueError(f"{path}: unknown class folder {folder!r} in {ln!r}")
+            label = self._index[folder]
+            if len(parts) > 1 and int(parts[1]) - 1 != label:
+                raise ValueError(f"{path}: label {parts[1]} disagrees with the folder in {ln!r}")
+            out.append(Sample(parts[0], label))
+        return out
+
+
+class HMDB51Splits:
+    """HMDB-51 ``testTrainMulti_7030_splits``: ``<class>_test_split<k>.txt``, lines
+    ``<video>.avi <tag>`` with tag 1 = train, 2 = test, 0 = unused. Classes are indexed in the
+    order of their sorted *names* (``kick`` before ``kick_ball``), not of the sorted file names
+    (where ``kick_ball_test_split1.txt`` comes first)."""
+
+    subsets = ("train", "test")
+    _FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<k>[123])\.txt$")
+
+    def __init__(self, annotations: str | Path, split: int = 1):
+        if split not in (1, 2, 3):
+            raise ValueError(f"HMDB-51 has splits 1, 2, 3; got {split}")
+        self.dir, self.split = Path(annotations), split
+        files = {}
+        for p in self.dir.glob(f"*_test_split{split}.txt"):
+            m = self._FILE.match(p.name)
+            if m:
+                files[m["cls"]] = p
+        if not files:
+            raise FileNotFoundError(f"{self.dir}: no *_test_split{split}.txt files")
+        self.classes = sorted(files)
+        self._files = files
+
+    def samples(self, subset: str) -> list[Sample]:
+        tag = {"train": "1", "test": "2"}.get(subset)
+        if tag is None:
+            raise ValueError(f"HMDB-51 subsets are {self.subsets}; got {subset!r}")
+        out = []
+        for label, cls in enumerate(self.classes):
+            for ln in _lines(self._files[cls]):
+                video, t = ln.split()
+                if t == tag:
+                    out.append(Sample(f"{cls}/{video}", label))
+        return out
+
+
+class SSv2Splits:
+    """Something-Something v2: ``something-something-v2-labels.json`` (template → id) and
+    ``something-something-v2-{train,validation}.json`` (``id``, ``template`` with
+    ``[something]`` placeholders); videos are ``<id>.webm``. Labels depend on left/right, so
+    training must not flip (``flips = False``)."""
+
+    subsets = ("train", "validation")
+    flips = False
+
+    def __init__(self, annotations: str | Path, split: int = 1):
+        self.dir = Path(annotations)
+        labels = json.loads((self.dir / "something-something-v2-labels.json").read_text())
+        self.classes = [""] * len(labels)
+        for template, idx in labels.items():
+            self.classes[int(idx)] = template
+        self._ids = {t: int(i) for t, i in labels.items()}
+
+    def samples(self, subset: str) -> list[Sample]:
+        if subset not in self.subsets:
+            raise ValueError(f"SSv2 subsets are {self.subsets}; got {subset!r}")
+        path = self.dir / f"something-something-v2-{subset}.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: annotation file not found")
+        out = []
+        for item in json.loads(path.read_text()):
+            template = item["template"].replace("[", "").replace("]", "")
+            if template not in self._ids:
+                raise ValueError(f"{path}: video {item['id']}: unknown template {template!r}")
+            out.append(Sample(f"{item['id']}.webm", self._ids[template]))
+        return out
+
+
+class ListSplits:
+    """A generic list (VideoMAE / mmaction2 style): one ``path label`` per line, separated by a
+    space, a tab or a comma; ``annotations`` is a folder with ``<subset>.txt`` / ``.csv`` files,
+    or one file (its subset is its stem). Class names are the label numbers."""
+
+    def __init__(self, annotations: str | Path, split: int = 1):
+        p = Path(annotations)
+        files = (
+            [p] if p.is_file() else sorted(f for f in p.glob("*") if f.suffix in (".txt", ".csv"))
+        )
+        if not files:
+            raise FileNotFoundError(f"{p}: no .txt or .csv list files")
+        self._files = {f.stem: f for f in files}
+        self.subsets = tuple(self._files)
+        labels = {s.label for sub in self.subsets for s in self.samples(sub)}
+        self.classes = [str(i) for i in range(max(labels) + 1)] if labels else []
+
+    def samples(self, subset: str) -> list[Sample]:
+        if subset not in self._files:
+            raise ValueError(f"subsets are {self.subsets}; got {subset!r}")
+        path = self._files[subset]
+        out = []
+        for row in _lines(path):
+            parts = row.rsplit(",", 1) if "," in row else row.rsplit(None, 1)
+            if len(parts) != 2 or not parts[1].strip().isdigit():
+                raise ValueError(f"{path}: expected 'path label', got {row!r}")
+            out.append(Sample(parts[0].strip(), int(parts[1])))
+        return out
+
+
+class FolderSplits:
+    """Folder per class: ``root/<subset>/<class>/<video>`` when subset folders exist, else
+    ``root/<class>/<video>`` as one subset ``all``. Classes are the sorted folder names."""
+
+    def __init__(self, annotations: str | Path, split: int = 1):
+        self.root = Path(annotations)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{self.root}: not a folder")
+        subdirs = [d.name for d in self.root.iterdir() if d.is_dir()]
+        nested = {"train", "val", "validation", "test"} & set(subdirs)
+        self.subsets = tuple(sorted(nested)) if nested else ("all",)
+        class_dirs = {
+            d.name
+            for s in self.subsets
+            for d in (self.root / s if nested else self.root).iterdir()
+            if d.is_dir()
+        }
+        self.classes = sorted(class_dirs)
+
+    def samples(self, subset: str) -> list[Sample]:
+        if subset not in self.subsets:
+            raise ValueError(f"subsets are {self.subsets}; got {subset!r}")
+        base = self.root if subset == "all" else self.root / subset
+        out = []
+        for label, cls in enumerate(self.classes):
+            folder = base / cls
+            if folder.is_dir():
+                for f in sorted(folder.rglob("*")):
+                    if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS:
+                        out.append(Sample(f.relative_to(self.root).as_posix(), label))
+        return out
+
+
+DATASETS = {
+    "ucf101": UCF101Splits,
+    "hmdb51": HMDB51Splits,
+    "ssv2": SSv2Splits,
+    "list": ListSplits,
+    "folder": FolderSplits,
+}
+
+
+def open_splits(dataset: str, annotations: str | Path, split: int = 1):
+    """The split parser for ``dataset`` (one of :data:`DATASETS`)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
+    return DATASETS[dataset](annotations, split)
+
+
+def resolve_video(root: str | Path, rel: str) -> Path | None:
+    """The file of a listed video under ``root``: as listed, or its prepared ``.mp4`` twin
+    (``cvpt prepare`` mirrors trees and renames every output ``.mp4``). None if neither exists."""
+    listed = Path(root) / rel
+    for candidate in (listed.with_suffix(".mp4"), listed):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def check_dataset(dataset: str, root: str | Path, annotations: str | Path, split: int = 1):
+    """Per subset: ``(listed, found, missing paths)``."""
+    splits = open_splits(dataset, annotations, split)
+    report = {}
+    for subset in splits.subsets:
+        samples = splits.samples(subset)
+        missing = [s.path for s in samples if resolve_video(root, s.path) is None]
+        report[subset] = (len(samples), len(samples) - len(missing), missing)
+    return report

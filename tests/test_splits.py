@@ -1,0 +1,126 @@
+"""The real official split files (tests/data/splits, provenance in its README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cvpt.cli.main import main
+from cvpt.data.splits import (
+    FolderSplits,
+    HMDB51Splits,
+    ListSplits,
+    SSv2Splits,
+    UCF101Splits,
+    resolve_video,
+)
+
+SPLITS = Path(__file__).parent / "data" / "splits"
+
+
+@pytest.mark.parametrize(
+    ("k", "train", "test"), [(1, 9537, 3783), (2, 9586, 3734), (3, 9624, 3696)]
+)
+def test_ucf101_official_counts(k, train, test):
+    s = UCF101Splits(SPLITS / "ucf101", k)
+    assert len(s.classes) == 101 and s.classes[0] == "ApplyEyeMakeup"
+    tr, te = s.samples("train"), s.samples("test")
+    assert (len(tr), len(te)) == (train, test)
+    assert not {x.path for x in tr} & {x.path for x in te}
+    assert {x.label for x in tr} == set(range(101))
+
+
+def test_ucf101_files_are_crlf_and_still_parse():
+    raw = (SPLITS / "ucf101" / "trainlist01.txt").read_bytes()
+    assert b"\r\n" in raw
+    assert not any("\r" in x.path for x in UCF101Splits(SPLITS / "ucf101").samples("train"))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_hmdb51_official_counts_and_class_order(k):
+    s = HMDB51Splits(SPLITS / "hmdb51", k)
+    assert len(s.classes) == 51
+    assert (len(s.samples("train")), len(s.samples("test"))) == (3570, 1530)
+    # sorted names, not sorted file names: kick before kick_ball, climb before climb_stairs
+    assert s.classes.index("kick") + 1 == s.classes.index("kick_ball")
+    assert s.classes.index("climb") + 1 == s.classes.index("climb_stairs")
+    assert sorted(p.name for p in (SPLITS / "hmdb51").glob("kick*_split1.txt"))[0].startswith(
+        "kick_ball"
+    )
+
+
+def test_ssv2_labels_and_validation():
+    s = SSv2Splits(SPLITS / "ssv2")
+    assert len(s.classes) == 174 and s.classes[0] == "Approaching something with your camera"
+    val = s.samples("validation")
+    assert len(val) == 24_777 and {x.label for x in val} == set(range(174))
+    assert val[0].path.endswith(".webm")
+    assert s.flips is False
+    with pytest.raises(FileNotFoundError, match=r"train\.json"):
+        s.samples("train")  # not shipped with the project
+
+
+def test_handstandpushups_quirk_against_a_fake_tree(tmp_path):
+    s = UCF101Splits(SPLITS / "ucf101", 1)
+    root = tmp_path / "UCF-101"
+    wanted = [x for x in s.samples("train") + s.samples("test") if x.path.startswith("Handstand")]
+    for x in wanted:  # the real names: folder HandstandPushups, files v_HandStandPushups_*
+        (root / x.path).parent.mkdir(parents=True, exist_ok=True)
+        (root / x.path).touch()
+    assert any("v_HandStandPushups_" in x.path for x in wanted)
+    assert all(resolve_video(root, x.path) is not None for x in wanted)
+
+
+def test_prepared_mp4_twins_are_found(tmp_path):
+    (tmp_path / "Archery").mkdir()
+    (tmp_path / "Archery" / "v_Archery_g01_c01.mp4").touch()
+    got = resolve_video(tmp_path, "Archery/v_Archery_g01_c01.avi")
+    assert got == tmp_path / "Archery" / "v_Archery_g01_c01.mp4"
+    assert resolve_video(tmp_path, "Archery/v_Archery_g01_c02.avi") is None
+
+
+def test_generic_list_and_folder_datasets(tmp_path):
+    (tmp_path / "train.csv").write_text("a/x one.mp4,3\r\nb/y.mp4,0\r\n")
+    (tmp_path / "val.txt").write_text("c/z.mp4 1\n")
+    lists = ListSplits(tmp_path)
+    assert lists.subsets == ("train", "val")
+    assert [(x.path, x.label) for x in lists.samples("train")] == [
+        ("a/x one.mp4", 3),
+        ("b/y.mp4", 0),
+    ]
+    assert lists.classes == ["0", "1", "2", "3"]
+    root = tmp_path / "videos"
+    for cls, n in (("jump", 2), ("run", 1)):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            (root / cls / f"{i}.mp4").touch()
+    folders = FolderSplits(root)
+    assert folders.classes == ["jump", "run"]
+    assert [x.label for x in folders.samples("all")] == [0, 0, 1]
+
+
+def test_data_check_command(tmp_path, capsys):
+    root = tmp_path / "hmdb"
+    s = HMDB51Splits(SPLITS / "hmdb51", 1)
+    test = s.samples("test")
+    for x in s.samples("train") + test[:-3]:  # three test videos missing
+        (root / x.path).parent.mkdir(parents=True, exist_ok=True)
+        (root / x.path).with_suffix(".mp4").touch()
+    args = [
+        "data",
+        "check",
+        "--dataset",
+        "hmdb51",
+        "--root",
+        str(root),
+        "--annotations",
+        str(SPLITS / "hmdb51"),
+        "--split",
+        "1",
+    ]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "train       listed    3570  found    3570  missing       0" in out
+    assert "test        listed    1530  found    1527  missing       3" in out
+    assert test[-1].path in out
