@@ -58,36 +58,31 @@ def _proc_status(field: str) -> int:
     return 0
 
 
-def step_peak_bytes(method, backbone, size, batch, num_classes, bopts, device) -> int:
-    """Peak memory added by one train step of ``method`` (run it in a fresh process on CPU)."""
+def _train_setup(method, backbone, size, batch, num_classes, bopts, device):
+    """``(model, optimiser, inputs, labels, device)`` for one train step of ``method``."""
     dev = torch.device(device)
     torch.manual_seed(0)
-    model = (
-        create_model(method, backbone=backbone, num_classes=num_classes, backbone_options=bopts)
-        .to(dev)
-        .train()
-    )
+    model = create_model(
+        method, backbone=backbone, num_classes=num_classes, backbone_options=bopts
+    ).to(dev)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     inputs = tuple(torch.randn_like(x) for x in compressed_inputs(batch, 4, size, device=dev))
     labels = torch.randint(0, num_classes, (batch,), device=dev)
+    return model.train(), opt, inputs, labels, dev
+
+
+def step_peak_bytes(*spec) -> int:
+    """Peak memory added by one train step (run it in a fresh process on CPU)."""
+    model, opt, inputs, labels, dev = _train_setup(*spec)
     base = _peak_reset(dev)
     _train_step(model, inputs, labels, opt)
     return _peak_read(dev) - base
 
 
-def step_tensor_bytes(method, backbone, size, batch, num_classes, bopts, device) -> dict:
+def step_tensor_bytes(*spec) -> dict:
     """Exact bytes of what training holds besides the weights: activations saved for backward
     (unique storages, via saved-tensor hooks), gradients, and AdamW's state after one step."""
-    dev = torch.device(device)
-    torch.manual_seed(0)
-    model = (
-        create_model(method, backbone=backbone, num_classes=num_classes, backbone_options=bopts)
-        .to(dev)
-        .train()
-    )
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    inputs = tuple(torch.randn_like(x) for x in compressed_inputs(batch, 4, size, device=dev))
-    labels = torch.randint(0, num_classes, (batch,), device=dev)
+    model, opt, inputs, labels, _ = _train_setup(*spec)
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
 
