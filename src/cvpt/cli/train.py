@@ -1,0 +1,117 @@
+"""``cvpt train`` and ``cvpt eval``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import yaml
+
+from cvpt.cli.common import add_command
+
+
+def register(sub) -> None:
+    t = add_command(
+        sub,
+        "train",
+        "Tune a model on prepared videos with the paper's recipe (AdamW, warm-up + cosine, "
+        "effective batch 240). Multi-GPU: launch with torchrun.",
+        "cvpt train --config configs/ucf101_vitb_cvpt.yaml --set epochs=30 --out runs/ucf101",
+        run_train,
+    )
+    t.add_argument("--config", default=None, help="YAML config (keys: see --list-keys)")
+    t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override keys")
+    t.add_argument("--out", required=False, help="run folder")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--list-keys", action="store_true", help="print the config keys and exit")
+    t.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="stop (checkpointed) after this optimiser step; --resume continues",
+    )
+
+    e = add_command(
+        sub,
+        "eval",
+        "Evaluate a run's last checkpoint: top-1/top-5, per-class accuracy, confusion matrix, "
+        "multi-view testing (clips x crops, softmax averaged).",
+        "cvpt eval --run runs/ucf101 --views 2 --crops 3",
+        run_eval,
+    )
+    e.add_argument("--run", required=True, help="a run folder made by cvpt train")
+    e.add_argument("--views", type=int, default=None, help="clips per video")
+    e.add_argument("--crops", type=int, default=None, help="crops per clip (1 or 3)")
+    e.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override keys")
+
+
+def run_train(args) -> int:
+    from cvpt.training.config import TrainConfig, load_config
+    from cvpt.training.trainer import Run
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.list_keys:
+        for k, v in TrainConfig().to_dict().items():
+            print(f"{k}: {v!r}")
+        return 0
+    if not args.out:
+        raise ValueError("--out is required: the run folder")
+    if args.resume and args.config is None and (Path(args.out) / "config.yaml").exists():
+        cfg = _run_config(Path(args.out), args.set)
+    else:
+        cfg = load_config(args.config, args.set)
+    summary = Run(cfg, args.out, resume=args.resume).train(stop_at=args.stop_after)
+    last = summary["last_eval"]
+    print(
+        f"done: {summary['steps']} steps, {summary['epochs']} epochs, effective batch "
+        f"{summary['effective_batch']}" + (f", top-1 {100 * last['top1']:.1f}%" if last else "")
+    )
+    if summary["skipped_videos"]:
+        print(
+            f"{summary['skipped_videos']} video(s) failed to decode and were replaced; "
+            f"listed in {Path(args.out) / 'summary.json'}"
+        )
+    return 0
+
+
+def _run_config(run: Path, overrides):
+    from cvpt.training.config import load_config
+
+    data = yaml.safe_load((run / "config.yaml").read_text())
+    data.pop("resolved", None)
+    pairs = [f"{k}={json.dumps(v)}" for k, v in data.items()] + list(overrides)
+    return load_config(None, pairs)
+
+
+def run_eval(args) -> int:
+    from cvpt.training.checkpoint import last_checkpoint, load_checkpoint
+    from cvpt.training.trainer import Run
+
+    run = Path(args.run)
+    overrides = list(args.set)
+    if args.views:
+        overrides.append(f"eval_views={args.views}")
+    if args.crops:
+        overrides.append(f"eval_crops={args.crops}")
+    cfg = _run_config(run, overrides)
+    ckpt = last_checkpoint(run)
+    if ckpt is None:
+        raise FileNotFoundError(f"{run}: no checkpoint (was the run started with cvpt train?)")
+    r = Run(cfg, run, resume=True)
+    load_checkpoint(ckpt, r.model, identity=r.identity)
+    m = r.evaluate()
+    if r.info.main:
+        from cvpt.io import write_json
+        from cvpt.training.plots import plot_confusion
+
+        name = f"eval-{cfg.eval_views}x{cfg.eval_crops}"
+        write_json(run / f"{name}.json", m)
+        plot_confusion(m["confusion"], r.classes, run / f"{name}-confusion.png")
+        print(
+            f"{ckpt.name}: top-1 {100 * m['top1']:.2f}%  top-5 {100 * m['top5']:.2f}%  "
+            f"mean class {100 * m['mean_class_accuracy']:.2f}%  ({m['videos']} videos, "
+            f"{cfg.eval_views} clips x {cfg.eval_crops} crops) -> {run / (name + '.json')}"
+        )
+    return 0

@@ -1,0 +1,154 @@
+"""A dataset of prepared videos, read in the compressed domain.
+
+Randomness is a function of ``(seed, epoch, index)``, never of which worker or which process
+reads a video: the same run gives the same clips with 0 or 8 workers, with 1 or 4 GPUs, and
+after a resume. A video that fails to decode is replaced by another sample (chosen by the same
+rule) and reported with the batch, so that the run can count and list every skipped file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from cvpt.codec.reader import read_clip
+from cvpt.codec.sampling import view_start_gops
+from cvpt.data.splits import Sample, resolve_video
+from cvpt.data.transforms import apply_crop, eval_crops, resize_short_side, train_crop
+from cvpt.errors import VideoError
+
+log = logging.getLogger("cvpt.data")
+MAX_REPLACEMENTS = 10  # a sample whose 10 substitutes all fail is a dataset-wide problem
+
+
+class CompressedVideoDataset(Dataset):
+    """``dataset[(epoch, index)]`` → dict with ``iframes [3,4,S,S]``, ``mvs [2,12,S,S]``,
+    ``residuals [3,12,S,S]`` (train), or ``[V, ...]`` stacks of V = views × crops (eval), plus
+    ``label``, ``index`` and ``failed`` (list of ``(path, reason)`` replaced on the way).
+
+    ``train=True``: random start GOP and P positions, multi-scale crop, flip (unless
+    ``flip=False``, e.g. SSv2). ``train=False``: ``views`` clips spread over the video ×
+    ``crops`` (1 or 3) crops.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        samples: list[Sample],
+        *,
+        train: bool,
+        size: int = 224,
+        short_side: int = 256,
+        flip: bool = True,
+        views: int = 1,
+        crops: int = 1,
+        seed: int = 0,
+        read_options: dict | None = None,
+    ):
+        if not samples:
+            raise ValueError(f"{root}: no samples to read")
+        self.root, self.samples, self.train = Path(root), samples, train
+        self.size, self.short_side, self.flip = size, short_side, flip
+        self.views, self.crops, self.seed = views, crops, seed
+        self.read_options = read_options or {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: tuple[int, int] | int) -> dict:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        failed: list[tuple[str, str]] = []
+        rng = np.random.default_rng([self.seed, epoch, index])
+        target = index
+        for _ in range(MAX_REPLACEMENTS + 1):
+            sample = self.samples[target]
+            try:
+                item = self._load(sample, rng)
+                item.update(label=sample.label, index=target, failed=failed)
+                return item
+            except VideoError as e:
+                failed.append((str(self.root / sample.path), e.reason))
+                log.warning("skipping %s: %s", self.root / sample.path, e.reason)
+                target = int(rng.integers(len(self.samples)))
+        raise RuntimeError(
+            f"{MAX_REPLACEMENTS + 1} videos in a row failed to decode, e.g. "
+            + "; ".join(f"{p}: {r}" for p, r in failed[:3])
+        )
+
+    def _load(self, sample: Sample, rng: np.random.Generator) -> dict:
+        path = resolve_video(self.root, sample.path)
+        if path is None:
+            raise VideoError(self.root / sample.path, "listed in the annotations but not found")
+        if self.train:
+            clip = resize_short_side(
+                read_clip(path, train=True, rng=rng, **self.read_options), self.short_side
+            )
+            h, w = clip.iframes.shape[1:3]
+            return apply_crop(clip, train_crop(h, w, rng, size=self.size, flip=self.flip))
+        views = []
+        first = read_clip(path, **self.read_options)  # learns the GOP count; it is view 0's clip
+        for k, start in enumerate(view_start_gops(first.num_gops_in_video, 4, self.views)):
+            clip = (
+                first
+                if (k == 0 and self.views == 1)
+                else read_clip(path, start_gop=start, **self.read_options)
+            )
+            clip = resize_short_side(clip, self.short_side)
+            h, w = clip.iframes.shape[1:3]
+            views += [
+                apply_crop(clip, c) for c in eval_crops(h, w, size=self.size, num_crops=self.crops)
+            ]
+        return {k: torch.stack([v[k] for v in views]) for k in views[0]}
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack tensors, keep the ``failed`` lists of every item."""
+    out = {k: torch.stack([it[k] for it in items]) for k in ("iframes", "mvs", "residuals")}
+    out["label"] = torch.tensor([it["label"] for it in items])
+    out["index"] = torch.tensor([it["index"] for it in items])
+    out["failed"] = [f for it in items for f in it["failed"]]
+    return out
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, index)``: a permutation seeded by ``(seed, epoch)`` (train) or the
+    order itself (eval), this rank's share of it (every ``world``-th from ``rank``, padded to
+    equal length), from position ``start`` (batches already done before a resume)."""
+
+    def __init__(self, n: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1):
+        self.n, self.shuffle, self.seed, self.rank, self.world = n, shuffle, seed, rank, world
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def order(self) -> list[int]:
+        idx = (
+            np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+            if self.shuffle
+            else np.arange(self.n)
+        ).tolist()
+        per_rank = -(-self.n // self.world)
+        idx += idx[: per_rank * self.world - self.n]  # pad so every rank has as many
+        return idx[self.rank :: self.world]
+
+    def __iter__(self):
+        for i in self.order()[self.start :]:
+            yield (self.epoch, i)
+
+    def __len__(self) -> int:
+        return len(self.order()) - self.start
+
+
+def worker_init(_worker_id: int) -> None:
+    """One thread per worker for torch and OpenCV: workers already use every core."""
+    import cv2
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -1,0 +1,1 @@
+"""Training and evaluation the paper's way."""

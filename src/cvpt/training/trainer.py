@@ -1,0 +1,324 @@
+"""``cvpt train``: the paper's recipe, on one CPU, one GPU or many (torchrun).
+
+Effective batch = batch_size × processes × accumulation steps (accumulation chosen to reach
+``effective_batch``; the real value is written into the run's config). Only rank 0 writes.
+A run folder holds ``config.yaml``, ``metrics.jsonl`` / ``metrics.csv``, ``curves.png``,
+``checkpoints/`` and ``summary.json`` (with every video that failed to decode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from cvpt.data.dataset import CompressedVideoDataset, EpochSampler, collate, worker_init
+from cvpt.data.splits import open_splits
+from cvpt.io import write_json
+from cvpt.models.factory import create_model
+from cvpt.training import dist
+from cvpt.training.checkpoint import (
+    last_checkpoint,
+    load_checkpoint,
+    model_identity,
+    save_checkpoint,
+)
+from cvpt.training.config import TrainConfig, save_config
+from cvpt.training.evaluate import metrics, predict_batch
+from cvpt.training.plots import plot_confusion, plot_curves
+from cvpt.training.schedule import make_optimizer, scaled_lr
+
+log = logging.getLogger("cvpt.train")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def build_data(cfg: TrainConfig, subset: str, train: bool, info: dist.DistInfo):
+    splits = open_splits(cfg.dataset, cfg.annotations, cfg.split)
+    flip = cfg.flip if cfg.flip is not None else getattr(splits, "flips", True)
+    ds = CompressedVideoDataset(
+        cfg.root,
+        splits.samples(subset),
+        train=train,
+        size=cfg.size,
+        short_side=cfg.short_side,
+        flip=flip,
+        views=1 if train else cfg.eval_views,
+        crops=1 if train else cfg.eval_crops,
+        seed=cfg.seed,
+    )
+    sampler = EpochSampler(len(ds), shuffle=train, seed=cfg.seed, rank=info.rank, world=info.world)
+    return splits, ds, sampler
+
+
+def make_loader(cfg, ds, sampler, batch_size: int) -> DataLoader:
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        collate_fn=collate,
+        worker_init_fn=worker_init,
+        persistent_workers=cfg.workers > 0,
+        drop_last=False,
+        pin_memory=False,
+    )
+
+
+class Run:
+    """Everything one training run holds; ``Run(cfg, out).train()``."""
+
+    def __init__(self, cfg: TrainConfig, out: str | Path, resume: bool = False):
+        self.cfg, self.out, self.resume = cfg, Path(out), resume
+        self.device = pick_device(cfg.device)
+        self.info = dist.setup(self.device)
+        torch.manual_seed(cfg.seed)
+        self.splits, self.train_ds, self.train_sampler = build_data(
+            cfg, cfg.train_subset, True, self.info
+        )
+        _, self.eval_ds, self.eval_sampler = build_data(cfg, cfg.eval_subset, False, self.info)
+        self.classes = list(self.splits.classes)
+        self.model = create_model(
+            cfg.method,
+            backbone=cfg.backbone,
+            num_classes=len(self.classes),
+            backbone_checkpoint=cfg.backbone_checkpoint,
+            backbone_options=cfg.backbone_options,
+            **cfg.model_options,
+        ).to(self.device)
+        self.identity = model_identity(cfg, len(self.classes))
+        per_step = cfg.batch_size * self.info.world
+        self.accum = max(1, math.ceil(cfg.effective_batch / per_step))
+        self.effective_batch = per_step * self.accum
+        self.lr = scaled_lr(cfg.base_lr, self.effective_batch)
+        per_rank = len(self.train_sampler.order())
+        self.steps_per_epoch = max(1, per_rank // (cfg.batch_size * self.accum))
+        self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
+        warmup = min(self.total_steps, round(cfg.warmup_epochs * self.steps_per_epoch))
+        self.opt, self.sched = make_optimizer(
+            self.model, self.lr, cfg.weight_decay, self.total_steps, max(1, warmup), cfg.min_lr
+        )
+        self.ddp = self.model
+        if self.info.enabled:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        self.progress = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0}
+        self.failed: list[tuple[str, str]] = []
+        self.rows: list[dict] = []
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _start(self) -> None:
+        if self.resume and (ckpt := last_checkpoint(self.out)) is not None:
+            self.progress = load_checkpoint(ckpt, self.model, self.opt, self.sched, self.identity)
+            self.failed = [tuple(f) for f in self.progress.pop("failed", [])]
+            log.info("resumed from %s at step %d", ckpt, self.progress["global_step"])
+            metrics_file = self.out / "metrics.jsonl"
+            if metrics_file.exists():
+                self.rows = [json.loads(ln) for ln in metrics_file.read_text().splitlines()]
+                self.rows = [r for r in self.rows if r["step"] <= self.progress["global_step"]]
+        elif self.resume is False and (self.out / "checkpoints").exists() and self.info.main:
+            raise FileExistsError(
+                f"{self.out} holds a run already: pass --resume to continue it, or another --out"
+            )
+        if self.info.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(
+                self.cfg,
+                self.out / "config.yaml",
+                resolved={
+                    "effective_batch": self.effective_batch,
+                    "accumulation": self.accum,
+                    "processes": self.info.world,
+                    "lr": self.lr,
+                    "steps_per_epoch": self.steps_per_epoch,
+                    "total_steps": self.total_steps,
+                    "num_classes": len(self.classes),
+                    **self.model.param_counts(),
+                },
+            )
+
+    def _log(self, row: dict) -> None:
+        self.rows.append(row)
+        if not self.info.main:
+            return
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def _write_tables(self) -> None:
+        if not self.info.main:
+            return
+        keys = sorted({k for r in self.rows for k in r if not isinstance(r[k], list)})
+        from cvpt.io import atomic_output
+
+        with atomic_output(self.out / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(self.rows)
+        plot_curves(self.rows, self.out / "curves.png")
+
+    def _checkpoint(self) -> None:
+        if self.info.main:
+            save_checkpoint(
+                self.out,
+                self.model,
+                self.opt,
+                self.sched,
+                {**self.progress, "failed": self.failed},
+                self.identity,
+            )
+
+    # ------------------------------------------------------------------ loops
+
+    def train(self, stop_at: int | None = None) -> dict:
+        """Train to ``total_steps`` (or stop after optimiser step ``stop_at``, checkpointed,
+        as an interruption would; ``--resume`` continues bit-exactly)."""
+        self._start()
+        end = min(self.total_steps, stop_at or self.total_steps)
+        cfg = self.cfg
+        loader = make_loader(cfg, self.train_ds, self.train_sampler, cfg.batch_size)
+        amp = cfg.amp and self.device.type == "cuda"
+        while self.progress["global_step"] < end:
+            epoch = self.progress["epoch"]
+            steps_done = self.progress["batch_in_epoch"] // self.accum
+            # a resumed epoch skips the samples already seen, without reading them
+            self.train_sampler.set_epoch(epoch, self.progress["batch_in_epoch"] * cfg.batch_size)
+            self.ddp.train()
+            bar = tqdm(
+                total=self.steps_per_epoch,
+                initial=steps_done,
+                desc=f"epoch {epoch}",
+                disable=not self.info.main,
+                unit="step",
+            )
+            batches = iter(loader)
+            while steps_done < self.steps_per_epoch:
+                if self.progress["global_step"] >= end:
+                    break
+                t0 = time.perf_counter()
+                loss = self._optimizer_step(batches, amp)
+                if loss is None:  # the epoch's data ran out
+                    steps_done = self.steps_per_epoch
+                    break
+                steps_done += 1
+                self.progress["global_step"] += 1
+                self._log(
+                    {
+                        "kind": "step",
+                        "step": self.progress["global_step"],
+                        "epoch": epoch,
+                        "loss": loss,
+                        "lr": self.sched.get_last_lr()[0],
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}")
+            bar.close()
+            if steps_done >= self.steps_per_epoch:  # the epoch is complete
+                self.progress.update(epoch=epoch + 1, batch_in_epoch=0)
+                last = self.progress["global_step"] >= self.total_steps
+                if (epoch + 1) % cfg.eval_every == 0 or last:
+                    summary = self._eval_summary()
+                    self._log(
+                        {
+                            "kind": "eval",
+                            "step": self.progress["global_step"],
+                            "epoch": epoch + 1,
+                            **summary,
+                        }
+                    )
+            self._checkpoint()
+            self._write_tables()
+        return self.finish()
+
+    def _optimizer_step(self, batches, amp: bool) -> float | None:
+        """Accumulate ``self.accum`` micro-batches, step once; the mean loss (None: no data)."""
+        self.opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for k in range(self.accum):
+            batch = next(batches, None)
+            if batch is None:
+                return None
+            self.failed += batch["failed"]
+            sync = k == self.accum - 1 or not self.info.enabled
+            ctx = contextlib.nullcontext() if sync else self.ddp.no_sync()
+            with ctx, torch.autocast(self.device.type, torch.bfloat16, enabled=amp):
+                logits = self.ddp(
+                    *(batch[x].to(self.device) for x in ("iframes", "mvs", "residuals"))
+                )
+                loss = torch.nn.functional.cross_entropy(
+                    logits.float(),
+                    batch["label"].to(self.device),
+                    label_smoothing=self.cfg.label_smoothing,
+                )
+                (loss / self.accum).backward()
+            total += loss.item() / self.accum
+            self.progress["batch_in_epoch"] += 1
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], self.cfg.grad_clip
+            )
+        self.opt.step()
+        self.sched.step()
+        return dist.all_reduce_mean(total, self.info)
+
+    def evaluate(self) -> dict:
+        """Multi-view evaluation on the eval subset (all ranks; gathered on every rank)."""
+        self.model.eval()
+        loader = make_loader(self.cfg, self.eval_ds, self.eval_sampler, self.cfg.batch_size)
+        probs, labels, index = [], [], []
+        for batch in tqdm(loader, desc="eval", disable=not self.info.main, unit="batch"):
+            self.failed += batch["failed"]
+            probs.append(predict_batch(self.model, batch, self.device, self.cfg.amp).cpu())
+            labels.append(batch["label"])
+            index.append(batch["index"])
+        local = (torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(index).numpy())
+        parts = dist.all_gather_objects(local, self.info)
+        p = np.concatenate([x[0] for x in parts])
+        y = np.concatenate([x[1] for x in parts])
+        idx = np.concatenate([x[2] for x in parts])
+        _, first = np.unique(idx, return_index=True)  # the sampler pads ranks with repeats
+        return metrics(p[first], y[first], len(self.classes))
+
+    def _eval_summary(self) -> dict:
+        m = self.evaluate()
+        if self.info.main:
+            write_json(self.out / "eval.json", {k: v for k, v in m.items()})
+            plot_confusion(m["confusion"], self.classes, self.out / "confusion.png")
+        return {k: m[k] for k in ("top1", "top5", "mean_class_accuracy", "videos")}
+
+    def finish(self) -> dict:
+        failed = sorted(
+            {f for part in dist.all_gather_objects(self.failed, self.info) for f in part}
+        )
+        evals = [r for r in self.rows if r["kind"] == "eval"]
+        summary = {
+            "steps": self.progress["global_step"],
+            "epochs": self.progress["epoch"],
+            "effective_batch": self.effective_batch,
+            "last_eval": evals[-1] if evals else None,
+            "skipped_videos": len(failed),
+            "skipped": [{"path": p, "reason": r} for p, r in failed],
+        }
+        if self.info.main:
+            write_json(self.out / "summary.json", summary)
+            if failed:
+                log.warning("%d video(s) failed to decode and were replaced:", len(failed))
+                for p, r in failed:
+                    log.warning("  %s: %s", p, r)
+        return summary
