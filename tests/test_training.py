@@ -210,3 +210,38 @@ def test_torchrun_two_processes_match_one(tiny_dataset, tmp_path):
     a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def test_predict_any_video_with_a_run(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    Run(_cfg(tiny_dataset, "epochs=1"), run).train()
+    raw = cvpt.write_video(
+        tmp_path / "raw.mp4",
+        translating_texture(-2, 0, frames=60, height=32, width=48, seed=99),
+        codec="libx264",
+        gop=250,
+        max_b_frames=2,
+    )
+    assert cvpt.probe(raw).has_b_frames  # not in the compressed layout: predict re-encodes it
+    assert (
+        main(
+            [
+                "predict",
+                str(raw),
+                "--checkpoint",
+                str(run),
+                "--views",
+                "2",
+                "--crops",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    res = json.loads(capsys.readouterr().out)
+    assert [r["class"] for r in res["top"]] in (["0", "1"], ["1", "0"])
+    assert sum(r["probability"] for r in res["top"]) == pytest.approx(1.0, abs=1e-5)
+    ckpt = Path(res["checkpoint"])  # a checkpoint folder works as well as the run
+    assert main(["predict", str(raw), "--checkpoint", str(ckpt)]) == 0
+    assert "2 clips x 3 crops" in capsys.readouterr().out

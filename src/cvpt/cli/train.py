@@ -6,12 +6,11 @@ import json
 import logging
 from pathlib import Path
 
-import yaml
-
 from cvpt.cli.common import add_command
 
 
 def register(sub) -> None:
+    register_predict(sub)
     t = add_command(
         sub,
         "train",
@@ -47,8 +46,39 @@ def register(sub) -> None:
     e.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override keys")
 
 
+def register_predict(sub) -> None:
+    p = add_command(
+        sub,
+        "predict",
+        "Top classes of any video with a trained run (re-encoded on the fly when needed).",
+        "cvpt predict my_video.avi --checkpoint runs/ucf101 --views 2 --crops 3",
+        run_predict,
+    )
+    p.add_argument("video")
+    p.add_argument("--checkpoint", required=True, help="a run folder, or one checkpoint in it")
+    p.add_argument("--views", type=int, default=2, help="clips over the video")
+    p.add_argument("--crops", type=int, default=3, help="crops per clip (1 or 3)")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+
+
+def run_predict(args) -> int:
+    from cvpt.training.predict import predict_video
+
+    res = predict_video(
+        args.video, args.checkpoint, views=args.views, crops=args.crops, top=args.top
+    )
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(f"{res['video']} ({res['views']} clips x {res['crops']} crops):")
+    for row in res["top"]:
+        print(f"  {100 * row['probability']:6.2f}%  {row['class']}")
+    return 0
+
+
 def run_train(args) -> int:
-    from cvpt.training.config import TrainConfig, load_config
+    from cvpt.training.config import TrainConfig, load_config, load_run_config
     from cvpt.training.trainer import Run
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -59,7 +89,7 @@ def run_train(args) -> int:
     if not args.out:
         raise ValueError("--out is required: the run folder")
     if args.resume and args.config is None and (Path(args.out) / "config.yaml").exists():
-        cfg = _run_config(Path(args.out), args.set)
+        cfg = load_run_config(Path(args.out), args.set)
     else:
         cfg = load_config(args.config, args.set)
     summary = Run(cfg, args.out, resume=args.resume).train(stop_at=args.stop_after)
@@ -76,17 +106,9 @@ def run_train(args) -> int:
     return 0
 
 
-def _run_config(run: Path, overrides):
-    from cvpt.training.config import load_config
-
-    data = yaml.safe_load((run / "config.yaml").read_text())
-    data.pop("resolved", None)
-    pairs = [f"{k}={json.dumps(v)}" for k, v in data.items()] + list(overrides)
-    return load_config(None, pairs)
-
-
 def run_eval(args) -> int:
     from cvpt.training.checkpoint import last_checkpoint, load_checkpoint
+    from cvpt.training.config import load_run_config
     from cvpt.training.trainer import Run
 
     run = Path(args.run)
@@ -95,12 +117,12 @@ def run_eval(args) -> int:
         overrides.append(f"eval_views={args.views}")
     if args.crops:
         overrides.append(f"eval_crops={args.crops}")
-    cfg = _run_config(run, overrides)
+    cfg = load_run_config(run, overrides)
     ckpt = last_checkpoint(run)
     if ckpt is None:
         raise FileNotFoundError(f"{run}: no checkpoint (was the run started with cvpt train?)")
     r = Run(cfg, run, resume=True)
-    load_checkpoint(ckpt, r.model, identity=r.identity)
+    load_checkpoint(ckpt, r.model, identity=r.identity)  # the tuned tensors over the seeded model
     m = r.evaluate()
     if r.info.main:
         from cvpt.io import write_json

@@ -96,3 +96,18 @@ def save_config(cfg: TrainConfig, path: str | Path, **extra) -> None:
 
     with atomic_output(path) as tmp:
         tmp.write_text(yaml.safe_dump({**cfg.to_dict(), **extra}, sort_keys=False))
+
+
+def load_run_config(run: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """The config a run was made with (its ``config.yaml`` minus the derived values), with
+    ``key=value`` overrides."""
+    data = yaml.safe_load((Path(run) / "config.yaml").read_text())
+    data.pop("resolved", None)
+    cfg = TrainConfig(**data)
+    return load_config(
+        None, [f"{k}={_dump(v)}" for k, v in cfg.to_dict().items()] + list(overrides or [])
+    )
+
+
+def _dump(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()

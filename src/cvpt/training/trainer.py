@@ -64,6 +64,20 @@ def build_data(cfg: TrainConfig, subset: str, train: bool, info: dist.DistInfo):
     return splits, ds, sampler
 
 
+def build_model(cfg: TrainConfig, num_classes: int, device: torch.device):
+    """The run's model. Seeded first: a randomly initialised frozen backbone is rebuilt exactly
+    by eval and predict, which load only the tuned tensors."""
+    torch.manual_seed(cfg.seed)
+    return create_model(
+        cfg.method,
+        backbone=cfg.backbone,
+        num_classes=num_classes,
+        backbone_checkpoint=cfg.backbone_checkpoint,
+        backbone_options=cfg.backbone_options,
+        **cfg.model_options,
+    ).to(device)
+
+
 def make_loader(cfg, ds, sampler, batch_size: int) -> DataLoader:
     return DataLoader(
         ds,
@@ -91,14 +105,7 @@ class Run:
         )
         _, self.eval_ds, self.eval_sampler = build_data(cfg, cfg.eval_subset, False, self.info)
         self.classes = list(self.splits.classes)
-        self.model = create_model(
-            cfg.method,
-            backbone=cfg.backbone,
-            num_classes=len(self.classes),
-            backbone_checkpoint=cfg.backbone_checkpoint,
-            backbone_options=cfg.backbone_options,
-            **cfg.model_options,
-        ).to(self.device)
+        self.model = build_model(cfg, len(self.classes), self.device)
         self.identity = model_identity(cfg, len(self.classes))
         per_step = cfg.batch_size * self.info.world
         self.accum = max(1, math.ceil(cfg.effective_batch / per_step))
@@ -151,11 +158,26 @@ class Run:
                     **self.model.param_counts(),
                 },
             )
+            write_json(self.out / "classes.json", self.classes)
+            self._tensorboard()
+
+    def _tensorboard(self) -> None:
+        """TensorBoard logging when the package is installed (optional)."""
+        self.tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return
+        self.tb = SummaryWriter(str(self.out / "tensorboard"))
 
     def _log(self, row: dict) -> None:
         self.rows.append(row)
         if not self.info.main:
             return
+        if getattr(self, "tb", None) is not None:
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k not in ("step", "epoch"):
+                    self.tb.add_scalar(f"{row['kind']}/{k}", v, row["step"])
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
 

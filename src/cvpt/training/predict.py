@@ -1,0 +1,76 @@
+"""``cvpt predict``: the top classes of any video with a trained run."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from cvpt.codec.encode import reencode
+from cvpt.codec.probe import probe
+from cvpt.data.dataset import CompressedVideoDataset, collate
+from cvpt.data.splits import Sample
+from cvpt.training.checkpoint import last_checkpoint, load_checkpoint, model_identity
+from cvpt.training.config import load_run_config
+from cvpt.training.evaluate import predict_batch
+from cvpt.training.trainer import build_model, pick_device
+
+
+def find_run(checkpoint: str | Path) -> tuple[Path, Path]:
+    """``(run folder, checkpoint folder)`` from either of them."""
+    p = Path(checkpoint)
+    if (p / "state.pt").exists():
+        return p.parent.parent, p
+    ckpt = last_checkpoint(p)
+    if ckpt is None:
+        raise FileNotFoundError(f"{p}: neither a run folder with checkpoints nor a checkpoint")
+    return p, ckpt
+
+
+def predict_video(
+    video: str | Path, checkpoint: str | Path, *, views: int = 2, crops: int = 3, top: int = 5
+) -> dict:
+    """Class probabilities for one video (re-encoded in a temporary folder unless it is already
+    MPEG-4 GOP 12), averaged over ``views`` clips × ``crops`` crops."""
+    run, ckpt = find_run(checkpoint)
+    cfg = load_run_config(run)
+    classes = json.loads((run / "classes.json").read_text())
+    device = pick_device(cfg.device)
+    model = build_model(cfg, len(classes), device)
+    load_checkpoint(ckpt, model, identity=model_identity(cfg, len(classes)))
+    model.eval()
+    video = Path(video)
+    with tempfile.TemporaryDirectory() as tmp:
+        if probe(video).layout_problems():
+            prepared = Path(tmp) / (video.stem + ".mp4")
+            reencode(video, prepared, short_side=cfg.short_side)
+        else:
+            prepared = video
+        ds = CompressedVideoDataset(
+            prepared.parent,
+            [Sample(prepared.name, 0)],
+            train=False,
+            size=cfg.size,
+            short_side=cfg.short_side,
+            views=views,
+            crops=crops,
+        )
+        batch = collate([ds[0]])
+        if batch["failed"]:
+            path, reason = batch["failed"][0]
+            raise ValueError(f"{path}: {reason}")
+        probs = predict_batch(model, batch, device, cfg.amp)[0]
+    k = min(top, len(classes))
+    values, idx = torch.topk(probs, k)
+    return {
+        "video": str(video),
+        "checkpoint": str(ckpt),
+        "views": views,
+        "crops": crops,
+        "top": [
+            {"class": classes[i], "index": int(i), "probability": float(v)}
+            for v, i in zip(values.tolist(), idx.tolist(), strict=True)
+        ],
+    }

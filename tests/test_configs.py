@@ -1,0 +1,36 @@
+"""Every shipped config loads, names valid options, and builds its model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import cvpt
+from cvpt.training.config import load_config
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+def test_the_paper_experiments_are_all_there():
+    names = {p.stem for p in CONFIGS}
+    for ds in ("ucf101", "hmdb51", "ssv2"):
+        for m in ("cvpt", "linear", "vpt", "adaptformer", "full"):
+            assert f"{ds}_vitb_{m}" in names
+    for ablation in ("no_refinement", "sccp1", "no_attention", "no_residual_prompt"):
+        assert f"hmdb51_vitb_cvpt_{ablation}" in names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_loads_and_builds(path):
+    cfg = load_config(path)
+    assert cfg.effective_batch == 240 and cfg.base_lr == 1e-3 and cfg.weight_decay == 1e-4
+    assert cfg.warmup_epochs == 5
+    if cfg.dataset == "ssv2":
+        assert cfg.eval_subset == "validation"
+    with torch.device("meta"):
+        model = cvpt.create_model(
+            cfg.method, backbone=cfg.backbone, num_classes=10, **cfg.model_options
+        )
+    assert model.method == cfg.method
