@@ -245,3 +245,10 @@ def test_predict_any_video_with_a_run(tiny_dataset, tmp_path, capsys):
     ckpt = Path(res["checkpoint"])  # a checkpoint folder works as well as the run
     assert main(["predict", str(raw), "--checkpoint", str(ckpt)]) == 0
     assert "2 clips x 3 crops" in capsys.readouterr().out
+
+
+def test_workers_do_not_change_the_run(tiny_dataset, tmp_path):
+    Run(_cfg(tiny_dataset, "epochs=1"), tmp_path / "w0").train()
+    Run(_cfg(tiny_dataset, "epochs=1", "workers=2"), tmp_path / "w2").train()
+    a, b = _weights(tmp_path / "w0"), _weights(tmp_path / "w2")
+    assert all(torch.equal(a[k], b[k]) for k in a)

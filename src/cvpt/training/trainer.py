@@ -79,11 +79,14 @@ def build_model(cfg: TrainConfig, num_classes: int, device: torch.device):
 
 
 def make_loader(cfg, ds, sampler, batch_size: int) -> DataLoader:
+    # spawn, not fork: a forked worker inherits locked thread pools (OpenMP, OpenCV, FFmpeg)
+    # from a parent that has already used them, and hung here with 2 workers
     return DataLoader(
         ds,
         batch_size=batch_size,
         sampler=sampler,
         num_workers=cfg.workers,
+        multiprocessing_context="spawn" if cfg.workers > 0 else None,
         collate_fn=collate,
         worker_init_fn=worker_init,
         persistent_workers=cfg.workers > 0,
@@ -99,6 +102,9 @@ class Run:
         self.cfg, self.out, self.resume = cfg, Path(out), resume
         self.device = pick_device(cfg.device)
         self.info = dist.setup(self.device)
+        if self.device.type == "cuda":  # one GPU per process: torchrun's LOCAL_RANK
+            self.device = torch.device("cuda", self.info.local_rank)
+            torch.cuda.set_device(self.device)
         torch.manual_seed(cfg.seed)
         self.splits, self.train_ds, self.train_sampler = build_data(
             cfg, cfg.train_subset, True, self.info
