@@ -1,0 +1,70 @@
+"""The synthetic tasks: deterministic, balanced, and carried by motion, not by single frames."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+
+import cvpt
+from cvpt.cli.main import main
+from cvpt.data.splits import ListSplits
+from cvpt.data.synth import TASKS, make_spec, render
+
+
+def test_same_seed_same_bytes_other_seed_other_videos(tmp_path):
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        assert main(["synth", str(tmp_path / name), "--videos", "6", "--seed", str(seed)]) == 0
+    a, b, c = (tmp_path / n for n in "abc")
+    assert (a / "train.txt").read_text() == (b / "train.txt").read_text()
+    for f in sorted((a / "videos").iterdir()):
+        assert f.read_bytes() == (b / "videos" / f.name).read_bytes()
+        assert f.read_bytes() != (c / "videos" / f.name).read_bytes()
+
+
+def test_layout_balance_and_readability(tmp_path):
+    main(["synth", str(tmp_path), "--task", "source", "--videos", "8", "--seed", "1"])
+    splits = ListSplits(tmp_path)
+    assert set(splits.subsets) == {"train", "test"}
+    labels = Counter(s.label for sub in splits.subsets for s in splits.samples(sub))
+    assert labels == Counter({0: 2, 1: 2, 2: 2, 3: 2})
+    assert json.loads((tmp_path / "classes.json").read_text()) == TASKS["source"]
+    info = cvpt.probe(tmp_path / "videos" / "source_00000.mp4")
+    assert not info.layout_problems() and info.frames == 48 and info.width == 64
+
+
+def _disc(x: float, y: float, r: float, size: int = 64) -> np.ndarray:
+    """Boolean mask of a disc on a torus of side ``size``."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    dx = np.minimum(abs(xx - x), size - abs(xx - x))
+    dy = np.minimum(abs(yy - y), size - abs(yy - y))
+    return dx**2 + dy**2 < r**2
+
+
+def test_target_label_is_in_the_motion_vectors_not_in_a_frame(tmp_path):
+    hits = 0
+    for i in range(8):
+        spec = make_spec("target", i, 0, 64, 48)
+        frames = render(spec, 64, 48)
+        path = cvpt.write_video(tmp_path / f"{i}.mp4", frames)
+        clip = cvpt.read_clip(path, accumulate=False)
+        d = spec.discs[0]
+        rel = []
+        for k, f in enumerate(clip.frame_indices):
+            cx, cy = int((d.x + f * d.vx) % 64), int((d.y + f * d.vy) % 64)
+            ys, xs = np.arange(cy - 3, cy + 3) % 64, np.arange(cx - 3, cx + 3) % 64
+            inside = clip.mvs[k][np.ix_(ys, xs)].reshape(-1, 2)
+            rel.append(np.median(inside, 0) - np.median(clip.mvs[k].reshape(-1, 2), 0))
+        r = np.median(rel, 0)
+        hits += int(np.argmax([r[0], -r[0], r[1], -r[1]]) == spec.label)
+        # a single frame: the patch looks like any other region of the background
+        f0 = frames[0].astype(float).mean(-1)
+        patch = _disc(d.x % 64, d.y % 64, d.radius - 2)
+        rng = np.random.default_rng(i)
+        others = [f0[_disc(*rng.uniform(0, 64, 2), d.radius - 2)] for _ in range(200)]
+        means = np.array([o.mean() for o in others])
+        stds = np.array([o.std() for o in others])
+        assert abs(f0[patch].mean() - means.mean()) < 3 * means.std()
+        assert abs(f0[patch].std() - stds.mean()) < 3 * stds.std()
+    assert hits >= 7
