@@ -68,3 +68,36 @@ def test_target_label_is_in_the_motion_vectors_not_in_a_frame(tmp_path):
         assert abs(f0[patch].mean() - means.mean()) < 3 * means.std()
         assert abs(f0[patch].std() - stds.mean()) < 3 * stds.std()
     assert hits >= 7
+
+
+def test_pretrain_writes_a_backbone_that_load_backbone_reads(tmp_path):
+    import torch
+
+    main(["synth", str(tmp_path / "src"), "--task", "source", "--videos", "12", "--seed", "2"])
+    out = tmp_path / "bb.safetensors"
+    assert (
+        main(
+            [
+                "pretrain",
+                str(tmp_path / "src"),
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+                "--depth",
+                "2",
+                "--batch-size",
+                "4",
+            ]
+        )
+        == 0
+    )
+    record = json.loads((tmp_path / "bb.safetensors.json").read_text())
+    assert record["epochs"] == 2 and len(record["loss_per_epoch"]) == 2
+    vit = cvpt.load_backbone(out)
+    assert vit.cfg.depth == 2 and vit.cfg.num_classes == 0 and vit.cfg.img_size == 64
+    model = cvpt.create_model("cvpt", backbone_checkpoint=out, num_classes=4)
+    x = (torch.randn(1, 3, 4, 64, 64), torch.randn(1, 2, 12, 64, 64), torch.randn(1, 3, 12, 64, 64))
+    assert model(*x).shape == (1, 4)
+    # the frozen backbone is the pre-trained one, weight for weight
+    assert torch.equal(model.backbone.blocks[0].attn.qkv.weight, vit.blocks[0].attn.qkv.weight)

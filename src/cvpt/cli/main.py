@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from cvpt import __version__
-from cvpt.cli import bench, data, doctor, info, inspect, prepare, synth, train
+from cvpt.cli import bench, data, doctor, info, inspect, prepare, pretrain, synth, train
 from cvpt.errors import VideoError
 
-COMMANDS = (prepare, inspect, data, synth, train, info, doctor, bench)
+COMMANDS = (prepare, inspect, data, synth, pretrain, train, info, doctor, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
