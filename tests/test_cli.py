@@ -48,6 +48,28 @@ def test_missing_input_is_an_error_not_a_traceback(tmp_path):
     assert proc.returncode == 2 and "no such file" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in (
+        "prepare",
+        "probe",
+        "show",
+        "data",
+        "synth",
+        "pretrain",
+        "train",
+        "eval",
+        "predict",
+        "info",
+        "doctor",
+        "bench",
+    ):
+        assert cmd in out
+
+
 @pytest.mark.parametrize(
     "cmd",
     [

@@ -11,8 +11,8 @@ def register(sub) -> None:
     p = add_command(
         sub,
         "info",
-        "Tunable parameters (with and without the prompt embeddings), % of total, and GMACs per "
-        "view and x views of a method, or of all methods (--all).",
+        "Tunable parameters (with and without the prompt embeddings), share of the total, and "
+        "GMACs per view and x views of a method, or of all methods (--all).",
         "cvpt info --method cvpt --backbone vit_base --num-classes 51 --views 6",
         run,
     )
