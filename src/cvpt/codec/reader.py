@@ -1,9 +1,12 @@
 """``cvpt.read_clip``: I-frames, motion vectors and residuals of one clip, straight from the codec.
 
-Work per clip is bounded: one pass over the packet index (cached per file), one seek, and the
-decode of at most ``num_gops × gop`` frames. Only the frames a clip uses are converted to RGB;
-motion is accumulated on a 4×4-cell grid and made dense only for the sampled P-frames; outputs
-are preallocated.
+Work per clip is bounded and independent of the video's length: GOP starts are computed from
+the header (frame count and rate, what ``cvpt prepare`` writes) and confirmed on the decoded
+I-frames, with a cached packet index as the fallback; one seek per run of GOPs; at most
+``num_gops × gop`` decoded frames, and the decoder drops the frames after the last sampled
+position unseen. Only the frames a clip uses are converted to RGB (one swscale thread); motion
+is accumulated on a grid of cells (16 px for MPEG-4's macroblocks, 4 px otherwise) and made
+dense only for the sampled P-frames; outputs are preallocated.
 """
 
 from __future__ import annotations
