@@ -131,3 +131,12 @@ def test_eval_crops():
     assert eval_crops(256, 342) == [Crop(59, 16, 224, 224, 224)]
     three = eval_crops(256, 342, num_crops=3)
     assert [c.x for c in three] == [0, 59, 118] and {c.y for c in three} == {16}
+
+
+def test_mv_clip_option_sets_the_motion_scale():
+    clip = _clip(dx=2.0)
+    default = apply_crop(clip, Crop(0, 0, 64, 64, 64))["mvs"]
+    small = apply_crop(clip, Crop(0, 0, 64, 64, 64), mv_clip=4.0)["mvs"]
+    assert torch.allclose(default[0], torch.tensor(0.1)) and torch.allclose(
+        small[0], torch.tensor(0.5)
+    )

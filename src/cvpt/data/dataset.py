@@ -49,6 +49,7 @@ class CompressedVideoDataset(Dataset):
         crops: int = 1,
         seed: int = 0,
         read_options: dict | None = None,
+        mv_clip: float = 20.0,
     ):
         if not samples:
             raise ValueError(f"{root}: no samples to read")
@@ -56,6 +57,7 @@ class CompressedVideoDataset(Dataset):
         self.size, self.short_side, self.flip = size, short_side, flip
         self.views, self.crops, self.seed = views, crops, seed
         self.read_options = read_options or {}
+        self.mv_clip = mv_clip
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -89,7 +91,8 @@ class CompressedVideoDataset(Dataset):
                 read_clip(path, train=True, rng=rng, **self.read_options), self.short_side
             )
             h, w = clip.iframes.shape[1:3]
-            return apply_crop(clip, train_crop(h, w, rng, size=self.size, flip=self.flip))
+            crop = train_crop(h, w, rng, size=self.size, flip=self.flip)
+            return apply_crop(clip, crop, self.mv_clip)
         views = []
         first = read_clip(path, **self.read_options)  # learns the GOP count; it is view 0's clip
         for k, start in enumerate(view_start_gops(first.num_gops_in_video, 4, self.views)):
@@ -101,7 +104,8 @@ class CompressedVideoDataset(Dataset):
             clip = resize_short_side(clip, self.short_side)
             h, w = clip.iframes.shape[1:3]
             views += [
-                apply_crop(clip, c) for c in eval_crops(h, w, size=self.size, num_crops=self.crops)
+                apply_crop(clip, c, self.mv_clip)
+                for c in eval_crops(h, w, size=self.size, num_crops=self.crops)
             ]
         return {k: torch.stack([v[k] for v in views]) for k in views[0]}
 

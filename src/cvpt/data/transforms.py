@@ -80,7 +80,9 @@ def resize_short_side(clip: CompressedClip, short_side: int) -> CompressedClip:
     return _replace(clip, *_resize_all(clip, 0, 0, w, h, nw, nh))
 
 
-def apply_crop(clip: CompressedClip, crop: Crop) -> dict[str, torch.Tensor]:
+def apply_crop(
+    clip: CompressedClip, crop: Crop, mv_clip: float = MV_CLIP
+) -> dict[str, torch.Tensor]:
     """Crop, resize to ``crop.size``², flip, and normalise: the model's input tensors."""
     iframes, mvs, residuals = _resize_all(
         clip, crop.x, crop.y, crop.w, crop.h, crop.size, crop.size
@@ -88,14 +90,17 @@ def apply_crop(clip: CompressedClip, crop: Crop) -> dict[str, torch.Tensor]:
     if crop.flip:
         iframes, mvs, residuals = iframes[:, :, ::-1], mvs[:, :, ::-1], residuals[:, :, ::-1]
         mvs = mvs * np.array([-1.0, 1.0], np.float32)  # content moving right now moves left
-    return normalize(iframes, mvs, residuals)
+    return normalize(iframes, mvs, residuals, mv_clip)
 
 
-def normalize(iframes: np.ndarray, mvs: np.ndarray, residuals: np.ndarray) -> dict:
-    """The one normalisation: I-frames ImageNet mean/std; MVs clipped to ±20 px then /20;
+def normalize(
+    iframes: np.ndarray, mvs: np.ndarray, residuals: np.ndarray, mv_clip: float = MV_CLIP
+) -> dict:
+    """The one normalisation: I-frames ImageNet mean/std; MVs clipped to ±``mv_clip`` px (20:
+    CoViAR's, for 256-px frames; small frames move fewer pixels) then divided by it;
     residuals /255 then / ImageNet std. Channels-first tensors ``[C, T, H, W]``."""
     i = (iframes.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    m = np.clip(mvs, -MV_CLIP, MV_CLIP) / MV_CLIP
+    m = np.clip(mvs, -mv_clip, mv_clip) / mv_clip
     r = residuals.astype(np.float32) / 255.0 / IMAGENET_STD
     return {
         "iframes": torch.from_numpy(np.ascontiguousarray(i.transpose(3, 0, 1, 2))),

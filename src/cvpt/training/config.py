@@ -21,6 +21,7 @@ class TrainConfig:
     size: int = 224  # crop side fed to the model
     short_side: int = 256  # clips are resized to this short side before cropping (paper: 256)
     flip: bool | None = None  # None: the dataset's rule (SSv2 never flips: left/right labels)
+    mv_clip: float = 20.0  # MVs clipped to ±mv_clip px then /mv_clip (CoViAR: 20 at 256 px)
     # model
     method: str = "cvpt"  # cvpt | linear | vpt | adaptformer | full
     backbone: str = "vit_base"

@@ -56,6 +56,7 @@ def predict_video(
             short_side=cfg.short_side,
             views=views,
             crops=crops,
+            mv_clip=cfg.mv_clip,
         )
         batch = collate([ds[0]])
         if batch["failed"]:

@@ -59,6 +59,7 @@ def build_data(cfg: TrainConfig, subset: str, train: bool, info: dist.DistInfo):
         views=1 if train else cfg.eval_views,
         crops=1 if train else cfg.eval_crops,
         seed=cfg.seed,
+        mv_clip=cfg.mv_clip,
     )
     sampler = EpochSampler(len(ds), shuffle=train, seed=cfg.seed, rank=info.rank, world=info.world)
     return splits, ds, sampler
