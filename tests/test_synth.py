@@ -101,3 +101,18 @@ def test_pretrain_writes_a_backbone_that_load_backbone_reads(tmp_path):
     assert model(*x).shape == (1, 4)
     # the frozen backbone is the pre-trained one, weight for weight
     assert torch.equal(model.backbone.blocks[0].attn.qkv.weight, vit.blocks[0].attn.qkv.weight)
+
+
+def test_other_settings_in_the_same_folder_are_refused(tmp_path):
+    import pytest
+
+    assert main(["synth", str(tmp_path), "--videos", "4", "--seed", "1"]) == 0
+    assert main(["synth", str(tmp_path), "--videos", "6", "--seed", "1"]) == 0  # extends
+    assert main(["synth", str(tmp_path), "--videos", "4", "--seed", "2"]) == 2  # refused
+    assert main(["synth", str(tmp_path), "--videos", "4", "--seed", "1", "--pan", "0"]) == 2
+    with pytest.raises(ValueError, match="another folder"):
+        from cvpt.data.synth import synthesize
+
+        synthesize(tmp_path, videos=4, seed=2, progress=False)
+    static = make_spec("target", 3, 0, 64, 48, pan=0.0)
+    assert static.pan == (0.0, 0.0)

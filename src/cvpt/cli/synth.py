@@ -22,6 +22,12 @@ def register(sub) -> None:
     p.add_argument("--size", type=int, default=64, help="frame side in pixels (multiple of 16)")
     p.add_argument("--frames", type=int, default=48, help="frames per video (4 GOPs = 48)")
     p.add_argument("--test-fraction", type=float, default=0.25)
+    p.add_argument(
+        "--pan",
+        type=float,
+        default=1.5,
+        help="target task: largest camera pan, px/frame (0: a static camera)",
+    )
 
 
 def run(args) -> int:
@@ -35,6 +41,7 @@ def run(args) -> int:
         size=args.size,
         frames=args.frames,
         test_fraction=args.test_fraction,
+        pan=args.pan,
     )
     print(
         f"wrote {res['videos']} {res['task']} videos ({res['train']} train, {res['test']} test, "

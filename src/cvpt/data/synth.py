@@ -63,14 +63,16 @@ class VideoSpec:
     seed: int
 
 
-def make_spec(task: str, index: int, seed: int, size: int, frames: int) -> VideoSpec:
+def make_spec(
+    task: str, index: int, seed: int, size: int, frames: int, pan: float = 1.5
+) -> VideoSpec:
     """The random draw of video ``index`` (balanced labels: index modulo the class count)."""
     classes = TASKS[task]
     rng = np.random.default_rng([seed, index, 0 if task == "target" else 1])
     label = index % len(classes)
     dx, dy = _DIRECTIONS[classes[label]]
     if task == "target":
-        pan = tuple(rng.uniform(-1.5, 1.5, 2))
+        pan = tuple(rng.uniform(-pan, pan, 2))  # camera motion, independent of the label
         speed, radius, visible = rng.uniform(1.5, 2.5), int(size * rng.uniform(0.16, 0.22)), False
         clutter = int(rng.integers(1, 3))
     else:
@@ -151,18 +153,29 @@ def synthesize(
     size: int = 64,
     frames: int = 48,
     test_fraction: float = 0.25,
+    pan: float = 1.5,
     progress: bool = True,
 ) -> dict:
     """Write ``videos`` videos under ``out/videos/`` with ``out/{train,test}.txt`` (the ``list``
-    dataset format), ``out/classes.json`` and ``out/meta.jsonl``. Existing videos of the same
-    spec are kept (re-running resumes)."""
+    dataset format), ``out/classes.json``, ``out/meta.jsonl`` and the settings in
+    ``out/synth.json``. Re-running with the same settings resumes (existing videos are kept);
+    other settings in the same folder are refused, so that no stale video is ever mixed in.
+    ``pan``: the target task's largest camera motion, px/frame."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
     if size % 16:
         raise ValueError(f"size must be a multiple of 16 (the patch size), got {size}")
     out = Path(out)
+    settings = {"task": task, "seed": seed, "size": size, "frames": frames, "pan": pan}
+    if (out / "synth.json").exists():
+        before = json.loads((out / "synth.json").read_text())
+        if before != settings:
+            raise ValueError(
+                f"{out} holds a dataset made with {before}, not {settings}: use another folder"
+            )
     (out / "videos").mkdir(parents=True, exist_ok=True)
-    specs = [make_spec(task, i, seed, size, frames) for i in range(videos)]
+    write_json(out / "synth.json", settings)
+    specs = [make_spec(task, i, seed, size, frames, pan) for i in range(videos)]
     for spec in tqdm(specs, desc=f"synth {task}", unit="video", disable=not progress):
         path = out / "videos" / f"{spec.name}.mp4"
         if not path.exists():
