@@ -78,7 +78,7 @@ def test_unprepared_layouts_tell_the_user_to_prepare(videos, name):
 
 
 def test_probe_reports_the_layout(videos):
-    assert videos["prepared"] and not cvpt.probe(videos["prepared"]).layout_problems()
+    assert not cvpt.probe(videos["prepared"]).layout_problems()
     info = cvpt.probe(videos["x264_bframes"])
     assert info.has_b_frames and "B-frames" in info.layout_problems()[0]
     assert "GOP pattern" in cvpt.probe(videos["gop6"]).layout_problems()[0]

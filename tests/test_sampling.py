@@ -98,3 +98,10 @@ def test_no_warning_for_long_videos(videos):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cvpt.read_clip(videos["prepared"])
+
+
+def test_count_gops_agrees_with_probe_without_decoding(videos):
+    from cvpt.codec.reader import count_gops
+
+    for name in ("prepared", "short"):
+        assert count_gops(videos[name]) == cvpt.probe(videos[name]).num_gops

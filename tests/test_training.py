@@ -121,7 +121,13 @@ def test_resume_is_bit_exact(tiny_dataset, tmp_path):
     Run(_cfg(tiny_dataset, *cfg), tmp_path / "straight").train()
     Run(_cfg(tiny_dataset, *cfg), tmp_path / "split").train(stop_at=3)  # mid-epoch 2
     half = _weights(tmp_path / "split")
+    # a crash after logging a step but before its checkpoint: the row must not survive
+    with open(tmp_path / "split" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"kind": "step", "step": 4, "epoch": 1, "loss": 9.0, "lr": 0.0}) + "\n")
     Run(_cfg(tiny_dataset, *cfg), tmp_path / "split", resume=True).train()
+    rows = [json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "step"] == list(range(1, 7))
+    assert all(r.get("loss") != 9.0 for r in rows)
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)

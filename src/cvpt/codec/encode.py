@@ -15,6 +15,7 @@ import av
 import numpy as np
 
 from cvpt.codec.container import ffmpeg_errors, open_video, stream_fps
+from cvpt.codec.probe import probe
 from cvpt.errors import EmptyVideoError, EncodeError, VideoError
 from cvpt.io import atomic_output
 
@@ -187,8 +188,6 @@ def reencode(
     Raises :class:`cvpt.VideoError` subclasses naming ``src`` (unreadable input) or ``dst``
     (:class:`EncodeError`).
     """
-    from cvpt.codec.probe import probe  # probe decodes with the same helpers; avoid a cycle
-
     t0 = time.perf_counter()
     src, dst = Path(src), Path(dst)
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():

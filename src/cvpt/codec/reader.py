@@ -160,6 +160,16 @@ def read_clip(
     raise AssertionError("unreachable: the demuxed index never raises _SeekMismatch")
 
 
+def count_gops(path: str | Path, gop_size: int = 12) -> int:
+    """How many GOPs ``read_clip`` sees in ``path``, without decoding a frame (header
+    arithmetic, or the cached packet index for files whose header cannot say)."""
+    container, stream = open_video(path)
+    try:
+        return len(_index(str(path), container, stream, gop_size).keyframe_pts)
+    finally:
+        container.close()
+
+
 def _read(path: str, container, stream, req: _Request, rng, *, demux: bool) -> CompressedClip:
     index = _index(path, container, stream, req.gop_size, demux=demux)
     n_gops = len(index.keyframe_pts)

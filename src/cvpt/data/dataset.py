@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from cvpt.codec.reader import read_clip
+from cvpt.codec.reader import count_gops, read_clip
 from cvpt.codec.sampling import view_start_gops
 from cvpt.data.splits import Sample, resolve_video
 from cvpt.data.transforms import apply_crop, eval_crops, resize_short_side, train_crop
@@ -94,14 +94,11 @@ class CompressedVideoDataset(Dataset):
             crop = train_crop(h, w, rng, size=self.size, flip=self.flip)
             return apply_crop(clip, crop, self.mv_clip)
         views = []
-        first = read_clip(path, **self.read_options)  # learns the GOP count; it is view 0's clip
-        for k, start in enumerate(view_start_gops(first.num_gops_in_video, 4, self.views)):
-            clip = (
-                first
-                if (k == 0 and self.views == 1)
-                else read_clip(path, start_gop=start, **self.read_options)
+        gops = count_gops(path, self.read_options.get("gop_size", 12))
+        for start in view_start_gops(gops, 4, self.views):
+            clip = resize_short_side(
+                read_clip(path, start_gop=start, **self.read_options), self.short_side
             )
-            clip = resize_short_side(clip, self.short_side)
             h, w = clip.iframes.shape[1:3]
             views += [
                 apply_crop(clip, c, self.mv_clip)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from cvpt.data.dataset import CompressedVideoDataset, EpochSampler, collate, worker_init
 from cvpt.data.splits import open_splits
-from cvpt.io import write_json
+from cvpt.io import atomic_output, write_json
 from cvpt.models.factory import create_model
 from cvpt.training import dist
 from cvpt.training.checkpoint import (
@@ -143,8 +143,12 @@ class Run:
             log.info("resumed from %s at step %d", ckpt, self.progress["global_step"])
             metrics_file = self.out / "metrics.jsonl"
             if metrics_file.exists():
-                self.rows = [json.loads(ln) for ln in metrics_file.read_text().splitlines()]
-                self.rows = [r for r in self.rows if r["step"] <= self.progress["global_step"]]
+                rows = [json.loads(ln) for ln in metrics_file.read_text().splitlines()]
+                # rows logged after the checkpoint will be logged again: drop them from the file
+                self.rows = [r for r in rows if r["step"] <= self.progress["global_step"]]
+                if self.info.main and len(self.rows) < len(rows):
+                    with atomic_output(metrics_file) as tmp:
+                        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
         elif self.resume is False and (self.out / "checkpoints").exists() and self.info.main:
             raise FileExistsError(
                 f"{self.out} holds a run already: pass --resume to continue it, or another --out"
@@ -192,8 +196,6 @@ class Run:
         if not self.info.main:
             return
         keys = sorted({k for r in self.rows for k in r if not isinstance(r[k], list)})
-        from cvpt.io import atomic_output
-
         with atomic_output(self.out / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
             w.writeheader()
