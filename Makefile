@@ -22,17 +22,11 @@ lint: install
 test: lint
 	$(BIN)/pytest -q
 
-# Until the synthetic benchmark lands: make an ordinary H.264 video (B-frames, GOP 250),
-# prepare it, probe it and draw one compressed clip.
+# The embedded default: the paper's comparison on the synthetic compressed-video task (≤ 10 min
+# on 2 cores), then one of its videos drawn as I-frames, MV colours and residuals.
 demo: install
-	mkdir -p $(DEMO_OUT)/raw
-	$(BIN)/python -c "from cvpt.data.generate import moving_scene; import cvpt; \
-	cvpt.write_video('$(DEMO_OUT)/raw/scene.mp4', moving_scene(frames=180, seed=0), \
-	codec='libx264', gop=250, max_b_frames=3)"
-	$(BIN)/cvpt probe $(DEMO_OUT)/raw/scene.mp4
-	$(BIN)/cvpt prepare $(DEMO_OUT)/raw $(DEMO_OUT)/prepared
-	$(BIN)/cvpt probe $(DEMO_OUT)/prepared/scene.mp4
-	$(BIN)/cvpt show $(DEMO_OUT)/prepared/scene.mp4 -o $(DEMO_OUT)/clip.png
+	$(BIN)/cvpt demo --out $(DEMO_OUT)
+	$(BIN)/cvpt show $(DEMO_OUT)/default/data/videos/target_00000.mp4 -o $(DEMO_OUT)/clip.png
 
 bench: install
 	$(BIN)/cvpt bench reader --out $(DEMO_OUT)/bench-reader.json

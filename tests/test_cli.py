@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from cvpt.cli.main import build_parser, main
 
@@ -63,6 +64,8 @@ def test_top_level_help_lists_every_command(capsys):
         "train",
         "eval",
         "predict",
+        "demo",
+        "visualize",
         "info",
         "doctor",
         "bench",
@@ -80,6 +83,11 @@ def test_top_level_help_lists_every_command(capsys):
         ["doctor"],
         ["bench", "reader"],
         ["bench", "model"],
+        ["bench", "pipeline"],
+        ["demo"],
+        ["visualize"],
+        ["synth"],
+        ["pretrain"],
     ],
 )
 def test_every_command_has_help_with_an_example(cmd, capsys):
@@ -126,3 +134,35 @@ def test_bench_model_smoke(tmp_path):
     sizes = res["checkpoint_bytes"]
     assert sizes["cvpt_rank_16"] < sizes["cvpt_full_rank"] < sizes["full_model"]
     assert set(res["ratios"]) >= {"cvpt_forward_over_videomae16", "cvpt_step_over_full"}
+
+
+def test_bench_pipeline_smoke(tmp_path, videos):
+    folder = tmp_path / "v"
+    folder.mkdir()  # an unprepared H.264 video with B-frames: the bench prepares it first
+    (folder / "a.mp4").write_bytes(videos["x264_bframes"].read_bytes())
+    out = tmp_path / "out"
+    args = ["bench", "pipeline", "--videos", str(folder), "--backbone", "vit_tiny", "--depth",
+            "1", "--repeats", "1", "--workers", "0,1", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    med = res["median_ms"]
+    for side in ("cvpt", "videomae"):
+        assert med[f"full_{side}"] == pytest.approx(med[f"pre_{side}"] + med[f"infer_{side}"])
+        assert med[f"multi_pre_{side}"] > 0 and med[f"multi_infer_{side}"] > 0
+    assert set(res["throughput_clips_per_s"]) == {
+        f"{k}_workers_{w}" for k in ("cvpt", "videomae") for w in (0, 1)
+    }
+    assert res["video"].startswith("342x256 mpeg4")  # short side 256, even width
+    assert (out / "pipeline.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rgb_views_are_videomae_test_views(videos):
+    from cvpt.bench.pipeline import rgb_views
+
+    one = rgb_views(videos["prepared"], size=64)
+    many = rgb_views(videos["prepared"], 5, 3, size=64)
+    assert one.shape == (1, 3, 16, 64, 64) and many.shape == (15, 3, 16, 64, 64)
+    # 128x96 → 85x64: crops at x = 0, 10, 21 of the same clip overlap exactly
+    assert torch.equal(many[0][..., 10:], many[1][..., :54])
+    assert torch.equal(many[1][..., 11:], many[2][..., :53])
+    assert not torch.equal(many[1], many[13])  # clip 0 and clip 4: other frames

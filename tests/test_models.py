@@ -186,3 +186,19 @@ def test_tiny_backbone_runs_on_real_tensors_and_pools_like_videomae():
 def test_sccp_parameter_shapes_follow_the_paper():
     blk = SCCP(768, 8)
     assert sum(p.numel() for p in blk.parameters()) == 39_192 + 1
+
+
+def test_iframe_only_control_ignores_motion_and_refuses_cvpt():
+    torch.manual_seed(0)
+    model = cvpt.create_model(
+        "full", backbone="vit_tiny", num_classes=3, backbone_options={"depth": 2},
+        inputs="iframe",
+    )  # fmt: skip
+    model.eval()
+    i = torch.randn(2, 3, 4, 32, 32)
+    a = model(i, torch.randn(2, 2, 12, 32, 32), torch.randn(2, 3, 12, 32, 32))
+    b = model(i, torch.randn(2, 2, 12, 32, 32), torch.randn(2, 3, 12, 32, 32))
+    assert a.shape == (2, 3) and torch.equal(a, b) and torch.equal(model(i), a)
+    assert model.mv_embed is None and model.num_streams == 1
+    with pytest.raises(ValueError, match="inputs='iframe'"):
+        cvpt.create_model("cvpt", backbone="vit_tiny", num_classes=3, inputs="iframe")

@@ -258,3 +258,41 @@ def test_workers_do_not_change_the_run(tiny_dataset, tmp_path):
     Run(_cfg(tiny_dataset, "epochs=1", "workers=2"), tmp_path / "w2").train()
     a, b = _weights(tmp_path / "w0"), _weights(tmp_path / "w2")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_visualize_draws_the_clip_feature_maps_and_sccp_attention(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    Run(_cfg(tiny_dataset, "epochs=1", "model_options={sccp_layers: 2}"), run).train()
+    raw = cvpt.write_video(
+        tmp_path / "raw.mp4",
+        translating_texture(2, 0, frames=60, height=32, width=48, seed=7),
+        codec="libx264",
+        gop=250,
+        max_b_frames=2,
+    )
+    out = tmp_path / "vis"
+    assert main(["visualize", str(raw), "--checkpoint", str(run), "-o", str(out)]) == 0
+    assert "predicted" in capsys.readouterr().out
+    for png in ("clip.png", "feature_map.png", "sccp_attention.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG", png
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sccp_layers_drawn"] == [0, 1] and summary["method"] == "cvpt"
+    assert sum(t["probability"] for t in summary["top"]) == pytest.approx(1.0, abs=1e-5)
+    args = ["visualize", str(raw), "--checkpoint", str(run), "-o", str(out), "--layers", "5"]
+    assert main(args) == 2
+    assert "no SCCP attention at layer 5; have [0, 1]" in capsys.readouterr().err
+
+    from cvpt.training.predict import load_trained
+    from cvpt.viz.inside import explain
+
+    model = load_trained(run)[0]
+    x = {
+        "iframes": torch.randn(1, 3, 4, 32, 32),
+        "mvs": torch.randn(1, 2, 12, 32, 32),
+        "residuals": torch.randn(1, 3, 12, 32, 32),
+    }
+    res = explain(model, **x)
+    assert res["token_norm"].shape == res["cam"].shape == (2, 2, 2)
+    for a in res["attention"].values():  # softmax over tokens, per channel: sums to 1
+        assert a.sum() == pytest.approx(1.0, abs=1e-5)
+    assert not any(b.keep_attention for b in model.sccp)  # hooks are switched off again

@@ -71,6 +71,7 @@ def _seek_frame(container, stream, index: int, gop: int = 12) -> int:
 
 def make_videos(folder: Path, count: int = 4, seconds: float = 6, fps: int = 30) -> list[Path]:
     """The benchmark's default input: 320×240 scenes (panning texture, moving objects, noise)."""
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for k in range(count):
         path = folder / f"scene{k}.mp4"

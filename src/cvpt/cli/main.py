@@ -6,10 +6,22 @@ import argparse
 import sys
 
 from cvpt import __version__
-from cvpt.cli import bench, data, doctor, info, inspect, prepare, pretrain, synth, train
+from cvpt.cli import (
+    bench,
+    data,
+    demo,
+    doctor,
+    info,
+    inspect,
+    prepare,
+    pretrain,
+    synth,
+    train,
+    visualize,
+)
 from cvpt.errors import VideoError
 
-COMMANDS = (prepare, inspect, data, synth, pretrain, train, info, doctor, bench)
+COMMANDS = (prepare, inspect, data, synth, pretrain, train, demo, visualize, info, doctor, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,6 +37,7 @@ class TuningOptions:
     adapter_dim: int = 64  # AdaptFormer*: bottleneck 64 fits Table 1's 1.3M parameters
     adapter_scale: float = 0.1  # AdaptFormer's video setting
     hidden_dim: int = 8  # d' = d/α, α = 96 for ViT-B; kept at 8 for other widths
+    inputs: str = "all"  # "iframe": the blocks see only I-frame tokens (a no-motion control)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +53,10 @@ class CompressedVideoModel(nn.Module):
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if options.pool not in ("all", "iframe"):
             raise ValueError(f"pool must be 'all' or 'iframe', got {options.pool!r}")
+        if options.inputs not in ("all", "iframe"):
+            raise ValueError(f"inputs must be 'all' or 'iframe', got {options.inputs!r}")
+        if options.inputs == "iframe" and method == "cvpt":
+            raise ValueError("inputs='iframe' leaves CVPT no prompts to build: use another method")
         cfg = backbone.cfg
         depth, d = cfg.depth, cfg.embed_dim
         k = depth if options.sccp_layers is None else options.sccp_layers
@@ -62,9 +67,12 @@ class CompressedVideoModel(nn.Module):
         # 3 P-frames per GOP and `tubelet` GOPs per I-token → 3·tubelet P-frames per prompt token
         self.p_per_token = 3 * cfg.tubelet_size
         rank, p = options.prompt_embed_rank, cfg.patch_size
-        self.mv_embed = PromptEmbed(2, d, p, self.p_per_token, rank)
+        motion = options.inputs == "all"
+        self.mv_embed = PromptEmbed(2, d, p, self.p_per_token, rank) if motion else None
         self.res_embed = (
-            PromptEmbed(3, d, p, self.p_per_token, rank) if options.residual_prompt else None
+            PromptEmbed(3, d, p, self.p_per_token, rank)
+            if motion and options.residual_prompt
+            else None
         )
         self.sccp = nn.ModuleList(
             SCCP(
@@ -156,8 +164,10 @@ class CompressedVideoModel(nn.Module):
         b, _, _, h, w = iframes.shape
         t_p = t_i * 3
         expect = {"mvs": (mvs, 2), "residuals": (residuals, 3)}
-        if not self.options.residual_prompt and residuals is None:
+        if self.res_embed is None and residuals is None:
             expect.pop("residuals")
+        if self.mv_embed is None and mvs is None:
+            expect.pop("mvs")
         for name, (x, c) in expect.items():
             if x is None or tuple(x.shape) != (b, c, t_p, h, w):
                 got = None if x is None else list(x.shape)
@@ -168,17 +178,23 @@ class CompressedVideoModel(nn.Module):
                 )
 
     def embed(self, iframes, mvs, residuals):
-        """Token streams ``(E_I, P_MV, P_R)``, each ``[B, N, D]`` with positions added."""
+        """Token streams ``(E_I, P_MV, P_R)``, each ``[B, N, D]`` with positions added (``None``
+        for a stream the model does not have)."""
         self.check_inputs(iframes, mvs, residuals)
         e = self.backbone.patch_embed(iframes)
         pos = self.backbone.pos_embed(e.shape[1], e)
-        p_mv = self.mv_embed(mvs) + pos
+        p_mv = self.mv_embed(mvs) + pos if self.mv_embed is not None else None
         p_r = self.res_embed(residuals) + pos if self.res_embed is not None else None
         return e + pos, p_mv, p_r
 
-    def forward_features(self, iframes, mvs, residuals=None) -> torch.Tensor:
-        """Output tokens ``[B, S·N, D]`` in the order ``[P_MV, P_R, E_I]`` (S = 3, or 2 without
-        residual prompts)."""
+    @property
+    def num_streams(self) -> int:
+        """How many token streams of N tokens the blocks see (3, 2 or 1)."""
+        return 1 + (self.mv_embed is not None) + (self.res_embed is not None)
+
+    def forward_features(self, iframes, mvs=None, residuals=None) -> torch.Tensor:
+        """Output tokens ``[B, S·N, D]`` in the order ``[P_MV, P_R, E_I]`` (S = 3; 2 without
+        residual prompts; 1 with ``inputs='iframe'``)."""
         e, p_mv, p_r = self.embed(iframes, mvs, residuals)
         n = e.shape[1]
         for i, blk in enumerate(self.backbone.blocks):
@@ -191,16 +207,16 @@ class CompressedVideoModel(nn.Module):
             else:
                 x = blk(x)
             streams = list(x.split(n, dim=1))
-            p_mv = streams.pop(0)
+            p_mv = streams.pop(0) if p_mv is not None else None
             p_r = streams.pop(0) if p_r is not None else None
             e = streams.pop(0)
         return self.backbone.norm(x)
 
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.options.pool == "iframe":
-            n = tokens.shape[1] // (3 if self.res_embed is not None else 2)
+            n = tokens.shape[1] // self.num_streams
             tokens = tokens[:, -n:]
         return self.backbone.forward_head(tokens, pre_logits)
 
-    def forward(self, iframes, mvs, residuals=None) -> torch.Tensor:
+    def forward(self, iframes, mvs=None, residuals=None) -> torch.Tensor:
         return self.forward_head(self.forward_features(iframes, mvs, residuals))

@@ -44,7 +44,7 @@ def model_row(
         "gmacs_per_view": gmacs,
         "views": views,
         "gmacs_total": gmacs * views,
-        "tokens_per_block": (3 if model.res_embed is not None else 2) * n
+        "tokens_per_block": model.num_streams * n
         + (len(model.prompts) if model.prompts is not None else 0),
         "inputs": {
             "iframes": [1, 3, num_iframes, size, size],

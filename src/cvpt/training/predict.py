@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from pathlib import Path
@@ -29,39 +30,59 @@ def find_run(checkpoint: str | Path) -> tuple[Path, Path]:
     return p, ckpt
 
 
+def load_trained(checkpoint: str | Path):
+    """``(model in eval mode, run config, class names, checkpoint folder)`` of a trained run
+    (its folder or one of its checkpoints)."""
+    run, ckpt = find_run(checkpoint)
+    cfg = load_run_config(run)
+    classes = json.loads((run / "classes.json").read_text())
+    model = build_model(cfg, len(classes), pick_device(cfg.device))
+    load_checkpoint(ckpt, model, identity=model_identity(cfg, len(classes)))
+    return model.eval(), cfg, classes, ckpt
+
+
+@contextlib.contextmanager
+def prepared(video: str | Path, short_side: int):
+    """``video`` itself if it is already MPEG-4 GOP 12, else a re-encoded copy in a temporary
+    folder (removed on exit)."""
+    video = Path(video)
+    if not probe(video).layout_problems():
+        yield video
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / (video.stem + ".mp4")
+        reencode(video, out, short_side=short_side)
+        yield out
+
+
+def load_views(video: Path, cfg, views: int = 1, crops: int = 1) -> dict:
+    """A batch of one video as ``cvpt eval`` reads it: tensors ``[1, V, C, T, H, W]``."""
+    ds = CompressedVideoDataset(
+        video.parent,
+        [Sample(video.name, 0)],
+        train=False,
+        size=cfg.size,
+        short_side=cfg.short_side,
+        views=views,
+        crops=crops,
+        mv_clip=cfg.mv_clip,
+    )
+    batch = collate([ds[0]])
+    if batch["failed"]:
+        path, reason = batch["failed"][0]
+        raise ValueError(f"{path}: {reason}")
+    return batch
+
+
 def predict_video(
     video: str | Path, checkpoint: str | Path, *, views: int = 2, crops: int = 3, top: int = 5
 ) -> dict:
     """Class probabilities for one video (re-encoded in a temporary folder unless it is already
     MPEG-4 GOP 12), averaged over ``views`` clips × ``crops`` crops."""
-    run, ckpt = find_run(checkpoint)
-    cfg = load_run_config(run)
-    classes = json.loads((run / "classes.json").read_text())
-    device = pick_device(cfg.device)
-    model = build_model(cfg, len(classes), device)
-    load_checkpoint(ckpt, model, identity=model_identity(cfg, len(classes)))
-    model.eval()
-    video = Path(video)
-    with tempfile.TemporaryDirectory() as tmp:
-        if probe(video).layout_problems():
-            prepared = Path(tmp) / (video.stem + ".mp4")
-            reencode(video, prepared, short_side=cfg.short_side)
-        else:
-            prepared = video
-        ds = CompressedVideoDataset(
-            prepared.parent,
-            [Sample(prepared.name, 0)],
-            train=False,
-            size=cfg.size,
-            short_side=cfg.short_side,
-            views=views,
-            crops=crops,
-            mv_clip=cfg.mv_clip,
-        )
-        batch = collate([ds[0]])
-        if batch["failed"]:
-            path, reason = batch["failed"][0]
-            raise ValueError(f"{path}: {reason}")
+    model, cfg, classes, ckpt = load_trained(checkpoint)
+    device = next(model.parameters()).device
+    with prepared(video, cfg.short_side) as path:
+        batch = load_views(path, cfg, views, crops)
         probs = predict_batch(model, batch, device, cfg.amp)[0]
     k = min(top, len(classes))
     values, idx = torch.topk(probs, k)

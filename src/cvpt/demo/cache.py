@@ -1,0 +1,105 @@
+"""Clips read once and kept as tensors, so that a demo trains many models without decoding.
+
+Each training video contributes ``train_views`` train-mode clips (random P positions per third,
+keyed by (seed, view, video) exactly as ``cvpt train`` draws them for epoch = view); each test
+video its test-mode clip. Tensors are float16 after normalisation (half the memory of float32;
+the models compute in float32), stored as one safetensors file per subset beside the videos.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from cvpt.codec.probe import probe
+from cvpt.data.dataset import CompressedVideoDataset
+from cvpt.data.splits import ListSplits
+from cvpt.io import atomic_output
+
+MODALITIES = ("iframes", "mvs", "residuals")
+
+
+@dataclass
+class ClipTensors:
+    """``iframes [N,3,T_I,S,S]``, ``mvs [N,2,T_P,S,S]``, ``residuals [N,3,T_P,S,S]`` (float16),
+    ``labels int64 [N]``; ``views`` clips per video, stored video-major (row = video·views + v)."""
+
+    iframes: torch.Tensor
+    mvs: torch.Tensor
+    residuals: torch.Tensor
+    labels: torch.Tensor
+    views: int
+
+    @property
+    def videos(self) -> int:
+        return len(self.labels) // self.views
+
+    def rows(self, view: int) -> torch.Tensor:
+        """Row of every video's clip number ``view`` (mod ``views``)."""
+        return torch.arange(self.videos) * self.views + view % self.views
+
+    def batch(self, rows: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Model inputs (float32) and labels of ``rows``."""
+        x = {k: getattr(self, k)[rows].float() for k in MODALITIES}
+        return x, self.labels[rows]
+
+    def nbytes(self) -> int:
+        return sum(getattr(self, k).nbytes for k in MODALITIES)
+
+
+def load_clips(
+    root: str | Path,
+    subset: str,
+    *,
+    train_views: int = 4,
+    seed: int = 0,
+    mv_clip: float = 20.0,
+    progress: bool = True,
+) -> ClipTensors:
+    """The clips of ``subset`` ("train" or "test") of a list dataset at ``root`` (e.g. from
+    ``cvpt synth``), read and cached in ``root/cache/`` on first use."""
+    root = Path(root)
+    train = subset == "train"
+    views = train_views if train else 1
+    key = {"subset": subset, "views": views, "seed": seed, "mv_clip": mv_clip}
+    name = "_".join(f"{k}{v}" for k, v in key.items())
+    path = root / "cache" / f"{name}.safetensors"
+    if path.exists():
+        t = load_file(path)
+        return ClipTensors(**{k: t[k] for k in (*MODALITIES, "labels")}, views=views)
+    samples = ListSplits(root).samples(subset)
+    size = _frame_size(root, samples[0].path)
+    ds = CompressedVideoDataset(
+        root, samples, train=train, size=size, short_side=size, flip=False, seed=seed,
+        mv_clip=mv_clip,
+    )  # fmt: skip
+    items = []
+    for i in tqdm(range(len(ds)), desc=f"read {subset} clips", unit="video", disable=not progress):
+        for v in range(views):
+            item = ds[(v, i)] if train else ds[i]
+            if item["failed"]:  # replaced by another video: a cache must hold what it says
+                raise RuntimeError(f"{root}: could not read {item['failed']}")
+            if not train:
+                item = {k: (x[0] if k in MODALITIES else x) for k, x in item.items()}
+            items.append(item)
+    tensors = {k: torch.stack([it[k] for it in items]).half() for k in MODALITIES}
+    tensors["labels"] = torch.tensor([it["label"] for it in items], dtype=torch.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"settings": json.dumps(key)})
+    return ClipTensors(**tensors, views=views)
+
+
+def _frame_size(root: Path, rel: str) -> int:
+    """The synthetic videos are square; the model sees them whole (no crop, no flip: a flip
+    would turn "right" into "left")."""
+    info = probe(root / rel)
+    if info.width != info.height:
+        size = f"{info.width}x{info.height}"
+        raise ValueError(f"{root / rel}: the demo expects square videos, got {size}")
+    return info.width

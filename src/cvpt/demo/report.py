@@ -1,0 +1,126 @@
+"""The demo's table (like the paper's Table 1 / 3 / 4) and pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cvpt.io import atomic_output
+from cvpt.training.plots import _plt
+
+
+def format_table(result: dict) -> str:
+    """Method, tunable params and % (with and without prompt embeddings), GMACs per view,
+    top-1 mean ± std over seeds, seconds per run."""
+    seeds = len(result["config"]["seeds"])
+    head = (
+        f"{'method':<30} {'tunable':>9} {'%':>7} {'w/o emb':>9} {'GMACs':>6} "
+        f"{'top-1 (%)':>13} {'s/run':>6}"
+    )
+    lines = [head, "-" * len(head)]
+    for name, m in result["methods"].items():
+        n = len(m["runs"])
+        top1 = f"{100 * m['top1']:.1f} ± {100 * m['top1_std']:.1f}" + ("" if n == seeds else "*")
+        lines.append(
+            f"{name:<30} {_k(m['tunable_params']):>9} {m['tunable_percent']:>6.2f}% "
+            f"{_k(m['tunable_params_without_embeddings']):>9} {m['gmacs_per_view']:>6.3f} "
+            f"{top1:>13} {m['seconds']:>6.0f}"
+        )
+    lines += [
+        f"chance {100 * result['chance']:.0f}%; a linear classifier on the mean MV per P-frame "
+        f"{100 * result['mean_mv_baseline_top1']:.1f}%; {result['train_videos']} train / "
+        f"{result['test_videos']} test videos; mean ± std over {seeds} seed(s)"
+        + ("; * = not every seed finished" if any(
+            len(m["runs"]) != seeds for m in result["methods"].values()) else ""),
+        "GMACs per view: multiply-accumulates (1 MAC = 1 FLOP, the paper's convention).",
+    ]  # fmt: skip
+    close = overlapping_pairs(result)
+    if close:
+        lines.append(
+            "within the seed spread of each other (|difference| ≤ std + std), so not "
+            "told apart at this budget: " + "; ".join(f"{a} vs {b}" for a, b in close)
+        )
+    return "\n".join(lines)
+
+
+def overlapping_pairs(result: dict) -> list[tuple[str, str]]:
+    """Pairs of methods whose mean top-1 differ by no more than the sum of their stds."""
+    ms = result["methods"]
+    names = list(ms)
+    return [
+        (a, b)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        if len(ms[a]["runs"]) > 1
+        and len(ms[b]["runs"]) > 1
+        and abs(ms[a]["top1"] - ms[b]["top1"]) <= ms[a]["top1_std"] + ms[b]["top1_std"]
+    ]
+
+
+def _k(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K"
+
+
+def plot_bars(result: dict, out: Path) -> None:
+    """Top-1 (mean ± std over seeds) per method, with chance and the mean-MV baseline."""
+    plt = _plt()
+    names = list(result["methods"])
+    ms = [result["methods"][n] for n in names]
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names)), 4))
+    colors = ["tab:orange" if m["method"] == "cvpt" else "tab:blue" for m in ms]
+    ax.bar(range(len(names)), [100 * m["top1"] for m in ms],
+           yerr=[100 * m["top1_std"] for m in ms], color=colors, capsize=4)  # fmt: skip
+    ax.axhline(100 * result["chance"], color="k", ls="--", lw=1, label="chance")
+    ax.axhline(100 * result["mean_mv_baseline_top1"], color="tab:red", ls=":", lw=1,
+               label="mean-MV linear classifier")  # fmt: skip
+    ax.set_xticks(range(len(names)), [n.replace(", ", ",\n") for n in names], fontsize=8,
+                  rotation=20, ha="right")  # fmt: skip
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("Synthetic target task: compressed inputs, frozen raw-video backbone")
+    _save(fig, plt, out)
+
+
+def plot_curves(result: dict, out: Path) -> None:
+    """Test top-1 and train loss per epoch, seed 0 (or the first seed run) of every method."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for name, m in result["methods"].items():
+        r = m["runs"][0]
+        epochs = range(1, len(r["curve"]) + 1)
+        axes[0].plot(epochs, [100 * c for c in r["curve"]], label=name)
+        axes[1].plot(epochs, r["loss"], label=name)
+    axes[0].axhline(100 * result["chance"], color="k", ls="--", lw=1)
+    axes[0].set_ylabel("test top-1 (%)")
+    axes[1].set_ylabel("train loss")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    _save(fig, plt, out)
+
+
+def plot_sccp_blocks(result: dict, out: Path) -> None:
+    """Fig. 4: top-1 against the number of SCCP blocks."""
+    plt = _plt()
+    pts = sorted(
+        (m["options"]["sccp_layers"], m)
+        for m in result["methods"].values()
+        if set(m["options"]) == {"sccp_layers"}
+    )
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    ax.errorbar([k for k, _ in pts], [100 * m["top1"] for _, m in pts],
+                yerr=[100 * m["top1_std"] for _, m in pts], marker="o", capsize=4)  # fmt: skip
+    ax.axhline(100 * result["chance"], color="k", ls="--", lw=1, label="chance")
+    ax.set_xlabel("SCCP blocks (first k layers)")
+    ax.set_ylabel("test top-1 (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, plt, out)
+
+
+def _save(fig, plt, out: Path) -> None:
+    fig.tight_layout()
+    with atomic_output(out) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

@@ -1,0 +1,212 @@
+"""``cvpt demo``: every method of the paper on the synthetic target task, with the controls that
+say what the numbers mean, as a table, ``results.json`` and pictures.
+
+The frozen backbone is the tiny ViT shipped in ``cvpt/demo/backbone/`` (pre-trained on raw RGB
+video of the synthetic *source* task by ``cvpt pretrain``; the command and seed are beside it).
+Runs resume: every finished (variant, seed) is kept in ``results.json`` and skipped next time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from cvpt.data.synth import synthesize
+from cvpt.demo.cache import ClipTensors, load_clips
+from cvpt.demo.tune import TuneSettings, Variant, tune
+from cvpt.io import write_json
+from cvpt.models.checkpoint import load_backbone
+from cvpt.models.report import model_row
+
+SHIPPED_BACKBONE = "vit_tiny_d4_source.safetensors"
+
+
+def shipped_backbone() -> Path:
+    """The pre-trained tiny backbone that ships with cvpt (see its ``.json`` for the command)."""
+    return Path(str(resources.files("cvpt.demo") / "backbone" / SHIPPED_BACKBONE))
+
+
+@dataclass
+class DemoConfig:
+    """The sizes of one demo; ``PRESETS`` holds the default and ``--full`` ones."""
+
+    videos: int = 600  # target-task videos, a quarter of them for testing
+    pan: float = 0.5  # largest camera pan, px/frame (see docs/synthetic.md for the choice)
+    size: int = 64  # frame side, px: 4×4 patches of 16 px
+    data_seed: int = 0
+    seeds: tuple[int, ...] = (0, 1)  # one model per seed; the table gives mean ± std
+    train_views: int = 4  # cached train-mode clips per video (P positions differ)
+    tune: TuneSettings = field(default_factory=TuneSettings)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    "default": DemoConfig(),
+    "full": DemoConfig(videos=1000, seeds=(0, 1, 2), tune=TuneSettings(epochs=20)),
+}
+
+COMPARISON = [  # Table 1 of the paper, in its order
+    Variant("Linear probe", "linear"),
+    Variant("VPT*", "vpt"),
+    Variant("AdaptFormer*", "adaptformer"),
+    Variant("Full fine-tuning", "full"),
+    Variant("CVPT", "cvpt"),
+]
+CONTROLS = [  # what the comparison's numbers mean (docs/synthetic.md)
+    Variant("Full FT, I-frames only", "full", {"inputs": "iframe"}),
+    Variant("Full FT, random init", "full", pretrained=False),
+    Variant("CVPT, random frozen backbone", "cvpt", pretrained=False),
+]
+
+
+def ablation_variants(depth: int) -> list[Variant]:
+    """Table 3 (SCCP in 0, 1 or every layer), Table 4 (no attention, no residual prompt) and
+    Fig. 4 (number of SCCP blocks): each distinct model once."""
+    out = [Variant(f"SCCP blocks = {k}", "cvpt", {"sccp_layers": k}) for k in range(depth + 1)]
+    out += [
+        Variant("CVPT w/o attention", "cvpt", {"sccp_attention": False}),
+        Variant("CVPT w/o residual prompt", "cvpt", {"residual_prompt": False}),
+    ]
+    return out
+
+
+def run_demo(
+    out: str | Path,
+    config: DemoConfig,
+    *,
+    ablations: bool = False,
+    backbone_checkpoint: str | Path | None = None,
+    data: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Synthesise (or reuse) the data in ``data`` (default ``out/data``), tune every variant
+    for every seed and write ``out/results.json`` after each run (the CLI adds the table and
+    the pictures)."""
+    out = Path(out)
+    t_start = time.perf_counter()
+    ckpt = Path(backbone_checkpoint) if backbone_checkpoint else shipped_backbone()
+    if not ckpt.exists():
+        raise FileNotFoundError(f"{ckpt}: the pre-trained backbone is missing")
+    load_backbone(ckpt, verbose=progress)  # fails early, and shows its key table once
+    settings = replace(config.tune, backbone_checkpoint=str(ckpt))
+    config = replace(config, tune=settings)
+    data = Path(data) if data else out / "data"
+    synthesize(
+        data, task="target", videos=config.videos, seed=config.data_seed, size=config.size,
+        pan=config.pan, progress=progress,
+    )  # fmt: skip
+    train = load_clips(data, "train", train_views=config.train_views, progress=progress)
+    test = load_clips(data, "test", progress=progress)
+    classes = json.loads((data / "classes.json").read_text())
+    if ablations:
+        variants = ablation_variants(settings.backbone_options["depth"])
+    else:
+        variants = COMPARISON + CONTROLS
+    results_path = out / "results.json"
+    kept = _previous_runs(results_path, config)
+    runs = {(r["name"], r["seed"]): r for r in kept}
+    todo = [(v, s) for v in variants for s in config.seeds if (v.name, s) not in runs]
+    bar = tqdm(total=len(todo) * settings.epochs, desc="demo", unit="epoch", disable=not progress)
+    for variant, seed in todo:
+        bar.set_postfix_str(f"{variant.name} seed {seed}")
+
+        def on_epoch(epoch, loss, top1, _bar=bar, _what=f"{variant.name} seed {seed}"):
+            _bar.update(1)
+            _bar.set_postfix_str(f"{_what}: loss {loss:.2f} top-1 {top1:.0%}")
+
+        r = tune(variant, settings, train, test, seed=seed, num_classes=len(classes),
+                 on_epoch=on_epoch)  # fmt: skip
+        runs[(variant.name, seed)] = {"name": variant.name, "seed": seed, **r}
+        _write(results_path, config, variants, runs, train, test, ablations, classes)
+    bar.close()
+    result = _write(results_path, config, variants, runs, train, test, ablations, classes)
+    result["wall_seconds"] = time.perf_counter() - t_start
+    return result
+
+
+def mean_mv_baseline(train: ClipTensors, test: ClipTensors, seed: int = 0) -> float:
+    """Top-1 of a linear classifier on the clip's mean motion vector (per P-frame): the trivial
+    statistic the task's distractors are meant to defeat."""
+
+    def feats(clips: ClipTensors) -> torch.Tensor:
+        return clips.mvs.float().mean(dim=(3, 4)).flatten(1)  # [N, 2·T_P]
+
+    g = torch.Generator().manual_seed(seed)
+    x, y = feats(train), train.labels
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    w = torch.zeros(x.shape[1], int(y.max()) + 1, requires_grad=True)
+    b = torch.zeros(w.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(((x - mu) / sd) @ w + b, y)
+        loss = loss + 1e-3 * (w**2).sum()
+        loss.backward()
+        return loss
+
+    del g
+    opt.step(closure)
+    with torch.no_grad():
+        pred = (((feats(test) - mu) / sd) @ w + b).argmax(1)
+    return float((pred == test.labels).float().mean())
+
+
+def _previous_runs(path: Path, config: DemoConfig) -> list[dict]:
+    """Runs of an earlier, interrupted demo with the same settings (others are not mixed in)."""
+    if not path.exists():
+        return []
+    before = json.loads(path.read_text())
+    if before.get("config") != json.loads(json.dumps(config.to_dict())):
+        return []
+    return [r for m in before.get("methods", {}).values() for r in m["runs"]]
+
+
+def _write(path, config, variants, runs, train, test, ablations, classes) -> dict:
+    settings = config.tune
+    methods = {}
+    for v in variants:
+        done = [runs[(v.name, s)] for s in config.seeds if (v.name, s) in runs]
+        if not done:
+            continue
+        top1 = np.array([r["top1"] for r in done])
+        row = model_row(
+            v.method, backbone=settings.backbone, num_classes=len(classes), views=1,
+            size=config.size, backbone_options=settings.backbone_options, **v.options,
+        )  # fmt: skip
+        methods[v.name] = {
+            "method": v.method,
+            "options": v.options,
+            "pretrained_backbone": v.pretrained,
+            "top1": float(top1.mean()),
+            "top1_std": float(top1.std(ddof=1)) if len(top1) > 1 else 0.0,
+            "seeds": [r["seed"] for r in done],
+            "tunable_params": done[0]["tunable_params"],
+            "tunable_percent": 100 * done[0]["tunable_params"] / done[0]["total_params"],
+            "tunable_params_without_embeddings": done[0]["tunable_params_without_embeddings"],
+            "total_params": done[0]["total_params"],
+            "gmacs_per_view": row["gmacs_per_view"],
+            "seconds": float(np.mean([r["seconds"] for r in done])),
+            "runs": done,
+        }
+    result = {
+        "kind": "ablations" if ablations else "comparison",
+        "config": json.loads(json.dumps(config.to_dict())),
+        "classes": classes,
+        "chance": 1 / len(classes),
+        "train_videos": train.videos,
+        "test_videos": test.videos,
+        "mean_mv_baseline_top1": mean_mv_baseline(train, test),
+        "methods": methods,
+    }
+    write_json(path, result)
+    return result

@@ -1,0 +1,119 @@
+"""Tune and evaluate one method on cached clips: the paper's recipe (AdamW, warm-up then
+cosine, no decay on norms/biases/ω), sized for two CPU cores."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cvpt.demo.cache import ClipTensors
+from cvpt.models.factory import create_model
+from cvpt.training.schedule import make_optimizer
+
+
+@dataclass
+class Variant:
+    """One row of a demo table: a method, its options and the backbone it starts from."""
+
+    name: str
+    method: str
+    options: dict = field(default_factory=dict)
+    pretrained: bool = True  # False: a randomly initialised backbone (frozen unless "full")
+    lr: float | None = None  # None: the suite's lr for this kind of method
+
+
+@dataclass
+class TuneSettings:
+    """What every variant of one demo shares."""
+
+    backbone: str = "vit_tiny"
+    backbone_options: dict = field(default_factory=lambda: {"depth": 4})
+    backbone_checkpoint: str | None = None  # the pre-trained backbone; None: random
+    epochs: int = 9
+    batch_size: int = 32
+    lr: float = 1e-2  # prompt / adapter / head methods: few weights, a larger step
+    full_lr: float = 1e-3  # full fine-tuning: every weight moves (the paper's lr)
+    weight_decay: float = 0.05
+    warmup_epochs: int = 2
+    threads: int = 2
+
+
+def build(variant: Variant, settings: TuneSettings, num_classes: int, seed: int):
+    torch.manual_seed(seed)  # the random backbone and every new weight, per seed
+    ckpt = settings.backbone_checkpoint if variant.pretrained else None
+    return create_model(
+        variant.method,
+        backbone=settings.backbone,
+        num_classes=num_classes,
+        backbone_checkpoint=ckpt,
+        # the key table of a checkpoint is printed once by the demo, not once per run
+        backbone_options={"verbose": False} if ckpt else settings.backbone_options,
+        **variant.options,
+    )
+
+
+def tune(
+    variant: Variant,
+    settings: TuneSettings,
+    train: ClipTensors,
+    test: ClipTensors,
+    *,
+    seed: int,
+    num_classes: int,
+    on_epoch=None,
+) -> dict:
+    """Train ``variant`` for ``settings.epochs`` on ``train`` (clip view = epoch), evaluating
+    on ``test`` after every epoch. Returns top-1 (final epoch), per-epoch curves, seconds."""
+    torch.set_num_threads(settings.threads)
+    model = build(variant, settings, num_classes, seed)
+    lr = variant.lr or (settings.full_lr if variant.method == "full" else settings.lr)
+    steps_per_epoch = -(-train.videos // settings.batch_size)
+    total = settings.epochs * steps_per_epoch
+    opt, sched = make_optimizer(
+        model, lr, settings.weight_decay, total, settings.warmup_epochs * steps_per_epoch
+    )
+    gen = torch.Generator().manual_seed(seed)
+    curve, losses = [], []
+    t0 = time.perf_counter()
+    for epoch in range(settings.epochs):
+        model.train()
+        rows = train.rows(epoch)[torch.randperm(train.videos, generator=gen)]
+        epoch_loss = []
+        for chunk in rows.split(settings.batch_size):
+            x, y = train.batch(chunk)
+            loss = F.cross_entropy(model(**x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            epoch_loss.append(loss.item())
+        losses.append(float(np.mean(epoch_loss)))
+        curve.append(evaluate(model, test, settings.batch_size * 4))
+        if on_epoch is not None:
+            on_epoch(epoch, losses[-1], curve[-1])
+    counts = model.param_counts()
+    return {
+        "top1": curve[-1],
+        "curve": curve,
+        "loss": losses,
+        "seconds": time.perf_counter() - t0,
+        "tunable_params": counts["tunable"],
+        "tunable_params_without_embeddings": counts["tunable_without_embeddings"],
+        "total_params": counts["total"],
+        "lr": lr,
+    }
+
+
+@torch.no_grad()
+def evaluate(model, test: ClipTensors, batch_size: int) -> float:
+    """Top-1 on ``test`` (one clip per video)."""
+    model.eval()
+    correct = 0
+    for chunk in torch.arange(len(test.labels)).split(batch_size):
+        x, y = test.batch(chunk)
+        correct += int((model(**x).argmax(1) == y).sum())
+    return correct / len(test.labels)

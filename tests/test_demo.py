@@ -1,0 +1,115 @@
+"""`cvpt demo`: the comparison runs end to end on generated data, writes what it promises,
+resumes, and the controls it relies on do what they claim."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+import cvpt
+from cvpt.cli.main import main
+from cvpt.demo import suite
+from cvpt.demo.cache import ClipTensors
+from cvpt.demo.suite import COMPARISON, CONTROLS, DemoConfig, mean_mv_baseline, shipped_backbone
+from cvpt.demo.tune import TuneSettings
+
+TINY = DemoConfig(videos=16, seeds=(0, 1), train_views=2, tune=TuneSettings(epochs=1))
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return out, suite.run_demo(out, TINY, progress=False)
+
+
+def test_demo_writes_every_method_with_the_promised_fields(demo_run):
+    out, _ = demo_run
+    saved = json.loads((out / "results.json").read_text())
+    assert list(saved["methods"]) == [v.name for v in COMPARISON + CONTROLS]
+    for name, m in saved["methods"].items():
+        for key in ("top1", "top1_std", "tunable_params", "gmacs_per_view", "seconds"):
+            assert isinstance(m[key], float | int), (name, key)
+        assert 0.0 <= m["top1"] <= 1.0 and m["seeds"] == [0, 1]
+        assert m["gmacs_per_view"] > 0 and m["seconds"] > 0
+    ms = saved["methods"]
+    assert ms["Full fine-tuning"]["tunable_percent"] == pytest.approx(100.0)
+    assert ms["Linear probe"]["tunable_params"] < ms["CVPT"]["tunable_params_without_embeddings"]
+    # the I-frame-only control runs a third of the tokens: about a third of the MACs
+    ratio = (
+        ms["Full FT, I-frames only"]["gmacs_per_view"] / ms["Full fine-tuning"]["gmacs_per_view"]
+    )
+    assert 0.2 < ratio < 0.4
+    assert saved["config"]["seeds"] == [0, 1] and saved["test_videos"] == 4
+
+
+def test_demo_resumes_without_training_again(demo_run, monkeypatch):
+    out, result = demo_run
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(suite, "tune", no_training)
+    again = suite.run_demo(out, TINY, progress=False)
+    assert again["methods"] == result["methods"]
+
+
+def test_demo_cli_prints_the_table_and_draws(tmp_path, capsys):
+    args = ["demo", "--out", str(tmp_path), "--videos", "8", "--seeds", "1", "--epochs", "1"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "CVPT" in text and "Linear probe" in text and "mean MV" in text
+    for png in ("top1.png", "curves.png"):
+        assert (tmp_path / "default" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_ablations_cover_tables_3_4_and_figure_4(tmp_path):
+    config = replace(TINY, seeds=(0,))
+    result = suite.run_demo(tmp_path, config, ablations=True, progress=False)
+    names = list(result["methods"])
+    depth = TuneSettings().backbone_options["depth"]
+    assert names[: depth + 1] == [f"SCCP blocks = {k}" for k in range(depth + 1)]
+    ms = result["methods"]
+    # Table 4: dropping attention removes its weights; dropping residual prompts halves a block
+    full = ms[f"SCCP blocks = {depth}"]["tunable_params_without_embeddings"]
+    assert ms["CVPT w/o attention"]["tunable_params_without_embeddings"] < full
+    assert (
+        ms["CVPT w/o residual prompt"]["tunable_params"]
+        < ms["CVPT w/o attention"]["tunable_params"]
+    )
+    assert ms["SCCP blocks = 0"]["tunable_params_without_embeddings"] < full
+
+
+def test_shipped_backbone_is_small_loads_and_says_how_it_was_made():
+    path = shipped_backbone()
+    assert path.stat().st_size <= 10 * 2**20
+    vit = cvpt.load_backbone(path)
+    assert vit.cfg.depth == TuneSettings().backbone_options["depth"]
+    recipe = json.loads(path.with_name(path.name + ".json").read_text())
+    assert any(c.startswith("cvpt pretrain") for c in recipe["commands"]) and "seed" in recipe
+
+
+def _clips(mean_x: torch.Tensor, labels: torch.Tensor) -> ClipTensors:
+    n = len(labels)
+    mvs = torch.randn(n, 2, 12, 8, 8) * 0.1
+    mvs[:, 0] += mean_x[:, None, None, None]
+    return ClipTensors(
+        iframes=torch.zeros(n, 3, 4, 8, 8).half(),
+        mvs=mvs.half(),
+        residuals=torch.zeros(n, 3, 12, 8, 8).half(),
+        labels=labels,
+        views=1,
+    )
+
+
+def test_mean_mv_baseline_finds_a_mean_mv_label_and_not_a_random_one():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 2, (200,), generator=g)
+    sign = labels.float() * 2 - 1
+    train, test = _clips(sign[:150], labels[:150]), _clips(sign[150:], labels[150:])
+    assert mean_mv_baseline(train, test) == 1.0
+    shuffled = labels[torch.randperm(200, generator=g)]
+    train, test = _clips(sign[:150], shuffled[:150]), _clips(sign[150:], shuffled[150:])
+    assert mean_mv_baseline(train, test) < 0.75
