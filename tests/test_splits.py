@@ -124,3 +124,16 @@ def test_data_check_command(tmp_path, capsys):
     assert "train       listed    3570  found    3570  missing       0" in out
     assert "test        listed    1530  found    1527  missing       3" in out
     assert test[-1].path in out
+
+
+def test_list_dataset_class_names_and_flip_rule(tmp_path):
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 2\n")
+    plain = ListSplits(tmp_path)
+    assert plain.classes == ["0", "1", "2"] and not hasattr(plain, "flips")
+    (tmp_path / "classes.json").write_text('["left", "right"]')
+    with pytest.raises(ValueError, match="at least 3 class names"):
+        ListSplits(tmp_path)
+    (tmp_path / "classes.json").write_text('["left", "right", "up"]')
+    (tmp_path / "dataset.json").write_text('{"flip": false}')
+    named = ListSplits(tmp_path)
+    assert named.classes == ["left", "right", "up"] and named.flips is False

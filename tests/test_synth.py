@@ -30,6 +30,8 @@ def test_layout_balance_and_readability(tmp_path):
     labels = Counter(s.label for sub in splits.subsets for s in splits.samples(sub))
     assert labels == Counter({0: 2, 1: 2, 2: 2, 3: 2})
     assert json.loads((tmp_path / "classes.json").read_text()) == TASKS["source"]
+    # the labels are directions: named classes, and training must not flip them
+    assert splits.classes == TASKS["source"] and splits.flips is False
     info = cvpt.probe(tmp_path / "videos" / "source_00000.mp4")
     assert not info.layout_problems() and info.frames == 48 and info.width == 64
 

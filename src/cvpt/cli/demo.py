@@ -58,6 +58,8 @@ def run(args) -> int:
     plot_curves(result, res_dir / "curves.png")
     if args.ablations:
         plot_sccp_blocks(result, res_dir / "sccp_blocks.png")
-    print(f"results: {res_dir / 'results.json'}; pictures: {res_dir}/*.png "
-          f"({result['wall_seconds']:.0f} s)")  # fmt: skip
+    print(
+        f"results: {res_dir / 'results.json'}; pictures: {res_dir}/*.png "
+        f"({result['wall_seconds']:.0f} s, peak memory {result['peak_rss_mib']:.0f} MiB)"
+    )
     return 0

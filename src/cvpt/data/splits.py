@@ -139,7 +139,9 @@ class SSv2Splits:
 class ListSplits:
     """A generic list (VideoMAE / mmaction2 style): one ``path label`` per line, separated by a
     space, a tab or a comma; ``annotations`` is a folder with ``<subset>.txt`` / ``.csv`` files,
-    or one file (its subset is its stem). Class names are the label numbers."""
+    or one file (its subset is its stem). Class names are the label numbers, or the names in an
+    optional ``classes.json`` (a list) beside the lists; an optional ``dataset.json`` with
+    ``{"flip": false}`` says that training must not flip (labels that name directions)."""
 
     def __init__(self, annotations: str | Path, split: int = 1):
         p = Path(annotations)
@@ -152,6 +154,17 @@ class ListSplits:
         self.subsets = tuple(self._files)
         labels = {s.label for sub in self.subsets for s in self.samples(sub)}
         self.classes = [str(i) for i in range(max(labels) + 1)] if labels else []
+        folder = p if p.is_dir() else p.parent
+        if (folder / "classes.json").exists():
+            names = json.loads((folder / "classes.json").read_text())
+            if not isinstance(names, list) or len(names) < len(self.classes):
+                raise ValueError(
+                    f"{folder / 'classes.json'}: expected a list of at least "
+                    f"{len(self.classes)} class names"
+                )
+            self.classes = [str(n) for n in names]
+        if (folder / "dataset.json").exists():
+            self.flips = bool(json.loads((folder / "dataset.json").read_text()).get("flip", True))
 
     def samples(self, subset: str) -> list[Sample]:
         if subset not in self._files:

@@ -157,9 +157,10 @@ def synthesize(
     progress: bool = True,
 ) -> dict:
     """Write ``videos`` videos under ``out/videos/`` with ``out/{train,test}.txt`` (the ``list``
-    dataset format), ``out/classes.json``, ``out/meta.jsonl`` and the settings in
-    ``out/synth.json``. Re-running with the same settings resumes (existing videos are kept);
-    other settings in the same folder are refused, so that no stale video is ever mixed in.
+    dataset format), ``out/classes.json``, ``out/dataset.json`` (no flips: the labels are
+    directions), ``out/meta.jsonl`` and the settings in ``out/synth.json``. Re-running with the
+    same settings resumes (existing videos are kept); other settings in the same folder are
+    refused, so that no stale video is ever mixed in.
     ``pan``: the target task's largest camera motion, px/frame."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
@@ -187,6 +188,8 @@ def synthesize(
         with atomic_output(out / f"{subset}.txt") as tmp:
             tmp.write_text("".join(f"videos/{s.name}.mp4 {s.label}\n" for s in items))
     write_json(out / "classes.json", TASKS[task])
+    # the labels are directions: a horizontal flip would turn "right" into "left"
+    write_json(out / "dataset.json", {"flip": False})
     with atomic_output(out / "meta.jsonl") as tmp:
         tmp.write_text("".join(json.dumps(asdict(s)) + "\n" for s in specs))
     return {
