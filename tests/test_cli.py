@@ -73,23 +73,29 @@ def test_top_level_help_lists_every_command(capsys):
         assert cmd in out
 
 
-@pytest.mark.parametrize(
-    "cmd",
-    [
-        ["prepare"],
-        ["probe"],
-        ["show"],
-        ["info"],
-        ["doctor"],
-        ["bench", "reader"],
-        ["bench", "model"],
-        ["bench", "pipeline"],
-        ["demo"],
-        ["visualize"],
-        ["synth"],
-        ["pretrain"],
-    ],
-)
+def _all_commands(parser=None, prefix=()) -> list[list[str]]:
+    """Every leaf sub-command of `cvpt`, e.g. ["bench", "pipeline"]."""
+    import argparse
+
+    parser = parser or build_parser()
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out += _all_commands(sub, (*prefix, name)) or [[*prefix, name]]
+    return out
+
+
+ALL_COMMANDS = _all_commands()
+
+
+def test_the_command_list_is_complete():
+    names = {" ".join(c) for c in ALL_COMMANDS}
+    assert {"prepare", "data check", "demo", "visualize", "bench pipeline", "predict"} <= names
+    assert len(names) >= 16
+
+
+@pytest.mark.parametrize("cmd", ALL_COMMANDS, ids=[" ".join(c) for c in ALL_COMMANDS])
 def test_every_command_has_help_with_an_example(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args([*cmd, "--help"])

@@ -20,6 +20,7 @@ ABLATIONS = [
     {"residual_prompt": False, "sccp_attention": False},
     {"prompt_embed_rank": 4},
     {"pool": "iframe"},
+    {"sccp_skip": True},
 ]
 CASES = [("cvpt", o) for o in ABLATIONS] + [(m, {}) for m in METHODS if m != "cvpt"]
 
@@ -202,3 +203,15 @@ def test_iframe_only_control_ignores_motion_and_refuses_cvpt():
     assert model.mv_embed is None and model.num_streams == 1
     with pytest.raises(ValueError, match="inputs='iframe'"):
         cvpt.create_model("cvpt", backbone="vit_tiny", num_classes=3, inputs="iframe")
+
+
+def test_sccp_skip_keeps_the_streams_with_the_same_weights():
+    torch.manual_seed(0)
+    plain, skip = SCCP(32, 8), SCCP(32, 8, skip=True)
+    skip.load_state_dict(plain.state_dict())  # same weights: the option adds none
+    e, m, r = (torch.randn(2, 6, 32) for _ in range(3))
+    pm, pr, pe = plain(e, m, r)
+    sm, sr, se = skip(e, m, r)
+    assert torch.equal(pe, se)  # E's update is the same
+    assert torch.allclose(sm, m + pm) and torch.allclose(sr, r + pr)
+    assert sum(p.numel() for p in SCCP(768, 8, skip=True).parameters()) == 39_192 + 1

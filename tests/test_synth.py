@@ -118,3 +118,41 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path):
         synthesize(tmp_path, videos=4, seed=2, progress=False)
     static = make_spec("target", 3, 0, 64, 48, pan=0.0)
     assert static.pan == (0.0, 0.0)
+
+
+def test_masked_pretraining_hides_tubes_learns_and_saves_the_encoder(tmp_path):
+    import torch
+
+    from cvpt.models.registry import create_backbone
+    from cvpt.training.mae import MaskedAutoencoder
+
+    torch.manual_seed(0)
+    mae = MaskedAutoencoder(create_backbone("vit_tiny", depth=1), mask_ratio=0.75)
+    mask = mae.tube_mask(3, 4, 16).view(3, 4, 16)
+    assert torch.equal(mask, mask[:, :1].expand_as(mask))  # the same patches in every tubelet
+    assert mask[:, 0].sum(1).tolist() == [12, 12, 12]  # 75% of the 16 patches
+    # the per-patch targets: zero mean, unit variance per tubelet patch
+    x = torch.randn(2, 3, 4, 32, 32)
+    t = mae.targets(x)
+    assert t.shape == (2, 2 * 2 * 2, 2 * 16 * 16 * 3)
+    assert torch.allclose(t.mean(-1), torch.zeros(2, 8), atol=1e-5)
+    # it learns: the loss on one batch falls under a few Adam steps (same masks each time)
+    opt = torch.optim.Adam(mae.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(30):
+        loss = mae(x, torch.Generator().manual_seed(1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+
+    main(["synth", str(tmp_path / "src"), "--task", "source", "--videos", "8", "--seed", "2"])
+    out = tmp_path / "mae.safetensors"
+    args = ["pretrain", str(tmp_path / "src"), "--out", str(out), "--epochs", "1", "--depth",
+            "1", "--batch-size", "4", "--masked"]  # fmt: skip
+    assert main(args) == 0
+    record = json.loads((tmp_path / "mae.safetensors.json").read_text())
+    assert record["objective"] == "masked reconstruction" and record["source_test_top1"] is None
+    assert record["test_reconstruction_loss"] > 0
+    assert cvpt.load_backbone(out).cfg.depth == 1  # the encoder only: no decoder keys saved

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from cvpt.io import atomic_output
@@ -35,10 +36,11 @@ def format_table(result: dict) -> str:
     ]  # fmt: skip
     close = overlapping_pairs(result)
     if close:
-        lines.append(
-            "within the seed spread of each other (|difference| ≤ std + std), so not "
-            "told apart at this budget: " + "; ".join(f"{a} vs {b}" for a, b in close)
+        text = (
+            "within the seed spread of each other (|difference| ≤ std + std), so not told apart "
+            "at this budget: " + "; ".join(f"{a} vs {b}" for a, b in close)
         )
+        lines += textwrap.wrap(text, width=len(head), subsequent_indent="  ")
     return "\n".join(lines)
 
 

@@ -33,7 +33,7 @@ class TuneSettings:
     backbone: str = "vit_tiny"
     backbone_options: dict = field(default_factory=lambda: {"depth": 4})
     backbone_checkpoint: str | None = None  # the pre-trained backbone; None: random
-    epochs: int = 9
+    epochs: int = 8
     batch_size: int = 32
     lr: float = 1e-2  # prompt / adapter / head methods: few weights, a larger step
     full_lr: float = 1e-3  # full fine-tuning: every weight moves (the paper's lr)

@@ -37,6 +37,7 @@ class TuningOptions:
     adapter_dim: int = 64  # AdaptFormer*: bottleneck 64 fits Table 1's 1.3M parameters
     adapter_scale: float = 0.1  # AdaptFormer's video setting
     hidden_dim: int = 8  # d' = d/α, α = 96 for ViT-B; kept at 8 for other widths
+    sccp_skip: bool = False  # True: SCCP adds to the MV/residual streams instead of replacing them
     inputs: str = "all"  # "iframe": the blocks see only I-frame tokens (a no-motion control)
 
     def to_dict(self) -> dict:
@@ -80,6 +81,7 @@ class CompressedVideoModel(nn.Module):
                 options.hidden_dim,
                 attention=options.sccp_attention,
                 residual_prompt=options.residual_prompt,
+                skip=options.sccp_skip,
             )
             for _ in range(self.sccp_layers)
         )

@@ -43,6 +43,12 @@ class SCCP(nn.Module):
     tokens for every channel, ``m = A ⊙ m`` (residual-guided selection of MV cues), ``ê = ê + m``;
     the block input is ``[g5(m), g6(r), E + g4(ê)]``.
 
+    ``skip=True`` (an option, not DESIGN.md's reading) keeps the MV and residual streams and adds
+    the block's outputs to them, ``[P_MV + g5(m), P_R + g6(r), …]``, as E is updated: DESIGN's
+    reading replaces them by ``g5(m)``, ``g6(r)``, which pass the streams through d′ channels
+    (and, with attention, scale MV cues by A ≈ 1/N) at every SCCP layer. Same weights. Measured
+    on the synthetic task: docs/synthetic.md.
+
     Ablations: ``attention=False`` replaces the selection by ``m = m + r`` (Fig. 5b, same
     39,192 weights). ``residual_prompt=False`` drops P_R, g3 and g6, selects with
     ``softmax(ω·m)`` on the MV stream itself, and passes the MV tokens on unchanged (no g5):
@@ -50,9 +56,11 @@ class SCCP(nn.Module):
     26,128, which no table shows).
     """
 
-    def __init__(self, dim: int, hidden: int = 8, *, attention=True, residual_prompt=True):
+    def __init__(
+        self, dim: int, hidden: int = 8, *, attention=True, residual_prompt=True, skip=False
+    ):
         super().__init__()
-        self.attention, self.residual_prompt = attention, residual_prompt
+        self.attention, self.residual_prompt, self.skip = attention, residual_prompt, skip
         self.g1, self.g2 = nn.Linear(dim, hidden), nn.Linear(dim, hidden)
         self.g4 = nn.Linear(hidden, dim)
         if residual_prompt:
@@ -80,9 +88,11 @@ class SCCP(nn.Module):
         elif self.residual_prompt:
             m = m + r
         e_out = e + self.g4(e_hat + m)
-        if self.residual_prompt:
-            return self.g5(m), self.g6(r), e_out
-        return p_mv, None, e_out
+        if not self.residual_prompt:
+            return p_mv, None, e_out
+        if self.skip:  # keep the streams, add the block's output (like E's update)
+            return p_mv + self.g5(m), p_r + self.g6(r), e_out
+        return self.g5(m), self.g6(r), e_out
 
 
 class Adapter(nn.Module):

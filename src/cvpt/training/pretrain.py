@@ -23,6 +23,7 @@ from cvpt.data.splits import ListSplits, resolve_video
 from cvpt.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from cvpt.models.checkpoint import save_backbone
 from cvpt.models.registry import create_backbone
+from cvpt.training.mae import MaskedAutoencoder
 
 FRAMES, STRIDE = 16, 3  # 16 frames spanning 46 of the 48: VideoMAE's 16-frame input, shorter
 
@@ -72,10 +73,14 @@ def pretrain(
     lr: float = 1e-3,
     weight_decay: float = 0.05,
     seed: int = 0,
+    masked: bool = False,
+    mask_ratio: float = 0.9,
     progress: bool = True,
 ) -> dict:
     """Train on ``data`` (a ``cvpt synth --task source`` folder, or any list dataset) and save
-    the backbone (head included) to ``out``; returns the run's numbers."""
+    the backbone (without its head) to ``out``; returns the run's numbers. ``masked``: VideoMAE's
+    self-supervised objective (tube masking at ``mask_ratio``, pixel reconstruction; labels
+    unused) instead of supervised classification."""
     torch.manual_seed(seed)
     data = Path(data)
     splits = ListSplits(data)
@@ -89,7 +94,9 @@ def pretrain(
         num_frames=FRAMES,
         img_size=int(train.videos[0].shape[1]),
     )
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    mae = MaskedAutoencoder(model, mask_ratio=mask_ratio) if masked else None
+    trained = mae if masked else model
+    opt = torch.optim.AdamW(trained.parameters(), lr=lr, weight_decay=weight_decay)
     steps = epochs * -(-len(train) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
@@ -98,21 +105,25 @@ def pretrain(
     history = []
     for epoch in tqdm(range(epochs), desc="pretrain", unit="epoch", disable=not progress):
         train.epoch = epoch
-        model.train()
+        trained.train()
         losses = []
         for x, y in loader:
-            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss = mae(x, gen) if masked else torch.nn.functional.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             losses.append(loss.item())
         history.append(float(np.mean(losses)))
-    model.eval()
+    trained.eval()
     with torch.no_grad():
-        correct = sum(
-            int((model(x).argmax(1) == y).sum()) for x, y in DataLoader(test, batch_size=64)
-        )
+        if masked:  # held-out reconstruction loss (fixed masks)
+            g = torch.Generator().manual_seed(seed)
+            test_losses = [float(mae(x, g)) for x, _ in DataLoader(test, batch_size=64)]
+        else:
+            correct = sum(
+                int((model(x).argmax(1) == y).sum()) for x, y in DataLoader(test, batch_size=64)
+            )
     model.reset_classifier(0)  # the backbone is what is kept: a new task brings its own head
     save_backbone(model, out)
     result = {
@@ -123,7 +134,9 @@ def pretrain(
         "lr": lr,
         "train_videos": len(train),
         "test_videos": len(test),
-        "source_test_top1": correct / len(test),
+        "objective": "masked reconstruction" if masked else "supervised classification",
+        "source_test_top1": None if masked else correct / len(test),
+        "test_reconstruction_loss": float(np.mean(test_losses)) if masked else None,
         "seconds": time.perf_counter() - t0,
         "loss_per_epoch": history,
         "data": str(data),
