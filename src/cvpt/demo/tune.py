@@ -31,6 +31,7 @@ class TuneSettings:
     """What every variant of one demo shares."""
 
     backbone: str = "vit_tiny"
+    # random-backbone variants: the demo sets the checkpoint's own architecture here
     backbone_options: dict = field(default_factory=lambda: {"depth": 4})
     backbone_checkpoint: str | None = None  # the pre-trained backbone; None: random
     epochs: int = 8
