@@ -113,3 +113,16 @@ def test_mean_mv_baseline_finds_a_mean_mv_label_and_not_a_random_one():
     shuffled = labels[torch.randperm(200, generator=g)]
     train, test = _clips(sign[:150], shuffled[:150]), _clips(sign[150:], shuffled[150:])
     assert mean_mv_baseline(train, test) < 0.75
+
+
+def test_clip_cache_follows_the_lists(tmp_path):
+    from cvpt.data.synth import synthesize
+    from cvpt.demo.cache import load_clips
+
+    synthesize(tmp_path, videos=8, seed=0, pan=0.5, progress=False)
+    first = load_clips(tmp_path, "test", progress=False)
+    again = load_clips(tmp_path, "test", progress=False)  # from the cache file
+    assert torch.equal(first.mvs, again.mvs) and first.videos == 2
+    synthesize(tmp_path, videos=16, seed=0, pan=0.5, progress=False)  # more videos, new lists
+    bigger = load_clips(tmp_path, "test", progress=False)
+    assert bigger.videos == 4 and len(list((tmp_path / "cache").glob("*.safetensors"))) == 2

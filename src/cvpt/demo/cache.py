@@ -9,6 +9,7 @@ the models compute in float32), stored as one safetensors file per subset beside
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,13 +67,16 @@ def load_clips(
     root = Path(root)
     train = subset == "train"
     views = train_views if train else 1
-    key = {"subset": subset, "views": views, "seed": seed, "mv_clip": mv_clip}
+    samples = ListSplits(root).samples(subset)
+    # the list's content is part of the key: the same folder re-synthesised with another video
+    # count has other train/test lists, and must not reuse clips of the old ones
+    listed = zlib.crc32("\n".join(f"{s.path} {s.label}" for s in samples).encode())
+    key = {"subset": subset, "views": views, "seed": seed, "mv_clip": mv_clip, "list": listed}
     name = "_".join(f"{k}{v}" for k, v in key.items())
     path = root / "cache" / f"{name}.safetensors"
     if path.exists():
         t = load_file(path)
         return ClipTensors(**{k: t[k] for k in (*MODALITIES, "labels")}, views=views)
-    samples = ListSplits(root).samples(subset)
     size = _frame_size(root, samples[0].path)
     ds = CompressedVideoDataset(
         root, samples, train=train, size=size, short_side=size, flip=False, seed=seed,
