@@ -28,6 +28,7 @@ def register(sub) -> None:
     p.add_argument("--videos", type=int, help="target-task videos (default: the preset's)")
     p.add_argument("--epochs", type=int, help="epochs per run (default: the preset's)")
     p.add_argument("--backbone-checkpoint", help="a backbone to freeze instead of the shipped one")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the tuning loop)")
 
 
 def run(args) -> int:
@@ -42,6 +43,8 @@ def run(args) -> int:
         config = replace(config, seeds=tuple(range(args.seeds)))
     if args.videos is not None:
         config = replace(config, videos=args.videos)
+    if args.device != "cpu":
+        config = replace(config, tune=replace(config.tune, device=args.device))
     if args.epochs is not None:
         config = replace(config, tune=replace(config.tune, epochs=args.epochs))
     out = Path(args.out) / ("full" if args.full else "default")

@@ -44,10 +44,10 @@ class ClipTensors:
         """Row of every video's clip number ``view`` (mod ``views``)."""
         return torch.arange(self.videos) * self.views + view % self.views
 
-    def batch(self, rows: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Model inputs (float32) and labels of ``rows``."""
-        x = {k: getattr(self, k)[rows].float() for k in MODALITIES}
-        return x, self.labels[rows]
+    def batch(self, rows: torch.Tensor, device=None) -> tuple[dict, torch.Tensor]:
+        """Model inputs (float32) and labels of ``rows``, on ``device``."""
+        x = {k: getattr(self, k)[rows].to(device).float() for k in MODALITIES}
+        return x, self.labels[rows].to(device)
 
     def nbytes(self) -> int:
         return sum(getattr(self, k).nbytes for k in MODALITIES)

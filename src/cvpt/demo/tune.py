@@ -41,6 +41,7 @@ class TuneSettings:
     weight_decay: float = 0.05
     warmup_epochs: int = 2
     threads: int = 2
+    device: str = "cpu"  # "cuda" runs the same loop on a GPU (clips stay cached on the CPU)
 
 
 def build(variant: Variant, settings: TuneSettings, num_classes: int, seed: int):
@@ -70,7 +71,8 @@ def tune(
     """Train ``variant`` for ``settings.epochs`` on ``train`` (clip view = epoch), evaluating
     on ``test`` after every epoch. Returns top-1 (final epoch), per-epoch curves, seconds."""
     torch.set_num_threads(settings.threads)
-    model = build(variant, settings, num_classes, seed)
+    device = torch.device(settings.device)
+    model = build(variant, settings, num_classes, seed).to(device)
     lr = variant.lr or (settings.full_lr if variant.method == "full" else settings.lr)
     steps_per_epoch = -(-train.videos // settings.batch_size)
     total = settings.epochs * steps_per_epoch
@@ -85,7 +87,7 @@ def tune(
         rows = train.rows(epoch)[torch.randperm(train.videos, generator=gen)]
         epoch_loss = []
         for chunk in rows.split(settings.batch_size):
-            x, y = train.batch(chunk)
+            x, y = train.batch(chunk, device)
             loss = F.cross_entropy(model(**x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -93,7 +95,7 @@ def tune(
             sched.step()
             epoch_loss.append(loss.item())
         losses.append(float(np.mean(epoch_loss)))
-        curve.append(evaluate(model, test, settings.batch_size * 4))
+        curve.append(evaluate(model, test, settings.batch_size * 4, device))
         if on_epoch is not None:
             on_epoch(epoch, losses[-1], curve[-1])
     counts = model.param_counts()
@@ -110,11 +112,11 @@ def tune(
 
 
 @torch.no_grad()
-def evaluate(model, test: ClipTensors, batch_size: int) -> float:
+def evaluate(model, test: ClipTensors, batch_size: int, device=None) -> float:
     """Top-1 on ``test`` (one clip per video)."""
     model.eval()
     correct = 0
     for chunk in torch.arange(len(test.labels)).split(batch_size):
-        x, y = test.batch(chunk)
+        x, y = test.batch(chunk, device)
         correct += int((model(**x).argmax(1) == y).sum())
     return correct / len(test.labels)
