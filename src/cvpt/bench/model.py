@@ -121,7 +121,8 @@ def _peak_in_fresh_process(method, *spec) -> int:
         return pool.apply(step_peak_bytes, (method, *spec))
 
 
-def _timed(fn, device) -> float:
+def timed(fn, device) -> float:
+    """Seconds ``fn()`` takes, CUDA work included (synchronised before and after)."""
     _sync(device)
     t0 = time.perf_counter()
     fn()
@@ -185,13 +186,13 @@ def bench_model(
     }
     for r in range(repeats + 1):  # the first round warms up and is dropped
         fwd = {
-            "cvpt_fwd": _timed(lambda: infer(cvpt_model.eval(), *one), dev),
-            "rgb_fwd": _timed(lambda: infer(rgb_model, rgb), dev),
+            "cvpt_fwd": timed(lambda: infer(cvpt_model.eval(), *one), dev),
+            "rgb_fwd": timed(lambda: infer(rgb_model, rgb), dev),
         }
         step = {}
         for name, model in (("cvpt", cvpt_model), ("full", full_model)):
             model.train()
-            step[f"{name}_step"] = _timed(
+            step[f"{name}_step"] = timed(
                 lambda m=model, n=name: _train_step(m, many, labels, opts[n]), dev
             )
         if r:

@@ -28,12 +28,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from cvpt.bench.model import timed
 from cvpt.bench.reader import _seek_frame, make_videos
 from cvpt.codec.container import is_video_file, open_video
 from cvpt.codec.prepare import prepare
 from cvpt.data.dataset import CompressedVideoDataset
 from cvpt.data.splits import Sample
-from cvpt.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from cvpt.data.transforms import normalize_rgb
 from cvpt.io import atomic_output
 from cvpt.models.factory import create_model
 from cvpt.models.registry import create_backbone
@@ -84,7 +85,7 @@ def rgb_views(
         clip = np.stack(list(picked[c]))  # [T, h, w, 3]
         for x, y in _crop_origins(h, w, size, crops):
             views.append(clip[:, y : y + size, x : x + size])
-    x = (np.stack(views).astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    x = normalize_rgb(np.stack(views))
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 4, 1, 2, 3)))
 
 
@@ -134,16 +135,6 @@ def _throughput(paths: list[Path], kind: str, workers: int, items: int) -> float
     return items / (time.perf_counter() - t0)
 
 
-def _timed(fn, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - t0) * 1e3
-
-
 def bench_pipeline(
     videos: str | Path | None = None,
     *,
@@ -176,7 +167,7 @@ def bench_pipeline(
         t: dict[str, list[float]] = {}
 
         def add(name, fn):
-            t.setdefault(name, []).append(_timed(fn, dev))
+            t.setdefault(name, []).append(timed(fn, dev) * 1e3)  # ms
 
         with torch.no_grad():
             for r in range(repeats + 1):  # round 0 warms up and is dropped

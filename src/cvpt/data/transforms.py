@@ -93,13 +93,18 @@ def apply_crop(
     return normalize(iframes, mvs, residuals, mv_clip)
 
 
+def normalize_rgb(frames: np.ndarray) -> np.ndarray:
+    """``uint8 [..., 3]`` RGB → float32 with ImageNet mean/std (VideoMAE's input statistics)."""
+    return (frames.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+
+
 def normalize(
     iframes: np.ndarray, mvs: np.ndarray, residuals: np.ndarray, mv_clip: float = MV_CLIP
 ) -> dict:
     """The one normalisation: I-frames ImageNet mean/std; MVs clipped to ±``mv_clip`` px (20:
     CoViAR's, for 256-px frames; small frames move fewer pixels) then divided by it;
     residuals /255 then / ImageNet std. Channels-first tensors ``[C, T, H, W]``."""
-    i = (iframes.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    i = normalize_rgb(iframes)
     m = np.clip(mvs, -mv_clip, mv_clip) / mv_clip
     r = residuals.astype(np.float32) / 255.0 / IMAGENET_STD
     return {

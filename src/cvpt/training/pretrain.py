@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from cvpt.codec.container import open_video
 from cvpt.data.splits import ListSplits, resolve_video
-from cvpt.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from cvpt.data.transforms import normalize_rgb
 from cvpt.models.checkpoint import save_backbone
 from cvpt.models.registry import create_backbone
 from cvpt.training.mae import MaskedAutoencoder
@@ -58,7 +58,7 @@ class RawClips(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, i])
         start = int(rng.integers(spare + 1)) if self.train else spare // 2
         idx = np.minimum(np.arange(start, start + span, STRIDE), len(v) - 1)
-        x = (v[idx].astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+        x = normalize_rgb(v[idx])
         return torch.from_numpy(x.transpose(3, 0, 1, 2).copy()), self.labels[i]
 
 
