@@ -38,9 +38,6 @@ def side_data_to_grid(
     field = np.zeros((hc, wc, 2), np.float32)
     if vectors is None or len(vectors) == 0:
         return field
-    if cell == 16 and _macroblocks_only(vectors):
-        _scatter_macroblocks(field, vectors)
-        return field
     v = vectors[vectors["source"] < 0]
     mx, my = _content_motion(v)
     bw, bh = v["w"].astype(np.int64), v["h"].astype(np.int64)
@@ -54,35 +51,87 @@ def side_data_to_grid(
     return field
 
 
+class MotionRecords:
+    """The ``MOTION_VECTORS`` side data of a run of frames, turned into fields in one batch.
+
+    ``append`` copies a frame's records out (a few kB), so the frame and its decoder buffer are
+    released at once. ``fields`` then scatters them all: MPEG-4 macroblock streams on a 16-px grid
+    take a fast path that joins every frame's records and makes one numpy call per column (a clip
+    has 40 P-frames of 300 records; per-frame calls would cost more than the scatter itself).
+    Anything else (4MV, H.264 partitions, other grids) goes frame by frame through
+    :func:`side_data_to_grid`.
+    """
+
+    def __init__(self) -> None:
+        self._raw: list[bytes | None] = []  # each frame's records, as bytes
+        self._dtype: np.dtype | None = None  # PyAV's structured AVMotionVector dtype
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def append(self, vectors) -> None:
+        """A frame's ``frame.side_data.get('MOTION_VECTORS')`` (None: no inter blocks)."""
+        if vectors is None or len(vectors) == 0:
+            self._raw.append(None)
+            return
+        if self._dtype is None:
+            self._dtype = vectors.to_ndarray().dtype
+        self._raw.append(bytes(vectors))
+
+    def fields(self, grid_hw: tuple[int, int], cell: int) -> np.ndarray:
+        """``float32 [n, Hc, Wc, 2]``: every appended frame's field, in order."""
+        hc, wc = grid_hw
+        out = np.zeros((len(self._raw), hc, wc, 2), np.float32)
+        present = [r for r in self._raw if r is not None]
+        if not present:
+            return out
+        size = self._dtype.itemsize
+        if cell == 16 and _FAST_LAYOUT and size == _RECORD:
+            counts = [0 if r is None else len(r) // size for r in self._raw]
+            first_cell = np.repeat(np.arange(len(self._raw)) * (hc * wc), counts)
+            records = np.frombuffer(b"".join(present), np.uint8)
+            if _scatter_macroblocks(out, records, first_cell):
+                return out
+        for k, r in enumerate(self._raw):
+            if r is not None:
+                out[k] = side_data_to_grid(np.frombuffer(r, self._dtype), grid_hw, cell)
+        return out
+
+
 # AVMotionVector as FFmpeg lays it out (40 bytes): int32 source @0, uint8 w @4, uint8 h @5,
 # int16 src_x/src_y/dst_x/dst_y @6..13, uint64 flags @16, int32 motion_x/motion_y @24/28,
 # uint16 motion_scale @32. The fast path reads these as columns of int16/int32 views: one
 # numpy call per column instead of one per strided field access.
+_RECORD = 40
 _FAST_LAYOUT = sys.byteorder == "little"
 _W16_H16 = 16 | (16 << 8)  # w and h bytes read as one little-endian int16
 
 
-def _macroblocks_only(v: np.ndarray) -> bool:
-    """True when every vector is a 16×16 past-reference block (MPEG-4 without 4MV)."""
-    if not (_FAST_LAYOUT and v.dtype.itemsize == 40 and v.flags.c_contiguous):
+def _scatter_macroblocks(fields: np.ndarray, records: np.ndarray, first_cell: np.ndarray) -> bool:
+    """Write 16×16 past-reference blocks into ``fields [n, Hc, Wc, 2]``, one cell per macroblock.
+
+    ``records``: the bytes of 40-byte AVMotionVectors; ``first_cell``: the flat index of each
+    record's frame's first cell. Damaged positions are clipped into the grid. Returns False,
+    writing nothing, if any record is another kind of block."""
+    i16 = records.view(np.int16).reshape(-1, _RECORD // 2)
+    i32 = i16.view(np.int32)
+    if not ((i16[:, 2] == _W16_H16).all() and (i32[:, 0] < 0).all()):
         return False
-    i16 = v.view(np.int16).reshape(-1, 20)
-    i32 = v.view(np.int32).reshape(-1, 10)
-    return bool((i16[:, 2] == _W16_H16).all() and (i32[:, 0] < 0).all())
-
-
-def _scatter_macroblocks(field: np.ndarray, v: np.ndarray) -> None:
-    """One cell per macroblock; damaged positions are clipped into the grid."""
-    hc, wc = field.shape[:2]
-    i16 = v.view(np.int16).reshape(-1, 20)
-    i32 = v.view(np.int32).reshape(-1, 10)
-    cells = (i16[:, 6] >> 4).astype(np.intp) * wc + (i16[:, 5] >> 4)
-    if cells.min() < 0 or cells.max() >= hc * wc:  # damaged side data
-        ys = np.clip(i16[:, 6] >> 4, 0, hc - 1).astype(np.intp)
-        cells = ys * wc + np.clip(i16[:, 5] >> 4, 0, wc - 1)
-    scale = i16[:, 16:17].view(np.uint16).astype(np.float32)
-    np.maximum(scale, 1, out=scale)
-    field.reshape(-1, 2)[cells] = i32[:, 6:8] / -scale  # dst − src = −motion / scale
+    hc, wc = fields.shape[1:3]
+    ys, xs = i16[:, 6] >> 4, i16[:, 5] >> 4  # dst is the block centre: centre // 16 is its cell
+    np.clip(ys, 0, hc - 1, out=ys)  # damaged side data can point outside the frame
+    np.clip(xs, 0, wc - 1, out=xs)
+    cells = first_cell + ys * np.intp(wc)  # int64: no int16 overflow on large frames
+    cells += xs
+    scale = i16[:, 16]  # motion_scale (uint16): 2 for half-pel streams, 4 for quarter-pel
+    if len(scale) and (scale == scale[0]).all() and scale[0] > 0:
+        # One scale: scatter (motion_x, motion_y) as one int64 per record, scale all at once.
+        motion = np.zeros(fields.shape[:3], np.int64).reshape(-1)
+        motion[cells] = i16.view(np.int64)[:, 3]
+        np.multiply(motion.view(np.int32), -1.0 / scale[0], out=fields.reshape(-1))
+    else:  # damaged side data: scales differ, or are 0
+        fields.reshape(-1, 2)[cells] = i32[:, 6:8] / -np.maximum(scale, 1)[:, None]
+    return True
 
 
 def _content_motion(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,12 +191,19 @@ class Accumulator:
 def grid_to_dense(
     field: np.ndarray, height: int, width: int, cell: int, out: np.ndarray | None = None
 ) -> np.ndarray:
-    """Upsample a cell field to ``float32 [height, width, 2]`` pixels (each cell → cell² copies)."""
-    hc, wc = field.shape[:2]
-    if height == hc * cell and width == wc * cell:
-        return cv2.resize(field, (width, height), dst=out, interpolation=cv2.INTER_NEAREST)
-    full = cv2.resize(field, (wc * cell, hc * cell), interpolation=cv2.INTER_NEAREST)
+    """Upsample cell fields ``[..., Hc, Wc, 2]`` to ``float32 [..., height, width, 2]`` pixels
+    (each cell → cell² copies).
+
+    One pixel row per cell row is built by repeating cells along x, then copied ``cell`` times
+    as whole rows: row-long copies are 4× faster than ``cv2.resize(INTER_NEAREST)``.
+    """
+    lead = field.shape[:-3]
     if out is None:
-        return np.ascontiguousarray(full[:height, :width])
-    np.copyto(out, full[:height, :width])
+        out = np.empty((*lead, height, width, 2), np.float32)
+    rows = np.repeat(field, cell, axis=-2)[..., :width, :]  # [..., Hc, W, 2]
+    full = height // cell  # cell rows that lie wholly inside the frame
+    blocks = out[..., : full * cell, :, :].reshape(*lead, full, cell, 2 * width)
+    blocks[:] = rows[..., :full, :, :].reshape(*lead, full, 1, 2 * width)
+    if full * cell < height:
+        out[..., full * cell :, :, :] = rows[..., full : full + 1, :, :]
     return out
