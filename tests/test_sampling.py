@@ -105,3 +105,18 @@ def test_count_gops_agrees_with_probe_without_decoding(videos):
 
     for name in ("prepared", "short"):
         assert count_gops(videos[name]) == cvpt.probe(videos[name]).num_gops
+
+
+def test_keyframe_pts_match_exact_fraction_arithmetic():
+    from fractions import Fraction
+
+    from cvpt.codec.reader import _keyframe_pts
+
+    cases = [(30, Fraction(1, 15360)), (Fraction(30000, 1001), Fraction(1, 30000))]
+    cases += [(25, Fraction(1, 25)), (Fraction(24000, 1001), Fraction(1, 90000))]
+    cases += [(Fraction(2997, 100), Fraction(1, 1000)), (24, Fraction(1))]  # 24: ties at .5
+    for rate, tb in cases:
+        ticks = 1 / (Fraction(rate) * tb)
+        for start in (0, 512, -7):
+            want = tuple(start + round(g * 12 * ticks) for g in range(500))
+            assert _keyframe_pts(start, 500 * 12, 12, rate, tb) == want, (rate, tb, start)

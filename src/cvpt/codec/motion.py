@@ -62,9 +62,10 @@ class MotionRecords:
     :func:`side_data_to_grid`.
     """
 
+    _dtype: np.dtype | None = None  # PyAV's structured AVMotionVector dtype, learnt once
+
     def __init__(self) -> None:
         self._raw: list[bytes | None] = []  # each frame's records, as bytes
-        self._dtype: np.dtype | None = None  # PyAV's structured AVMotionVector dtype
 
     def __len__(self) -> int:
         return len(self._raw)
@@ -74,8 +75,8 @@ class MotionRecords:
         if vectors is None or len(vectors) == 0:
             self._raw.append(None)
             return
-        if self._dtype is None:
-            self._dtype = vectors.to_ndarray().dtype
+        if MotionRecords._dtype is None:
+            MotionRecords._dtype = vectors.to_ndarray().dtype
         self._raw.append(bytes(vectors))
 
     def fields(self, grid_hw: tuple[int, int], cell: int) -> np.ndarray:
