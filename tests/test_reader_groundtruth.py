@@ -95,3 +95,18 @@ def test_h264_gop12_streams_are_readable(tmp_path):
     path = cvpt.write_video(tmp_path / "h264.mp4", frames, codec="libx264", gop=12)
     clip = cvpt.read_clip(path, accumulate=False)
     assert _exact(clip.mvs[:, 16:-16, 16:-16], 2, 1).mean() >= 0.95
+
+
+def test_a_short_last_gop_fills_every_slot_from_the_frames_it_has(tmp_path):
+    from cvpt.data.generate import translating_texture
+
+    # 26 frames: GOPs of 12, 12 and 2; the last one has one P-frame for all three thirds
+    frames = translating_texture(2, 1, frames=26, height=96, width=128, seed=5)
+    path = cvpt.write_video(tmp_path / "short_tail.mp4", frames)
+    for accumulate in (True, False):
+        clip = cvpt.read_clip(path, num_gops=1, start_gop=2, accumulate=accumulate)
+        np.testing.assert_array_equal(clip.positions, [[1, 1, 1]])
+        assert _exact(clip.mvs[:, 16:-16:16, 16:-16:16], 2, 1).mean() >= 0.95
+        for k in (1, 2):
+            np.testing.assert_array_equal(clip.mvs[k], clip.mvs[0])
+            np.testing.assert_array_equal(clip.residuals[k], clip.residuals[0])

@@ -328,13 +328,13 @@ class _ClipBuffers:
         self._ref = self._predictor.reference(rgb)
         self._records, self._sampled = MotionRecords(), []
 
-    def p_frame(self, frame: av.VideoFrame, out: int | None, next_wanted: bool) -> None:
-        """One P-frame: keep its MVs; if sampled (``out`` is its slot), its RGB too."""
-        rgb = None
-        if out is not None:
-            rgb = self._to_rgb(frame)
+    def p_frame(self, frame: av.VideoFrame, outs: list[int], next_wanted: bool) -> None:
+        """One P-frame: keep its MVs; if sampled (``outs``: its slots, several when a short
+        GOP's thirds share a frame), its RGB too."""
+        rgb = self._to_rgb(frame) if outs else None
+        for out in outs:
             self._sampled.append(_Sampled(out, len(self._records), rgb, self._ref))
-        if self.accumulate or out is not None:  # non-accumulated: only sampled frames' MVs
+        if self.accumulate or outs:  # non-accumulated: only sampled frames' MVs
             self._records.append(frame.side_data.get("MOTION_VECTORS"))
         if not self.accumulate and next_wanted:  # the next sampled frame is predicted from this
             self._ref = self._predictor.reference(rgb if rgb is not None else self._to_rgb(frame))
@@ -354,7 +354,7 @@ class _ClipBuffers:
                 folded, picked[i] = s.record + 1, self._acc.field
         else:
             picked = fields[[s.record for s in self._sampled]]
-        # A GOP's sampled frames fill consecutive slots: their MVs are made in one call, and
+        # A GOP's sampled frames fill its p consecutive slots: their MVs are made in one call, and
         # their predictions too when they share a reference (accumulated: the I-frame).
         first = self._sampled[0].out
         mvs = grid_to_dense(
@@ -394,7 +394,9 @@ def _decode_clip(path, container, stream, index, gops, positions, req: _Request,
                 container.seek(index.keyframe_pts[g], stream=stream, backward=True)
                 frames = _frames_from(container, stream, path, index, g, gop_size)
             first_slot[g] = slot
-            wanted = {int(pos): slot * p + k for k, pos in enumerate(positions[slot])}
+            wanted: dict[int, list[int]] = {}  # position → its slots (short GOPs repeat one)
+            for k, pos in enumerate(positions[slot]):
+                wanted.setdefault(int(pos), []).append(slot * p + k)
             last = max(wanted)
             for pos in range(last + 1):
                 frame = next(frames, None)
@@ -405,7 +407,7 @@ def _decode_clip(path, container, stream, index, gops, positions, req: _Request,
                     cc.skip_frame = "DEFAULT"
                     buf.start_gop(slot, frame)
                 else:
-                    buf.p_frame(frame, wanted.get(pos), pos + 1 in wanted)
+                    buf.p_frame(frame, wanted.get(pos, []), pos + 1 in wanted)
             buf.end_gop()
             # The rest of the GOP is not needed: let the decoder drop it unseen, up to the next
             # I-frame (whose pts _check_frame confirms, so a longer GOP cannot slip through).
