@@ -109,7 +109,21 @@ def test_bench_reader_runs_on_a_folder(tmp_path, videos):
     folder.mkdir()
     (folder / "a.mp4").write_bytes(videos["prepared"].read_bytes())
     assert (
-        main(["bench", "reader", "--videos", str(folder), "--repeats", "2", "--out", str(out)]) == 0
+        main(
+            [
+                "bench",
+                "reader",
+                "--videos",
+                str(folder),
+                "--repeats",
+                "2",
+                "--rounds",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
     )
     res = json.loads(out.read_text())
     assert (
@@ -117,6 +131,8 @@ def test_bench_reader_runs_on_a_folder(tmp_path, videos):
         and res["b_over_a"] > 0
         and set(res["median_ms"]) == {"a_decode_floor", "b_read_clip", "c_rgb_clip"}
     )
+    each = sorted(r["b_over_a"] for r in res["rounds"])
+    assert len(each) == 3 and res["b_over_a"] == each[1]  # the median round
 
 
 def test_bench_model_smoke(tmp_path):

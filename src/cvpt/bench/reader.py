@@ -81,9 +81,17 @@ def make_videos(folder: Path, count: int = 4, seconds: float = 6, fps: int = 30)
 
 
 def bench_reader(
-    videos: Path | None = None, *, repeats: int = 15, threads: int = 1, **read_options
+    videos: Path | None = None,
+    *,
+    repeats: int = 15,
+    rounds: int = 1,
+    threads: int = 1,
+    **read_options,
 ) -> dict:
-    """Run (a), (b), (c) on every video ``repeats`` times; return medians (ms) and ratios."""
+    """Run (a), (b), (c) on every video ``repeats`` times per round; return medians (ms) and
+    ratios. With several ``rounds`` (the whole measurement again, same process), the ratios are
+    the median of the rounds' ratios, and each round is kept: on a shared machine the spread
+    between rounds says how far one number can be trusted."""
     cv2.setNumThreads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         if videos is None:
@@ -100,18 +108,12 @@ def bench_reader(
         for p in paths:  # warm the file cache and the code paths
             for fn in cases.values():
                 fn(p)
-        times: dict[str, list[float]] = {k: [] for k in cases}
-        for _ in range(repeats):
-            for p in paths:
-                for name, fn in cases.items():
-                    t0 = time.perf_counter()
-                    fn(p)
-                    times[name].append((time.perf_counter() - t0) * 1e3)
+        per_round = [_one_round(paths, cases, repeats) for _ in range(rounds)]
         container, stream = open_video(paths[0])
         size = f"{stream.codec_context.width}x{stream.codec_context.height}"
         codec = stream.codec_context.name
         container.close()
-    med = {k: statistics.median(v) for k, v in times.items()}
+    ratios = {k: [r[k] for r in per_round] for k in ("b_over_a", "b_over_c")}
     return {
         "videos": len(paths),
         "repeats": repeats,
@@ -119,9 +121,26 @@ def bench_reader(
         "codec": codec,
         "opencv_threads": threads,
         "read_options": read_options,
+        "median_ms": {k: statistics.median(r["median_ms"][k] for r in per_round) for k in cases},
+        "b_over_a": statistics.median(ratios["b_over_a"]),
+        "b_over_c": statistics.median(ratios["b_over_c"]),
+        "rounds": per_round,
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+
+
+def _one_round(paths: list[Path], cases: dict, repeats: int) -> dict:
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(repeats):
+        for p in paths:
+            for name, fn in cases.items():
+                t0 = time.perf_counter()
+                fn(p)
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
         "median_ms": med,
         "b_over_a": med["b_read_clip"] / med["a_decode_floor"],
         "b_over_c": med["b_read_clip"] / med["c_rgb_clip"],
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}",
     }
