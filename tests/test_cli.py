@@ -148,6 +148,7 @@ def test_bench_model_smoke(tmp_path):
         "2",
         "--repeats",
         "1",
+        "--grad-checkpointing",
         "--out",
         str(out),
     ]
@@ -156,6 +157,8 @@ def test_bench_model_smoke(tmp_path):
     sizes = res["checkpoint_bytes"]
     assert sizes["cvpt_rank_16"] < sizes["cvpt_full_rank"] < sizes["full_model"]
     assert set(res["ratios"]) >= {"cvpt_forward_over_videomae16", "cvpt_step_over_full"}
+    held = res["tensor_bytes"]
+    assert held["cvpt_ckpt_step"]["activations"] < held["cvpt_step"]["activations"]
 
 
 def test_bench_pipeline_smoke(tmp_path, videos):

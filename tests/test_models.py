@@ -215,3 +215,30 @@ def test_sccp_skip_keeps_the_streams_with_the_same_weights():
     assert torch.equal(pe, se)  # E's update is the same
     assert torch.allclose(sm, m + pm) and torch.allclose(sr, r + pr)
     assert sum(p.numel() for p in SCCP(768, 8, skip=True).parameters()) == 39_192 + 1
+
+
+@pytest.mark.parametrize("method", ["cvpt", "vpt", "full"])
+def test_grad_checkpointing_keeps_gradients_and_saves_memory(method):
+    from cvpt.bench.model import step_tensor_bytes
+
+    grads, losses = {}, {}
+    for ckpt in (False, True):
+        model = _model(method).train()
+        model.set_grad_checkpointing(ckpt)
+        loss = torch.nn.functional.cross_entropy(model(*_inputs()), torch.tensor([1, 4]))
+        loss.backward()
+        losses[ckpt] = loss.item()
+        grads[ckpt] = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+    assert losses[True] == pytest.approx(losses[False], abs=1e-6)
+    assert grads[True].keys() == grads[False].keys()
+    for n, g in grads[False].items():
+        torch.testing.assert_close(grads[True][n], g, atol=1e-6, rtol=1e-5, msg=n)
+    spec = ("vit_tiny", 32, 2, 7, {"depth": 3}, "cpu")
+    plain = step_tensor_bytes(method, *spec)["activations"]
+    checkpointed = step_tensor_bytes(method, *spec, True)["activations"]
+    assert checkpointed < 0.6 * plain
+    # evaluation (no autograd) runs the blocks directly
+    model = _model(method).eval()
+    model.set_grad_checkpointing(True)
+    with torch.no_grad():
+        assert model(*_inputs(1)).shape == (1, 7)

@@ -58,13 +58,15 @@ def _proc_status(field: str) -> int:
     return 0
 
 
-def _train_setup(method, backbone, size, batch, num_classes, bopts, device):
-    """``(model, optimiser, inputs, labels, device)`` for one train step of ``method``."""
+def _train_setup(method, backbone, size, batch, num_classes, bopts, device, ckpt=False):
+    """``(model, optimiser, inputs, labels, device)`` for one train step of ``method``
+    (``ckpt``: with gradient checkpointing of the backbone blocks)."""
     dev = torch.device(device)
     torch.manual_seed(0)
     model = create_model(
         method, backbone=backbone, num_classes=num_classes, backbone_options=bopts
     ).to(dev)
+    model.set_grad_checkpointing(ckpt)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     inputs = tuple(torch.randn_like(x) for x in compressed_inputs(batch, 4, size, device=dev))
     labels = torch.randint(0, num_classes, (batch,), device=dev)
@@ -81,7 +83,8 @@ def step_peak_bytes(*spec) -> int:
 
 def step_tensor_bytes(*spec) -> dict:
     """Exact bytes of what training holds besides the weights: activations saved for backward
-    (unique storages, via saved-tensor hooks), gradients, and AdamW's state after one step."""
+    (unique storages, via saved-tensor hooks, plus every block's input, which is what a
+    checkpointed block keeps), gradients, and AdamW's state after one step."""
     model, opt, inputs, labels, _ = _train_setup(*spec)
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
@@ -92,9 +95,15 @@ def step_tensor_bytes(*spec) -> dict:
             saved[ptr] = t.untyped_storage().nbytes()
         return t
 
+    def block_input(_module, args):  # what a checkpointed block keeps instead (its input)
+        pack(args[0])
+
+    hooks = [blk.register_forward_pre_hook(block_input) for blk in model.backbone.blocks]
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         loss = torch.nn.functional.cross_entropy(model(*inputs), labels)
     loss.backward()
+    for h in hooks:
+        h.remove()
     opt.step()
     grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     state = sum(
@@ -113,7 +122,7 @@ def step_tensor_bytes(*spec) -> dict:
 
 
 def _peak_in_fresh_process(method, *spec) -> int:
-    if torch.device(spec[-1]).type == "cuda":
+    if torch.device(spec[5]).type == "cuda":
         return step_peak_bytes(method, *spec)
     import multiprocessing as mp
 
@@ -154,8 +163,10 @@ def bench_model(
     low_rank: int = 16,
     device: str = "cpu",
     backbone_options: dict | None = None,
+    grad_checkpointing: bool = False,
 ) -> dict:
-    """Run the three comparisons; returns medians (seconds, bytes) and ratios."""
+    """Run the three comparisons; returns medians (seconds, bytes) and ratios. With
+    ``grad_checkpointing``, CVPT with checkpointed backbone blocks is measured beside them."""
     dev = torch.device(device)
     bopts = backbone_options or {}
     torch.manual_seed(0)
@@ -165,6 +176,13 @@ def bench_model(
     full_model = create_model(
         "full", backbone=backbone, num_classes=num_classes, backbone_options=bopts
     ).to(dev)
+    trained = {"cvpt": cvpt_model, "full": full_model}
+    if grad_checkpointing:
+        torch.manual_seed(0)
+        trained["cvpt_ckpt"] = create_model(
+            "cvpt", backbone=backbone, num_classes=num_classes, backbone_options=bopts
+        ).to(dev)
+        trained["cvpt_ckpt"].set_grad_checkpointing(True)
     rgb_model = create_backbone(backbone, num_classes=num_classes, **bopts).to(dev).eval()
     one = compressed_inputs(1, 4, size, device=dev)
     one = tuple(torch.randn_like(x) for x in one)
@@ -179,10 +197,10 @@ def bench_model(
     cvpt_model.eval()
     opts = {
         name: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
-        for name, m in (("cvpt", cvpt_model), ("full", full_model))
+        for name, m in trained.items()
     }
     times: dict[str, list[float]] = {
-        k: [] for k in ("cvpt_fwd", "rgb_fwd", "cvpt_step", "full_step")
+        k: [] for k in ("cvpt_fwd", "rgb_fwd", *(f"{name}_step" for name in trained))
     }
     for r in range(repeats + 1):  # the first round warms up and is dropped
         fwd = {
@@ -190,7 +208,7 @@ def bench_model(
             "rgb_fwd": timed(lambda: infer(rgb_model, rgb), dev),
         }
         step = {}
-        for name, model in (("cvpt", cvpt_model), ("full", full_model)):
+        for name, model in trained.items():
             model.train()
             step[f"{name}_step"] = timed(
                 lambda m=model, n=name: _train_step(m, many, labels, opts[n]), dev
@@ -200,8 +218,9 @@ def bench_model(
                 times[k].append(v)
     med = {k: statistics.median(v) for k, v in times.items()}
     spec = (backbone, size, batch, num_classes, bopts, device)
-    peak = {f"{m}_step": _peak_in_fresh_process(m, *spec) for m in ("cvpt", "full")}
-    held = {f"{m}_step": step_tensor_bytes(m, *spec) for m in ("cvpt", "full")}
+    runs = {name: (name.removesuffix("_ckpt"), name.endswith("_ckpt")) for name in trained}
+    peak = {f"{n}_step": _peak_in_fresh_process(m, *spec, c) for n, (m, c) in runs.items()}
+    held = {f"{n}_step": step_tensor_bytes(m, *spec, c) for n, (m, c) in runs.items()}
 
     low = create_model(
         "cvpt",
@@ -234,5 +253,15 @@ def bench_model(
             "low_rank_checkpoint_over_full_model": sizes[f"cvpt_rank_{low_rank}"]
             / sizes["full_model"],
             "full_rank_checkpoint_over_full_model": sizes["cvpt_full_rank"] / sizes["full_model"],
+            **(
+                {
+                    "cvpt_ckpt_step_over_full": med["cvpt_ckpt_step"] / med["full_step"],
+                    "cvpt_ckpt_peak_over_full": peak["cvpt_ckpt_step"] / max(peak["full_step"], 1),
+                    "cvpt_ckpt_tensor_memory_over_full": held["cvpt_ckpt_step"]["total"]
+                    / held["full_step"]["total"],
+                }
+                if grad_checkpointing
+                else {}
+            ),
         },
     }

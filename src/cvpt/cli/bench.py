@@ -54,6 +54,11 @@ def register(sub) -> None:
     m.add_argument(
         "--depth", type=int, default=None, help="override the backbone depth (smoke runs)"
     )
+    m.add_argument(
+        "--grad-checkpointing",
+        action="store_true",
+        help="also measure CVPT with gradient checkpointing of the backbone blocks",
+    )
     m.add_argument("--out", default=None, help="write the results as JSON here")
     m.set_defaults(func=run_model)
 
@@ -94,6 +99,7 @@ def run_model(args) -> int:
         low_rank=args.low_rank,
         device=args.device,
         backbone_options={"depth": args.depth} if args.depth else None,
+        grad_checkpointing=args.grad_checkpointing,
     )
     t, p, c, r = res["median_seconds"], res["peak_bytes"], res["checkpoint_bytes"], res["ratios"]
     mb = 1 / 2**20
@@ -121,6 +127,14 @@ def run_model(args) -> int:
         f"{h['cvpt_step']['total'] * mb:.0f} MiB, full FT {h['full_step']['total'] * mb:.0f} MiB"
         f"  ratio {r['cvpt_tensor_memory_over_full']:.2f}"
     )
+    if "cvpt_ckpt_step" in t:
+        print(
+            f"  CVPT with gradient checkpointing: step {t['cvpt_ckpt_step'] * 1e3:.0f} ms "
+            f"(ratio to full FT {r['cvpt_ckpt_step_over_full']:.2f}), {what} "
+            f"{p['cvpt_ckpt_step'] * mb:.0f} MiB ({r['cvpt_ckpt_peak_over_full']:.2f}), tensors "
+            f"held {h['cvpt_ckpt_step']['total'] * mb:.0f} MiB "
+            f"({r['cvpt_ckpt_tensor_memory_over_full']:.2f})"
+        )
     sizes = ", ".join(f"{k} {v * mb:.2f} MiB" for k, v in c.items())
     print(
         f"  per-task checkpoints: {sizes}; low-rank / full model "

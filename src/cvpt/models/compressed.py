@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from cvpt.models.prompts import SCCP, Adapter, DeepPrompts, PromptEmbed
-from cvpt.models.vit import VisionTransformer, check_video
+from cvpt.models.vit import VisionTransformer, check_video, run_block
 
 METHODS = ("cvpt", "linear", "vpt", "adaptformer", "full")
 
@@ -124,6 +124,11 @@ class CompressedVideoModel(nn.Module):
                     m.eval()
         return self
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the backbone blocks' activations in the backward pass (less memory, a
+        slower step; ``docs/benchmarks.md`` measures both)."""
+        self.backbone.set_grad_checkpointing(enable)
+
     def tunable_state_dict(self) -> dict[str, torch.Tensor]:
         """Only the tuned tensors: a per-task checkpoint."""
         return {n: p.detach().clone() for n, p in self.named_parameters() if p.requires_grad}
@@ -203,11 +208,12 @@ class CompressedVideoModel(nn.Module):
             if i < self.sccp_layers:
                 p_mv, p_r, e = self.sccp[i](e, p_mv, p_r)
             x = torch.cat([t for t in (p_mv, p_r, e) if t is not None], dim=1)
+            ckpt = self.backbone.grad_checkpointing
             if self.prompts is not None:
                 prompt = self.prompts.tokens[i].expand(x.shape[0], -1, -1)
-                x = blk(torch.cat([prompt, x], dim=1))[:, len(self.prompts) :]
+                x = run_block(blk, torch.cat([prompt, x], dim=1), ckpt)[:, len(self.prompts) :]
             else:
-                x = blk(x)
+                x = run_block(blk, x, ckpt)
             streams = list(x.split(n, dim=1))
             p_mv = streams.pop(0) if p_mv is not None else None
             p_r = streams.pop(0) if p_r is not None else None

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 @dataclass
@@ -119,6 +120,14 @@ class Block(nn.Module):
         return out
 
 
+def run_block(blk: nn.Module, x: torch.Tensor, checkpointing: bool) -> torch.Tensor:
+    """``blk(x)``; with ``checkpointing`` (and autograd recording) its activations are
+    recomputed in the backward pass rather than kept."""
+    if checkpointing and torch.is_grad_enabled():
+        return checkpoint(blk, x, use_reentrant=False)
+    return blk(x)
+
+
 class VisionTransformer(nn.Module):
     """VideoMAE ViT. ``forward_features`` → tokens ``[B, N, D]``; ``forward_head`` → mean
     pooling, fc_norm and head (logits ``[B, num_classes]``, or pooled features without a head)."""
@@ -137,7 +146,14 @@ class VisionTransformer(nn.Module):
         self.fc_norm = nn.LayerNorm(d, eps=cfg.fc_norm_eps) if cfg.use_mean_pooling else None
         self.head = nn.Linear(d, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
         self._pos_cache: dict[int, torch.Tensor] = {}
+        self.grad_checkpointing = False
         self.apply(_init_weights)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in the backward pass instead of keeping them
+        (timm's switch): the blocks then keep only their inputs, and a train step pays about one
+        more forward pass."""
+        self.grad_checkpointing = enable
 
     def pos_embed(self, num_tokens: int, like: torch.Tensor) -> torch.Tensor:
         """The fixed sinusoid table for ``num_tokens`` positions, ``[1, N, D]`` like ``like``."""
@@ -154,7 +170,7 @@ class VisionTransformer(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.embed(x)
         for blk in self.blocks:
-            x = blk(x)
+            x = run_block(blk, x, self.grad_checkpointing)
         return self.norm(x)
 
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

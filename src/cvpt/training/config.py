@@ -48,6 +48,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast on CUDA (never on CPU)
+    grad_checkpointing: bool = False  # recompute block activations in backward: less memory
 
     def to_dict(self) -> dict:
         return asdict(self)

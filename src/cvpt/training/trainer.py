@@ -69,14 +69,16 @@ def build_model(cfg: TrainConfig, num_classes: int, device: torch.device):
     """The run's model. Seeded first: a randomly initialised frozen backbone is rebuilt exactly
     by eval and predict, which load only the tuned tensors."""
     torch.manual_seed(cfg.seed)
-    return create_model(
+    model = create_model(
         cfg.method,
         backbone=cfg.backbone,
         num_classes=num_classes,
         backbone_checkpoint=cfg.backbone_checkpoint,
         backbone_options=cfg.backbone_options,
         **cfg.model_options,
-    ).to(device)
+    )
+    model.set_grad_checkpointing(cfg.grad_checkpointing)
+    return model.to(device)
 
 
 def make_loader(cfg, ds, sampler, batch_size: int) -> DataLoader:
