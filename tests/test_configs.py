@@ -34,3 +34,15 @@ def test_config_loads_and_builds(path):
             cfg.method, backbone=cfg.backbone, num_classes=10, **cfg.model_options
         )
     assert model.method == cfg.method
+
+
+def test_grad_checkpointing_key_reaches_the_model():
+    from cvpt.training.trainer import build_model
+
+    overrides = ["backbone=vit_tiny", "backbone_options={depth: 2}", "grad_checkpointing=true"]
+    cfg = load_config(overrides=overrides)
+    assert cfg.grad_checkpointing is True
+    model = build_model(cfg, num_classes=5, device=torch.device("cpu"))
+    assert model.backbone.grad_checkpointing
+    plain = build_model(load_config(overrides=overrides[:2]), 5, torch.device("cpu"))
+    assert not plain.backbone.grad_checkpointing
