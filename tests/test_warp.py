@@ -136,3 +136,9 @@ def test_motion_records_handle_mixed_scales_and_damaged_positions(videos):
     inside = np.ones((6, 8), bool)
     inside[:, -1] = False  # where the clipped records landed
     np.testing.assert_array_equal(fields[0][inside], want[inside])
+
+
+def test_grid_to_dense_refuses_an_output_it_could_not_write_through():
+    field = np.zeros((2, 3, 2), np.float32)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        grid_to_dense(field, 32, 48, 16, out=np.empty((32, 96, 2), np.float32)[:, ::2])

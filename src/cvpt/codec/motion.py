@@ -201,6 +201,8 @@ def grid_to_dense(
     lead = field.shape[:-3]
     if out is None:
         out = np.empty((*lead, height, width, 2), np.float32)
+    elif not out.flags.c_contiguous:  # the row copies below write through reshaped views
+        raise ValueError("grid_to_dense: out must be C-contiguous")
     rows = np.repeat(field, cell, axis=-2)[..., :width, :]  # [..., Hc, W, 2]
     full = height // cell  # cell rows that lie wholly inside the frame
     blocks = out[..., : full * cell, :, :].reshape(*lead, full, cell, 2 * width)
