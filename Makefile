@@ -29,7 +29,7 @@ demo: install
 	$(BIN)/cvpt show $(DEMO_OUT)/default/data/videos/target_00000.mp4 -o $(DEMO_OUT)/clip.png
 
 bench: install
-	$(BIN)/cvpt bench reader --out $(DEMO_OUT)/bench-reader.json
+	$(BIN)/cvpt bench reader --rounds 5 --out $(DEMO_OUT)/bench-reader.json
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
