@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -149,11 +150,14 @@ def test_bench_model_smoke(tmp_path):
         "--repeats",
         "1",
         "--grad-checkpointing",
+        "--breakdown",
         "--out",
         str(out),
     ]
     assert main(args) == 0
     res = json.loads(out.read_text())
+    for case, parts in res["peak_breakdown_bytes"].items():  # the parts add up to the peak
+        assert sum(parts.values()) == res["peak_bytes"][case] and "aten.mm.default" in parts
     sizes = res["checkpoint_bytes"]
     assert sizes["cvpt_rank_16"] < sizes["cvpt_full_rank"] < sizes["full_model"]
     assert set(res["ratios"]) >= {"cvpt_forward_over_videomae16", "cvpt_step_over_full"}
@@ -191,3 +195,14 @@ def test_rgb_views_are_videomae_test_views(videos):
     assert torch.equal(many[0][..., 10:], many[1][..., :54])
     assert torch.equal(many[1][..., 11:], many[2][..., :53])
     assert not torch.equal(many[1], many[13])  # clip 0 and clip 4: other frames
+
+
+def test_profile_step_script_splits_a_step_by_operator():
+    script = Path(__file__).resolve().parents[1] / "scripts" / "profile_step.py"
+    args = ["--backbone", "vit_tiny", "--size", "32", "--rows", "4", "--device", "cpu"]
+    proc = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("Self CPU time total") == 2
+    assert "== cvpt" in proc.stdout and "== full" in proc.stdout and "aten::" in proc.stdout

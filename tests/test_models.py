@@ -219,7 +219,7 @@ def test_sccp_skip_keeps_the_streams_with_the_same_weights():
 
 @pytest.mark.parametrize("method", ["cvpt", "vpt", "full"])
 def test_grad_checkpointing_keeps_gradients_and_saves_memory(method):
-    from cvpt.bench.model import step_tensor_bytes
+    from cvpt.bench.model import StepCase, step_tensor_bytes
 
     grads, losses = {}, {}
     for ckpt in (False, True):
@@ -233,12 +233,74 @@ def test_grad_checkpointing_keeps_gradients_and_saves_memory(method):
     assert grads[True].keys() == grads[False].keys()
     for n, g in grads[False].items():
         torch.testing.assert_close(grads[True][n], g, atol=1e-6, rtol=1e-5, msg=n)
-    spec = ("vit_tiny", 32, 2, 7, {"depth": 3}, "cpu")
-    plain = step_tensor_bytes(method, *spec)["activations"]
-    checkpointed = step_tensor_bytes(method, *spec, True)["activations"]
+    spec = dict(backbone="vit_tiny", size=32, num_classes=7, backbone_options={"depth": 3})
+    plain = step_tensor_bytes(StepCase(method, **spec))["activations"]
+    checkpointed = step_tensor_bytes(StepCase(method, grad_checkpointing=True, **spec))
+    checkpointed = checkpointed["activations"]
     assert checkpointed < 0.6 * plain
     # evaluation (no autograd) runs the blocks directly
     model = _model(method).eval()
     model.set_grad_checkpointing(True)
     with torch.no_grad():
         assert model(*_inputs(1)).shape == (1, 7)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_frozen_weights_in_bf16_give_the_same_numbers_under_autocast(method):
+    models = []
+    for cast in (False, True):
+        torch.manual_seed(0)
+        model = cvpt.create_model(method, **TINY).train()
+        freed = model.cast_frozen_weights(torch.bfloat16) if cast else 0
+        models.append(model)
+    plain, cast = models
+    frozen = [p for p in cast.parameters() if not p.requires_grad]
+    if method == "full":
+        assert freed == 0 and cast.frozen_dtype is None
+    else:
+        assert freed > 0 and cast.frozen_dtype == torch.bfloat16
+        assert freed == sum(p.numel() * 2 for p in frozen if p.dtype == torch.bfloat16)
+    assert all(p.dtype == torch.float32 for p in cast.parameters() if p.requires_grad)
+    assert all(
+        p.dtype == torch.float32
+        for m in cast.modules()
+        if isinstance(m, torch.nn.LayerNorm)
+        for p in m.parameters()
+    )
+    out = {}
+    for name, model in (("plain", plain), ("cast", cast)):
+        with torch.autocast("cpu", torch.bfloat16):
+            logits = model(*_inputs())
+        torch.nn.functional.cross_entropy(logits.float(), torch.tensor([1, 4])).backward()
+        grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+        out[name] = logits, grads
+    assert torch.equal(out["plain"][0], out["cast"][0])
+    for n, g in out["plain"][1].items():
+        assert torch.equal(out["cast"][1][n], g), n
+
+
+def test_frozen_weights_in_bf16_need_autocast_and_save_memory():
+    model = cvpt.create_model("cvpt", **TINY)
+    model.cast_frozen_weights(torch.bfloat16)
+    with pytest.raises(ValueError, match=r"torch\.autocast\('cpu', dtype=torch\.bfloat16\)"):
+        model(*_inputs())
+    with torch.autocast("cpu", torch.float16), pytest.raises(ValueError, match="bfloat16"):
+        model(*_inputs())
+    model.cast_frozen_weights(torch.float32)
+    assert model.frozen_dtype is None and model(*_inputs()).dtype == torch.float32
+
+    from cvpt.bench.model import StepCase, step_peak_bytes, step_tensor_bytes
+
+    spec = dict(backbone="vit_tiny", size=64, batch=24, num_classes=7, amp=True)
+    spec["backbone_options"] = {"depth": 3}
+    held = {c: step_tensor_bytes(StepCase("cvpt", frozen_bf16=c, **spec)) for c in (False, True)}
+    peak = {c: step_peak_bytes(StepCase("cvpt", frozen_bf16=c, **spec)) for c in (False, True)}
+    # the backward keeps no bf16 copy of a frozen weight any more: one per block Linear
+    copies = sum(
+        m.weight.numel() * 2
+        for m in model.backbone.blocks.modules()
+        if isinstance(m, torch.nn.Linear)
+    )
+    assert held[False]["activations"] - held[True]["activations"] == copies
+    assert peak[True] < peak[False] - copies / 2  # the peak falls in the backward pass, where
+    # the last blocks' copies are already gone

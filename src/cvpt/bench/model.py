@@ -7,9 +7,9 @@
 - per-task checkpoint size (the tuned tensors as safetensors): CVPT with full-rank and low-rank
   prompt embeddings vs the whole model.
 Cases are interleaved repeat by repeat; medians. Peak memory of a train step (the first, which
-also allocates the optimiser state) is the CUDA allocator's peak on a GPU; on a CPU it is the
-growth of the peak resident set (Linux VmHWM) over the step, each method in a fresh process,
-because a process's heap keeps what an earlier step freed.
+also allocates the optimiser state) is the CUDA allocator's peak on a GPU and the peak of live
+tensor storages (:class:`~cvpt.bench.memory.PeakTensorMemory`) elsewhere. ``amp`` runs every
+case under bf16 autocast as ``cvpt train`` does on CUDA (its default there).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from safetensors.torch import save_file
 
+from cvpt.bench.memory import PeakTensorMemory
 from cvpt.models.factory import create_model
 from cvpt.models.flops import compressed_inputs
 from cvpt.models.registry import create_backbone
@@ -33,59 +34,83 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _peak_reset(device: torch.device) -> int:
-    """Reset the peak counter; return the current level (bytes)."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        return torch.cuda.memory_allocated(device)
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-    except OSError:
-        return 0
-    return _proc_status("VmRSS")
+@dataclass(frozen=True)
+class StepCase:
+    """One train step to measure: ``method`` on ``backbone`` at ``size``², ``batch`` random
+    clips, AdamW on the tuned parameters, as ``cvpt train`` runs it."""
+
+    method: str
+    backbone: str = "vit_base"
+    size: int = 224
+    batch: int = 2
+    num_classes: int = 51
+    backbone_options: dict | None = None
+    device: str = "cpu"
+    grad_checkpointing: bool = False  # recompute the backbone blocks in the backward pass
+    amp: bool = False  # bf16 autocast (the trainer's default on CUDA)
+    frozen_bf16: bool = True  # with amp: frozen matmul weights in bf16, as the trainer does
+
+    def setup(self) -> tuple:
+        """``(model, optimiser, inputs, labels)``: a fresh model (seed 0) in train mode."""
+        dev = torch.device(self.device)
+        torch.manual_seed(0)
+        model = create_model(
+            self.method,
+            backbone=self.backbone,
+            num_classes=self.num_classes,
+            backbone_options=self.backbone_options or {},
+        ).to(dev)
+        model.set_grad_checkpointing(self.grad_checkpointing)
+        if self.amp and self.frozen_bf16:
+            model.cast_frozen_weights(torch.bfloat16)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        shapes = compressed_inputs(self.batch, 4, self.size, device=dev)
+        inputs = tuple(torch.randn_like(x) for x in shapes)
+        labels = torch.randint(0, self.num_classes, (self.batch,), device=dev)
+        return model.train(), opt, inputs, labels
+
+    def loss(self, model, inputs, labels) -> torch.Tensor:
+        with torch.autocast(torch.device(self.device).type, torch.bfloat16, enabled=self.amp):
+            logits = model(*inputs)
+        return torch.nn.functional.cross_entropy(logits.float(), labels)
+
+    def step(self, model, opt, inputs, labels) -> None:
+        opt.zero_grad(set_to_none=True)
+        self.loss(model, inputs, labels).backward()
+        opt.step()
 
 
-def _peak_read(device: torch.device) -> int:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device)
-    return _proc_status("VmHWM")
+def step_peak_bytes(case: StepCase) -> int:
+    """Peak memory a first train step adds to what the model holds (activations, gradients,
+    AdamW state, temporaries): the CUDA allocator's peak on a GPU, live tensor storages
+    elsewhere."""
+    model, opt, inputs, labels = case.setup()
+    dev = torch.device(case.device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
+        case.step(model, opt, inputs, labels)
+        return torch.cuda.max_memory_allocated(dev) - base
+    with PeakTensorMemory() as mem:
+        case.step(model, opt, inputs, labels)
+    return mem.peak
 
 
-def _proc_status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
+def step_peak_breakdown(case: StepCase) -> dict[str, int]:
+    """What the peak of a first train step is made of: bytes held at the peak per operator
+    that created them (live tensor storages, on any device), largest first."""
+    model, opt, inputs, labels = case.setup()
+    with PeakTensorMemory(breakdown=True) as mem:
+        case.step(model, opt, inputs, labels)
+    return dict(sorted(mem.peak_by_op.items(), key=lambda kv: -kv[1]))
 
 
-def _train_setup(method, backbone, size, batch, num_classes, bopts, device, ckpt=False):
-    """``(model, optimiser, inputs, labels, device)`` for one train step of ``method``
-    (``ckpt``: with gradient checkpointing of the backbone blocks)."""
-    dev = torch.device(device)
-    torch.manual_seed(0)
-    model = create_model(
-        method, backbone=backbone, num_classes=num_classes, backbone_options=bopts
-    ).to(dev)
-    model.set_grad_checkpointing(ckpt)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    inputs = tuple(torch.randn_like(x) for x in compressed_inputs(batch, 4, size, device=dev))
-    labels = torch.randint(0, num_classes, (batch,), device=dev)
-    return model.train(), opt, inputs, labels, dev
-
-
-def step_peak_bytes(*spec) -> int:
-    """Peak memory added by one train step (run it in a fresh process on CPU)."""
-    model, opt, inputs, labels, dev = _train_setup(*spec)
-    base = _peak_reset(dev)
-    _train_step(model, inputs, labels, opt)
-    return _peak_read(dev) - base
-
-
-def step_tensor_bytes(*spec) -> dict:
+def step_tensor_bytes(case: StepCase) -> dict:
     """Exact bytes of what training holds besides the weights: activations saved for backward
     (unique storages, via saved-tensor hooks, plus every block's input, which is what a
     checkpointed block keeps), gradients, and AdamW's state after one step."""
-    model, opt, inputs, labels, _ = _train_setup(*spec)
+    model, opt, inputs, labels = case.setup()
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
 
@@ -100,7 +125,7 @@ def step_tensor_bytes(*spec) -> dict:
 
     hooks = [blk.register_forward_pre_hook(block_input) for blk in model.backbone.blocks]
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = torch.nn.functional.cross_entropy(model(*inputs), labels)
+        loss = case.loss(model, inputs, labels)
     loss.backward()
     for h in hooks:
         h.remove()
@@ -121,15 +146,6 @@ def step_tensor_bytes(*spec) -> dict:
     }
 
 
-def _peak_in_fresh_process(method, *spec) -> int:
-    if torch.device(spec[5]).type == "cuda":
-        return step_peak_bytes(method, *spec)
-    import multiprocessing as mp
-
-    with mp.get_context("spawn").Pool(1) as pool:
-        return pool.apply(step_peak_bytes, (method, *spec))
-
-
 def timed(fn, device) -> float:
     """Seconds ``fn()`` takes, CUDA work included (synchronised before and after)."""
     _sync(device)
@@ -137,13 +153,6 @@ def timed(fn, device) -> float:
     fn()
     _sync(device)
     return time.perf_counter() - t0
-
-
-def _train_step(model, inputs, labels, opt):
-    opt.zero_grad(set_to_none=True)
-    loss = torch.nn.functional.cross_entropy(model(*inputs), labels)
-    loss.backward()
-    opt.step()
 
 
 def _size_of(tensors: dict[str, torch.Tensor]) -> int:
@@ -164,63 +173,62 @@ def bench_model(
     device: str = "cpu",
     backbone_options: dict | None = None,
     grad_checkpointing: bool = False,
+    amp: bool | None = None,
+    frozen_bf16: bool = True,
+    breakdown: bool = False,
 ) -> dict:
     """Run the three comparisons; returns medians (seconds, bytes) and ratios. With
-    ``grad_checkpointing``, CVPT with checkpointed backbone blocks is measured beside them."""
+    ``grad_checkpointing``, CVPT with checkpointed backbone blocks is measured beside them.
+    ``amp`` (bf16 autocast for every case): None = what ``cvpt train`` does, on for CUDA only;
+    with it, ``frozen_bf16`` stores the frozen weights in bf16 as ``cvpt train`` does.
+    ``breakdown`` adds what each case's peak is made of (:func:`step_peak_breakdown`)."""
     dev = torch.device(device)
-    bopts = backbone_options or {}
-    torch.manual_seed(0)
-    cvpt_model = create_model(
-        "cvpt", backbone=backbone, num_classes=num_classes, backbone_options=bopts
-    ).to(dev)
-    full_model = create_model(
-        "full", backbone=backbone, num_classes=num_classes, backbone_options=bopts
-    ).to(dev)
-    trained = {"cvpt": cvpt_model, "full": full_model}
+    amp = dev.type == "cuda" if amp is None else amp
+    common = dict(
+        backbone=backbone,
+        size=size,
+        batch=batch,
+        num_classes=num_classes,
+        backbone_options=backbone_options or {},
+        device=device,
+        amp=amp,
+        frozen_bf16=frozen_bf16,
+    )
+    cases = {"cvpt": StepCase("cvpt", **common), "full": StepCase("full", **common)}
     if grad_checkpointing:
-        torch.manual_seed(0)
-        trained["cvpt_ckpt"] = create_model(
-            "cvpt", backbone=backbone, num_classes=num_classes, backbone_options=bopts
-        ).to(dev)
-        trained["cvpt_ckpt"].set_grad_checkpointing(True)
+        cases["cvpt_ckpt"] = StepCase("cvpt", grad_checkpointing=True, **common)
+    trained = {name: case.setup() for name, case in cases.items()}
+    cvpt_model, full_model = trained["cvpt"][0], trained["full"][0]
+    bopts = backbone_options or {}
     rgb_model = create_backbone(backbone, num_classes=num_classes, **bopts).to(dev).eval()
-    one = compressed_inputs(1, 4, size, device=dev)
-    one = tuple(torch.randn_like(x) for x in one)
+    one = tuple(torch.randn_like(x) for x in compressed_inputs(1, 4, size, device=dev))
     rgb = torch.randn(1, 3, 16, size, size, device=dev)
-    many = tuple(torch.randn_like(x) for x in compressed_inputs(batch, 4, size, device=dev))
-    labels = torch.randint(0, num_classes, (batch,), device=dev)
 
     def infer(model, *x):
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(dev.type, torch.bfloat16, enabled=amp):
             model(*x)
 
-    cvpt_model.eval()
-    opts = {
-        name: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
-        for name, m in trained.items()
-    }
     times: dict[str, list[float]] = {
-        k: [] for k in ("cvpt_fwd", "rgb_fwd", *(f"{name}_step" for name in trained))
+        k: [] for k in ("cvpt_fwd", "rgb_fwd", *(f"{name}_step" for name in cases))
     }
     for r in range(repeats + 1):  # the first round warms up and is dropped
-        fwd = {
+        row = {
             "cvpt_fwd": timed(lambda: infer(cvpt_model.eval(), *one), dev),
             "rgb_fwd": timed(lambda: infer(rgb_model, rgb), dev),
         }
-        step = {}
-        for name, model in trained.items():
+        for name, (model, opt, inputs, labels) in trained.items():
             model.train()
-            step[f"{name}_step"] = timed(
-                lambda m=model, n=name: _train_step(m, many, labels, opts[n]), dev
+            row[f"{name}_step"] = timed(
+                lambda c=cases[name], a=(model, opt, inputs, labels): c.step(*a), dev
             )
         if r:
-            for k, v in {**fwd, **step}.items():
+            for k, v in row.items():
                 times[k].append(v)
     med = {k: statistics.median(v) for k, v in times.items()}
-    spec = (backbone, size, batch, num_classes, bopts, device)
-    runs = {name: (name.removesuffix("_ckpt"), name.endswith("_ckpt")) for name in trained}
-    peak = {f"{n}_step": _peak_in_fresh_process(m, *spec, c) for n, (m, c) in runs.items()}
-    held = {f"{n}_step": step_tensor_bytes(m, *spec, c) for n, (m, c) in runs.items()}
+    # fresh models: a first step allocates the gradients and AdamW's state
+    peak = {f"{name}_step": step_peak_bytes(case) for name, case in cases.items()}
+    held = {f"{name}_step": step_tensor_bytes(case) for name, case in cases.items()}
+    parts = {f"{n}_step": step_peak_breakdown(c) for n, c in cases.items()} if breakdown else {}
 
     low = create_model(
         "cvpt",
@@ -234,34 +242,37 @@ def bench_model(
         f"cvpt_rank_{low_rank}": _size_of(low.tunable_state_dict()),
         "full_model": _size_of(dict(full_model.state_dict())),
     }
+    ratios = {
+        "cvpt_forward_over_videomae16": med["cvpt_fwd"] / med["rgb_fwd"],
+        "cvpt_step_over_full": med["cvpt_step"] / med["full_step"],
+        "cvpt_peak_over_full": peak["cvpt_step"] / max(peak["full_step"], 1),
+        "cvpt_tensor_memory_over_full": held["cvpt_step"]["total"] / held["full_step"]["total"],
+        "low_rank_checkpoint_over_full_model": sizes[f"cvpt_rank_{low_rank}"] / sizes["full_model"],
+        "full_rank_checkpoint_over_full_model": sizes["cvpt_full_rank"] / sizes["full_model"],
+    }
+    if grad_checkpointing:
+        ratios |= {
+            "cvpt_ckpt_step_over_full": med["cvpt_ckpt_step"] / med["full_step"],
+            "cvpt_ckpt_peak_over_full": peak["cvpt_ckpt_step"] / max(peak["full_step"], 1),
+            "cvpt_ckpt_tensor_memory_over_full": held["cvpt_ckpt_step"]["total"]
+            / held["full_step"]["total"],
+        }
     return {
         "backbone": backbone,
         "size": size,
         "batch": batch,
         "repeats": repeats,
         "device": str(dev),
+        "amp": amp,
+        "frozen_bf16": amp and frozen_bf16,
         "torch_threads": torch.get_num_threads(),
+        "peak_measure": "torch.cuda.max_memory_allocated"
+        if dev.type == "cuda"
+        else "live tensor storages (cvpt.bench.memory.PeakTensorMemory)",
         "median_seconds": med,
         "peak_bytes": peak,
         "tensor_bytes": held,
+        **({"peak_breakdown_bytes": parts} if breakdown else {}),
         "checkpoint_bytes": sizes,
-        "ratios": {
-            "cvpt_forward_over_videomae16": med["cvpt_fwd"] / med["rgb_fwd"],
-            "cvpt_step_over_full": med["cvpt_step"] / med["full_step"],
-            "cvpt_peak_over_full": peak["cvpt_step"] / max(peak["full_step"], 1),
-            "cvpt_tensor_memory_over_full": held["cvpt_step"]["total"] / held["full_step"]["total"],
-            "low_rank_checkpoint_over_full_model": sizes[f"cvpt_rank_{low_rank}"]
-            / sizes["full_model"],
-            "full_rank_checkpoint_over_full_model": sizes["cvpt_full_rank"] / sizes["full_model"],
-            **(
-                {
-                    "cvpt_ckpt_step_over_full": med["cvpt_ckpt_step"] / med["full_step"],
-                    "cvpt_ckpt_peak_over_full": peak["cvpt_ckpt_step"] / max(peak["full_step"], 1),
-                    "cvpt_ckpt_tensor_memory_over_full": held["cvpt_ckpt_step"]["total"]
-                    / held["full_step"]["total"],
-                }
-                if grad_checkpointing
-                else {}
-            ),
-        },
+        "ratios": ratios,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from cvpt.bench import model as model_bench
 from cvpt.bench import pipeline as pipeline_bench
 from cvpt.bench import reader as reader_bench
@@ -59,6 +61,22 @@ def register(sub) -> None:
         action="store_true",
         help="also measure CVPT with gradient checkpointing of the backbone blocks",
     )
+    m.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bf16 autocast for every case (default: as cvpt train, on for CUDA only)",
+    )
+    m.add_argument(
+        "--keep-frozen-fp32",
+        action="store_true",
+        help="with --amp: keep the frozen weights in float32 (cvpt train stores them in bf16)",
+    )
+    m.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also say what each train step's peak memory is made of, by operator",
+    )
     m.add_argument("--out", default=None, help="write the results as JSON here")
     m.set_defaults(func=run_model)
 
@@ -100,12 +118,15 @@ def run_model(args) -> int:
         device=args.device,
         backbone_options={"depth": args.depth} if args.depth else None,
         grad_checkpointing=args.grad_checkpointing,
+        amp=args.amp,
+        frozen_bf16=not args.keep_frozen_fp32,
+        breakdown=args.breakdown,
     )
     t, p, c, r = res["median_seconds"], res["peak_bytes"], res["checkpoint_bytes"], res["ratios"]
     mb = 1 / 2**20
     print(
         f"{res['backbone']} at {res['size']}², {res['device']}, {res['torch_threads']} threads, "
-        f"medians of {res['repeats']}:"
+        f"{_precision(res)}, medians of {res['repeats']}:"
     )
     print(
         f"  forward, batch 1: CVPT {t['cvpt_fwd'] * 1e3:.0f} ms, VideoMAE-16 "
@@ -115,9 +136,9 @@ def run_model(args) -> int:
         f"  train step, batch {res['batch']}: CVPT {t['cvpt_step'] * 1e3:.0f} ms, full FT "
         f"{t['full_step'] * 1e3:.0f} ms  ratio {r['cvpt_step_over_full']:.2f}"
     )
-    what = "peak CUDA allocation" if res["device"].startswith("cuda") else "peak RSS growth"
+    what = "peak CUDA allocation" if res["device"].startswith("cuda") else "peak live tensors"
     print(
-        f"  {what} (fresh process): CVPT {p['cvpt_step'] * mb:.0f} MiB, "
+        f"  {what} added by a first train step: CVPT {p['cvpt_step'] * mb:.0f} MiB, "
         f"full FT {p['full_step'] * mb:.0f} MiB"
         f"  ratio {r['cvpt_peak_over_full']:.2f}"
     )
@@ -135,6 +156,10 @@ def run_model(args) -> int:
             f"held {h['cvpt_ckpt_step']['total'] * mb:.0f} MiB "
             f"({r['cvpt_ckpt_tensor_memory_over_full']:.2f})"
         )
+    for case, parts in res.get("peak_breakdown_bytes", {}).items():
+        largest = list(parts.items())[:6]
+        top = ", ".join(f"{op.removeprefix('aten.')} {b * mb:.0f}" for op, b in largest)
+        print(f"  {case.removesuffix('_step')} peak by operator (MiB): {top}")
     sizes = ", ".join(f"{k} {v * mb:.2f} MiB" for k, v in c.items())
     print(
         f"  per-task checkpoints: {sizes}; low-rank / full model "
@@ -144,6 +169,12 @@ def run_model(args) -> int:
         write_json(args.out, res)
         print(f"wrote {args.out}")
     return 0
+
+
+def _precision(res: dict) -> str:
+    if not res["amp"]:
+        return "float32"
+    return "bf16 autocast, frozen weights " + ("bf16" if res["frozen_bf16"] else "float32")
 
 
 def run_reader(args) -> int:

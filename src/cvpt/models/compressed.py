@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from cvpt.models.prompts import SCCP, Adapter, DeepPrompts, PromptEmbed
-from cvpt.models.vit import VisionTransformer, check_video, run_block
+from cvpt.models.vit import Attention, VisionTransformer, check_video, run_block
 
 METHODS = ("cvpt", "linear", "vpt", "adaptformer", "full")
 
@@ -86,6 +86,7 @@ class CompressedVideoModel(nn.Module):
             for _ in range(self.sccp_layers)
         )
         self.prompts = None
+        self.frozen_dtype: torch.dtype | None = None  # see cast_frozen_weights
         if method == "vpt":
             fan_in = cfg.in_chans * cfg.tubelet_size * p * p
             self.prompts = DeepPrompts(depth, options.vpt_tokens, d, fan_in)
@@ -113,6 +114,42 @@ class CompressedVideoModel(nn.Module):
         for m in tuned:
             for p in m.parameters():
                 p.requires_grad = True
+
+    def cast_frozen_weights(self, dtype: torch.dtype = torch.bfloat16) -> int:
+        """Store the frozen weights of the matrix products (Linear and Conv3d weights and
+        biases, the attention's q/v biases) in ``dtype``; returns the bytes this frees
+        (negative when it widens them).
+
+        Meant for training under ``torch.autocast(dtype=dtype)``, which casts these weights to
+        ``dtype`` at every use anyway: results are bit-identical, the frozen weights take half
+        the memory, and the backward pass keeps no cast copies of them (CVPT on ViT-B, bf16:
+        a train step's peak memory −23%, docs/benchmarks.md). LayerNorms and every tuned tensor
+        stay float32. The model then runs only under that autocast (``forward`` says so
+        otherwise); casting back to float32 keeps the rounded values.
+        """
+        freed = 0
+        for m in self.modules():
+            if not isinstance(m, nn.Linear | nn.Conv3d | Attention):
+                continue
+            for p in m.parameters(recurse=False):
+                if not p.requires_grad and p.dtype != dtype:
+                    before = p.numel() * p.element_size()
+                    p.data = p.data.to(dtype)
+                    freed += before - p.numel() * p.element_size()
+        dtypes = {p.dtype for p in self.parameters() if not p.requires_grad} - {torch.float32}
+        self.frozen_dtype = next(iter(dtypes)) if dtypes else None
+        return freed
+
+    def _check_autocast(self, x: torch.Tensor) -> None:
+        dtype, kind = self.frozen_dtype, x.device.type
+        if dtype is not None and not (
+            torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == dtype
+        ):
+            raise ValueError(
+                f"this model's frozen weights are stored in {dtype} (cast_frozen_weights): run "
+                f"it under torch.autocast({kind!r}, dtype={dtype}), or call "
+                "cast_frozen_weights(torch.float32) first"
+            )
 
     def train(self, mode: bool = True) -> CompressedVideoModel:
         """Frozen parts stay in eval mode while the model trains (no dropout/drop-path in them)."""
@@ -188,6 +225,7 @@ class CompressedVideoModel(nn.Module):
         """Token streams ``(E_I, P_MV, P_R)``, each ``[B, N, D]`` with positions added (``None``
         for a stream the model does not have)."""
         self.check_inputs(iframes, mvs, residuals)
+        self._check_autocast(iframes)
         e = self.backbone.patch_embed(iframes)
         pos = self.backbone.pos_embed(e.shape[1], e)
         p_mv = self.mv_embed(mvs) + pos if self.mv_embed is not None else None

@@ -48,6 +48,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast on CUDA (never on CPU)
+    frozen_bf16: bool = True  # with amp: frozen matmul weights in bf16 (same results, less memory)
     grad_checkpointing: bool = False  # recompute block activations in backward: less memory
 
     def to_dict(self) -> dict:

@@ -115,6 +115,9 @@ class Run:
         _, self.eval_ds, self.eval_sampler = build_data(cfg, cfg.eval_subset, False, self.info)
         self.classes = list(self.splits.classes)
         self.model = build_model(cfg, len(self.classes), self.device)
+        self.amp = cfg.amp and self.device.type == "cuda"
+        if self.amp and cfg.frozen_bf16:  # autocast casts them at every use anyway
+            self.model.cast_frozen_weights(torch.bfloat16)
         self.identity = model_identity(cfg, len(self.classes))
         per_step = cfg.batch_size * self.info.world
         self.accum = max(1, math.ceil(cfg.effective_batch / per_step))
@@ -224,7 +227,7 @@ class Run:
         end = min(self.total_steps, stop_at or self.total_steps)
         cfg = self.cfg
         loader = make_loader(cfg, self.train_ds, self.train_sampler, cfg.batch_size)
-        amp = cfg.amp and self.device.type == "cuda"
+        amp = self.amp
         while self.progress["global_step"] < end:
             epoch = self.progress["epoch"]
             steps_done = self.progress["batch_in_epoch"] // self.accum
