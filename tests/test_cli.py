@@ -206,3 +206,14 @@ def test_profile_step_script_splits_a_step_by_operator():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("Self CPU time total") == 2
     assert "== cvpt" in proc.stdout and "== full" in proc.stdout and "aten::" in proc.stdout
+
+
+def test_bench_model_checkpointing_sweep_writes_json_and_png(tmp_path):
+    out = tmp_path / "sweep.json"
+    args = ["bench", "model", "--backbone", "vit_tiny", "--size", "32", "--depth", "2"]
+    assert main([*args, "--repeats", "1", "--sweep-checkpointing", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [p["checkpointed_blocks"] for p in res["points"]] == [0, 1, 2]
+    assert all(p["step_seconds"] > 0 and p["peak_bytes"] > 0 for p in res["points"])
+    png = tmp_path / "sweep.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

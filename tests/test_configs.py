@@ -43,6 +43,9 @@ def test_grad_checkpointing_key_reaches_the_model():
     cfg = load_config(overrides=overrides)
     assert cfg.grad_checkpointing is True
     model = build_model(cfg, num_classes=5, device=torch.device("cpu"))
-    assert model.backbone.grad_checkpointing
+    assert model.backbone.grad_checkpointing  # True: every block but the last
+    assert model.backbone.checkpoint_blocks == 1
     plain = build_model(load_config(overrides=overrides[:2]), 5, torch.device("cpu"))
     assert not plain.backbone.grad_checkpointing
+    every = load_config(overrides=[*overrides[:2], "grad_checkpointing=2"])
+    assert build_model(every, 5, torch.device("cpu")).backbone.checkpoint_blocks == 2

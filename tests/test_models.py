@@ -235,7 +235,7 @@ def test_grad_checkpointing_keeps_gradients_and_saves_memory(method):
         torch.testing.assert_close(grads[True][n], g, atol=1e-6, rtol=1e-5, msg=n)
     spec = dict(backbone="vit_tiny", size=32, num_classes=7, backbone_options={"depth": 3})
     plain = step_tensor_bytes(StepCase(method, **spec))["activations"]
-    checkpointed = step_tensor_bytes(StepCase(method, grad_checkpointing=True, **spec))
+    checkpointed = step_tensor_bytes(StepCase(method, grad_checkpointing=3, **spec))
     checkpointed = checkpointed["activations"]
     assert checkpointed < 0.6 * plain
     # evaluation (no autograd) runs the blocks directly
@@ -304,3 +304,24 @@ def test_frozen_weights_in_bf16_need_autocast_and_save_memory():
     assert held[False]["activations"] - held[True]["activations"] == copies
     assert peak[True] < peak[False] - copies / 2  # the peak falls in the backward pass, where
     # the last blocks' copies are already gone
+
+
+def test_checkpointing_the_first_k_blocks_trades_memory_step_by_step():
+    from cvpt.bench.model import StepCase, step_tensor_bytes
+
+    model = _model("cvpt")
+    for enable, k in ((True, 2), (False, 0), (3, 3), (1, 1), (0, 0)):
+        model.set_grad_checkpointing(enable)
+        assert model.backbone.checkpoint_blocks == k
+        assert model.backbone.grad_checkpointing == (k > 0)
+    for bad in (4, -1):
+        with pytest.raises(ValueError, match=r"0\.\.3"):
+            model.set_grad_checkpointing(bad)
+    spec = dict(backbone="vit_tiny", size=32, num_classes=7, backbone_options={"depth": 3})
+    held = [
+        step_tensor_bytes(StepCase("cvpt", grad_checkpointing=k, **spec))["activations"]
+        for k in range(4)
+    ]
+    assert held[0] > held[1] > held[2] > held[3]
+    # each checkpointed block sheds the same activations (all blocks are alike)
+    assert held[0] - held[1] == held[1] - held[2] == held[2] - held[3]

@@ -19,11 +19,14 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from tqdm import tqdm
 
 from cvpt.bench.memory import PeakTensorMemory
+from cvpt.io import atomic_output
 from cvpt.models.factory import create_model
 from cvpt.models.flops import compressed_inputs
 from cvpt.models.registry import create_backbone
@@ -46,7 +49,7 @@ class StepCase:
     num_classes: int = 51
     backbone_options: dict | None = None
     device: str = "cpu"
-    grad_checkpointing: bool = False  # recompute the backbone blocks in the backward pass
+    grad_checkpointing: bool | int = False  # recompute (the first k) blocks in the backward
     amp: bool = False  # bf16 autocast (the trainer's default on CUDA)
     frozen_bf16: bool = True  # with amp: frozen matmul weights in bf16, as the trainer does
 
@@ -162,6 +165,35 @@ def _size_of(tensors: dict[str, torch.Tensor]) -> int:
         return os.path.getsize(path)
 
 
+def _settings(backbone, size, batch, num_classes, backbone_options, device, amp, frozen_bf16):
+    """The :class:`StepCase` fields every case of a run shares; ``amp=None`` resolves to
+    ``cvpt train``'s rule (bf16 autocast on CUDA only)."""
+    return dict(
+        backbone=backbone,
+        size=size,
+        batch=batch,
+        num_classes=num_classes,
+        backbone_options=backbone_options or {},
+        device=device,
+        amp=torch.device(device).type == "cuda" if amp is None else amp,
+        frozen_bf16=frozen_bf16,
+    )
+
+
+def _run_info(settings: dict, repeats: int) -> dict:
+    """What a result file says about the run it came from."""
+    return {
+        "backbone": settings["backbone"],
+        "size": settings["size"],
+        "batch": settings["batch"],
+        "repeats": repeats,
+        "device": str(torch.device(settings["device"])),
+        "amp": settings["amp"],
+        "frozen_bf16": settings["amp"] and settings["frozen_bf16"],
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
 def bench_model(
     backbone: str = "vit_base",
     *,
@@ -183,17 +215,10 @@ def bench_model(
     with it, ``frozen_bf16`` stores the frozen weights in bf16 as ``cvpt train`` does.
     ``breakdown`` adds what each case's peak is made of (:func:`step_peak_breakdown`)."""
     dev = torch.device(device)
-    amp = dev.type == "cuda" if amp is None else amp
-    common = dict(
-        backbone=backbone,
-        size=size,
-        batch=batch,
-        num_classes=num_classes,
-        backbone_options=backbone_options or {},
-        device=device,
-        amp=amp,
-        frozen_bf16=frozen_bf16,
+    common = _settings(
+        backbone, size, batch, num_classes, backbone_options, device, amp, frozen_bf16
     )
+    amp = common["amp"]
     cases = {"cvpt": StepCase("cvpt", **common), "full": StepCase("full", **common)}
     if grad_checkpointing:
         cases["cvpt_ckpt"] = StepCase("cvpt", grad_checkpointing=True, **common)
@@ -258,14 +283,7 @@ def bench_model(
             / held["full_step"]["total"],
         }
     return {
-        "backbone": backbone,
-        "size": size,
-        "batch": batch,
-        "repeats": repeats,
-        "device": str(dev),
-        "amp": amp,
-        "frozen_bf16": amp and frozen_bf16,
-        "torch_threads": torch.get_num_threads(),
+        **_run_info(common, repeats),
         "peak_measure": "torch.cuda.max_memory_allocated"
         if dev.type == "cuda"
         else "live tensor storages (cvpt.bench.memory.PeakTensorMemory)",
@@ -276,3 +294,87 @@ def bench_model(
         "checkpoint_bytes": sizes,
         "ratios": ratios,
     }
+
+
+def sweep_checkpointing(
+    backbone: str = "vit_base",
+    *,
+    size: int = 224,
+    batch: int = 2,
+    repeats: int = 3,
+    num_classes: int = 51,
+    device: str = "cpu",
+    backbone_options: dict | None = None,
+    amp: bool | None = None,
+    frozen_bf16: bool = True,
+) -> dict:
+    """CVPT's train step with the first k backbone blocks checkpointed, k = 0..depth: median
+    step time and first-step peak memory of each, over full fine-tuning's in the same run.
+    Steps are interleaved round by round (one model, k switched between steps)."""
+    dev = torch.device(device)
+    common = _settings(
+        backbone, size, batch, num_classes, backbone_options, device, amp, frozen_bf16
+    )
+    full_case, cvpt_case = StepCase("full", **common), StepCase("cvpt", **common)
+    full, cvpt = full_case.setup(), cvpt_case.setup()
+    depth = len(cvpt[0].backbone.blocks)
+    times: dict[str, list[float]] = {"full": [], **{f"k{k}": [] for k in range(depth + 1)}}
+    for r in tqdm(range(repeats + 1), desc="rounds (the first warms up)", leave=False):
+        row = {"full": timed(lambda: full_case.step(*full), dev)}
+        for k in range(depth + 1):
+            cvpt[0].set_grad_checkpointing(k)
+            row[f"k{k}"] = timed(lambda: cvpt_case.step(*cvpt), dev)
+        if r:
+            for name, t in row.items():
+                times[name].append(t)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    full_peak = step_peak_bytes(full_case)
+    points = []
+    for k in tqdm(range(depth + 1), desc="peak memory per k", leave=False):
+        peak = step_peak_bytes(StepCase("cvpt", grad_checkpointing=k, **common))
+        points.append(
+            {
+                "checkpointed_blocks": k,
+                "step_seconds": med[f"k{k}"],
+                "peak_bytes": peak,
+                "step_over_full": med[f"k{k}"] / med["full"],
+                "peak_over_full": peak / max(full_peak, 1),
+            }
+        )
+    return {
+        **_run_info(common, repeats),
+        "full_step_seconds": med["full"],
+        "full_peak_bytes": full_peak,
+        "points": points,
+    }
+
+
+def plot_sweep(res: dict, out: str | Path, targets: tuple[float, float] = (0.75, 0.6)) -> None:
+    """CVPT's peak memory against its step time, both over full fine-tuning's, one point per
+    number of checkpointed blocks; the shaded box is where both targets hold."""
+    from cvpt.training.plots import _plt
+
+    plt = _plt()
+    pts = res["points"]
+    x = [p["step_over_full"] for p in pts]
+    y = [p["peak_over_full"] for p in pts]
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    ax.add_patch(plt.Rectangle((0, 0), targets[0], targets[1], color="tab:green", alpha=0.12, lw=0))
+    ax.plot(x, y, "o-", color="tab:orange", label="CVPT, first k blocks checkpointed")
+    for p, xi, yi in zip(pts, x, y, strict=True):
+        ax.annotate(str(p["checkpointed_blocks"]), (xi, yi), textcoords="offset points",
+                    xytext=(5, 3), fontsize=8)  # fmt: skip
+    ax.plot([1], [1], "s", color="tab:blue", label="full fine-tuning")
+    ax.set_xlim(0.5, max(1.15, max(x) + 0.05))
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("train step time / full fine-tuning's")
+    ax.set_ylabel("peak memory of a first step / full fine-tuning's")
+    precision = "bf16 autocast" if res["amp"] else "float32"
+    ax.set_title(f"{res['backbone']}, batch {res['batch']}, {res['device']}, {precision}")
+    ax.text(0.52, 0.03, f"targets: step ≤ {targets[0]}, memory ≤ {targets[1]}", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    with atomic_output(out) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

@@ -73,6 +73,12 @@ def register(sub) -> None:
         help="with --amp: keep the frozen weights in float32 (cvpt train stores them in bf16)",
     )
     m.add_argument(
+        "--sweep-checkpointing",
+        action="store_true",
+        help="instead: CVPT's step time and peak memory with the first k blocks checkpointed, "
+        "k = 0..depth, over full fine-tuning's (with --out, also a PNG beside the JSON)",
+    )
+    m.add_argument(
         "--breakdown",
         action="store_true",
         help="also say what each train step's peak memory is made of, by operator",
@@ -106,20 +112,29 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def run_model(args) -> int:
-    from cvpt.io import write_json
-
-    res = model_bench.bench_model(
-        args.backbone,
+def _model_settings(args) -> dict:
+    """The arguments ``bench_model`` and ``sweep_checkpointing`` share."""
+    return dict(
+        backbone=args.backbone,
         size=args.size,
         batch=args.batch,
         repeats=args.repeats,
-        low_rank=args.low_rank,
         device=args.device,
         backbone_options={"depth": args.depth} if args.depth else None,
-        grad_checkpointing=args.grad_checkpointing,
         amp=args.amp,
         frozen_bf16=not args.keep_frozen_fp32,
+    )
+
+
+def run_model(args) -> int:
+    from cvpt.io import write_json
+
+    if args.sweep_checkpointing:
+        return run_sweep(args)
+    res = model_bench.bench_model(
+        **_model_settings(args),
+        low_rank=args.low_rank,
+        grad_checkpointing=args.grad_checkpointing,
         breakdown=args.breakdown,
     )
     t, p, c, r = res["median_seconds"], res["peak_bytes"], res["checkpoint_bytes"], res["ratios"]
@@ -168,6 +183,32 @@ def run_model(args) -> int:
     if args.out:
         write_json(args.out, res)
         print(f"wrote {args.out}")
+    return 0
+
+
+def run_sweep(args) -> int:
+    from pathlib import Path
+
+    from cvpt.io import write_json
+
+    res = model_bench.sweep_checkpointing(**_model_settings(args))
+    print(
+        f"{res['backbone']} at {res['size']}², batch {res['batch']}, {res['device']}, "
+        f"{_precision(res)}, medians of {res['repeats']}; full fine-tuning: step "
+        f"{res['full_step_seconds'] * 1e3:.0f} ms, peak {res['full_peak_bytes'] / 2**20:.0f} MiB"
+    )
+    print("  k checkpointed blocks   step ms  / full    peak MiB  / full")
+    for p in res["points"]:
+        print(
+            f"  {p['checkpointed_blocks']:>3}  {p['step_seconds'] * 1e3:>20.0f}  "
+            f"{p['step_over_full']:>6.2f}  {p['peak_bytes'] / 2**20:>10.0f}  "
+            f"{p['peak_over_full']:>6.2f}"
+        )
+    if args.out:
+        write_json(args.out, res)
+        png = Path(args.out).with_suffix(".png")
+        model_bench.plot_sweep(res, png)
+        print(f"wrote {args.out} and {png}")
     return 0
 
 

@@ -161,9 +161,9 @@ class CompressedVideoModel(nn.Module):
                     m.eval()
         return self
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
+    def set_grad_checkpointing(self, enable: bool | int = True) -> None:
         """Recompute the backbone blocks' activations in the backward pass (less memory, a
-        slower step; ``docs/benchmarks.md`` measures both)."""
+        slower step; ``docs/benchmarks.md`` measures both); an int k: the first k blocks."""
         self.backbone.set_grad_checkpointing(enable)
 
     def tunable_state_dict(self) -> dict[str, torch.Tensor]:
@@ -246,7 +246,7 @@ class CompressedVideoModel(nn.Module):
             if i < self.sccp_layers:
                 p_mv, p_r, e = self.sccp[i](e, p_mv, p_r)
             x = torch.cat([t for t in (p_mv, p_r, e) if t is not None], dim=1)
-            ckpt = self.backbone.grad_checkpointing
+            ckpt = i < self.backbone.checkpoint_blocks
             if self.prompts is not None:
                 prompt = self.prompts.tokens[i].expand(x.shape[0], -1, -1)
                 x = run_block(blk, torch.cat([prompt, x], dim=1), ckpt)[:, len(self.prompts) :]

@@ -146,14 +146,27 @@ class VisionTransformer(nn.Module):
         self.fc_norm = nn.LayerNorm(d, eps=cfg.fc_norm_eps) if cfg.use_mean_pooling else None
         self.head = nn.Linear(d, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
         self._pos_cache: dict[int, torch.Tensor] = {}
-        self.grad_checkpointing = False
+        self.checkpoint_blocks = 0  # the first k blocks recompute their activations
         self.apply(_init_weights)
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each block's activations in the backward pass instead of keeping them
-        (timm's switch): the blocks then keep only their inputs, and a train step pays about one
-        more forward pass."""
-        self.grad_checkpointing = enable
+    def set_grad_checkpointing(self, enable: bool | int = True) -> None:
+        """Recompute blocks' activations in the backward pass instead of keeping them (timm's
+        switch): those blocks keep only their inputs, and a train step pays up to one more
+        forward pass. ``True`` checkpoints every block but the last: the backward pass starts by
+        recomputing the last block, so checkpointing it never lowers the peak (measured:
+        docs/benchmarks.md). An int k checkpoints the first k blocks: memory and time move
+        between the two ends in proportion."""
+        depth = len(self.blocks)
+        k = depth - 1 if enable is True else int(enable)
+        if not 0 <= k <= depth:
+            raise ValueError(
+                f"grad checkpointing takes a bool or a block count 0..{depth}; got {enable!r}"
+            )
+        self.checkpoint_blocks = k
+
+    @property
+    def grad_checkpointing(self) -> bool:
+        return self.checkpoint_blocks > 0
 
     def pos_embed(self, num_tokens: int, like: torch.Tensor) -> torch.Tensor:
         """The fixed sinusoid table for ``num_tokens`` positions, ``[1, N, D]`` like ``like``."""
@@ -169,8 +182,8 @@ class VisionTransformer(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.embed(x)
-        for blk in self.blocks:
-            x = run_block(blk, x, self.grad_checkpointing)
+        for i, blk in enumerate(self.blocks):
+            x = run_block(blk, x, i < self.checkpoint_blocks)
         return self.norm(x)
 
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

@@ -49,7 +49,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast on CUDA (never on CPU)
     frozen_bf16: bool = True  # with amp: frozen matmul weights in bf16 (same results, less memory)
-    grad_checkpointing: bool = False  # recompute block activations in backward: less memory
+    grad_checkpointing: bool | int = False  # all (True) or the first k blocks recompute in backward
 
     def to_dict(self) -> dict:
         return asdict(self)
