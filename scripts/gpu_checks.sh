@@ -19,6 +19,7 @@ python3 -c "import torch, av; print('torch', torch.__version__, 'av', av.__versi
   echo "== bench model, ViT-B, batch 8, bf16"; cvpt bench model --batch 8 --repeats 10 --grad-checkpointing --out "$OUT/model_b8.json"
   echo "== bench model, ViT-B, batch 2, bf16"; cvpt bench model --batch 2 --repeats 10 --grad-checkpointing --out "$OUT/model_b2.json"
   echo "== bench model, ViT-B, batch 8, fp32"; cvpt bench model --batch 8 --repeats 10 --grad-checkpointing --no-amp --out "$OUT/model_b8_fp32.json"
+  echo "== checkpointing sweep, ViT-B, batch 8, bf16"; cvpt bench model --batch 8 --repeats 5 --sweep-checkpointing --out "$OUT/ckpt_sweep_b8.json"
   echo "== bench pipeline, ViT-B"; cvpt bench pipeline --repeats 5 --out "$OUT/pipeline"
   echo "== CUDA training path: bf16 autocast, 2 epochs on the synthetic task"
   cvpt synth /tmp/syn --videos 64 --seed 0 --pan 0.5 > /dev/null 2>&1
