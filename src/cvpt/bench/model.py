@@ -30,6 +30,8 @@ from cvpt.io import atomic_output
 from cvpt.models.factory import create_model
 from cvpt.models.flops import compressed_inputs
 from cvpt.models.registry import create_backbone
+from cvpt.training.config import TrainConfig
+from cvpt.training.schedule import param_groups
 
 
 def _sync(device: torch.device) -> None:
@@ -66,7 +68,8 @@ class StepCase:
         model.set_grad_checkpointing(self.grad_checkpointing)
         if self.amp and self.frozen_bf16:
             model.cast_frozen_weights(torch.bfloat16)
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        # cvpt train's optimiser: AdamW, no weight decay on norms, biases or ω
+        opt = torch.optim.AdamW(param_groups(model, TrainConfig.weight_decay), lr=1e-4)
         shapes = compressed_inputs(self.batch, 4, self.size, device=dev)
         inputs = tuple(torch.randn_like(x) for x in shapes)
         labels = torch.randint(0, self.num_classes, (self.batch,), device=dev)
