@@ -267,16 +267,21 @@ def test_frozen_weights_in_bf16_give_the_same_numbers_under_autocast(method):
         if isinstance(m, torch.nn.LayerNorm)
         for p in m.parameters()
     )
+    torch.manual_seed(0)
+    recomputed = cvpt.create_model(method, **TINY).train()  # cast and checkpointed: the same too
+    recomputed.cast_frozen_weights(torch.bfloat16)
+    recomputed.set_grad_checkpointing(3)
     out = {}
-    for name, model in (("plain", plain), ("cast", cast)):
+    for name, model in (("plain", plain), ("cast", cast), ("recomputed", recomputed)):
         with torch.autocast("cpu", torch.bfloat16):
             logits = model(*_inputs())
         torch.nn.functional.cross_entropy(logits.float(), torch.tensor([1, 4])).backward()
         grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
         out[name] = logits, grads
-    assert torch.equal(out["plain"][0], out["cast"][0])
-    for n, g in out["plain"][1].items():
-        assert torch.equal(out["cast"][1][n], g), n
+    for other in ("cast", "recomputed"):
+        assert torch.equal(out["plain"][0], out[other][0])
+        for n, g in out["plain"][1].items():
+            assert torch.equal(out[other][1][n], g), (other, n)
 
 
 def test_frozen_weights_in_bf16_need_autocast_and_save_memory():
