@@ -14,6 +14,7 @@ case under bf16 autocast as ``cvpt train`` does on CUDA (its default there).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import tempfile
@@ -86,30 +87,28 @@ class StepCase:
         opt.step()
 
 
-def step_peak_bytes(case: StepCase) -> int:
+def step_peak(case: StepCase, breakdown: bool = False) -> tuple[int, dict[str, int]]:
     """Peak memory a first train step adds to what the model holds (activations, gradients,
     AdamW state, temporaries): the CUDA allocator's peak on a GPU, live tensor storages
-    elsewhere."""
+    elsewhere; with ``breakdown``, also what that peak is made of, bytes per operator that
+    created them (live tensor storages on any device), largest first; else ``{}``."""
     model, opt, inputs, labels = case.setup()
     dev = torch.device(case.device)
-    if dev.type == "cuda":
+    cuda = dev.type == "cuda"
+    mem = PeakTensorMemory(breakdown=breakdown)
+    if cuda:
         torch.cuda.synchronize(dev)
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
+    with mem if breakdown or not cuda else contextlib.nullcontext():
         case.step(model, opt, inputs, labels)
-        return torch.cuda.max_memory_allocated(dev) - base
-    with PeakTensorMemory() as mem:
-        case.step(model, opt, inputs, labels)
-    return mem.peak
+    peak = torch.cuda.max_memory_allocated(dev) - base if cuda else mem.peak
+    return peak, dict(sorted(mem.peak_by_op.items(), key=lambda kv: -kv[1]))
 
 
-def step_peak_breakdown(case: StepCase) -> dict[str, int]:
-    """What the peak of a first train step is made of: bytes held at the peak per operator
-    that created them (live tensor storages, on any device), largest first."""
-    model, opt, inputs, labels = case.setup()
-    with PeakTensorMemory(breakdown=True) as mem:
-        case.step(model, opt, inputs, labels)
-    return dict(sorted(mem.peak_by_op.items(), key=lambda kv: -kv[1]))
+def step_peak_bytes(case: StepCase) -> int:
+    """:func:`step_peak` without the breakdown."""
+    return step_peak(case)[0]
 
 
 def step_tensor_bytes(case: StepCase) -> dict:
@@ -216,7 +215,7 @@ def bench_model(
     ``grad_checkpointing``, CVPT with checkpointed backbone blocks is measured beside them.
     ``amp`` (bf16 autocast for every case): None = what ``cvpt train`` does, on for CUDA only;
     with it, ``frozen_bf16`` stores the frozen weights in bf16 as ``cvpt train`` does.
-    ``breakdown`` adds what each case's peak is made of (:func:`step_peak_breakdown`)."""
+    ``breakdown`` adds what each case's peak is made of (:func:`step_peak`)."""
     dev = torch.device(device)
     common = _settings(
         backbone, size, batch, num_classes, backbone_options, device, amp, frozen_bf16
@@ -254,9 +253,10 @@ def bench_model(
                 times[k].append(v)
     med = {k: statistics.median(v) for k, v in times.items()}
     # fresh models: a first step allocates the gradients and AdamW's state
-    peak = {f"{name}_step": step_peak_bytes(case) for name, case in cases.items()}
+    measured = {f"{name}_step": step_peak(case, breakdown) for name, case in cases.items()}
+    peak = {name: bytes_ for name, (bytes_, _) in measured.items()}
+    parts = {name: by_op for name, (_, by_op) in measured.items()}
     held = {f"{name}_step": step_tensor_bytes(case) for name, case in cases.items()}
-    parts = {f"{n}_step": step_peak_breakdown(c) for n, c in cases.items()} if breakdown else {}
 
     low = create_model(
         "cvpt",
