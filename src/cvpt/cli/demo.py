@@ -21,8 +21,15 @@ def register(sub) -> None:
     p.add_argument(
         "--ablations",
         action="store_true",
-        help="the paper's Table 3, Table 4 and Fig. 4 (SCCP blocks, no attention, no residual "
-        "prompt) instead of the method comparison; written to OUT/ablations/",
+        help="the paper's claims instead of the comparison: Table 3, Table 4 and Fig. 4 (SCCP "
+        "blocks, no attention, no residual prompt), Table 1 and the random frozen backbone, for "
+        "both readings of SCCP's update (--readings), with paired differences and verdicts "
+        "(docs/design.md); written to OUT/ablations/",
+    )
+    p.add_argument(
+        "--readings",
+        choices=("both", "replace", "add"),
+        help="with --ablations: the sccp_update readings to run (default: both)",
     )
     p.add_argument("--seeds", type=int, help="number of seeds (default: the preset's)")
     p.add_argument("--videos", type=int, help="target-task videos (default: the preset's)")
@@ -38,6 +45,9 @@ def run(args) -> int:
     from cvpt.demo.report import format_table, plot_bars, plot_curves, plot_sccp_blocks
     from cvpt.demo.suite import PRESETS, run_demo
 
+    if args.readings and not args.ablations:
+        raise ValueError("--readings goes with --ablations (the comparison runs the default)")
+    readings = ("replace", "add") if args.readings in (None, "both") else (args.readings,)
     config = PRESETS["full" if args.full else "default"]
     if args.seeds is not None:
         config = replace(config, seeds=tuple(range(args.seeds)))
@@ -53,6 +63,7 @@ def run(args) -> int:
         res_dir,
         config,
         ablations=args.ablations,
+        readings=readings,
         backbone_checkpoint=args.backbone_checkpoint,
         data=out / "data",
     )

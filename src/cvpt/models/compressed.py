@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from cvpt.models.prompts import SCCP, Adapter, DeepPrompts, PromptEmbed
+from cvpt.models.prompts import SCCP, SCCP_UPDATES, Adapter, DeepPrompts, PromptEmbed
 from cvpt.models.vit import Attention, VisionTransformer, check_video, run_block
 
 METHODS = ("cvpt", "linear", "vpt", "adaptformer", "full")
@@ -37,7 +37,9 @@ class TuningOptions:
     adapter_dim: int = 64  # AdaptFormer*: bottleneck 64 fits Table 1's 1.3M parameters
     adapter_scale: float = 0.1  # AdaptFormer's video setting
     hidden_dim: int = 8  # d' = d/α, α = 96 for ViT-B; kept at 8 for other widths
-    sccp_skip: bool = False  # True: SCCP adds to the MV/residual streams instead of replacing them
+    # how an SCCP block updates the MV/residual streams: "replace" them by g5(m), g6(r) (DESIGN's
+    # literal reading of Eq. 7) or "add" g5(m), g6(r) to them; same weights (docs/design.md)
+    sccp_update: str = "replace"
     inputs: str = "all"  # "iframe": the blocks see only I-frame tokens (a no-motion control)
 
     def to_dict(self) -> dict:
@@ -56,6 +58,10 @@ class CompressedVideoModel(nn.Module):
             raise ValueError(f"pool must be 'all' or 'iframe', got {options.pool!r}")
         if options.inputs not in ("all", "iframe"):
             raise ValueError(f"inputs must be 'all' or 'iframe', got {options.inputs!r}")
+        if options.sccp_update not in SCCP_UPDATES:
+            raise ValueError(
+                f"sccp_update must be one of {SCCP_UPDATES}, got {options.sccp_update!r}"
+            )
         if options.inputs == "iframe" and method == "cvpt":
             raise ValueError("inputs='iframe' leaves CVPT no prompts to build: use another method")
         cfg = backbone.cfg
@@ -81,7 +87,7 @@ class CompressedVideoModel(nn.Module):
                 options.hidden_dim,
                 attention=options.sccp_attention,
                 residual_prompt=options.residual_prompt,
-                skip=options.sccp_skip,
+                update=options.sccp_update,
             )
             for _ in range(self.sccp_layers)
         )

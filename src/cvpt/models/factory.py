@@ -27,6 +27,12 @@ def create_model(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if "sccp_skip" in options:  # renamed: a silent fallback would train the other reading
+        was = options["sccp_skip"]
+        raise ValueError(
+            f"the option sccp_skip was renamed to sccp_update: use sccp_update="
+            f"{'add' if was else 'replace'!r} (sccp_skip={was!r}); docs/models.md"
+        )
     valid = TuningOptions().to_dict()
     unknown = set(options) - set(valid)
     if unknown:

@@ -36,6 +36,9 @@ class PromptEmbed(nn.Module):
         return self.up(x) if self.up is not None else x
 
 
+SCCP_UPDATES = ("replace", "add")  # what an SCCP block does to the MV and residual streams
+
+
 class SCCP(nn.Module):
     """Selective Cross-modal Complementary Prompter (paper Eq. 3–7; DESIGN.md §3).
 
@@ -43,11 +46,11 @@ class SCCP(nn.Module):
     tokens for every channel, ``m = A ⊙ m`` (residual-guided selection of MV cues), ``ê = ê + m``;
     the block input is ``[g5(m), g6(r), E + g4(ê)]``.
 
-    ``skip=True`` (an option, not DESIGN.md's reading) keeps the MV and residual streams and adds
-    the block's outputs to them, ``[P_MV + g5(m), P_R + g6(r), …]``, as E is updated: DESIGN's
-    reading replaces them by ``g5(m)``, ``g6(r)``, which pass the streams through d′ channels
-    (and, with attention, scale MV cues by A ≈ 1/N) at every SCCP layer. Same weights. Measured
-    on the synthetic task: docs/synthetic.md.
+    ``update`` says what the block does to the MV and residual streams: ``"replace"`` (DESIGN.md's
+    literal reading of Eq. 7) passes on ``[g5(m), g6(r), …]``, which squeezes the streams
+    through d′ channels (and, with attention, scales MV cues by A ≈ 1/N) at every SCCP layer;
+    ``"add"`` keeps them and adds the block's outputs, ``[P_MV + g5(m), P_R + g6(r), …]``, as E
+    is updated. Same weights. Which one the paper's own ablations favour: docs/design.md.
 
     Ablations: ``attention=False`` replaces the selection by ``m = m + r`` (Fig. 5b, same
     39,192 weights). ``residual_prompt=False`` drops P_R, g3 and g6, selects with
@@ -57,10 +60,18 @@ class SCCP(nn.Module):
     """
 
     def __init__(
-        self, dim: int, hidden: int = 8, *, attention=True, residual_prompt=True, skip=False
+        self,
+        dim: int,
+        hidden: int = 8,
+        *,
+        attention: bool = True,
+        residual_prompt: bool = True,
+        update: str = "replace",
     ):
         super().__init__()
-        self.attention, self.residual_prompt, self.skip = attention, residual_prompt, skip
+        if update not in SCCP_UPDATES:
+            raise ValueError(f"update must be one of {SCCP_UPDATES}, got {update!r}")
+        self.attention, self.residual_prompt, self.update = attention, residual_prompt, update
         self.g1, self.g2 = nn.Linear(dim, hidden), nn.Linear(dim, hidden)
         self.g4 = nn.Linear(hidden, dim)
         if residual_prompt:
@@ -90,7 +101,7 @@ class SCCP(nn.Module):
         e_out = e + self.g4(e_hat + m)
         if not self.residual_prompt:
             return p_mv, None, e_out
-        if self.skip:  # keep the streams, add the block's output (like E's update)
+        if self.update == "add":  # keep the streams, add the block's output (like E's update)
             return p_mv + self.g5(m), p_r + self.g6(r), e_out
         return self.g5(m), self.g6(r), e_out
 
