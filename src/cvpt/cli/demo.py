@@ -42,6 +42,7 @@ def run(args) -> int:
     from dataclasses import replace
     from pathlib import Path
 
+    from cvpt.demo.claims import format_claims
     from cvpt.demo.report import format_table, plot_bars, plot_curves, plot_sccp_blocks
     from cvpt.demo.suite import PRESETS, run_demo
 
@@ -68,6 +69,8 @@ def run(args) -> int:
         data=out / "data",
     )
     print(format_table(result))
+    if result.get("claims"):
+        print(format_claims(result["claims"], result.get("decision")))
     plot_bars(result, res_dir / "top1.png")
     plot_curves(result, res_dir / "curves.png")
     if args.ablations:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
+from cvpt.demo.claims import _pts, rho_text
 from cvpt.io import atomic_output
 from cvpt.training.plots import _plt
 
@@ -34,28 +34,30 @@ def format_table(result: dict) -> str:
             len(m["runs"]) != seeds for m in result["methods"].values()) else ""),
         "GMACs per view: multiply-accumulates (1 MAC = 1 FLOP, the paper's convention).",
     ]  # fmt: skip
-    close = overlapping_pairs(result)
-    if close:
-        text = (
-            "within the seed spread of each other (|difference| ≤ std + std), so not told apart "
-            "at this budget: " + "; ".join(f"{a} vs {b}" for a, b in close)
-        )
-        lines += textwrap.wrap(text, width=len(head), subsequent_indent="  ")
+    lines += format_pairs(result)
     return "\n".join(lines)
 
 
-def overlapping_pairs(result: dict) -> list[tuple[str, str]]:
-    """Pairs of methods whose mean top-1 differ by no more than the sum of their stds."""
-    ms = result["methods"]
-    names = list(ms)
-    return [
-        (a, b)
-        for i, a in enumerate(names)
-        for b in names[i + 1 :]
-        if len(ms[a]["runs"]) > 1
-        and len(ms[b]["runs"]) > 1
-        and abs(ms[a]["top1"] - ms[b]["top1"]) <= ms[a]["top1_std"] + ms[b]["top1_std"]
-    ]
+def format_pairs(result: dict) -> list[str]:
+    """The comparison's pairs, paired by seed: mean difference of top-1 (points), its 95%
+    Student-t interval over the seeds, and whether the seeds tell the two apart."""
+    pairs = result.get("paired", [])
+    if not pairs:
+        return []
+    n = len(result["config"]["seeds"])
+    lines = [f"paired by seed (top-1 difference in points, 95% t-interval over {n} seeds):"]
+    width = max(len(f"{p['better']} − {p['worse']}") for p in pairs)
+    for p in pairs:
+        say = {
+            "holds": f"{p['better']} better",
+            "contradicted": f"{p['worse']} better",
+            "unresolved": "not told apart",
+        }[p["verdict"]]
+        lines.append(
+            f"  {p['better'] + ' − ' + p['worse']:<{width}} {_pts(p['mean']):>6} "
+            f"[{_pts(p['low'])}, {_pts(p['high'])}]  {say}"
+        )
+    return lines
 
 
 def _k(n: int) -> str:
@@ -84,14 +86,15 @@ def plot_bars(result: dict, out: Path) -> None:
 
 
 def plot_curves(result: dict, out: Path) -> None:
-    """Test top-1 and train loss per epoch, seed 0 (or the first seed run) of every method."""
+    """Test top-1 (at the epochs it was measured) and train loss per epoch, seed 0 (or the
+    first seed run) of every method."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for name, m in result["methods"].items():
         r = m["runs"][0]
-        epochs = range(1, len(r["curve"]) + 1)
-        axes[0].plot(epochs, [100 * c for c in r["curve"]], label=name)
-        axes[1].plot(epochs, r["loss"], label=name)
+        tested = r.get("curve_epochs", range(1, len(r["curve"]) + 1))
+        axes[0].plot(tested, [100 * c for c in r["curve"]], marker="o", label=name)
+        axes[1].plot(range(1, len(r["loss"]) + 1), r["loss"], label=name)
     axes[0].axhline(100 * result["chance"], color="k", ls="--", lw=1)
     axes[0].set_ylabel("test top-1 (%)")
     axes[1].set_ylabel("train loss")
@@ -103,21 +106,34 @@ def plot_curves(result: dict, out: Path) -> None:
 
 
 def plot_sccp_blocks(result: dict, out: Path) -> None:
-    """Fig. 4: top-1 against the number of SCCP blocks."""
+    """Fig. 4 for each reading of SCCP's update: top-1 against the number of SCCP blocks (mean
+    over seeds, every seed as a dot), with Spearman's ρ and its interval when claims were
+    tested."""
     plt = _plt()
-    pts = sorted(
-        (m["options"]["sccp_layers"], m)
-        for m in result["methods"].values()
-        if set(m["options"]) == {"sccp_layers"}
-    )
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.errorbar([k for k, _ in pts], [100 * m["top1"] for _, m in pts],
-                yerr=[100 * m["top1_std"] for _, m in pts], marker="o", capsize=4)  # fmt: skip
+    ms = result["methods"]
+    depth = max(m["options"].get("sccp_layers", 0) for m in ms.values())
+    claims = result.get("claims", {})
+    trends = {r: next(c for c in rows if "rho" in c) for r, rows in claims.items()}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, r in enumerate(result.get("readings", [])):
+        names = ["SCCP blocks = 0"] + [f"SCCP blocks = {k} ({r})" for k in range(1, depth + 1)]
+        pts = [(k, ms[n]) for k, n in enumerate(names) if n in ms]
+        x = [k + (i - 0.5) * 0.08 for k, _ in pts]  # side by side, so the dots stay apart
+        label = f"sccp_update = {r}"
+        if r in trends:
+            label += f": {rho_text(trends[r])}"
+        line = ax.plot(x, [100 * m["top1"] for _, m in pts], marker="o", label=label)[0]
+        for xk, (_, m) in zip(x, pts, strict=True):
+            ys = [100 * run["top1"] for run in m["runs"]]
+            ax.scatter([xk] * len(ys), ys, s=10, alpha=0.4, color=line.get_color())
     ax.axhline(100 * result["chance"], color="k", ls="--", lw=1, label="chance")
-    ax.set_xlabel("SCCP blocks (first k layers)")
+    ax.set_xticks(range(depth + 1))
+    ax.set_xlabel("SCCP blocks (first k layers; k = depth is CVPT)")
     ax.set_ylabel("test top-1 (%)")
+    ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("Fig. 4 on the synthetic task: mean over seeds, dots = seeds", fontsize=9)
     _save(fig, plt, out)
 
 

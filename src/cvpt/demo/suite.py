@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from cvpt.data.synth import synthesize
 from cvpt.demo.cache import ClipTensors, load_clips
+from cvpt.demo.claims import INTERVALS, decide, evaluate_claims, paired_difference
 from cvpt.demo.tune import TuneSettings, Variant, tune
 from cvpt.io import write_json
 from cvpt.models.checkpoint import load_backbone
@@ -167,7 +168,25 @@ def run_demo(
         runs[(variant.name, seed)] = {"name": variant.name, "seed": seed, **r}
         _write(results_path, config, variants, runs, sizes, ablations, classes)
     bar.close()
-    result = _write(results_path, config, variants, runs, sizes, ablations, classes)
+    extra = {}
+    if ablations:
+        extra["readings"] = list(readings)
+    result = _write(results_path, config, variants, runs, sizes, ablations, classes, extra)
+    # the verdicts, from complete cells only (an interrupted run resumes first)
+    if ablations:
+        depth = settings.backbone_options["depth"]
+        extra["claims"] = evaluate_claims(result["methods"], depth, tuple(readings))
+        if len(readings) > 1:
+            extra["decision"] = decide(extra["claims"])
+        extra["intervals"] = INTERVALS
+    else:
+        ms = result["methods"]
+        extra["paired"] = [
+            {"better": a, "worse": b, **paired_difference(ms[a]["runs"], ms[b]["runs"])}
+            for a, b in COMPARISON_PAIRS
+            if a in ms and b in ms
+        ]
+    result = _write(results_path, config, variants, runs, sizes, ablations, classes, extra)
     result["wall_seconds"] = time.perf_counter() - t_start
     # peak resident memory of this process (Linux reports KiB), for the "< 4 GB" budget
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -210,7 +229,7 @@ def _previous_runs(path: Path, config: DemoConfig) -> list[dict]:
     return [r for m in before.get("methods", {}).values() for r in m["runs"]]
 
 
-def _write(path, config, variants, runs, sizes, ablations, classes) -> dict:
+def _write(path, config, variants, runs, sizes, ablations, classes, extra=None) -> dict:
     settings = config.tune
     methods = {}
     for v in variants:
@@ -244,6 +263,7 @@ def _write(path, config, variants, runs, sizes, ablations, classes) -> dict:
         "chance": 1 / len(classes),
         **sizes,
         "methods": methods,
+        **(extra or {}),
     }
     write_json(path, result)
     return result

@@ -1,0 +1,210 @@
+"""The paper's qualitative claims, tested on the demo's runs: paired by seed, each difference with
+its 95% interval and a verdict; the reading of SCCP's update that more of them hold for.
+
+Every verdict compares two cells trained on the same data with the same seeds (same split of
+the data, same initial weights of what is new, same batch order), so a seed's difference
+cancels what the seed changes in both. A claim "a > b" *holds* when the 95% interval of
+``top1(a) − top1(b)`` excludes 0 above, is *contradicted* when it excludes 0 below, and is
+*unresolved* otherwise (docs/design.md records the protocol and the run).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+LEVEL = 0.95
+BOOTSTRAP = 2000  # resamples of the seeds for the rank correlation's interval
+INTERVALS = (
+    "paired differences: Student-t interval over seeds of the per-seed difference (95%); "
+    f"rank correlation: percentile bootstrap over seeds ({BOOTSTRAP} resamples, 95%)"
+)
+
+
+@dataclass
+class Claim:
+    """``a > b`` for every pair in ``pairs`` (cell names; ``{r}`` = the reading, ``{k}`` = the
+    backbone's depth); ``trend``: top-1 rises with the number of SCCP blocks."""
+
+    id: str
+    source: str
+    text: str
+    pairs: tuple[tuple[str, str], ...] = ()
+    trend: bool = False
+
+
+CVPT_CELL = "SCCP blocks = {k} ({r})"  # SCCP before every block: CVPT itself
+CLAIMS = [
+    Claim("C1", "Table 3", "CPR without refinement (0 SCCP blocks) > linear probe",
+          (("SCCP blocks = 0", "Linear probe"),)),
+    Claim("C2", "Table 3", "SCCP in the first layer only > no SCCP block",
+          (("SCCP blocks = 1 ({r})", "SCCP blocks = 0"),)),
+    Claim("C3", "Table 3", "SCCP in every layer > in the first layer only",
+          ((CVPT_CELL, "SCCP blocks = 1 ({r})"),)),
+    Claim("C4", "Fig. 4", "top-1 rises with the number of SCCP blocks (k = 0..depth)",
+          trend=True),
+    Claim("C5", "Table 4", "SCCP > SCCP without attention",
+          ((CVPT_CELL, "CVPT w/o attention ({r})"),)),
+    Claim("C6", "Table 4", "SCCP > SCCP without the residual prompt",
+          ((CVPT_CELL, "CVPT w/o residual prompt"),)),
+    Claim("C7", "Table 1", "CVPT > VPT* and CVPT > AdaptFormer*",
+          ((CVPT_CELL, "VPT*"), (CVPT_CELL, "AdaptFormer*"))),
+    Claim("C8", "§1", "CVPT on the pre-trained frozen backbone > on a random frozen one",
+          ((CVPT_CELL, "CVPT, random frozen backbone ({r})"),)),
+]  # fmt: skip
+
+
+def verdict(lo: float | None, hi: float | None) -> str:
+    """``holds`` / ``contradicted`` / ``unresolved`` for an interval of ``a − b`` (None: no
+    interval, fewer than two seeds)."""
+    if lo is None or hi is None:
+        return "unresolved"
+    return "holds" if lo > 0 else "contradicted" if hi < 0 else "unresolved"
+
+
+def paired_difference(a: list[dict], b: list[dict], level: float = LEVEL) -> dict:
+    """``top1(a) − top1(b)`` over the seeds both ran (runs are dicts with ``seed`` and
+    ``top1``): the per-seed differences, their mean and its Student-t interval. With fewer
+    than two seeds there is no interval (None)."""
+    ta, tb = ({r["seed"]: r["top1"] for r in runs} for runs in (a, b))
+    seeds = sorted(set(ta) & set(tb))
+    d = np.array([ta[s] - tb[s] for s in seeds], dtype=float)
+    if not len(d):
+        raise ValueError("no seed in common: nothing to pair")
+    mean = float(d.mean())
+    lo = hi = None
+    if len(d) >= 2:
+        half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+        lo, hi = float(mean - half), float(mean + half)
+    return {"seeds": seeds, "differences": d.tolist(), "mean": mean, "low": lo, "high": hi,
+            "verdict": verdict(lo, hi)}  # fmt: skip
+
+
+def rank_trend(top1: dict[int, list[dict]], level: float = LEVEL, seed: int = 0) -> dict:
+    """Spearman's ρ between k and the seed-mean top-1 of the runs ``top1[k]``, over the seeds
+    every k ran, with a percentile bootstrap interval that resamples seeds (the same resample
+    for every k, which keeps the pairing)."""
+    ks = sorted(top1)
+    common = sorted(set.intersection(*({r["seed"] for r in top1[k]} for k in ks)))
+    acc = np.array([[{r["seed"]: r["top1"] for r in top1[k]}[s] for s in common] for k in ks])
+    rho = _spearman(ks, acc.mean(1))
+    lo = hi = None
+    if len(common) >= 2:
+        rng = np.random.default_rng(seed)
+        idx = rng.integers(0, len(common), (BOOTSTRAP, len(common)))
+        boot = np.array([_spearman(ks, acc[:, i].mean(1)) for i in idx])
+        tail = 100 * (1 - level) / 2
+        lo, hi = (float(x) for x in np.nanpercentile(boot, [tail, 100 - tail]))
+    means = acc.mean(1).tolist()
+    return {"seeds": common, "k": ks, "top1_mean": means, "rho": rho, "low": lo, "high": hi,
+            "verdict": verdict(lo, hi)}  # fmt: skip
+
+
+def _spearman(x, y) -> float:
+    if np.ptp(y) == 0:  # every k equal: no rank order at all
+        return 0.0
+    return float(stats.spearmanr(x, y).statistic)
+
+
+def evaluate_claims(methods: dict, depth: int, readings: tuple[str, ...]) -> dict:
+    """``{reading: [claim result, ...]}`` from a results.json's ``methods`` (cells named as
+    :func:`cvpt.demo.suite.ablation_variants` names them); a claim with several pairs holds when
+    all hold and is contradicted when any is."""
+    runs = {name: m["runs"] for name, m in methods.items()}
+    out = {}
+    for r in readings:
+        rows = []
+        for c in CLAIMS:
+            row = {"id": c.id, "source": c.source, "claim": c.text}
+            if c.trend:
+                cells = {0: "SCCP blocks = 0"} | {
+                    k: f"SCCP blocks = {k} ({r})" for k in range(1, depth + 1)
+                }
+                missing = [n for n in cells.values() if n not in runs]
+                if missing:
+                    raise KeyError(f"claim {c.id}: no runs of {missing}")
+                row |= rank_trend({k: runs[n] for k, n in cells.items()})
+            else:
+                parts = []
+                for a, b in c.pairs:
+                    a, b = (n.format(r=r, k=depth) for n in (a, b))
+                    for n in (a, b):
+                        if n not in runs:
+                            raise KeyError(f"claim {c.id}: no runs of {n!r}")
+                    parts.append({"better": a, "worse": b, **paired_difference(runs[a], runs[b])})
+                verdicts = {p["verdict"] for p in parts}
+                row["pairs"] = parts
+                row["verdict"] = (
+                    "contradicted" if "contradicted" in verdicts
+                    else "holds" if verdicts == {"holds"} else "unresolved"
+                )  # fmt: skip
+            rows.append(row)
+        out[r] = rows
+    return out
+
+
+def decide(claims: dict, literal: str = "replace") -> dict:
+    """The pre-declared criterion: the reading with more claims holding; ties: fewer
+    contradicted; still tied: the ``literal`` reading."""
+    kinds = ("holds", "contradicted", "unresolved")
+    counts = {r: {v: sum(c["verdict"] == v for c in cs) for v in kinds} for r, cs in claims.items()}
+    best = min(counts, key=lambda r: (-counts[r]["holds"], counts[r]["contradicted"], r != literal))
+    return {
+        "criterion": "more claims hold; ties: fewer contradicted; still tied: the literal "
+        f"reading ({literal!r})",
+        "counts": counts,
+        "reading": best,
+    }
+
+
+def format_claims(claims: dict, decision: dict | None = None) -> str:
+    """The claim × reading table: per reading the difference in top-1 points (or ρ), its 95%
+    interval and the verdict; a claim of two pairs gets a line per pair under its verdict."""
+    readings = list(claims)
+    width = 34
+    head = f"{'claim (paper)':<58}" + "".join(f" {r:>{width}}" for r in readings)
+    lines = [head, "-" * len(head)]
+    for i, c in enumerate(claims[readings[0]]):
+        label = f"{c['id']} {c['claim']} ({c['source']})"
+        rows = [claims[r][i] for r in readings]
+        if "rho" in c or len(c["pairs"]) == 1:
+            lines.append(_row(label, [_cell(x.get("pairs", [x])[0]) for x in rows], width))
+            continue
+        lines.append(_row(label, [x["verdict"] for x in rows], width))
+        for j, p in enumerate(c["pairs"]):
+            lines.append(_row(f"   vs {p['worse']}", [_cell(x["pairs"][j]) for x in rows], width))
+    if decision:
+        counts = "; ".join(
+            f"{r}: {n['holds']} hold, {n['contradicted']} contradicted, {n['unresolved']} "
+            "unresolved"
+            for r, n in decision["counts"].items()
+        )
+        lines.append(f"{counts} → default sccp_update = {decision['reading']!r}")
+    lines.append(INTERVALS)
+    return "\n".join(lines)
+
+
+def _row(label: str, cells: list[str], width: int) -> str:
+    label = label if len(label) <= 58 else label[:57] + "…"
+    return f"{label:<58}" + "".join(f" {c:>{width}}" for c in cells)
+
+
+def _cell(c: dict) -> str:
+    """``+12.3 [+4.5, +20.1] holds`` (top-1 points) or ``ρ +0.90 [+0.70, +1.00] holds``."""
+    if "rho" in c:
+        return f"{rho_text(c)} {c['verdict']}"
+    return f"{_pts(c['mean'])} [{_pts(c['low'])}, {_pts(c['high'])}] {c['verdict']}"
+
+
+def rho_text(c: dict) -> str:
+    """``ρ +0.90 [+0.70, +1.00]`` (``?`` where there is no interval)."""
+    lo, hi = (f"{x:+.2f}" if x is not None else "?" for x in (c["low"], c["high"]))
+    return f"ρ {c['rho']:+.2f} [{lo}, {hi}]"
+
+
+def _pts(x: float | None) -> str:
+    """Top-1 difference in points, signed; ``?`` where there is no interval."""
+    return "?" if x is None else f"{100 * x:+.1f}"
