@@ -15,7 +15,9 @@ GOP 12, no B-frames), so they are ready for ``read_clip`` as they are.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import zlib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -144,6 +146,12 @@ def _periodic_texture(size: int, seed: int) -> np.ndarray:
     return cv2.normalize(tex, None, 0, 255, cv2.NORM_MINMAX)
 
 
+def _write_one(job: tuple[Path, VideoSpec, int, int]) -> None:
+    path, spec, size, frames = job
+    with atomic_output(path) as tmp:
+        write_video(tmp, render(spec, size, frames))
+
+
 def synthesize(
     out: str | Path,
     *,
@@ -154,6 +162,7 @@ def synthesize(
     frames: int = 48,
     test_fraction: float = 0.25,
     pan: float = 1.5,
+    workers: int = 1,
     progress: bool = True,
 ) -> dict:
     """Write ``videos`` videos under ``out/videos/`` with ``out/{train,test}.txt`` (the ``list``
@@ -161,7 +170,8 @@ def synthesize(
     directions), ``out/meta.jsonl`` and the settings in ``out/synth.json``. Re-running with the
     same settings resumes (existing videos are kept); other settings in the same folder are
     refused, so that no stale video is ever mixed in.
-    ``pan``: the target task's largest camera motion, px/frame."""
+    ``pan``: the target task's largest camera motion, px/frame. ``workers`` > 1 renders and
+    encodes in that many spawned processes (the videos do not depend on it)."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
     if size % 16:
@@ -177,11 +187,21 @@ def synthesize(
     (out / "videos").mkdir(parents=True, exist_ok=True)
     write_json(out / "synth.json", settings)
     specs = [make_spec(task, i, seed, size, frames, pan) for i in range(videos)]
-    for spec in tqdm(specs, desc=f"synth {task}", unit="video", disable=not progress):
-        path = out / "videos" / f"{spec.name}.mp4"
-        if not path.exists():
-            with atomic_output(path) as tmp:
-                write_video(tmp, render(spec, size, frames))
+    todo = [(out / "videos" / f"{s.name}.mp4", s, size, frames) for s in specs]
+    todo = [t for t in todo if not t[0].exists()]
+    bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"synth {task}",
+               unit="video", disable=not progress)  # fmt: skip
+    if workers > 1 and len(todo) > 1:
+        # spawn: a forked child can inherit thread pools (OpenCV, FFmpeg) locked by the parent
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            for _ in pool.map(_write_one, todo, chunksize=8):
+                bar.update()
+    else:
+        for t in todo:
+            _write_one(t)
+            bar.update()
+    bar.close()
     n_test = round(videos * test_fraction)
     split = {"test": specs[:n_test], "train": specs[n_test:]}  # balanced: labels cycle
     for subset, items in split.items():

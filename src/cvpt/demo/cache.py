@@ -15,10 +15,11 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cvpt.codec.probe import probe
-from cvpt.data.dataset import CompressedVideoDataset
+from cvpt.data.dataset import CompressedVideoDataset, worker_init
 from cvpt.data.splits import ListSplits
 from cvpt.io import atomic_output
 
@@ -60,10 +61,13 @@ def load_clips(
     train_views: int = 4,
     seed: int = 0,
     mv_clip: float = 20.0,
+    workers: int = 0,
     progress: bool = True,
 ) -> ClipTensors:
     """The clips of ``subset`` ("train" or "test") of a list dataset at ``root`` (e.g. from
-    ``cvpt synth``), read and cached in ``root/cache/`` on first use."""
+    ``cvpt synth``), read and cached in ``root/cache/`` on first use, by ``workers`` spawned
+    processes (0: in this one; the clips and their order do not depend on it; a script that
+    asks for workers needs the ``if __name__ == "__main__":`` guard of spawned processes)."""
     root = Path(root)
     train = subset == "train"
     views = train_views if train else 1
@@ -86,19 +90,24 @@ def load_clips(
     # cache at its peak (the default demo's 1 GB cache peaked at 4.1 GB that way)
     tensors: dict[str, torch.Tensor] = {}
     labels = torch.empty(len(ds) * views, dtype=torch.int64)
-    row = 0
-    for i in tqdm(range(len(ds)), desc=f"read {subset} clips", unit="video", disable=not progress):
-        for v in range(views):
-            item = ds[(v, i)] if train else ds[i]
-            if item["failed"]:  # replaced by another video: a cache must hold what it says
-                raise RuntimeError(f"{root}: could not read {item['failed']}")
-            for k in MODALITIES:
-                x = item[k] if train else item[k][0]
-                if k not in tensors:
-                    tensors[k] = torch.empty((len(labels), *x.shape), dtype=torch.float16)
-                tensors[k][row] = x
-            labels[row] = item["label"]
-            row += 1
+    # row = video·views + view; a train clip's P positions are keyed by (seed, view, video)
+    keys = [(v, i) if train else i for i in range(len(ds)) for v in range(views)]
+    items = DataLoader(
+        ds, batch_size=None, sampler=keys, num_workers=workers, worker_init_fn=worker_init,
+        # spawn: a forked worker can inherit thread pools locked by the parent (dataset.py)
+        multiprocessing_context="spawn" if workers > 0 else None,
+    )  # fmt: skip
+    bar = tqdm(items, total=len(keys), desc=f"read {subset} clips", unit="clip",
+               disable=not progress)  # fmt: skip
+    for row, item in enumerate(bar):
+        if item["failed"]:  # replaced by another video: a cache must hold what it says
+            raise RuntimeError(f"{root}: could not read {item['failed']}")
+        for k in MODALITIES:
+            x = item[k] if train else item[k][0]
+            if k not in tensors:
+                tensors[k] = torch.empty((len(labels), *x.shape), dtype=torch.float16)
+            tensors[k][row] = x
+        labels[row] = item["label"]
     tensors["labels"] = labels
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:

@@ -49,10 +49,15 @@ class DemoConfig:
     # ±12.7 standard errors)
     seeds: tuple[int, ...] = (0, 1, 2)
     train_views: int = 4  # cached train-mode clips per video (P positions differ)
+    # processes that make and read the videos (both cores of a small machine; not a setting
+    # of the runs: results.json does not record it)
+    workers: int = 2
     tune: TuneSettings = field(default_factory=TuneSettings)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        del d["workers"]  # how the clips were read does not change them
+        return d
 
 
 PRESETS = {
@@ -137,10 +142,11 @@ def run_demo(
     data = Path(data) if data else out / "data"
     synthesize(
         data, task="target", videos=config.videos, seed=config.data_seed, size=config.size,
-        pan=config.pan, progress=progress,
+        pan=config.pan, workers=config.workers, progress=progress,
     )  # fmt: skip
-    train = load_clips(data, "train", train_views=config.train_views, progress=progress)
-    test = load_clips(data, "test", progress=progress)
+    train = load_clips(data, "train", train_views=config.train_views, workers=config.workers,
+                       progress=progress)  # fmt: skip
+    test = load_clips(data, "test", workers=config.workers, progress=progress)
     classes = json.loads((data / "classes.json").read_text())
     if ablations:
         variants = ablation_variants(settings.backbone_options["depth"], tuple(readings))
@@ -161,7 +167,8 @@ def run_demo(
 
         def on_epoch(epoch, loss, top1, _bar=bar, _what=f"{variant.name} seed {seed}"):
             _bar.update(1)
-            _bar.set_postfix_str(f"{_what}: loss {loss:.2f} top-1 {top1:.0%}")
+            tested = "" if top1 is None else f" top-1 {top1:.0%}"  # None: not tested after it
+            _bar.set_postfix_str(f"{_what}: loss {loss:.2f}{tested}")
 
         r = tune(variant, settings, train, test, seed=seed, num_classes=len(classes),
                  on_epoch=on_epoch)  # fmt: skip
@@ -220,13 +227,16 @@ def mean_mv_baseline(train: ClipTensors, test: ClipTensors) -> float:
 
 
 def _previous_runs(path: Path, config: DemoConfig) -> list[dict]:
-    """Runs of an earlier, interrupted demo with the same settings (others are not mixed in)."""
+    """Runs of an earlier, interrupted demo with the same settings but perhaps other seeds
+    (``--seeds 5`` after ``--seeds 3`` adds seeds 3 and 4); other settings are not mixed in."""
     if not path.exists():
         return []
     before = json.loads(path.read_text())
-    if before.get("config") != json.loads(json.dumps(config.to_dict())):
+    now = json.loads(json.dumps(config.to_dict()))
+    if {**before.get("config", {}), "seeds": None} != {**now, "seeds": None}:
         return []
-    return [r for m in before.get("methods", {}).values() for r in m["runs"]]
+    runs = [r for m in before.get("methods", {}).values() for r in m["runs"]]
+    return [r for r in runs if r["seed"] in config.seeds]
 
 
 def _write(path, config, variants, runs, sizes, ablations, classes, extra=None) -> dict:
