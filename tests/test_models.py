@@ -20,7 +20,8 @@ ABLATIONS = [
     {"residual_prompt": False, "sccp_attention": False},
     {"prompt_embed_rank": 4},
     {"pool": "iframe"},
-    {"sccp_skip": True},
+    {"sccp_update": "add"},
+    {"sccp_update": "replace"},
 ]
 CASES = [("cvpt", o) for o in ABLATIONS] + [(m, {}) for m in METHODS if m != "cvpt"]
 
@@ -140,6 +141,15 @@ def test_unknown_method_or_option_is_an_error():
         cvpt.create_model("lora", **TINY)
     with pytest.raises(ValueError, match=r"unknown options.*sccp_layer"):
         cvpt.create_model("cvpt", sccp_layer=3, **TINY)
+    with pytest.raises(ValueError, match="sccp_update must be one of"):
+        cvpt.create_model("cvpt", sccp_update="skip", **TINY)
+
+
+@pytest.mark.parametrize("was, now", [(True, "add"), (False, "replace")])
+def test_the_renamed_sccp_skip_is_refused_with_its_new_name(was, now):
+    # silently dropping it would train the other reading
+    with pytest.raises(ValueError, match=rf"renamed to sccp_update.*sccp_update='{now}'"):
+        cvpt.create_model("cvpt", sccp_skip=was, **TINY)
 
 
 def test_tunable_checkpoint_round_trip(tmp_path):
@@ -205,16 +215,19 @@ def test_iframe_only_control_ignores_motion_and_refuses_cvpt():
         cvpt.create_model("cvpt", backbone="vit_tiny", num_classes=3, inputs="iframe")
 
 
-def test_sccp_skip_keeps_the_streams_with_the_same_weights():
+def test_sccp_update_add_keeps_the_streams_with_the_same_weights():
     torch.manual_seed(0)
-    plain, skip = SCCP(32, 8), SCCP(32, 8, skip=True)
-    skip.load_state_dict(plain.state_dict())  # same weights: the option adds none
+    replace, add = SCCP(32, 8, update="replace"), SCCP(32, 8, update="add")
+    add.load_state_dict(replace.state_dict())  # same weights: the reading adds none
     e, m, r = (torch.randn(2, 6, 32) for _ in range(3))
-    pm, pr, pe = plain(e, m, r)
-    sm, sr, se = skip(e, m, r)
+    pm, pr, pe = replace(e, m, r)
+    sm, sr, se = add(e, m, r)
     assert torch.equal(pe, se)  # E's update is the same
     assert torch.allclose(sm, m + pm) and torch.allclose(sr, r + pr)
-    assert sum(p.numel() for p in SCCP(768, 8, skip=True).parameters()) == 39_192 + 1
+    assert sum(p.numel() for p in SCCP(768, 8, update="add").parameters()) == 39_192 + 1
+    # the model passes its option down to every block
+    model = _model("cvpt", sccp_update="add")
+    assert {blk.update for blk in model.sccp} == {"add"}
 
 
 @pytest.mark.parametrize("method", ["cvpt", "vpt", "full"])

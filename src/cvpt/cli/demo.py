@@ -31,7 +31,17 @@ def register(sub) -> None:
         choices=("both", "replace", "add"),
         help="with --ablations: the sccp_update readings to run (default: both)",
     )
-    p.add_argument("--seeds", type=int, help="number of seeds (default: the preset's)")
+    p.add_argument(
+        "--seeds",
+        help="number of seeds, or the seeds themselves: 5 = 0,1,2,3,4 (default: the preset's); "
+        "runs of other seeds in OUT are kept",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads per run (default 2: one per core of an idle 2-core machine; 1 is "
+        "faster on a machine that others load)",
+    )
     p.add_argument("--videos", type=int, help="target-task videos (default: the preset's)")
     p.add_argument("--epochs", type=int, help="epochs per run (default: the preset's)")
     p.add_argument("--backbone-checkpoint", help="a backbone to freeze instead of the shipped one")
@@ -51,7 +61,9 @@ def run(args) -> int:
     readings = ("replace", "add") if args.readings in (None, "both") else (args.readings,)
     config = PRESETS["full" if args.full else "default"]
     if args.seeds is not None:
-        config = replace(config, seeds=tuple(range(args.seeds)))
+        config = replace(config, seeds=_seeds(args.seeds))
+    if args.threads is not None:
+        config = replace(config, tune=replace(config.tune, threads=args.threads))
     if args.videos is not None:
         config = replace(config, videos=args.videos)
     if args.device != "cpu":
@@ -80,3 +92,13 @@ def run(args) -> int:
         f"({result['wall_seconds']:.0f} s, peak memory {result['peak_rss_mib']:.0f} MiB)"
     )
     return 0
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """``"5"`` → seeds 0..4; ``"1,3"`` → seeds 1 and 3."""
+    try:
+        if "," in text:
+            return tuple(int(s) for s in text.split(","))
+        return tuple(range(int(text)))
+    except ValueError:
+        raise ValueError(f"--seeds expects a count or a list like 0,2,4, got {text!r}") from None
