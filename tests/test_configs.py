@@ -34,6 +34,8 @@ def test_config_loads_and_builds(path):
             cfg.method, backbone=cfg.backbone, num_classes=10, **cfg.model_options
         )
     assert model.method == cfg.method
+    if cfg.method == "cvpt":  # the shipped configs name the reading they train (docs/design.md)
+        assert model.options.sccp_update == "add" == cfg.model_options["sccp_update"]
 
 
 def test_grad_checkpointing_key_reaches_the_model():
@@ -49,3 +51,31 @@ def test_grad_checkpointing_key_reaches_the_model():
     assert not plain.backbone.grad_checkpointing
     every = load_config(overrides=[*overrides[:2], "grad_checkpointing=2"])
     assert build_model(every, 5, torch.device("cpu")).backbone.checkpoint_blocks == 2
+
+
+def test_runs_record_the_reading_of_sccp_and_old_runs_keep_theirs(tmp_path):
+    import yaml
+
+    from cvpt.models.compressed import TuningOptions
+    from cvpt.training.checkpoint import check_identity
+    from cvpt.training.config import load_run_config, save_config
+
+    default = TuningOptions().sccp_update
+    cfg = load_config(overrides=["method=cvpt"])
+    assert cfg.model_options == {"sccp_update": default}  # recorded, not implied
+    other = "replace" if default == "add" else "add"
+    chosen = load_config(overrides=["method=cvpt", f"model_options={{sccp_update: {other}}}"])
+    assert chosen.model_options == {"sccp_update": other}
+    assert load_config(overrides=["method=vpt"]).model_options == {}
+    # a run folder written before the reading was recorded: SCCP replaced the streams then
+    old = cfg.to_dict() | {"model_options": {"sccp_layers": 2}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    run = load_run_config(tmp_path)
+    assert run.model_options == {"sccp_update": "replace", "sccp_layers": 2}
+    save_config(chosen, tmp_path / "config.yaml")  # a run of today reads back as it was made
+    assert load_run_config(tmp_path).model_options == {"sccp_update": other}
+    # and an old checkpoint's identity (no reading) resumes only into the old reading
+    saved = {"method": "cvpt", "model_options": {}}
+    check_identity(tmp_path, saved, {"method": "cvpt", "model_options": {"sccp_update": "replace"}})
+    with pytest.raises(ValueError, match="another model"):
+        check_identity(tmp_path, saved, {"method": "cvpt", "model_options": {"sccp_update": "add"}})

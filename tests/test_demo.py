@@ -13,10 +13,19 @@ import cvpt
 from cvpt.cli.main import main
 from cvpt.demo import suite
 from cvpt.demo.cache import ClipTensors
-from cvpt.demo.suite import COMPARISON, CONTROLS, DemoConfig, mean_mv_baseline, shipped_backbone
-from cvpt.demo.tune import TuneSettings
+from cvpt.demo.suite import (
+    COMPARISON,
+    COMPARISON_PAIRS,
+    CONTROLS,
+    DemoConfig,
+    ablation_variants,
+    mean_mv_baseline,
+    shipped_backbone,
+)
+from cvpt.demo.tune import TuneSettings, Variant, tune
 
-TINY = DemoConfig(videos=16, seeds=(0, 1), train_views=2, tune=TuneSettings(epochs=1))
+# in-process reading (workers=0): spawning readers costs more than 16 tiny videos
+TINY = DemoConfig(videos=16, seeds=(0, 1), train_views=2, workers=0, tune=TuneSettings(epochs=1))
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +52,17 @@ def test_demo_writes_every_method_with_the_promised_fields(demo_run):
     )
     assert 0.2 < ratio < 0.4
     assert saved["config"]["seeds"] == [0, 1] and saved["test_videos"] == 4
+    # one CVPT, in the default reading of SCCP's update; the other reading is an ablation
+    assert [m["method"] for m in ms.values()].count("cvpt") == 2  # and its random-backbone control
+    assert "sccp_update" not in ms["CVPT"]["options"]
+    # the story's pairs, paired by seed, each with its interval and a verdict
+    assert [(p["better"], p["worse"]) for p in saved["paired"]] == COMPARISON_PAIRS
+    for p in saved["paired"]:
+        assert p["seeds"] == [0, 1] and p["low"] <= p["mean"] <= p["high"]
+        runs = {n: {r["seed"]: r["top1"] for r in ms[n]["runs"]} for n in (p["better"], p["worse"])}
+        diffs = [runs[p["better"]][s] - runs[p["worse"]][s] for s in (0, 1)]
+        assert p["differences"] == pytest.approx(diffs)
+        assert p["verdict"] in ("holds", "contradicted", "unresolved")
 
 
 def test_demo_resumes_without_training_again(demo_run, monkeypatch):
@@ -56,30 +76,68 @@ def test_demo_resumes_without_training_again(demo_run, monkeypatch):
     assert again["methods"] == result["methods"]
 
 
+def test_demo_adds_seeds_without_training_the_old_ones_again(demo_run, tmp_path, monkeypatch):
+    out, result = demo_run
+    (tmp_path / "results.json").write_text((out / "results.json").read_text())
+    trained = []
+
+    def fake_tune(variant, settings, train, test, *, seed, num_classes, on_epoch=None):
+        trained.append((variant.name, seed))
+        return {**result["methods"][variant.name]["runs"][0], "seed": seed}
+
+    monkeypatch.setattr(suite, "tune", fake_tune)
+    more = replace(TINY, seeds=(0, 1, 2))
+    again = suite.run_demo(tmp_path, more, data=out / "data", progress=False)
+    assert trained == [(v.name, 2) for v in COMPARISON + CONTROLS]
+    assert all(m["seeds"] == [0, 1, 2] for m in again["methods"].values())
+
+
+def test_tune_tests_after_the_last_epoch_or_every_kth(demo_run):
+    from cvpt.demo.cache import load_clips
+
+    out, _ = demo_run
+    train = load_clips(out / "data", "train", train_views=2, progress=False)
+    test = load_clips(out / "data", "test", progress=False)
+    variant = Variant("Linear probe", "linear")
+    for every, epochs in ((0, [3]), (2, [2, 3]), (1, [1, 2, 3])):
+        settings = TuneSettings(epochs=3, eval_every=every)
+        r = tune(variant, settings, train, test, seed=0, num_classes=4)
+        assert r["curve_epochs"] == epochs and len(r["curve"]) == len(epochs)
+        assert len(r["loss"]) == 3 and r["top1"] == r["curve"][-1]
+
+
 def test_demo_cli_prints_the_table_and_draws(tmp_path, capsys):
     args = ["demo", "--out", str(tmp_path), "--videos", "8", "--seeds", "1", "--epochs", "1"]
-    assert main(args) == 0
+    assert main(args) == 0  # the CLI reads with 2 spawned workers
     text = capsys.readouterr().out
     assert "CVPT" in text and "Linear probe" in text and "mean MV" in text
+    assert "paired by seed" in text
     for png in ("top1.png", "curves.png"):
         assert (tmp_path / "default" / png).read_bytes()[:4] == b"\x89PNG"
+    assert main([*args, "--readings", "add"]) == 2  # --readings belongs to --ablations
 
 
-def test_ablations_cover_tables_3_4_and_figure_4(tmp_path):
+def test_ablations_cover_the_claims_for_both_readings(tmp_path):
     config = replace(TINY, seeds=(0,))
     result = suite.run_demo(tmp_path, config, ablations=True, progress=False)
-    names = list(result["methods"])
     depth = TuneSettings().backbone_options["depth"]
-    assert names[: depth + 1] == [f"SCCP blocks = {k}" for k in range(depth + 1)]
     ms = result["methods"]
-    # Table 4: dropping attention removes its weights; dropping residual prompts halves a block
-    full = ms[f"SCCP blocks = {depth}"]["tunable_params_without_embeddings"]
-    assert ms["CVPT w/o attention"]["tunable_params_without_embeddings"] < full
-    assert (
-        ms["CVPT w/o residual prompt"]["tunable_params"]
-        < ms["CVPT w/o attention"]["tunable_params"]
-    )
-    assert ms["SCCP blocks = 0"]["tunable_params_without_embeddings"] < full
+    assert list(ms) == [v.name for v in ablation_variants(depth)]
+    for r in ("replace", "add"):
+        assert [f"SCCP blocks = {k} ({r})" for k in range(1, depth + 1)] <= list(ms)
+        assert ms[f"SCCP blocks = {depth} ({r})"]["options"]["sccp_update"] == r
+        assert ms[f"CVPT, random frozen backbone ({r})"]["pretrained_backbone"] is False
+        # Table 4: dropping attention removes its weights; dropping residual prompts halves it
+        full = ms[f"SCCP blocks = {depth} ({r})"]["tunable_params_without_embeddings"]
+        assert ms[f"CVPT w/o attention ({r})"]["tunable_params_without_embeddings"] < full
+        assert ms["CVPT w/o residual prompt"]["tunable_params"] < ms[
+            f"CVPT w/o attention ({r})"]["tunable_params"]  # fmt: skip
+        assert ms["SCCP blocks = 0"]["tunable_params_without_embeddings"] < full
+        # one seed: every claim is measured, none can be decided
+        assert [c["id"] for c in result["claims"][r]] == [f"C{i}" for i in range(1, 9)]
+        assert {c["verdict"] for c in result["claims"][r]} == {"unresolved"}
+    # a tie in every count: the literal reading stays
+    assert result["readings"] == ["replace", "add"] and result["decision"]["reading"] == "replace"
 
 
 def test_shipped_backbone_is_small_loads_and_says_how_it_was_made():
@@ -126,3 +184,19 @@ def test_clip_cache_follows_the_lists(tmp_path):
     synthesize(tmp_path, videos=16, seed=0, pan=0.5, progress=False)  # more videos, new lists
     bigger = load_clips(tmp_path, "test", progress=False)
     assert bigger.videos == 4 and len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
+
+
+def test_parallel_synth_and_reading_make_the_same_videos_and_clips(tmp_path):
+    from cvpt.data.synth import synthesize
+    from cvpt.demo.cache import MODALITIES, load_clips
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    synthesize(a, videos=8, seed=0, pan=0.5, progress=False)
+    synthesize(b, videos=8, seed=0, pan=0.5, workers=2, progress=False)
+    videos = sorted((a / "videos").glob("*.mp4"))
+    assert len(videos) == 8
+    assert all(v.read_bytes() == (b / "videos" / v.name).read_bytes() for v in videos)
+    one = load_clips(a, "train", train_views=2, progress=False)
+    two = load_clips(b, "train", train_views=2, workers=2, progress=False)
+    assert torch.equal(one.labels, two.labels)
+    assert all(torch.equal(getattr(one, k), getattr(two, k)) for k in MODALITIES)

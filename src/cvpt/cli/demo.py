@@ -33,8 +33,8 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--seeds",
-        help="number of seeds, or the seeds themselves: 5 = 0,1,2,3,4 (default: the preset's); "
-        "runs of other seeds in OUT are kept",
+        help="number of seeds, or the seeds themselves: 5 = 0,1,2,3,4; 2, = seed 2 alone "
+        "(default: the preset's); runs of other seeds in OUT are kept",
     )
     p.add_argument(
         "--threads",
@@ -95,10 +95,10 @@ def run(args) -> int:
 
 
 def _seeds(text: str) -> tuple[int, ...]:
-    """``"5"`` → seeds 0..4; ``"1,3"`` → seeds 1 and 3."""
+    """``"5"`` → seeds 0..4; ``"1,3"`` → seeds 1 and 3; ``"2,"`` → seed 2 alone."""
     try:
         if "," in text:
-            return tuple(int(s) for s in text.split(","))
+            return tuple(int(s) for s in text.split(",") if s.strip())
         return tuple(range(int(text)))
     except ValueError:
         raise ValueError(f"--seeds expects a count or a list like 0,2,4, got {text!r}") from None

@@ -52,6 +52,8 @@ def model_row(
             "residuals": [1, 3, 3 * num_iframes, size, size],
         },
         "options": options,
+        # the reading of Eq. 7 this CVPT runs (docs/design.md: how the default was chosen)
+        **({"sccp_update": model.options.sccp_update} if method == "cvpt" else {}),
     }
 
 
@@ -110,4 +112,11 @@ def format_table(rows: list[dict]) -> str:
         "GMACs: multiply-accumulates (1 MAC = 1 FLOP, the fvcore convention of the "
         "paper's GFLOPs); attention counted explicitly."
     )
+    for update in sorted({r["sccp_update"] for r in rows if "sccp_update" in r}):
+        how = {"add": "keep the MV/residual streams and add", "replace": "replace the MV/residual "
+               "streams by"}[update]  # fmt: skip
+        lines.append(
+            f"CVPT: sccp_update={update} (SCCP blocks {how} g5(m), g6(r); the other reading is "
+            "an option: docs/design.md)"
+        )
     return "\n".join(lines)

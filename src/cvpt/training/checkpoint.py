@@ -77,6 +77,12 @@ def last_checkpoint(run: Path) -> Path | None:
 
 
 def check_identity(path: Path, saved: dict, expected: dict) -> None:
+    from cvpt.training.config import SCCP_UPDATE_BEFORE_RECORDED
+
+    if saved.get("method") == "cvpt" and "sccp_update" not in (saved.get("model_options") or {}):
+        # saved before the reading was recorded: it was the one of that time
+        opts = {"sccp_update": SCCP_UPDATE_BEFORE_RECORDED, **(saved.get("model_options") or {})}
+        saved = {**saved, "model_options": opts}
     diff = {k: (saved.get(k), v) for k, v in expected.items() if saved.get(k) != v}
     if diff:
         detail = "; ".join(f"{k}: checkpoint {a!r}, run {b!r}" for k, (a, b) in diff.items())

@@ -51,8 +51,23 @@ class TrainConfig:
     frozen_bf16: bool = True  # with amp: frozen matmul weights in bf16 (same results, less memory)
     grad_checkpointing: bool | int = False  # all (True) or the first k blocks recompute in backward
 
+    def __post_init__(self):
+        if self.method == "cvpt":  # the reading of SCCP's update is recorded with every run
+            self.model_options = {"sccp_update": default_sccp_update(), **self.model_options}
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# runs whose config.yaml does not name the reading were trained before it was recorded, when
+# SCCP replaced the MV/residual streams (docs/design.md)
+SCCP_UPDATE_BEFORE_RECORDED = "replace"
+
+
+def default_sccp_update() -> str:
+    from cvpt.models.compressed import TuningOptions
+
+    return TuningOptions().sccp_update
 
 
 def valid_keys() -> list[str]:
@@ -106,6 +121,11 @@ def load_run_config(run: str | Path, overrides: list[str] | None = None) -> Trai
     ``key=value`` overrides."""
     data = yaml.safe_load((Path(run) / "config.yaml").read_text())
     data.pop("resolved", None)
+    if data.get("method", TrainConfig.method) == "cvpt":  # not the default of today: theirs
+        data["model_options"] = {
+            "sccp_update": SCCP_UPDATE_BEFORE_RECORDED,
+            **(data.get("model_options") or {}),
+        }
     cfg = TrainConfig(**data)
     return load_config(
         None, [f"{k}={_dump(v)}" for k, v in cfg.to_dict().items()] + list(overrides or [])
