@@ -22,7 +22,7 @@ lint: install
 test: lint
 	$(BIN)/pytest -q
 
-# The embedded default: the paper's comparison on the synthetic compressed-video task (≤ 10 min
+# The embedded default: the paper's comparison on the synthetic compressed-video task (≤ 6 min
 # on 2 cores), then one of its videos drawn as I-frames, MV colours and residuals.
 demo: install
 	$(BIN)/cvpt demo --out $(DEMO_OUT)
