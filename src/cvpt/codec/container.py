@@ -152,18 +152,24 @@ def _count_packets(container, path, streams) -> dict[int, int]:
     return _STREAM_FRAMES[key]
 
 
-def describe_streams(container: av.container.InputContainer) -> list[dict]:
-    """One dict per video stream: index, codec, size, header frame count, picture dispositions."""
+def describe_streams(container: av.container.InputContainer, path: str | Path) -> list[dict]:
+    """One dict per video stream: index, codec, size, frames (the header's count, else the
+    packets counted by :func:`footage_stream`; 0: unknown), picture dispositions."""
+    streams = list(container.streams.video)
+    counts = {s.index: s.frames for s in streams}
+    if len(streams) > 1 and not all(counts.values()):
+        counts = _count_packets(container, path, streams)
     out = []
-    for s in container.streams.video:
+    for s in streams:
         flags = [d.name for d in av.stream.Disposition if d & _PICTURE_DISPOSITIONS & s.disposition]
+        cc = s.codec_context
         out.append(
             {
                 "index": s.index,
-                "codec": s.codec_context.name if s.codec_context else None,
-                "width": s.codec_context.width if s.codec_context else 0,
-                "height": s.codec_context.height if s.codec_context else 0,
-                "header_frames": s.frames,
+                "codec": cc.name if cc else None,
+                "width": cc.width if cc else 0,
+                "height": cc.height if cc else 0,
+                "frames": counts.get(s.index, 0),
                 "picture": flags,
             }
         )

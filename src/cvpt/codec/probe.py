@@ -49,7 +49,7 @@ class VideoInfo:
     ``rotation`` is the display matrix's counter-clockwise angle in degrees (ffprobe's);
     ``color_range`` ``"tv"`` (limited), ``"pc"`` (full) or ``"unknown"``; ``constant_rate``
     whether every frame sits on the ``fps`` grid; ``streams`` every video stream
-    (index, codec, size, header frames, picture dispositions) and ``stream_index`` the one
+    (index, codec, size, frames, picture dispositions) and ``stream_index`` the one
     read; ``damage`` why the file looks truncated or damaged ("" when it does not).
     """
 
@@ -187,7 +187,7 @@ def probe(path: str | Path) -> VideoInfo:
             colorspace=_MATRICES.get(int(first.colorspace), str(first.colorspace)),
             constant_rate=constant,
             stream_index=stream.index,
-            streams=describe_streams(container),
+            streams=describe_streams(container, path),
             damage=source_damage(
                 decoded=len(pict),
                 errors=errors,
