@@ -208,6 +208,15 @@ def test_read_clip_refuses_a_variable_frame_rate_gop12_file(tmp_path):
         cvpt.read_clip(src)
 
 
+def test_a_timestamp_jump_is_not_an_hour_of_repeated_frames(tmp_path):
+    tb = Fraction(1, 1000)
+    pts = [round(k * 1000 / 30) for k in range(30)] + [3_600_000 + k * 33 for k in range(30)]
+    frames = moving_scene(frames=60, height=32, width=32)
+    src = write_raw(tmp_path / "jump.mkv", frames, "libx264", pts=pts, time_base=tb)
+    res = cvpt.reencode(src, tmp_path / "out.mp4", short_side=None)
+    assert res.frames == 60 and res.damage == "its timestamps jump 1 time(s)"
+
+
 def test_constant_rate_sources_keep_every_frame(videos, tmp_path):
     res = cvpt.reencode(videos["odd"], tmp_path / "odd.mp4", short_side=None)  # mkv, 40 frames
     assert (res.frames, res.constant_rate, res.damage) == (40, True, "")

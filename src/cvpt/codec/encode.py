@@ -20,8 +20,6 @@ from cvpt.codec.probe import header_duration, probe, source_damage
 from cvpt.errors import EmptyVideoError, EncodeError, VideoError
 from cvpt.io import atomic_output
 
-# FFmpeg's AVColorRange / AVColorSpace values for limited range and the BT.601 matrix.
-AVCOL_RANGE_MPEG, AVCOL_SPC_SMPTE170M = 1, 6
 # Codecs whose encoder takes a fixed quantiser (qscale) rather than a rate factor.
 _QSCALE_CODECS = {"mpeg4", "mpeg2video", "msmpeg4", "msmpeg4v2"}
 
@@ -66,9 +64,6 @@ class VideoWriter:
             stream = self._container.add_stream(codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             cc = stream.codec_context
-            # What every frame is converted to (reencode converts other ranges and matrices),
-            # said in the stream so that no reader has to assume it.
-            cc.color_range, cc.colorspace = AVCOL_RANGE_MPEG, AVCOL_SPC_SMPTE170M
             cc.gop_size = gop
             cc.max_b_frames = max_b_frames
             opts: dict[str, str] = {}
@@ -195,7 +190,8 @@ def reencode(
     show is what is written (docs/reader.md, "Real-world sources"):
 
     - colour: any range and matrix (full-range ``yuvj*`` / "pc", BT.709, ...) is converted to
-      limited-range BT.601, the stream is tagged so, and every decoder reads the same levels;
+      limited-range BT.601, what every decoder assumes of an untagged stream (the output
+      carries no colour tag), so every decoder reads the source's levels;
     - display rotation (the display matrix of phone videos) is applied: the output is upright;
     - the output has a constant frame rate: a variable-frame-rate source is resampled by
       timestamp (frames repeated or dropped, as the ffmpeg CLI's constant-rate output), keeping
@@ -235,7 +231,7 @@ def reencode(
     header = max(stream.frames, 0)
     try:
         with atomic_output(dst) as tmp:
-            enc = _Resampler(tmp, src, stream, rate, gop, short_side, codec, q, dia_size)
+            enc = _Resampler(tmp, src, rate, gop, short_side, codec, q, dia_size)
             try:
                 for frame in decode_tolerant(container, stream, src):
                     enc.add(frame)
@@ -272,16 +268,28 @@ def reencode(
         header_frames=header,
         constant_rate=constant,
         rotation=enc.orient.rotation if enc.orient else 0,
-        damage=source_damage(
-            decoded=enc.decoded,
-            errors=enc.errors,
-            packets=len(pts),
-            header_frames=header,
-            expected_s=expected_s,
-            decoded_s=enc.end_time,
-            rate=rate,
+        damage="; ".join(
+            filter(
+                None,
+                [
+                    source_damage(
+                        decoded=enc.decoded,
+                        errors=enc.errors,
+                        packets=len(pts),
+                        header_frames=header,
+                        expected_s=expected_s,
+                        decoded_s=None if enc.jumps else enc.end_time,  # times broken
+                        rate=rate,
+                    ),
+                    f"its timestamps jump {enc.jumps} time(s)" if enc.jumps else "",
+                ],
+            )
         ),
     )
+
+
+# A jump in the frame times longer than this is a broken timestamp, not a pause (seconds).
+MAX_GAP_S = 10.0
 
 
 class _Resampler:
@@ -291,11 +299,16 @@ class _Resampler:
     nearest slot): a frame that lands on a slot already written is dropped, a gap is filled by
     repeating the frame before it, and the last frame lasts as long as the interval before it
     (or its own duration, if longer), so the output keeps the source's duration. A source
-    without timestamps is numbered by count.
+    without timestamps is numbered by count. A gap of more than ``MAX_GAP_S`` is taken for a
+    broken timestamp (a stream discontinuity), not a pause: the frame follows the one before,
+    ``jumps`` counts it and the source is reported as damaged.
     """
 
-    def __init__(self, tmp, src, stream, rate, gop, short_side, codec, q, dia_size):
+    def __init__(self, tmp, src, rate, gop, short_side, codec, q, dia_size):
         self.tmp, self.src, self.rate = tmp, src, rate
+        self.max_gap = round(MAX_GAP_S * rate)  # in frames
+        self.jumps = 0
+        self.scaled = (0, 0)  # output size before turning upright
         self.options = dict(codec=codec, gop=gop, q=q, dia_size=dia_size)
         self.short_side = short_side
         self.writer: VideoWriter | None = None
@@ -328,6 +341,11 @@ class _Resampler:
                 self.first_pts = frame.pts
             now = (frame.pts - self.first_pts) * frame.time_base
             slot = round(now * self.rate)
+            if abs(slot - self.next_slot) > self.max_gap:  # re-based to follow on
+                self.jumps += 1
+                self.first_pts += round((now - self.next_slot / self.rate) / frame.time_base)
+                now = (frame.pts - self.first_pts) * frame.time_base
+                slot = round(now * self.rate)
             self.duration = (frame.duration or 0) * frame.time_base
         if now is not None and self.last_time is not None and now > self.last_time:
             self.interval = now - self.last_time
@@ -369,7 +387,7 @@ class _Resampler:
     def _convert(self, frame: av.VideoFrame) -> av.VideoFrame:
         # Whatever the source's range and matrix (its frame's tags: full-range "yuvj"/pc,
         # BT.709, ...), the output is limited-range BT.601, which every decoder assumes of an
-        # untagged stream; the writer tags it so too.
+        # untagged stream.
         out = frame.reformat(
             width=self.scaled[0],
             height=self.scaled[1],
