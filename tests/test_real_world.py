@@ -199,12 +199,13 @@ def test_variable_frame_rate_is_resampled_keeping_duration(tmp_path, name):
         assert -0.5 <= 16 * k / 30 - _block_x(img) <= 1.6 + 0.5, k
 
 
-def test_read_clip_refuses_a_variable_frame_rate_gop12_file(tmp_path):
+@pytest.mark.parametrize("name", ["vfr12.mkv", "vfr12.mp4"])  # packet index / header path
+def test_read_clip_refuses_a_variable_frame_rate_gop12_file(tmp_path, name):
     src = _vfr_source(
-        tmp_path / "vfr12.mkv",
+        tmp_path / name,
         **{"x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=0:ref=1"},
     )
-    with pytest.raises(cvpt.UnpreparedVideoError, match=r"vfr12\.mkv.*variable"):
+    with pytest.raises(cvpt.UnpreparedVideoError, match=rf"{name}.*variable"):
         cvpt.read_clip(src)
 
 
