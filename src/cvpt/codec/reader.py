@@ -170,8 +170,11 @@ def read_clip(
 
 
 def count_gops(path: str | Path, gop_size: int = 12) -> int:
-    """How many GOPs ``read_clip`` sees in ``path``, without decoding a frame (header
-    arithmetic, or the cached packet index for files whose header cannot say)."""
+    """How many GOPs ``read_clip`` sees in ``path``, without decoding a frame: header
+    arithmetic less the frames whose bytes lie past the end of a truncated file (one look at
+    the container's index), or the cached packet scan for files whose header cannot say. Every
+    GOP counted here has its I-frame's bytes in the file (multi-view testing spreads its views
+    over these)."""
     container, stream = open_video(path)
     try:
         return len(_index(str(path), container, stream, gop_size).keyframe_pts)
