@@ -342,3 +342,22 @@ def test_probe_json_reports_what_a_user_needs(tmp_path, capsys):
     assert [s["frames"] for s in out["streams"]] == [1, 48]
     assert main(["probe", str(src)]) == 0
     assert "<- read" in capsys.readouterr().out
+
+
+def test_cover_art_is_never_the_footage_even_when_larger():
+    from types import SimpleNamespace
+
+    from cvpt.codec.container import footage_stream
+
+    def stream(index, frames, size, disposition=0):
+        cc = SimpleNamespace(width=size[0], height=size[1])
+        kw = dict(index=index, frames=frames, disposition=disposition)
+        return SimpleNamespace(codec_context=cc, **kw)
+
+    cover = stream(0, 1, (600, 600), int(av.stream.Disposition.attached_pic))
+    footage = stream(1, 1, (64, 48))  # a one-frame video: the tie on frames goes by size...
+    container = SimpleNamespace(streams=SimpleNamespace(video=[cover, footage]))
+    assert footage_stream(container, "x.mp4") is footage  # ...among footage streams only
+    thumb = stream(0, 1, (64, 48))
+    container.streams.video = [thumb, stream(1, 48, (64, 48))]
+    assert footage_stream(container, "x.mp4").index == 1  # the most frames
