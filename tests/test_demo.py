@@ -200,3 +200,11 @@ def test_parallel_synth_and_reading_make_the_same_videos_and_clips(tmp_path):
     two = load_clips(b, "train", train_views=2, workers=2, progress=False)
     assert torch.equal(one.labels, two.labels)
     assert all(torch.equal(getattr(one, k), getattr(two, k)) for k in MODALITIES)
+
+
+def test_seeds_option_takes_a_count_or_a_list():
+    from cvpt.cli.demo import _seeds
+
+    assert _seeds("3") == (0, 1, 2) and _seeds("1,3") == (1, 3) and _seeds("2,") == (2,)
+    with pytest.raises(ValueError, match="--seeds expects a count or a list"):
+        _seeds("two")
