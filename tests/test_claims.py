@@ -92,8 +92,17 @@ def test_decision_ties_go_to_fewer_contradicted_then_to_the_literal_reading():
     assert decide(tie)["reading"] == "replace"
 
 
-def test_a_missing_cell_is_named():
+def test_a_claim_whose_cells_did_not_run_says_so_and_names_them():
     methods = _cells(4, {"add": 0.1})
-    del methods["SCCP blocks = 2 (add)"]
-    with pytest.raises(KeyError, match=r"C4.*SCCP blocks = 2 \(add\)"):
-        evaluate_claims(methods, 4, ("add",))
+    del methods["SCCP blocks = 3 (add)"], methods["CVPT w/o attention (add)"]
+    claims = {c["id"]: c for c in evaluate_claims(methods, 4, ("add",))["add"]}
+    assert claims["C5"]["verdict"] == "not run"
+    assert claims["C5"]["missing"] == ["CVPT w/o attention (add)"]
+    # Fig. 4 over the k that ran, which it names
+    assert claims["C4"]["k"] == [0, 1, 2, 4]
+    assert claims["C4"]["missing"] == ["SCCP blocks = 3 (add)"]
+    assert claims["C4"]["verdict"] == "holds"
+    d = decide({"add": list(claims.values())})
+    assert d["counts"]["add"] == {"holds": 7, "contradicted": 0, "unresolved": 0, "not run": 1}
+    text = format_claims({"add": list(claims.values())}, d)
+    assert "not all cells ran: C4 (add): SCCP blocks = 3 (add); C5 (add)" in text

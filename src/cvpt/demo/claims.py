@@ -112,7 +112,8 @@ def _spearman(x, y) -> float:
 def evaluate_claims(methods: dict, depth: int, readings: tuple[str, ...]) -> dict:
     """``{reading: [claim result, ...]}`` from a results.json's ``methods`` (cells named as
     :func:`cvpt.demo.suite.ablation_variants` names them); a claim with several pairs holds when
-    all hold and is contradicted when any is."""
+    all hold and is contradicted when any is. A claim whose cells did not run is ``not run``
+    (with the ``missing`` cells); C4 runs over the k that ran (at least 3) and names the rest."""
     runs = {name: m["runs"] for name, m in methods.items()}
     out = {}
     for r in readings:
@@ -124,17 +125,20 @@ def evaluate_claims(methods: dict, depth: int, readings: tuple[str, ...]) -> dic
                     k: f"SCCP blocks = {k} ({r})" for k in range(1, depth + 1)
                 }
                 missing = [n for n in cells.values() if n not in runs]
-                if missing:
-                    raise KeyError(f"claim {c.id}: no runs of {missing}")
-                row |= rank_trend({k: runs[n] for k, n in cells.items()})
+                have = {k: runs[n] for k, n in cells.items() if n in runs}
+                if len(have) < 3:  # a rank order of two points says nothing
+                    row |= {"verdict": "not run", "missing": missing}
+                else:  # over the k that ran, which the row names
+                    row |= rank_trend(have) | ({"missing": missing} if missing else {})
             else:
-                parts = []
-                for a, b in c.pairs:
-                    a, b = (n.format(r=r, k=depth) for n in (a, b))
-                    for n in (a, b):
-                        if n not in runs:
-                            raise KeyError(f"claim {c.id}: no runs of {n!r}")
-                    parts.append({"better": a, "worse": b, **paired_difference(runs[a], runs[b])})
+                pairs = [tuple(n.format(r=r, k=depth) for n in pair) for pair in c.pairs]
+                missing = sorted({n for pair in pairs for n in pair if n not in runs})
+                if missing:
+                    row |= {"verdict": "not run", "missing": missing}
+                    rows.append(row)
+                    continue
+                parts = [{"better": a, "worse": b, **paired_difference(runs[a], runs[b])}
+                         for a, b in pairs]  # fmt: skip
                 verdicts = {p["verdict"] for p in parts}
                 row["pairs"] = parts
                 row["verdict"] = (
@@ -149,7 +153,7 @@ def evaluate_claims(methods: dict, depth: int, readings: tuple[str, ...]) -> dic
 def decide(claims: dict, literal: str = "replace") -> dict:
     """The pre-declared criterion: the reading with more claims holding; ties: fewer
     contradicted; still tied: the ``literal`` reading."""
-    kinds = ("holds", "contradicted", "unresolved")
+    kinds = ("holds", "contradicted", "unresolved", "not run")
     counts = {r: {v: sum(c["verdict"] == v for c in cs) for v in kinds} for r, cs in claims.items()}
     best = min(counts, key=lambda r: (-counts[r]["holds"], counts[r]["contradicted"], r != literal))
     return {
@@ -166,20 +170,28 @@ def format_claims(claims: dict, decision: dict | None = None) -> str:
     readings = list(claims)
     width = 34
     head = f"{'claim (paper)':<58}" + "".join(f" {r:>{width}}" for r in readings)
-    lines = [head, "-" * len(head)]
+    lines, missed = [head, "-" * len(head)], []
     for i, c in enumerate(claims[readings[0]]):
         label = f"{c['id']} {c['claim']} ({c['source']})"
         rows = [claims[r][i] for r in readings]
+        for r, x in zip(readings, rows, strict=True):
+            if "missing" in x:
+                missed.append(f"{c['id']} ({r}): {', '.join(x['missing'])}")
+        if any(x["verdict"] == "not run" for x in rows):
+            lines.append(_row(label, [x["verdict"] for x in rows], width))
+            continue
         if "rho" in c or len(c["pairs"]) == 1:
             lines.append(_row(label, [_cell(x.get("pairs", [x])[0]) for x in rows], width))
             continue
         lines.append(_row(label, [x["verdict"] for x in rows], width))
         for j, p in enumerate(c["pairs"]):
             lines.append(_row(f"   vs {p['worse']}", [_cell(x["pairs"][j]) for x in rows], width))
+    if missed:
+        lines.append("not all cells ran: " + "; ".join(missed))
     if decision:
         counts = "; ".join(
             f"{r}: {n['holds']} hold, {n['contradicted']} contradicted, {n['unresolved']} "
-            "unresolved"
+            "unresolved" + (f", {n['not run']} not run" if n["not run"] else "")
             for r, n in decision["counts"].items()
         )
         lines.append(f"{counts} → default sccp_update = {decision['reading']!r}")
