@@ -361,3 +361,55 @@ def test_cover_art_is_never_the_footage_even_when_larger():
     thumb = stream(0, 1, (64, 48))
     container.streams.video = [thumb, stream(1, 48, (64, 48))]
     assert footage_stream(container, "x.mp4").index == 1  # the most frames
+
+
+# --- 5b. what is not damage: an edit list, a late first frame --------------------------------
+
+
+def _cut_with_edit_list(src, dst, first_key: int, cut_at: int):
+    """Remux ``src`` as ``ffmpeg -ss … -c copy`` does: from the key frame before the cut, the
+    cut point at time 0, the frames before it at negative times (an mp4 edit list hides them)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        s = inp.streams.video[0]
+        o = out.add_stream_from_template(s)
+        shift = round(cut_at / s.average_rate / s.time_base)
+        for k, p in enumerate(p for p in inp.demux(s) if p.size):
+            if k >= first_key:
+                p.pts, p.dts, p.stream = p.pts - shift, p.dts - shift, o
+                out.mux(p)
+    return dst
+
+
+@pytest.mark.parametrize("name", ["cut.mp4", "cut.mov"])
+def test_an_edit_list_is_not_truncation(tmp_path, name):
+    scene = moving_scene(frames=48, height=48, width=64, seed=5)
+    x264 = {"x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=0:ref=1"}
+    whole = write_raw(tmp_path / "whole.mp4", scene, "libx264", **x264)
+    cut = _cut_with_edit_list(whole, tmp_path / name, first_key=12, cut_at=17)
+    info = cvpt.probe(cut)
+    # before: "truncated: its header lists 36 frames, 31 decode" for the 5 hidden frames
+    assert (info.frames, info.header_frames, info.damage) == (31, 31, "")
+    res = cvpt.reencode(cut, tmp_path / "out.mp4", short_side=None)
+    assert (res.frames, res.damage) == (31, "")
+    first = _decoded_rgb(res.dst)[0].astype(int)
+    assert np.abs(first - scene[17]).mean() < np.abs(first - scene[12]).mean() / 2
+
+
+@pytest.mark.parametrize("name", ["late.mkv", "late.webm"])
+def test_a_late_first_frame_is_not_truncation(tmp_path, name):
+    # Matroska's duration is the file's end time: a 2 s video from 5 s says 7 s
+    tb = Fraction(1, 1000)
+    codec = "libvpx-vp9" if name.endswith("webm") else "libx264"
+    scene = moving_scene(frames=60, height=32, width=32)
+    src = write_raw(
+        tmp_path / name,
+        scene,
+        codec,
+        pts=[5000 + round(k * 1000 / 30) for k in range(60)],
+        time_base=tb,
+    )
+    assert cvpt.probe(src).damage == ""  # before: "truncated: its header says 7.00 s, ..."
+    res = cvpt.reencode(src, tmp_path / "out.mp4", short_side=None)
+    assert (res.frames, res.damage) == (60, "")
+    cut = _cut(src, tmp_path / f"cut_{name}", 0.5)  # a real truncation is still seen
+    assert "truncated" in cvpt.probe(cut).damage

@@ -197,15 +197,28 @@ def decode_tolerant(container, stream, path, max_errors: int = 50):
 
 
 def scan_packets(container, stream, path) -> tuple[list[int | None], list[bool]]:
-    """``(pts, key flags)`` of the stream's packets that hold data, in file order: one demux pass,
-    nothing decoded (a few ms for a 10-second video). A truncated file ends where its bytes do."""
+    """``(pts, key flags)`` of the stream's packets that hold shown frames, in file order: one
+    demux pass, nothing decoded (a few ms for a 10-second video). A truncated file ends where
+    its bytes do; packets an edit list hides (``is_discard``) are left out, as the decoder
+    drops their frames."""
     pts, keys = [], []
     with ffmpeg_errors(path, "reading the packet index failed"):
         for packet in container.demux(stream):
-            if packet.size:
+            if packet.size and not packet.is_discard:
                 pts.append(packet.pts)
                 keys.append(packet.is_keyframe)
     return pts, keys
+
+
+def listed_frames(stream) -> int:
+    """Frames the header says the stream shows (0: it does not say): its frame count less the
+    samples an edit list hides. An mp4 cut with ``ffmpeg -ss … -c copy`` keeps the frames from
+    the key frame before the cut, flagged discard: no player shows them, and neither does the
+    decoder, so they are not missing frames."""
+    n = max(stream.frames, 0)
+    if n:
+        n -= sum(1 for entry in stream.index_entries if entry.is_discard)
+    return max(n, 0)
 
 
 def on_rate_grid(pts: Sequence[int], time_base: Fraction, rate: Fraction) -> bool:

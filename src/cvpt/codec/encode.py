@@ -14,9 +14,15 @@ from pathlib import Path
 import av
 import numpy as np
 
-from cvpt.codec.container import decode_tolerant, frame_timing, open_video, scan_packets
+from cvpt.codec.container import (
+    decode_tolerant,
+    frame_timing,
+    listed_frames,
+    open_video,
+    scan_packets,
+)
 from cvpt.codec.orient import Orientation, frame_orientation, upright_frame
-from cvpt.codec.probe import header_duration, probe, source_damage
+from cvpt.codec.probe import header_end, probe, source_damage
 from cvpt.errors import EmptyVideoError, EncodeError, VideoError
 from cvpt.io import atomic_output
 
@@ -227,8 +233,8 @@ def reencode(
         container.close()  # (stream is not to be touched after this)
 
     container, stream = open_video(src, thread_type="AUTO")
-    expected_s = header_duration(container, stream)
-    header = max(stream.frames, 0)
+    expected_end = header_end(container, stream)
+    header = listed_frames(stream)
     try:
         with atomic_output(dst) as tmp:
             enc = _Resampler(tmp, src, rate, gop, short_side, codec, q, dia_size)
@@ -277,8 +283,8 @@ def reencode(
                         errors=enc.errors,
                         packets=len(pts),
                         header_frames=header,
-                        expected_s=expected_s,
-                        decoded_s=None if enc.jumps else enc.end_time,  # times broken
+                        expected_end=expected_end,
+                        decoded_end=None if enc.jumps else enc.end_on_timeline,  # times broken
                         rate=rate,
                     ),
                     f"its timestamps jump {enc.jumps} time(s)" if enc.jumps else "",
@@ -315,6 +321,7 @@ class _Resampler:
         self.orient: Orientation | None = None
         self.decoded = self.errors = self.next_slot = 0
         self.first_pts: int | None = None
+        self.time_base: Fraction | None = None
         self.last: av.VideoFrame | None = None
         self.last_time: Fraction | None = None  # seconds from the first frame
         self.interval = Fraction(1) / rate  # of the last two frames
@@ -327,6 +334,13 @@ class _Resampler:
             return None
         return float(self.last_time + max(self.interval, self.duration))
 
+    @property
+    def end_on_timeline(self) -> float | None:
+        """:attr:`end_time` on the stream's timeline (from its time 0, not the first frame)."""
+        if self.end_time is None:
+            return None
+        return self.end_time + float((self.first_pts or 0) * (self.time_base or 0))
+
     def add(self, frame: av.VideoFrame | Exception) -> None:
         if isinstance(frame, Exception):
             self.errors += 1
@@ -338,7 +352,7 @@ class _Resampler:
             slot, now = self.next_slot, None
         else:
             if self.first_pts is None:
-                self.first_pts = frame.pts
+                self.first_pts, self.time_base = frame.pts, frame.time_base
             now = (frame.pts - self.first_pts) * frame.time_base
             slot = round(now * self.rate)
             if abs(slot - self.next_slot) > self.max_gap:  # re-based to follow on

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import av
 
-from cvpt.codec.container import decode_tolerant, describe_streams, frame_timing, open_video
+from cvpt.codec.container import (
+    decode_tolerant,
+    describe_streams,
+    frame_timing,
+    listed_frames,
+    open_video,
+)
 from cvpt.codec.orient import frame_orientation
 from cvpt.errors import EmptyVideoError
 
@@ -163,7 +169,7 @@ def probe(path: str | Path) -> VideoInfo:
             rotation, mirrored = orient.rotation, orient.mirrored
         except ValueError:  # not a right angle: reported as it is, prepare refuses it
             rotation, mirrored = round(first.rotation), False
-        header = max(stream.frames, 0)
+        header = listed_frames(stream)
         pict = "".join(types)
         starts = [i for i, t in enumerate(pict) if t == "I"]
         if not starts or starts[0] != 0:
@@ -193,8 +199,8 @@ def probe(path: str | Path) -> VideoInfo:
                 errors=errors,
                 packets=len(pict) + errors,
                 header_frames=header,
-                expected_s=header_duration(container, stream),
-                decoded_s=duration,
+                expected_end=header_end(container, stream),
+                decoded_end=_first_time(pts, end) + duration,
                 rate=rate,
             ),
         )
@@ -220,22 +226,25 @@ def source_damage(
     errors: int,
     packets: int,
     header_frames: int,
-    expected_s: float | None,
-    decoded_s: float | None,
+    expected_end: float | None,
+    decoded_end: float | None,
     rate: Fraction,
 ) -> str:
     """Why a source looks truncated or damaged, from what decoded against what its header and
-    packets claim ("" when nothing does). Shared by :func:`reencode` and :func:`cvpt.probe`."""
+    packets claim ("" when nothing does). ``expected_end`` / ``decoded_end``: seconds on the
+    stream's timeline (:func:`header_end`; the last decoded frame's end). Shared by
+    :func:`reencode` and :func:`cvpt.probe`."""
     why = []
     if header_frames and decoded < header_frames:
         why.append(f"truncated: its header lists {header_frames} frames, {decoded} decode")
-    elif not header_frames and expected_s and decoded_s is not None:
-        # no frame count (mkv, webm): the header's duration against the last decoded frame's
-        # end; a tolerance of two frames and 2% leaves audio that outlasts the video alone
-        missing = expected_s - decoded_s
-        if missing > 2 / float(rate) + 0.02 * expected_s:
+    elif not header_frames and expected_end and decoded_end is not None:
+        # no frame count (mkv, webm): the header's end against the last decoded frame's end; a
+        # tolerance of two frames and 2% leaves audio that outlasts the video alone
+        missing = expected_end - decoded_end
+        if missing > 2 / float(rate) + 0.02 * expected_end:
             why.append(
-                f"truncated: its header says {expected_s:.2f} s, frames decode to {decoded_s:.2f} s"
+                f"truncated: its header says it ends at {expected_end:.2f} s, "
+                f"its frames end at {decoded_end:.2f} s"
             )
     if decoded < packets and not why:
         why.append(f"{packets - decoded} of its {packets} frames do not decode")
@@ -244,10 +253,22 @@ def source_damage(
     return "; ".join(why)
 
 
-def header_duration(container, stream) -> float | None:
-    """Seconds the header says the video stream (else the file) lasts; None if it does not."""
+def header_end(container, stream) -> float | None:
+    """Seconds on the stream's timeline at which the header says the video ends (None: it does
+    not say): the stream's start plus its duration, else the file's duration. Matroska, WebM
+    and NUT give the file's end time there (a file whose first frame is at 5 s and lasts 2 s
+    says 7 s), FLV its length: taken as an end, it can miss a truncation of a file that does
+    not start at 0, never invent one."""
     if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
+        return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
     if container.duration:
         return container.duration / av.time_base
     return None
+
+
+def _first_time(pts: list, frame: av.VideoFrame) -> float:
+    """Seconds on the stream's timeline of the first frame (0 without timestamps)."""
+    known = [p for p in pts if p is not None]
+    if not known or frame.time_base is None:
+        return 0.0
+    return float(min(known) * frame.time_base)
