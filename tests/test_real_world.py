@@ -218,6 +218,60 @@ def test_a_timestamp_jump_is_not_an_hour_of_repeated_frames(tmp_path):
     assert res.frames == 60 and res.damage == "its timestamps jump 1 time(s)"
 
 
+def _timed(path, times_ms: list[int], codec: str = "libx264", header_rate=None):
+    """A block moving 32 px/s, one frame at each time (ms); ``header_rate``: the rate the
+    header names (None: none, as a browser's MediaRecorder writes)."""
+    tb = Fraction(1, 1000)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=header_rate or 30)
+        s.width, s.height, s.pix_fmt = 128, 32, "yuv420p"
+        s.time_base = s.codec_context.time_base = tb
+        if header_rate is None:
+            s.codec_context.framerate = Fraction(0)  # no frame rate in the header
+        for t in times_ms:
+            img = np.zeros((32, 128, 3), np.uint8)
+            img[12:20, round(32 * t / 1000) : round(32 * t / 1000) + 8] = 255
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+            vf.pts, vf.time_base = t, tb
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("times_ms", "fps"),
+    [
+        ([round(k * 1001 / 60) for k in range(60)], 60000 / 1001),  # 59.94 fps
+        ([1000 * k for k in range(6)], 1.0),  # a 1 fps time-lapse
+    ],
+)
+def test_a_header_rate_the_frames_do_not_have_loses_no_frame(tmp_path, times_ms, fps):
+    # the header says 24 fps, the frames are on another constant grid: every frame is kept
+    src = _timed(tmp_path / "lying.mkv", times_ms, header_rate=24)
+    info = cvpt.probe(src)
+    assert info.constant_rate and info.fps == pytest.approx(fps)
+    res = cvpt.reencode(src, tmp_path / "out.mp4", short_side=None)
+    # before: resampled at 24 fps (59.94 → 24: 60% of the frames dropped; 1 → 24: repeated)
+    assert res.fps == pytest.approx(fps) and res.frames in (len(times_ms), len(times_ms) + 1)
+
+
+def test_a_browser_recording_is_resampled_at_its_typical_rate(tmp_path):
+    # ~30 fps with millisecond jitter and stalls, no rate in the header (MediaRecorder webm):
+    # FFmpeg guesses 59.94 fps, which would show every frame twice
+    rng = np.random.default_rng(0)
+    steps = rng.choice([33, 34, 33, 50, 67], size=89, p=[0.4, 0.3, 0.2, 0.06, 0.04])
+    times = [0, *np.cumsum(steps).tolist()]
+    src = _timed(tmp_path / "recording.webm", times, codec="libvpx")
+    info = cvpt.probe(src)
+    assert not info.constant_rate and info.fps == pytest.approx(30, rel=0.002)
+    res = cvpt.reencode(src, tmp_path / "out.mp4", short_side=None)
+    assert res.fps == pytest.approx(30, rel=0.002)
+    assert abs(res.frames / res.fps - (times[-1] + 33) / 1000) < 0.05  # the duration is kept
+    assert res.frames < 1.2 * len(times)  # one slot per frame, a repeat per stall
+
+
 def test_constant_rate_sources_keep_every_frame(videos, tmp_path):
     res = cvpt.reencode(videos["odd"], tmp_path / "odd.mp4", short_side=None)  # mkv, 40 frames
     assert (res.frames, res.constant_rate, res.damage) == (40, True, "")

@@ -235,19 +235,55 @@ def on_rate_grid(pts: Sequence[int], time_base: Fraction, rate: Fraction) -> boo
 
 
 def frame_timing(stream, pts: Sequence[int | None]) -> tuple[Fraction, bool]:
-    """``(rate, constant)`` of a stream whose frames have presentation times ``pts``: the
-    header's rate (:func:`stream_fps`) when every frame sits on its grid, else FFmpeg's guessed
-    rate (``r_frame_rate``, which the ffmpeg CLI gives its constant-rate outputs), and whether
-    the frames sit on that grid. Frames without a pts count as on the grid."""
+    """``(rate, constant)`` of a stream whose frames have presentation times ``pts``.
+
+    Constant: the first rate whose grid every frame sits on, of FFmpeg's guessed rate
+    (``r_frame_rate``, what the ffmpeg CLI gives its constant-rate outputs), the header's
+    average rate (:func:`stream_fps`), and the rate of the timestamps themselves (frames over
+    span, snapped to a standard rate), for headers that name a rate the frames do not have.
+    Variable: the typical rate of the frames (median interval, snapped), so that most frames
+    keep a slot of their own and a stall repeats one. Frames without a pts count as on the grid.
+    """
     rate = stream_fps(stream)
     known = [p for p in pts if p is not None]
     tb = stream.time_base
-    if not tb or len(known) < 2 or on_rate_grid(known, tb, rate):
+    if not tb or len(known) < 2:
         return rate, True
-    guessed = stream.guessed_rate
-    if guessed and 0 < float(guessed) <= 1000:
-        return Fraction(guessed), on_rate_grid(known, tb, Fraction(guessed))
-    return rate, False
+    t = np.unique(np.asarray(known, np.int64))
+    candidates = [Fraction(r) for r in (stream.guessed_rate,) if r and 0 < float(r) <= 1000]
+    candidates.append(rate)
+    if len(t) == len(known):
+        span = int(t[-1] - t[0])  # ± 1 tick of rounding
+        candidates.append(_snap_rate(Fraction(len(t) - 1) / (span * tb), Fraction(1, span)))
+    for r in candidates:
+        if on_rate_grid(known, tb, r):
+            return r, True
+    # the typical interval: the mean of those near the median (mkv rounds 1/30 s to 33 or 34 ms)
+    steps = np.diff(t)
+    median = np.median(steps)
+    typical = Fraction(float(steps[np.abs(steps - median) <= 0.1 * median].mean()))
+    return _snap_rate(1 / (typical * tb), Fraction(1, int(2 * median))), False
+
+
+# Frame rates cameras, phones and broadcast use; a measured rate within 0.5% is taken as one.
+_STANDARD_RATES = tuple(
+    Fraction(r)
+    for r in (
+        "24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001", "60",
+        "90", "100", "120", "240", "5", "10", "12", "12.5", "15", "20",
+    )
+)  # fmt: skip
+
+
+def _snap_rate(rate: Fraction, uncertainty: Fraction = Fraction(0)) -> Fraction:
+    """``rate`` as the nearest standard rate within 0.5% plus its relative ``uncertainty``
+    (timestamp rounding), else to 1/1001 (within 1..1000)."""
+    if rate <= 0:
+        return DEFAULT_FPS
+    near = min(_STANDARD_RATES, key=lambda r: abs(rate / r - 1))
+    if abs(rate / near - 1) <= Fraction(1, 200) + uncertainty:
+        return near
+    return min(max(rate, Fraction(1)), Fraction(1000)).limit_denominator(1001)
 
 
 def stream_fps(stream: av.video.stream.VideoStream) -> Fraction:
