@@ -317,6 +317,35 @@ def test_truncated_mkv_source_is_listed_as_damaged(tmp_path):
     assert "truncated" in res.damage and res.frames < 200
 
 
+def test_damaged_bytes_inside_an_mkv_are_reported(tmp_path):
+    # the Matroska demuxer skips damaged bytes to the next cluster without an error: before,
+    # 51 of 120 frames vanished, prepare filled the hole with a frozen frame and said nothing
+    scene = moving_scene(frames=120, height=48, width=64, seed=6)
+    whole = write_raw(tmp_path / "whole.mkv", scene, "libx264")
+    data = bytearray(whole.read_bytes())
+    a = len(data) // 2
+    data[a : a + len(data) // 50] = (
+        np.random.default_rng(1).integers(0, 256, len(data) // 50, np.uint8).tobytes()
+    )
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(bytes(data))
+    info = cvpt.probe(bad)
+    assert info.frames < 120 and info.damage.startswith("damaged:")
+    res = cvpt.reencode(bad, tmp_path / "out.mp4", short_side=None)
+    assert res.damage == info.damage
+    assert cvpt.probe(whole).damage == ""
+
+
+def test_an_mkv_cut_a_few_frames_short_is_truncated(tmp_path):
+    # the track's own DURATION tag, not the file's (which audio may outlast), is compared
+    whole = write_raw(
+        tmp_path / "whole.mkv", moving_scene(frames=120, height=48, width=64), "libx264"
+    )
+    cut = _cut(whole, tmp_path / "cut.mkv", 0.98)
+    info = cvpt.probe(cut)
+    assert 110 < info.frames < 120 and "truncated" in info.damage
+
+
 def test_truncated_prepared_file(tmp_path):
     whole = write_raw(
         tmp_path / "whole.mp4",

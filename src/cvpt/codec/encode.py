@@ -20,6 +20,7 @@ from cvpt.codec.container import (
     listed_frames,
     open_video,
     scan_packets,
+    skipped_bytes,
 )
 from cvpt.codec.orient import Orientation, frame_orientation, upright_frame
 from cvpt.codec.probe import header_end, probe, source_damage
@@ -286,6 +287,7 @@ def reencode(
                         expected_end=expected_end,
                         decoded_end=None if enc.jumps else enc.end_on_timeline,  # times broken
                         rate=rate,
+                        skipped=skipped_bytes(src),
                     ),
                     f"its timestamps jump {enc.jumps} time(s)" if enc.jumps else "",
                 ],

@@ -19,6 +19,7 @@ from cvpt.codec.container import (
     frame_timing,
     listed_frames,
     open_video,
+    skipped_bytes,
 )
 from cvpt.codec.orient import frame_orientation
 from cvpt.errors import EmptyVideoError
@@ -202,6 +203,7 @@ def probe(path: str | Path) -> VideoInfo:
                 expected_end=header_end(container, stream),
                 decoded_end=_first_time(pts, end) + duration,
                 rate=rate,
+                skipped=skipped_bytes(path),
             ),
         )
     finally:
@@ -226,26 +228,38 @@ def source_damage(
     errors: int,
     packets: int,
     header_frames: int,
-    expected_end: float | None,
+    expected_end: tuple[float | None, bool],
     decoded_end: float | None,
     rate: Fraction,
+    skipped: tuple[int, int] = (0, -1),
 ) -> str:
     """Why a source looks truncated or damaged, from what decoded against what its header and
-    packets claim ("" when nothing does). ``expected_end`` / ``decoded_end``: seconds on the
-    stream's timeline (:func:`header_end`; the last decoded frame's end). Shared by
-    :func:`reencode` and :func:`cvpt.probe`."""
+    packets claim ("" when nothing does). ``expected_end``: :func:`header_end`;
+    ``decoded_end``: the last decoded frame's end on the stream's timeline (None: unknown);
+    ``skipped``: bytes the demuxer skipped, and where
+    (:func:`cvpt.codec.container.skipped_bytes`). Shared by :func:`reencode` and
+    :func:`cvpt.probe`. "truncated" when the frames end early, "damaged" when frames are
+    missing but the end is there."""
     why = []
+    if skipped[0]:
+        why.append(
+            f"damaged: {skipped[0]} bytes from byte {skipped[1]} could not be read and were "
+            "skipped, with the frames they held"
+        )
+    end, own = expected_end
+    short = end is not None and decoded_end is not None and end - decoded_end
+    # the video stream's own end: a frame and a half of slack (the last frame's duration is
+    # counted differently by muxers); the file's end: two frames and 2%, so audio that
+    # outlasts the video is not damage
+    cut = short and short > (1.5 / float(rate) if own else 2 / float(rate) + 0.02 * end)
     if header_frames and decoded < header_frames:
-        why.append(f"truncated: its header lists {header_frames} frames, {decoded} decode")
-    elif not header_frames and expected_end and decoded_end is not None:
-        # no frame count (mkv, webm): the header's end against the last decoded frame's end; a
-        # tolerance of two frames and 2% leaves audio that outlasts the video alone
-        missing = expected_end - decoded_end
-        if missing > 2 / float(rate) + 0.02 * expected_end:
-            why.append(
-                f"truncated: its header says it ends at {expected_end:.2f} s, "
-                f"its frames end at {decoded_end:.2f} s"
-            )
+        what = "truncated" if cut or decoded_end is None else "damaged"
+        why.append(f"{what}: its header lists {header_frames} frames, {decoded} decode")
+    elif not header_frames and cut:
+        why.append(
+            f"truncated: its header says it ends at {end:.2f} s, "
+            f"its frames end at {decoded_end:.2f} s"
+        )
     if decoded < packets and not why:
         why.append(f"{packets - decoded} of its {packets} frames do not decode")
     if errors:
@@ -253,17 +267,32 @@ def source_damage(
     return "; ".join(why)
 
 
-def header_end(container, stream) -> float | None:
-    """Seconds on the stream's timeline at which the header says the video ends (None: it does
-    not say): the stream's start plus its duration, else the file's duration. Matroska, WebM
-    and NUT give the file's end time there (a file whose first frame is at 5 s and lasts 2 s
-    says 7 s), FLV its length: taken as an end, it can miss a truncation of a file that does
-    not start at 0, never invent one."""
+def header_end(container, stream) -> tuple[float | None, bool]:
+    """``(seconds, own)``: where on the stream's timeline the header says the video ends (None:
+    it does not say), and whether that is the video stream's own end rather than the file's.
+
+    The stream's start plus its duration; else its ``DURATION`` tag (FFmpeg's and mkvmerge's
+    Matroska muxers write one per track: its end time); else the file's duration. Matroska,
+    WebM and NUT give the file's end time there (a file whose first frame is at 5 s and lasts
+    2 s says 7 s), FLV its length: taken as an end, it can miss a truncation of a file that
+    does not start at 0, never invent one."""
     if stream.duration and stream.time_base:
-        return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
+        return float(((stream.start_time or 0) + stream.duration) * stream.time_base), True
+    tag = _tag_seconds(stream.metadata.get("DURATION") or stream.metadata.get("duration"))
+    if tag:
+        return tag, True
     if container.duration:
-        return container.duration / av.time_base
-    return None
+        return container.duration / av.time_base, False
+    return None, False
+
+
+def _tag_seconds(text: str | None) -> float | None:
+    """``HH:MM:SS.fffffffff`` (a Matroska ``DURATION`` tag) in seconds; None if it is not one."""
+    try:
+        h, m, sec = (text or "").split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
 
 
 def _first_time(pts: list, frame: av.VideoFrame) -> float:
