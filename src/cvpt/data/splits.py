@@ -283,11 +283,14 @@ def open_splits(dataset: str, annotations: str | Path, split: int = 1):
     return DATASETS[dataset](annotations, split)
 
 
-def resolve_video(root: str | Path, rel: str) -> Path | None:
-    """The file of a listed video under ``root``: as listed, or its prepared ``.mp4`` twin
-    (``cvpt prepare`` mirrors trees and renames every output ``.mp4``). None if neither exists."""
+def resolve_video(root: str | Path, rel: str, *, twins: bool = True) -> Path | None:
+    """The file of a listed video under ``root``: its prepared ``.mp4`` twin if there is one
+    (``cvpt prepare`` mirrors trees and renames every output ``.mp4``), else the file as
+    listed; with ``twins=False`` only the file as listed (a video named on purpose, as
+    ``cvpt predict`` does, is read even when an ``.mp4`` of the same name sits beside it).
+    None if neither exists."""
     listed = Path(root) / rel
-    for candidate in (listed.with_suffix(".mp4"), listed):
+    for candidate in (listed.with_suffix(".mp4"), listed) if twins else (listed,):
         if candidate.is_file():
             return candidate
     return None

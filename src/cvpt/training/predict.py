@@ -69,6 +69,7 @@ def load_views(video: Path, cfg, views: int = 1, crops: int = 1) -> dict:
         views=views,
         crops=crops,
         mv_clip=cfg.mv_clip,
+        twins=False,  # this file, even beside an .mp4 of the same name
     )
     batch = collate([ds[0]])
     if batch["failed"]:
