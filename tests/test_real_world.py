@@ -308,6 +308,25 @@ def test_truncated_faststart_source_is_listed_as_damaged(tmp_path, fraction):
     assert cvpt.probe(tmp_path / "dst" / "cut.mp4").frames == info.frames
 
 
+@pytest.mark.parametrize(
+    ("movflags", "fraction", "why"),
+    [("", 0.5, "is missing"), ("", 0.98, "is cut short"), ("+faststart", 0.02, "is cut short")],
+)
+def test_an_mp4_without_its_index_says_so(tmp_path, movflags, fraction, why):
+    # before: "FFmpeg cannot open it as a media file (Invalid data found ...)"
+    whole = write_raw(
+        tmp_path / "whole.mp4",
+        moving_scene(frames=120, height=48, width=64),
+        "libx264",
+        container_options={"movflags": movflags} if movflags else None,
+    )
+    cut = _cut(whole, tmp_path / "cut.mp4", fraction)
+    for read in (cvpt.probe, cvpt.read_clip, count_gops):
+        with pytest.raises(cvpt.CorruptVideoError, match=rf"cut\.mp4: .*moov box\) {why}"):
+            read(cut)
+    assert cvpt.probe(whole).frames == 120
+
+
 def test_truncated_mkv_source_is_listed_as_damaged(tmp_path):
     scene = moving_scene(frames=240, height=48, width=64)
     whole = write_raw(tmp_path / "whole.mkv", scene, "libx264")

@@ -69,6 +69,13 @@ def open_video(
     try:
         container = av.open(str(p), mode="r", metadata_errors="ignore")
     except av.FFmpegError as e:
+        problem = _mp4_index_problem(p)
+        if problem:
+            raise CorruptVideoError(
+                p,
+                f"an MP4/MOV whose index (the moov box) {problem}: a recording or download cut "
+                "off before it was finished; FFmpeg cannot decode it without the index",
+            ) from e
         raise NotAVideoError(p, f"FFmpeg cannot open it as a media file ({_short(e)})") from e
     try:
         if not container.streams.video:
@@ -86,6 +93,29 @@ def open_video(
         container.close()
         raise
     return container, stream
+
+
+def _mp4_index_problem(path: Path) -> str | None:
+    """For an ISO media file (``ftyp`` first): "is missing" when its top-level boxes hold no
+    ``moov``, "is cut short" when the ``moov`` runs past the end of the file; else None.
+    Reads box headers only."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        pos, first = 0, True
+        while pos + 8 <= size:
+            f.seek(pos)
+            head = f.read(16)
+            length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if first and kind != b"ftyp":
+                return None
+            if length == 1 and len(head) == 16:  # 64-bit size
+                length = int.from_bytes(head[8:16], "big")
+            if kind == b"moov":
+                return "is cut short" if pos + length > size else None
+            if length < 8:  # 0: to the end of the file; <8: not a box
+                break
+            pos, first = pos + length, False
+    return None if first else "is missing"
 
 
 @contextlib.contextmanager
