@@ -257,6 +257,19 @@ def test_a_header_rate_the_frames_do_not_have_loses_no_frame(tmp_path, times_ms,
     assert res.fps == pytest.approx(fps) and res.frames in (len(times_ms), len(times_ms) + 1)
 
 
+def test_a_round_rate_is_kept_round(tmp_path):
+    # 59.94 fps in mkv (millisecond times): FFmpeg reads the rate as 19001/317; 60000/1001 fits
+    # every frame too and is the rate (before: 19001/317, the output's time base with it)
+    ntsc = Fraction(60000, 1001)
+    times = [round(k * 1001 / 60) for k in range(120)]
+    src = _timed(tmp_path / "f5994.mkv", times, header_rate=ntsc)
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].guessed_rate != ntsc
+    assert cvpt.probe(src).fps == float(ntsc)
+    res = cvpt.reencode(src, tmp_path / "out.mp4", short_side=None)
+    assert (res.fps, res.frames) == (float(ntsc), 120)
+
+
 def test_a_browser_recording_is_resampled_at_its_typical_rate(tmp_path):
     # ~30 fps with millisecond jitter and stalls, no rate in the header (MediaRecorder webm):
     # FFmpeg guesses 59.94 fps, which would show every frame twice

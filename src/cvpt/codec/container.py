@@ -296,8 +296,9 @@ def frame_timing(stream, pts: Sequence[int | None]) -> tuple[Fraction, bool]:
 
     Constant: the first rate whose grid every frame sits on, of FFmpeg's guessed rate
     (``r_frame_rate``, what the ffmpeg CLI gives its constant-rate outputs), the header's
-    average rate (:func:`stream_fps`), and the rate of the timestamps themselves (frames over
-    span, snapped to a standard rate), for headers that name a rate the frames do not have.
+    average rate (:func:`stream_fps`), each tried first as the standard rate it is near, and
+    the rate of the timestamps themselves (frames over span, snapped to a standard rate), for
+    headers that name a rate the frames do not have.
     Variable: the typical rate of the frames (median interval, snapped), so that most frames
     keep a slot of their own and a stall repeats one. Frames without a pts count as on the grid.
     """
@@ -307,8 +308,10 @@ def frame_timing(stream, pts: Sequence[int | None]) -> tuple[Fraction, bool]:
     if not tb or len(known) < 2:
         return rate, True
     t = np.unique(np.asarray(known, np.int64))
-    candidates = [Fraction(r) for r in (stream.guessed_rate,) if r and 0 < float(r) <= 1000]
-    candidates.append(rate)
+    header = [Fraction(r) for r in (stream.guessed_rate,) if r and 0 < float(r) <= 1000]
+    # each as the standard rate it is near first (an mp4's average 7200/241 for 30 fps, whose
+    # last frame is shorter): on the grid too, it is the exact one
+    candidates = [r for h in (*header, rate) for r in (_snap_rate(h), h)]
     if len(t) == len(known):
         span = int(t[-1] - t[0])  # ± 1 tick of rounding
         candidates.append(_snap_rate(Fraction(len(t) - 1) / (span * tb), Fraction(1, span)))
