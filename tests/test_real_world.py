@@ -504,6 +504,7 @@ def test_an_edit_list_is_not_truncation(tmp_path, name):
     info = cvpt.probe(cut)
     # before: "truncated: its header lists 36 frames, 31 decode" for the 5 hidden frames
     assert (info.frames, info.header_frames, info.damage) == (31, 31, "")
+    assert info.streams[0]["frames"] == 31  # the stream list says the same
     res = cvpt.reencode(cut, tmp_path / "out.mp4", short_side=None)
     assert (res.frames, res.damage) == (31, "")
     first = _decoded_rgb(res.dst)[0].astype(int)

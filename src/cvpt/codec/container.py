@@ -184,10 +184,11 @@ def _count_packets(container, path, streams) -> dict[int, int]:
 
 
 def describe_streams(container: av.container.InputContainer, path: str | Path) -> list[dict]:
-    """One dict per video stream: index, codec, size, frames (the header's count, else the
-    packets counted by :func:`footage_stream`; 0: unknown), picture dispositions."""
+    """One dict per video stream: index, codec, size, frames (the header's count less what an
+    edit list hides, :func:`listed_frames`, else the packets counted by :func:`footage_stream`;
+    0: unknown), picture dispositions."""
     streams = list(container.streams.video)
-    counts = {s.index: s.frames for s in streams}
+    counts = {s.index: listed_frames(s) for s in streams}
     if len(streams) > 1 and not all(counts.values()):
         counts = _count_packets(container, path, streams)
     out = []
