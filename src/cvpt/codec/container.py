@@ -257,10 +257,13 @@ def skipped_bytes(path: str | Path) -> tuple[int, int]:
     with av.open(str(p), metadata_errors="ignore") as container:
         if "matroska" not in container.format.name:
             return 0, -1
+        blocks: dict[int, int] = {}  # block position → bytes (laced frames share a block)
         with ffmpeg_errors(p, "demuxing failed"):
-            spans = sorted((pk.pos, pk.size) for pk in container.demux() if pk.size and pk.pos >= 0)
+            for pk in container.demux():
+                if pk.size and pk.pos >= 0:
+                    blocks[pk.pos] = blocks.get(pk.pos, 0) + pk.size
     total, first = 0, -1
-    for (a, size), (b, _) in itertools.pairwise(spans):
+    for (a, size), (b, _) in itertools.pairwise(sorted(blocks.items())):
         gap = b - (a + size)
         if gap > _RESYNC_GAP:
             total += gap
