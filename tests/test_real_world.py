@@ -552,3 +552,29 @@ def test_predict_reads_the_named_file_not_an_mp4_beside_it(tmp_path):
         iframes = load_views(path, cfg)["iframes"]
     grey = iframes.float().mean() * 0.225 + 0.45  # undo ImageNet normalisation, about
     assert abs(grey * 255 - 30) < 15
+
+
+# --- a frame size that changes mid-stream ------------------------------------------------------
+
+
+def test_probe_reports_a_frame_size_that_changes(tmp_path):
+    # a WebRTC-style recording: VP8 at 64x48, then 96x32 from frame 24 (key frames carry the
+    # size). Before: probe gave the last frame's size, prepare wrote the first's, nothing said so
+    parts = []
+    for k, (w, h) in enumerate([(64, 48), (96, 32)]):
+        frames = np.full((24, h, w, 3), 40 + 160 * k, np.uint8)
+        parts.append(write_raw(tmp_path / f"part{k}.webm", frames, "libvpx"))
+    src = tmp_path / "recording.webm"
+    with av.open(str(parts[0])) as first, av.open(str(src), "w") as out:
+        o = out.add_stream_from_template(first.streams.video[0])
+        for k, part in enumerate(parts):
+            with av.open(str(part)) as inp:
+                for p in inp.demux(video=0):
+                    if p.size:
+                        p.pts, p.dts, p.stream = p.pts + 800 * k, p.dts + 800 * k, o
+                        out.mux(p)
+    info = cvpt.probe(src)
+    assert (info.width, info.height, info.size_changes) == (64, 48, ["96x32 from frame 24"])
+    assert any("frame size changes" in p for p in info.layout_problems())
+    res = cvpt.reencode(src, tmp_path / "out.mp4", short_side=None)
+    assert (res.width, res.height, res.frames) == (64, 48, 48)

@@ -57,7 +57,9 @@ class VideoInfo:
     ``color_range`` ``"tv"`` (limited), ``"pc"`` (full) or ``"unknown"``; ``constant_rate``
     whether every frame sits on the ``fps`` grid; ``streams`` every video stream
     (index, codec, size, frames, picture dispositions) and ``stream_index`` the one
-    read; ``damage`` why the file looks truncated or damaged ("" when it does not).
+    read; ``damage`` why the file looks truncated or damaged ("" when it does not);
+    ``width`` × ``height`` the first frame's size, ``size_changes`` where the frame size
+    changes (``"96x32 from frame 24"``; empty when it does not: WebRTC recordings do).
     """
 
     path: str
@@ -79,6 +81,7 @@ class VideoInfo:
     stream_index: int = 0
     streams: list[dict] = field(default_factory=list)
     damage: str = ""
+    size_changes: list[str] = field(default_factory=list)
 
     @property
     def num_gops(self) -> int:
@@ -127,6 +130,12 @@ class VideoInfo:
             problems.append("its frame rate is variable")
         if self.damage:
             problems.append(self.damage)
+        if self.size_changes:
+            problems.append(
+                f"its frame size changes ({self.width}x{self.height}, then "
+                + ", ".join(self.size_changes)
+                + ")"
+            )
         return problems
 
     def to_dict(self) -> dict:
@@ -150,7 +159,7 @@ def probe(path: str | Path) -> VideoInfo:
     """
     container, stream = open_video(path, thread_type="AUTO")
     try:
-        types, pts = [], []
+        types, pts, changes = [], [], []
         errors, first, end = 0, None, None
         for frame in decode_tolerant(container, stream, path):
             if isinstance(frame, Exception):
@@ -158,6 +167,8 @@ def probe(path: str | Path) -> VideoInfo:
                 continue
             if first is None:
                 first = frame
+            if end is not None and (frame.width, frame.height) != (end.width, end.height):
+                changes.append(f"{frame.width}x{frame.height} from frame {len(types)}")
             types.append(_TYPE_LETTER.get(frame.pict_type, "?"))
             pts.append(frame.pts)
             end = frame
@@ -179,8 +190,8 @@ def probe(path: str | Path) -> VideoInfo:
         return VideoInfo(
             path=str(path),
             codec=stream.codec_context.name,
-            width=end.width,
-            height=end.height,
+            width=first.width,
+            height=first.height,
             fps=float(rate),
             frames=len(pict),
             duration_s=duration,
@@ -205,6 +216,7 @@ def probe(path: str | Path) -> VideoInfo:
                 rate=rate,
                 skipped=skipped_bytes(path),
             ),
+            size_changes=changes,
         )
     finally:
         container.close()
