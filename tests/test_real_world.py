@@ -285,6 +285,23 @@ def test_a_browser_recording_is_resampled_at_its_typical_rate(tmp_path):
     assert res.frames < 1.2 * len(times)  # one slot per frame, a repeat per stall
 
 
+@pytest.mark.parametrize(("name", "codec"), [("x264_b.avi", "libx264"), ("xvid_b.avi", "mpeg4")])
+def test_b_frames_in_avi_keep_their_order(tmp_path, name, codec):
+    # AVI stores no pts: with H.264 B-frames FFmpeg hands each decoded frame another packet's
+    # made-up pts, out of order. Before: 78 frames written for 75, a frame dropped and one
+    # repeated every few frames, the block up to 4 frames behind
+    frames = np.zeros((75, 32, 192, 3), np.uint8)
+    for k in range(75):
+        frames[k, 12:20, 2 * k : 2 * k + 8] = 255
+    src = write_raw(tmp_path / name, frames, codec, rate=25, bf="2")
+    info = cvpt.probe(src)
+    assert (info.frames, info.constant_rate, info.fps) == (75, True, 25.0)
+    res = cvpt.reencode(src, tmp_path / "out.mp4", short_side=None)
+    assert res.frames == 75
+    left = [int(np.argmax(img[16, :, 0] > 128)) for img in _decoded_rgb(res.dst)]
+    assert left == [2 * k for k in range(75)]
+
+
 def test_constant_rate_sources_keep_every_frame(videos, tmp_path):
     res = cvpt.reencode(videos["odd"], tmp_path / "odd.mp4", short_side=None)  # mkv, 40 frames
     assert (res.frames, res.constant_rate, res.damage) == (40, True, "")

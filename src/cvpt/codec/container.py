@@ -282,6 +282,56 @@ def listed_frames(stream) -> int:
     return max(n, 0)
 
 
+class FrameClock:
+    """Presentation times of decoded frames as libavcodec's best-effort timestamp takes them
+    (``guess_correct_pts``, what the ffmpeg CLI uses): a frame's pts, unless pts have gone
+    backwards more often than the dts of the packets behind the frames. AVI stores no pts: with
+    B-frames FFmpeg gives each frame the made-up pts of another packet, out of order, and a
+    resampler trusting them drops and repeats frames.
+
+    :meth:`observe` every frame in decode order; :meth:`time` gives a frame's time by the
+    faults counted so far. Observing a few frames before timing them (as ``reencode`` does,
+    and ``probe`` for all) decides before the first fault rather than after it, where the
+    ffmpeg CLI's frames up to the first fault keep their wrong times.
+    """
+
+    def __init__(self) -> None:
+        self.pts_faults = self.dts_faults = 0
+        self.last_pts: int | None = None
+        self.last_dts: int | None = None
+        self._last: int | None = None  # the last time given, and the interval before it
+        self._step = 1
+
+    def observe(self, frame: av.VideoFrame) -> None:
+        pts, dts = frame.pts, frame.dts
+        if dts is not None:
+            self.dts_faults += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        elif pts is not None:
+            self.last_dts = pts
+        if pts is not None:
+            self.pts_faults += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        elif dts is not None:
+            self.last_pts = dts
+
+    def time(self, frame: av.VideoFrame) -> int | None:
+        """The frame's time; call it in output order. Frames drained from the decoder at the
+        end carry no dts: where pts are not trusted, they follow on at the last interval."""
+        pts, dts = frame.pts, frame.dts
+        if self.pts_faults > self.dts_faults and dts is None and self._last is not None:
+            t = self._last + self._step
+        elif (self.pts_faults <= self.dts_faults or dts is None) and pts is not None:
+            t = pts
+        else:
+            t = dts
+        if t is not None:
+            if self._last is not None and t > self._last:
+                self._step = t - self._last
+            self._last = t
+        return t
+
+
 def on_rate_grid(pts: Sequence[int], time_base: Fraction, rate: Fraction) -> bool:
     """True when frame ``k`` of these presentation times (any order) is at ``k / rate`` from
     the first, to the nearest frame: a constant frame rate, which resampling at ``rate``

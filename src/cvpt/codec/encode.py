@@ -15,6 +15,7 @@ import av
 import numpy as np
 
 from cvpt.codec.container import (
+    FrameClock,
     decode_tolerant,
     frame_timing,
     listed_frames,
@@ -298,6 +299,8 @@ def reencode(
 
 # A jump in the frame times longer than this is a broken timestamp, not a pause (seconds).
 MAX_GAP_S = 10.0
+# Frames observed before the first is timed (FrameClock): B-frame reordering shows by then.
+CLOCK_LOOKAHEAD = 16
 
 
 class _Resampler:
@@ -322,6 +325,8 @@ class _Resampler:
         self.writer: VideoWriter | None = None
         self.orient: Orientation | None = None
         self.decoded = self.errors = self.next_slot = 0
+        self.clock = FrameClock()  # the ffmpeg CLI's frame times (AVI with B-frames)
+        self.held: list[av.VideoFrame] | None = []  # frames before the clock is decided
         self.first_pts: int | None = None
         self.time_base: Fraction | None = None
         self.last: av.VideoFrame | None = None
@@ -350,17 +355,32 @@ class _Resampler:
         self.decoded += 1
         if self.writer is None:
             self._open(frame)
-        if frame.pts is None or frame.time_base is None:
+        self.clock.observe(frame)
+        if self.held is not None:  # the first frames wait until their clock is decided
+            self.held.append(frame)
+            if len(self.held) >= CLOCK_LOOKAHEAD:
+                self._release()
+            return
+        self._place(frame)
+
+    def _release(self) -> None:
+        held, self.held = self.held or [], None
+        for frame in held:
+            self._place(frame)
+
+    def _place(self, frame: av.VideoFrame) -> None:
+        pts = self.clock.time(frame)
+        if pts is None or frame.time_base is None:
             slot, now = self.next_slot, None
         else:
             if self.first_pts is None:
-                self.first_pts, self.time_base = frame.pts, frame.time_base
-            now = (frame.pts - self.first_pts) * frame.time_base
+                self.first_pts, self.time_base = pts, frame.time_base
+            now = (pts - self.first_pts) * frame.time_base
             slot = round(now * self.rate)
             if abs(slot - self.next_slot) > self.max_gap:  # re-based to follow on
                 self.jumps += 1
                 self.first_pts += round((now - self.next_slot / self.rate) / frame.time_base)
-                now = (frame.pts - self.first_pts) * frame.time_base
+                now = (pts - self.first_pts) * frame.time_base
                 slot = round(now * self.rate)
             self.duration = (frame.duration or 0) * frame.time_base
         if now is not None and self.last_time is not None and now > self.last_time:
@@ -378,6 +398,7 @@ class _Resampler:
         if self.writer is None:
             return
         try:
+            self._release()
             if self.last is not None and self.end_time is not None:
                 self._fill(round(Fraction(self.end_time) * self.rate))
         finally:

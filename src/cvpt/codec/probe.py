@@ -10,10 +10,12 @@ import itertools
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 
 from cvpt.codec.container import (
+    FrameClock,
     decode_tolerant,
     describe_streams,
     frame_timing,
@@ -159,8 +161,9 @@ def probe(path: str | Path) -> VideoInfo:
     """
     container, stream = open_video(path, thread_type="AUTO")
     try:
-        types, pts, changes = [], [], []
+        types, times, changes = [], [], []
         errors, first, end = 0, None, None
+        clock = FrameClock()
         for frame in decode_tolerant(container, stream, path):
             if isinstance(frame, Exception):
                 errors += 1
@@ -170,10 +173,13 @@ def probe(path: str | Path) -> VideoInfo:
             if end is not None and (frame.width, frame.height) != (end.width, end.height):
                 changes.append(f"{frame.width}x{frame.height} from frame {len(types)}")
             types.append(_TYPE_LETTER.get(frame.pict_type, "?"))
-            pts.append(frame.pts)
+            clock.observe(frame)
+            times.append((frame.pts, frame.dts))
             end = frame
         if first is None:
             raise EmptyVideoError(path, "the video stream holds no decodable frame")
+        # every frame timed by the faults of all of them
+        pts = [clock.time(SimpleNamespace(pts=p, dts=d)) for p, d in times]
         rate, constant = frame_timing(stream, pts)
         duration = _decoded_duration(pts, end, rate)
         try:
