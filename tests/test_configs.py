@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import cvpt
-from cvpt.training.config import load_config
+from cvpt.training.config import list_configs, load_config, resolve_config
 
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+CONFIGS = [resolve_config(name) for name in list_configs()]
 
 
 def test_the_paper_experiments_are_all_there():

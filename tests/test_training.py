@@ -62,7 +62,7 @@ def _cfg(ds: Path, *extra: str):
 
 def _weights(run: Path) -> dict:
     last = json.loads((run / "checkpoints" / "last.json").read_text())["checkpoint"]
-    return load_file(run / "checkpoints" / last / "tunable.safetensors")
+    return load_file(run / "checkpoints" / last / "model.safetensors")
 
 
 def test_schedule_scaling_and_decay_groups():
