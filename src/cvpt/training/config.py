@@ -35,8 +35,8 @@ class TrainConfig:
     root: str = ""  # folder of prepared videos (cvpt prepare)
     annotations: str = ""  # official split files (folder) or a list file
     split: int = 1  # official split 1..3 (UCF-101, HMDB-51)
-    train_subset: str = "train"
-    eval_subset: str = "test"  # SSv2: validation
+    train_subset: str = "train"  # subset of the split to train on
+    eval_subset: str = "test"  # subset evaluated (SSv2: validation)
     size: int = 224  # crop side fed to the model
     short_side: int = 256  # clips are resized to this short side before cropping (paper: 256)
     flip: bool | None = None  # None: the dataset's rule (SSv2 never flips: left/right labels)
@@ -49,18 +49,18 @@ class TrainConfig:
     backbone_options: dict = field(default_factory=dict)  # ViTConfig fields, e.g. {depth: 4}
     model_options: dict = field(default_factory=dict)  # TuningOptions, e.g. {sccp_layers: 1}
     # optimisation (paper §4.2)
-    epochs: int = 30
+    epochs: int = 30  # passes over the training subset
     batch_size: int = 8  # per process; gradient accumulation makes up the effective batch
     effective_batch: int = 240  # the paper's
     base_lr: float = 1e-3  # at effective batch 240, scaled linearly with the real one
     weight_decay: float = 1e-4  # not on norms, biases or ω
-    warmup_epochs: float = 5
-    min_lr: float = 0.0
+    warmup_epochs: float = 5  # linear lr warm-up, then cosine decay
+    min_lr: float = 0.0  # lr at the end of the cosine
     grad_clip: float | None = None  # off, as the paper
     label_smoothing: float = 0.0  # off, as the paper
     max_steps: int | None = None  # stop after this many optimiser steps (smoke tests)
     # evaluation
-    eval_every: int = 1  # epochs
+    eval_every: int = 1  # evaluate every this many epochs (and after the last)
     eval_views: int = 1  # clips per video at evaluation (paper: 2)
     eval_crops: int = 1  # crops per clip (paper: 3)
     # checkpoints (also at every epoch end, and at the next step after SIGTERM / SIGINT)
@@ -68,7 +68,7 @@ class TrainConfig:
     checkpoint_every_minutes: float = 30.0  # also after M minutes without one (0: off)
     # runtime
     workers: int = 2  # DataLoader processes per training process
-    seed: int = 0
+    seed: int = 0  # new weights, a random backbone, clip sampling, data order
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast on CUDA (never on CPU)
     frozen_bf16: bool = True  # with amp: frozen matmul weights in bf16 (same results, less memory)
@@ -123,29 +123,29 @@ def load_config(
     or a shipped config's name), then ``key=value`` overrides (values parsed as YAML:
     ``epochs=3``, ``flip=false``, ``model_options={sccp_layers: 1}``,
     ``model_options.sccp_layers=1``). ``ValueError`` names an unknown key or a wrong type."""
-    where = ""
+    layers = []
+    if base:
+        layers.append(("a saved run's config.yaml", base))
+    if path is not None:
+        file = resolve_config(path)
+        loaded = yaml.safe_load(file.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{file}: a config must be a mapping of key: value")
+        layers.append((str(file), loaded))
+    if overrides:
+        for item in overrides:
+            if "=" not in item:
+                raise ValueError(f"--set expects key=value, got {item!r}")
+        layers.append(("--set", list(overrides)))
+    merged, where = OmegaConf.structured(TrainConfig), ""
     try:
-        layers = [OmegaConf.structured(TrainConfig)]
-        if base:
-            layers.append(OmegaConf.create(base))
-        if path is not None:
-            file = resolve_config(path)
-            where = f" in {file}"
-            loaded = yaml.safe_load(file.read_text()) or {}
-            if not isinstance(loaded, dict):
-                raise ValueError(f"{file}: a config must be a mapping of key: value")
-            layers.append(OmegaConf.create(loaded))
-        if overrides:
-            where = f" in --set {' '.join(overrides)}"
-            for item in overrides:
-                if "=" not in item:
-                    raise ValueError(f"--set expects key=value, got {item!r}")
-            layers.append(OmegaConf.from_dotlist(list(overrides)))
+        for where, layer in layers:
+            layer = OmegaConf.from_dotlist(layer) if where == "--set" else OmegaConf.create(layer)
+            merged = OmegaConf.merge(merged, layer)
         where = ""
-        merged = OmegaConf.merge(*layers)
         cfg: TrainConfig = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
-        raise ValueError(_explain(e, where)) from None
+        raise ValueError(_explain(e, f" in {where}" if where else "")) from None
     for key in PATH_KEYS:
         value = getattr(cfg, key)
         if value:
