@@ -24,6 +24,7 @@ from cvpt.data.generate import translating_texture
 from cvpt.models.registry import create_backbone
 from cvpt.training.config import load_config
 from cvpt.training.schedule import param_groups, scaled_lr, warmup_cosine
+from cvpt.training.step import TrainStep, classification_loss
 from cvpt.training.trainer import Run
 
 TINY = [
@@ -470,3 +471,86 @@ def test_sigterm_mid_epoch_then_resume_gives_the_same_weights(tiny_dataset, tmp_
     Run(load_config(None, settings), tmp_path / "straight").train()
     a, b = _weights(tmp_path / "straight"), _weights(run)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---------------------------------------------------------------- one training step
+
+
+def _tiny_model(seed: int = 0):
+    torch.manual_seed(seed)
+    return cvpt.create_model("cvpt", backbone="vit_tiny", num_classes=3,
+                             backbone_options={"depth": 1})  # fmt: skip
+
+
+def _clip_batch(n: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(n, 3, 4, 32, 32, generator=g), torch.randn(n, 2, 12, 32, 32, generator=g),
+         torch.randn(n, 3, 12, 32, 32, generator=g))  # fmt: skip
+    return x, torch.randint(0, 3, (n,), generator=g)
+
+
+def _loss(net, batch):
+    x, y = batch
+    return classification_loss(net(*x), y)
+
+
+def test_train_step_accumulates_and_clips():
+    x, y = _clip_batch(4, 0)
+    whole, split = _tiny_model(), _tiny_model()
+    steps = {}
+    for name, model in (("whole", whole), ("split", split)):
+        opt = torch.optim.SGD(param_groups(model, 0.0), lr=0.1)  # linear in the gradient
+        steps[name] = TrainStep(model, opt, loss_fn=_loss, accum=1 if name == "whole" else 2)
+    loss_whole = steps["whole"](iter([(x, y)]))
+    halves = [(tuple(t[:2] for t in x), y[:2]), (tuple(t[2:] for t in x), y[2:])]
+    loss_split = steps["split"](iter(halves))
+    assert loss_split == pytest.approx(loss_whole, rel=1e-5)  # the mean over the 4 clips
+    start = _tiny_model()
+    moved = 0
+    for a, b, s in zip(whole.parameters(), split.parameters(), start.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+        moved += int(not torch.equal(a, s))
+    assert moved > 0
+    assert steps["split"](iter(halves[:1])) is None  # ran out mid-accumulation: no step
+    model = _tiny_model()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)
+    TrainStep(model, opt, loss_fn=_loss, grad_clip=1e-3)(iter([(x, y)]))
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])) <= 1e-3 * 1.0001
+
+
+def test_every_training_loop_takes_the_one_step(tiny_dataset, tmp_path, monkeypatch):
+    from cvpt.bench.model import StepCase
+    from cvpt.data.synth import synthesize
+    from cvpt.demo.cache import ClipTensors
+    from cvpt.demo.tune import TuneSettings, Variant, tune
+    from cvpt.training.pretrain import pretrain
+
+    calls = []
+    real = TrainStep.__call__
+
+    def spy(self, batches):
+        loss = real(self, batches)
+        if loss is not None:
+            calls.append(type(self.model).__name__)
+        return loss
+
+    monkeypatch.setattr(TrainStep, "__call__", spy)
+    Run(_cfg(tiny_dataset, "epochs=1"), tmp_path / "run").train()
+    assert calls == ["CompressedVideoModel"] * 2
+    calls.clear()
+    (x, y), n = _clip_batch(6, 1), 6
+    clips = ClipTensors(*(t.half() for t in x), labels=y, views=1)
+    settings = TuneSettings(backbone_options={"depth": 1}, epochs=1, batch_size=4, threads=1)
+    tune(Variant("t", "linear", pretrained=False), settings, clips, clips, seed=0, num_classes=3)
+    assert calls == ["CompressedVideoModel"] * -(-n // 4)
+    calls.clear()
+    case = StepCase("cvpt", backbone="vit_tiny", size=32, batch=1, num_classes=3,
+                    backbone_options={"depth": 1})  # fmt: skip
+    case.step(*case.setup())
+    assert calls == ["CompressedVideoModel"]
+    calls.clear()
+    synthesize(tmp_path / "src", task="source", videos=8, seed=0, size=32, progress=False)
+    pretrain(tmp_path / "src", tmp_path / "bb.safetensors", depth=1, epochs=1, batch_size=4,
+             progress=False)  # fmt: skip
+    assert calls and set(calls) == {"VisionTransformer"}

@@ -14,7 +14,6 @@ after which every rank stops; ``--resume`` continues bit-exactly from any of the
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import logging
@@ -43,6 +42,7 @@ from cvpt.training.evaluate import metrics, predict_batch
 from cvpt.training.plots import plot_confusion, plot_curves
 from cvpt.training.preempt import StopRequest
 from cvpt.training.schedule import make_optimizer, scaled_lr
+from cvpt.training.step import TrainStep, classification_loss, prepare_precision
 
 log = logging.getLogger("cvpt.train")
 
@@ -157,9 +157,9 @@ class Run:
         self.model = build_model(cfg, len(self.classes), self.device)
         # the fingerprint of the frozen weights as loaded, before any bf16 cast
         self.identity = model_identity(cfg, self.model, len(self.classes))
-        self.amp = cfg.amp and self.device.type == "cuda"
-        if self.amp and cfg.frozen_bf16:  # autocast casts them at every use anyway
-            self.model.cast_frozen_weights(torch.bfloat16)
+        self.amp = prepare_precision(
+            self.model, self.device, amp=cfg.amp, frozen_bf16=cfg.frozen_bf16
+        )
         per_step = cfg.batch_size * self.info.world
         self.accum = max(1, math.ceil(cfg.effective_batch / per_step))
         self.effective_batch = per_step * self.accum
@@ -176,6 +176,16 @@ class Run:
             self.ddp = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
+        self.step = TrainStep(
+            self.model,
+            self.opt,
+            self.sched,
+            loss_fn=self._loss,
+            accum=self.accum,
+            grad_clip=cfg.grad_clip,
+            amp=self.amp,
+            ddp=self.ddp if self.info.enabled else None,
+        )
         self.progress = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0}
         self._saved_at = time.monotonic()  # of the last checkpoint (checkpoint_every_minutes)
         self.failed: list[tuple[str, str]] = []
@@ -308,7 +318,6 @@ class Run:
         end = min(self.total_steps, stop_at or self.total_steps)
         cfg = self.cfg
         loader = make_loader(cfg, self.train_ds, self.train_sampler, cfg.batch_size)
-        amp = self.amp
         while self.progress["global_step"] < end:
             epoch = self.progress["epoch"]
             steps_done = self.progress["batch_in_epoch"] // self.accum
@@ -322,15 +331,16 @@ class Run:
                 disable=not self.info.main,
                 unit="step",
             )
-            batches = iter(loader)
+            batches = self._counted(iter(loader))
             while steps_done < self.steps_per_epoch:
                 if self.progress["global_step"] >= end:
                     break
                 t0 = time.perf_counter()
-                loss = self._optimizer_step(batches, amp)
+                loss = self.step(batches)
                 if loss is None:  # the epoch's data ran out
                     steps_done = self.steps_per_epoch
                     break
+                loss = dist.all_reduce_mean(loss, self.info)
                 steps_done += 1
                 self.progress["global_step"] += 1
                 self._log(
@@ -370,36 +380,16 @@ class Run:
                 return self._interrupted(stop)
         return self.finish()
 
-    def _optimizer_step(self, batches, amp: bool) -> float | None:
-        """Accumulate ``self.accum`` micro-batches, step once; the mean loss (None: no data)."""
-        self.opt.zero_grad(set_to_none=True)
-        total = 0.0
-        for k in range(self.accum):
-            batch = next(batches, None)
-            if batch is None:
-                return None
+    def _loss(self, net, batch) -> torch.Tensor:
+        logits = net(*(batch[x].to(self.device) for x in ("iframes", "mvs", "residuals")))
+        return classification_loss(logits, batch["label"].to(self.device), self.cfg.label_smoothing)
+
+    def _counted(self, batches):
+        """The epoch's batches, each counted (resume position) and its failures kept."""
+        for batch in batches:
             self.failed += batch["failed"]
-            sync = k == self.accum - 1 or not self.info.enabled
-            ctx = contextlib.nullcontext() if sync else self.ddp.no_sync()
-            with ctx, torch.autocast(self.device.type, torch.bfloat16, enabled=amp):
-                logits = self.ddp(
-                    *(batch[x].to(self.device) for x in ("iframes", "mvs", "residuals"))
-                )
-                loss = torch.nn.functional.cross_entropy(
-                    logits.float(),
-                    batch["label"].to(self.device),
-                    label_smoothing=self.cfg.label_smoothing,
-                )
-                (loss / self.accum).backward()
-            total += loss.item() / self.accum
             self.progress["batch_in_epoch"] += 1
-        if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(
-                [p for p in self.model.parameters() if p.requires_grad], self.cfg.grad_clip
-            )
-        self.opt.step()
-        self.sched.step()
-        return dist.all_reduce_mean(total, self.info)
+            yield batch
 
     def evaluate(self) -> dict:
         """Multi-view evaluation on the eval subset (all ranks; gathered on every rank)."""
