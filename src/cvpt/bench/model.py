@@ -234,7 +234,9 @@ def bench_model(
     cvpt_model, full_model = trained["cvpt"][0], trained["full"][0]
     bopts = backbone_options or {}
     rgb_model = create_backbone(backbone, num_classes=num_classes, **bopts).to(dev).eval()
-    one = tuple(torch.randn_like(x) for x in compressed_inputs(1, 4, size, device=dev))
+    one = tuple(
+        torch.randn_like(x) for x in compressed_inputs(1, ClipSpec.num_gops, size, device=dev)
+    )
     rgb = torch.randn(1, 3, 16, size, size, device=dev)
 
     def infer(model, *x):
