@@ -21,8 +21,9 @@ from safetensors.torch import load_file
 import cvpt
 from cvpt.cli.main import main
 from cvpt.data.generate import translating_texture
+from cvpt.models.compressed import TuningOptions
 from cvpt.models.registry import create_backbone
-from cvpt.training.config import load_config
+from cvpt.training.config import load_config, load_run_config
 from cvpt.training.schedule import param_groups, scaled_lr, warmup_cosine
 from cvpt.training.step import TrainStep, classification_loss
 from cvpt.training.trainer import Run
@@ -358,7 +359,13 @@ def test_run_is_tied_to_its_backbone(tiny_dataset, backbones, tmp_path, capsys):
 
 def test_save_pretrained_and_load_model(tiny_dataset, backbones, tmp_path):
     run = tmp_path / "run"
-    Run(_cfg(tiny_dataset, "epochs=1", "model_options={sccp_layers: 1}"), run).train()
+    cfg = _cfg(tiny_dataset, "epochs=1", "model_options={sccp_layers: 1}", "clip.mv_cell=16")
+    Run(cfg, run).train()
+    # the run's config.yaml is exactly what ran, every key and every model option
+    assert load_run_config(run) == cfg
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["clip"]["mv_cell"] == 16 and saved["clip"]["num_gops"] == 4
+    assert saved["resolved"]["model_options"] == {**TuningOptions().to_dict(), "sccp_layers": 1}
     ckpt = Path(json.loads((run / "checkpoints" / "last.json").read_text())["checkpoint"])
     folder = run / "checkpoints" / ckpt
     config = json.loads((folder / "config.json").read_text())  # the final checkpoint describes

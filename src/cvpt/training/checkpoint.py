@@ -131,7 +131,10 @@ def load_checkpoint(
     state = torch.load(path / STATE, map_location="cpu", weights_only=True)
     if identity is not None:
         check_identity(path, state["identity"], identity, allow_other_backbone)
-    model.load_tunable_state_dict(load_file(str(path / WEIGHTS)))
+    weights = path / WEIGHTS
+    if not weights.exists() and (path / "tunable.safetensors").exists():
+        weights = path / "tunable.safetensors"  # checkpoints written before cvpt.load_model
+    model.load_tunable_state_dict(load_file(str(weights)))
     if opt is not None:
         opt.load_state_dict(state["optimizer"])
     if sched is not None:
