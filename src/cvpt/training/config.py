@@ -157,7 +157,10 @@ def _explain(e: OmegaConfBaseException, where: str) -> str:
     key = getattr(e, "full_key", None) or getattr(e, "key", None)
     msg = str(e).splitlines()[0]
     if "not in struct" in msg or ("Key '" in msg and "not in" in msg):
-        return f"unknown config key(s) [{key!r}]{where}; valid keys: {', '.join(valid_keys())}"
+        valid = valid_keys()
+        if str(key).startswith("clip."):
+            valid = [f"clip.{f.name}" for f in fields(ClipSpec)]
+        return f"unknown config key(s) [{key!r}]{where}; valid keys: {', '.join(valid)}"
     return f"config key {key!r}{where}: {msg}"
 
 
