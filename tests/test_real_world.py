@@ -563,7 +563,7 @@ def test_predict_reads_the_named_file_not_an_mp4_beside_it(tmp_path):
         tmp_path / "clip.mkv", np.full((24, 48, 64, 3), 30, np.uint8), "libx264", **x264
     )
     cvpt.write_video(tmp_path / "clip.mp4", np.full((24, 48, 64, 3), 220, np.uint8))
-    cfg = SimpleNamespace(size=32, short_side=48, mv_clip=20.0)
+    cfg = SimpleNamespace(size=32, short_side=48, mv_clip=20.0, clip=None)
     with prepared(dark, 48) as path:
         assert path == dark
         iframes = load_views(path, cfg)["iframes"]
