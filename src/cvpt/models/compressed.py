@@ -39,10 +39,9 @@ class TuningOptions:
     adapter_dim: int = 64  # AdaptFormer*: bottleneck 64 fits Table 1's 1.3M parameters
     adapter_scale: float = 0.1  # AdaptFormer's video setting
     hidden_dim: int = 8  # d' = d/α, α = 96 for ViT-B; kept at 8 for other widths
-    # how an SCCP block updates the MV/residual streams: "add" g5(m), g6(r) to them, or "replace"
-    # them by g5(m), g6(r) (DESIGN's literal reading of Eq. 7); same weights. The default is the
-    # reading under which more of the paper's own claims hold (docs/design.md)
-    sccp_update: str = "add"
+    # same weights either way; the default is the reading under which more of the paper's own
+    # claims hold on the synthetic task (docs/design.md)
+    sccp_update: str = "add"  # SCCP adds g5(m), g6(r) to the MV/residual streams, or "replace"
     inputs: str = "all"  # "iframe": the blocks see only I-frame tokens (a no-motion control)
 
     def to_dict(self) -> dict:
