@@ -124,7 +124,7 @@ def test_ablations_cover_the_claims_for_both_readings(tmp_path):
     ms = result["methods"]
     assert list(ms) == [v.name for v in ablation_variants(depth)]
     for r in ("replace", "add"):
-        assert [f"SCCP blocks = {k} ({r})" for k in range(1, depth + 1)] <= list(ms)
+        assert {f"SCCP blocks = {k} ({r})" for k in range(1, depth + 1)} <= set(ms)
         assert ms[f"SCCP blocks = {depth} ({r})"]["options"]["sccp_update"] == r
         assert ms[f"CVPT, random frozen backbone ({r})"]["pretrained_backbone"] is False
         # Table 4: dropping attention removes its weights; dropping residual prompts halves it
