@@ -280,3 +280,104 @@ def test_separate_streams_each_run_as_alone():
     for a, s_, j in zip(alone, separate, joint, strict=True):
         assert (a - s_).abs().max() <= 1e-5
         assert (a - j).abs().max() > 1e-2  # joint windows do mix the streams
+
+
+# ---------------------------------------------------------------- CVPT and baselines on Swin
+
+SWIN = dict(backbone="swin_tiny", backbone_options=dict(TINY), num_classes=7)
+SWIN_CASES = [
+    ("cvpt", {}),
+    ("cvpt", {"stream_attention": "separate"}),
+    ("cvpt", {"sccp_skip": True}),
+    ("cvpt", {"residual_prompt": False, "pool": "iframe"}),
+    ("linear", {}),
+    ("adaptformer", {}),
+    ("full", {}),
+]
+
+
+def _clips(batch=2, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(batch, 3, 4, size, size, generator=g),
+        torch.randn(batch, 2, 12, size, size, generator=g),
+        torch.randn(batch, 3, 12, size, size, generator=g),
+    )
+
+
+@pytest.mark.parametrize(("method", "options"), SWIN_CASES)
+def test_methods_train_on_swin_and_touch_only_their_parameters(method, options):
+    torch.manual_seed(0)
+    model = cvpt.create_model(method, **SWIN, **options).train()
+    assert model(*_clips(1)).shape == (1, 7)
+    named = dict(model.named_parameters())
+    before = {n: p.detach().clone() for n, p in named.items()}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):  # the second step moves zero-initialised adapters' partners too
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(*_clips()), torch.tensor([1, 4])).backward()
+        for n, p in named.items():
+            assert (p.grad is not None) == p.requires_grad, n
+        opt.step()
+    for n, p in named.items():
+        moved = not torch.equal(p.detach(), before[n])
+        assert moved == p.requires_grad, n
+    tuned = {
+        n.split(".")[0] if n.split(".")[0] != "backbone" else n for n in model.tunable_state_dict()
+    }
+    if method == "linear":
+        assert tuned == {"backbone.head.weight", "backbone.head.bias"}
+    if method == "cvpt":
+        assert {"mv_embed", "sccp", "backbone.head.weight"} <= tuned
+
+
+def test_prompts_off_the_model_is_torchvisions_backbone():
+    """With no motion inputs (``inputs='iframe'``) the compressed model runs the I-frames
+    through the plain backbone: torchvision's logits."""
+    tv, _ = _pair(num_classes=7)
+    model = cvpt.create_model("linear", inputs="iframe", **SWIN)
+    model.backbone.load_state_dict(checkpoint_filter_fn(tv.state_dict()), strict=True)
+    iframes = _clips(2, 64)[0]
+    with torch.no_grad():
+        assert (model.eval()(iframes, None, None) - tv(iframes)).abs().max() <= 1e-4
+
+
+def test_cvpt_on_swin_has_an_sccp_per_block_with_a_constant_hidden_width():
+    with torch.device("meta"):
+        model = cvpt.create_model("cvpt", backbone="swin_base", num_classes=51)
+        wide = cvpt.create_model("cvpt", backbone="swin_base", num_classes=51, hidden_dim=16)
+    widths = [blk.g1.in_features for blk in model.sccp]
+    assert widths == [128] * 2 + [256] * 2 + [512] * 18 + [1024] * 2
+    assert {blk.g1.out_features for blk in model.sccp} == {8}
+    # per SCCP 6·C·d' + 3·d' + 3·C + 1 (g1-g6 and ω), summed over the 24 blocks
+    for m, d in ((model, 8), (wide, 16)):
+        expect = sum(6 * c * d + 3 * d + 3 * c + 1 for c in widths)
+        assert sum(p.numel() for p in m.sccp.parameters()) == expect
+    assert sum(p.numel() for p in model.sccp.parameters()) == 614_232
+    assert cvpt.create_model("cvpt", **SWIN, sccp_layers=3).sccp_layers == 3
+
+
+def test_adaptformer_on_swin_has_one_bottleneck_64_adapter_per_block():
+    model = cvpt.create_model("adaptformer", **SWIN)
+    for blk, dim in zip(model.backbone.blocks, model.backbone.block_dims(), strict=True):
+        assert (blk.adapter.down.in_features, blk.adapter.down.out_features) == (dim, 64)
+
+
+def test_vpt_and_separate_streams_where_unsupported_say_why():
+    with pytest.raises(ValueError, match=r"VPT.* not supported on the swin family"):
+        cvpt.create_model("vpt", **SWIN)
+    with pytest.raises(ValueError, match="windowed backbones"):
+        cvpt.create_model("cvpt", backbone="vit_tiny", num_classes=3, stream_attention="separate")
+
+
+def test_cvpt_on_swin_checkpointing_keeps_gradients():
+    torch.manual_seed(0)
+    model = cvpt.create_model("cvpt", **SWIN).train()
+    grads = []
+    for k in (False, True):
+        model.set_grad_checkpointing(k)
+        model.zero_grad()
+        model(*_clips()).square().sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+    for n, g in grads[0].items():
+        assert torch.allclose(g, grads[1][n], atol=1e-6), n

@@ -13,7 +13,8 @@ subclass plus its config dataclass, its ``@register_backbone`` variants and one 
 2. **blocks** — ``forward_streams(streams, hook)`` runs every block on a list of streams,
    calling ``hook(i, streams) -> streams`` before block ``i`` (where SCCP, deep prompts… act),
    lets the streams interact the family's way (the ViT concatenates them; Swin shares windows),
-   and carries every stream through the family's downsampling with the same frozen weights.
+   and carries every stream through the family's downsampling with the same frozen weights
+   (windowed families also take ``joint=False``: each stream attends within itself only).
    :attr:`~VideoBackbone.blocks` lists the blocks in that order, each with an ``adapter`` slot
    (``None``, or a module run parallel to its MLP), and :meth:`~VideoBackbone.block_dims` their
    widths;

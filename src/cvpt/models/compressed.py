@@ -42,6 +42,9 @@ class TuningOptions:
     hidden_dim: int = 8  # d' = d/α, α = 96 for ViT-B; kept at 8 for other widths
     sccp_skip: bool = False  # True: SCCP adds to the MV/residual streams instead of replacing them
     inputs: str = "all"  # "iframe": the blocks see only I-frame tokens (a no-motion control)
+    # windowed backbones (Swin): "joint" = the streams share each window (DESIGN.md §8);
+    # "separate" = each stream attends within itself, SCCP is the only cross-modal path
+    stream_attention: str = "joint"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,6 +62,15 @@ class CompressedVideoModel(nn.Module):
             raise ValueError(f"pool must be 'all' or 'iframe', got {options.pool!r}")
         if options.inputs not in ("all", "iframe"):
             raise ValueError(f"inputs must be 'all' or 'iframe', got {options.inputs!r}")
+        if options.stream_attention not in ("joint", "separate"):
+            raise ValueError(
+                f"stream_attention must be 'joint' or 'separate', got {options.stream_attention!r}"
+            )
+        if options.stream_attention == "separate" and backbone.family != "swin":
+            raise ValueError(
+                "stream_attention='separate' is an ablation of windowed backbones (swin_*); on "
+                f"the {backbone.family} family all tokens attend to all (Eq. 1)"
+            )
         if options.inputs == "iframe" and method == "cvpt":
             raise ValueError("inputs='iframe' leaves CVPT no prompts to build: use another method")
         dims = backbone.block_dims()
@@ -279,7 +291,11 @@ class CompressedVideoModel(nn.Module):
         residual prompts; 1 with ``inputs='iframe'``); N tokens per stream after the backbone's
         last stage, D its width."""
         e, p_mv, p_r = self.embed(iframes, mvs, residuals)
-        streams = self.backbone.forward_streams(self._pack(p_mv, p_r, e), self._before_block)
+        streams = self._pack(p_mv, p_r, e)
+        if self.options.stream_attention == "separate":
+            streams = self.backbone.forward_streams(streams, self._before_block, joint=False)
+        else:
+            streams = self.backbone.forward_streams(streams, self._before_block)
         if self.prompts is not None:  # the last block's deep prompts
             streams = streams[1:]
         return self.backbone.forward_tokens(streams)
