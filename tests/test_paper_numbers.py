@@ -134,3 +134,18 @@ def test_info_command_table_and_json(capsys):
     for name in ("cvpt", "linear", "vpt", "adaptformer", "full", "VideoMAE RGB 16f"):
         assert name in out
     assert "multiply-accumulates" in out
+
+
+def test_info_on_swin_b_reports_cvpt_and_the_raw_32_frame_model(capsys):
+    import json
+
+    from cvpt.cli.main import main
+
+    assert main(["info", "--backbone", "swin_base", "--num-classes", "51", "--json"]) == 0
+    cvpt_row, raw = json.loads(capsys.readouterr().out)
+    assert cvpt_row["method"] == "cvpt" and cvpt_row["gmacs_per_view"] == pytest.approx(102.4, 0.01)
+    assert cvpt_row["tokens_per_block"] == 3 * 2 * 56 * 56  # three streams of 2×56×56
+    assert cvpt_row["tunable_percent"] < 1.0  # the paper's "< 1%" holds on Swin-B too
+    assert raw["method"] == "Video Swin RGB 32f" and raw["views"] == 12
+    assert raw["gmacs_per_view"] == pytest.approx(281.3, rel=0.01)
+    assert raw["total_params"] == 87_638_984 + 1024 * 51 + 51
