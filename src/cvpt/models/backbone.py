@@ -136,6 +136,19 @@ class VideoBackbone(nn.Module):
         return self.checkpoint_blocks > 0
 
 
+class Mlp(nn.Module):
+    """The transformer MLP both families use: Linear D→hidden, exact GELU, Linear hidden→D."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
 def run_block(blk: Callable, x, checkpointing: bool):
     """``blk(x)``; with ``checkpointing`` (and autograd recording) its activations are
     recomputed in the backward pass rather than kept."""

@@ -40,6 +40,7 @@ from torch import nn
 
 from cvpt.models.backbone import (
     Hook,
+    Mlp,
     VideoBackbone,
     check_video,
     register_backbone,
@@ -243,17 +244,6 @@ class WindowAttention3d(nn.Module):
                 x = torch.roll(x, shifts=shift, dims=(1, 2, 3))
             out.append(x[:, :t, :h, :w].contiguous() if any(pad) else x)
         return out
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 def drop_path(xs: list[torch.Tensor], p: float, training: bool) -> list[torch.Tensor]:

@@ -17,6 +17,7 @@ from torch import nn
 
 from cvpt.models.backbone import (
     Hook,
+    Mlp,
     VideoBackbone,
     check_video,
     register_backbone,
@@ -104,17 +105,6 @@ class Attention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, N, head_dim]
         x = F.scaled_dot_product_attention(q, k, v)  # scale head_dim**-0.5, as VideoMAE
         return self.proj(x.transpose(1, 2).reshape(b, n, c))
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class Block(nn.Module):
