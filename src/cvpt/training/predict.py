@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -51,7 +52,9 @@ def prepared(video: str | Path, short_side: int):
         return
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / (video.stem + ".mp4")
-        reencode(video, out, short_side=short_side)
+        result = reencode(video, out, short_side=short_side)
+        if result.damage:  # predicted from what decodes; the caller must know
+            warnings.warn(f"{video}: {result.damage}", stacklevel=3)
         yield out
 
 
