@@ -207,6 +207,27 @@ def test_a_checkpoint_of_no_known_family_names_what_it_found(tmp_path):
     assert "VideoMAE ViT" in msg and "Video Swin" in msg
 
 
+def test_a_broken_swin_file_or_another_hugging_face_model_says_what_it_is(tmp_path):
+    tv, _ = _pair()
+    sd = {k: v for k, v in tv.state_dict().items() if "relative_position_bias_table" not in k}
+    torch.save(sd, tmp_path / "no_tables.pth")
+    with pytest.raises(CheckpointError, match="torchvision swin3d checkpoint whose sizes"):
+        load_backbone(tmp_path / "no_tables.pth")
+    image = _official_from_torchvision(tv.state_dict())
+    image["backbone.patch_embed.proj.weight"] = torch.zeros(16, 3, 4, 4)  # a Conv2d
+    torch.save(
+        {"model": {k.removeprefix("backbone."): v for k, v in image.items()}},
+        p := (tmp_path / "swin_image.pth"),
+    )
+    with pytest.raises(CheckpointError, match=r"2D \(image\) Swin"):
+        load_backbone(p)
+    folder = tmp_path / "hf_swin"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "swin", "hidden_size": 96}')
+    with pytest.raises(CheckpointError, match="Hugging Face 'swin' model, not VideoMAE"):
+        load_backbone(folder)
+
+
 def test_cvpt_safetensors_keep_the_family(tmp_path):
     _, ours = _pair()
     path = cvpt.save_backbone(ours, tmp_path / "swin.safetensors")

@@ -202,11 +202,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], object, 
             path, "holds pickled objects other than tensors; refused (torch.load weights_only=True)"
         ) from e
     except (KeyError, ValueError, RuntimeError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise CheckpointError(path, f"cannot read it as a {_family_guess(path)} ({e})") from e
-
-
-def _family_guess(path: Path) -> str:
-    return "Video Swin checkpoint" if "swin" in path.name.lower() else "VideoMAE checkpoint"
+        raise CheckpointError(path, f"cannot read it as a VideoMAE checkpoint ({e})") from e
 
 
 def _read_official(path: Path):
@@ -223,7 +219,12 @@ def _read_official(path: Path):
     swin_format = swin.checkpoint_format(obj)
     if swin_format is not None:
         sd = swin.checkpoint_filter_fn(obj)
-        return sd, swin.config_from_state_dict(sd), swin_format
+        try:
+            return sd, swin.config_from_state_dict(sd), swin_format
+        except (KeyError, ValueError, IndexError) as e:
+            raise CheckpointError(
+                path, f"a {swin_format} checkpoint whose sizes cannot be read ({e!r})"
+            ) from e
     sd = filter_official(obj)
     if "patch_embed.proj.weight" not in sd or not any(k.startswith("blocks.") for k in sd):
         found = ", ".join(sorted(sd)[:6]) + (", ..." if len(sd) > 6 else "")
@@ -244,7 +245,12 @@ def _read_hf_folder(path: Path):
     cfg_file = path / "config.json"
     if not cfg_file.exists():
         raise CheckpointError(path, "a folder without config.json is not a Hugging Face model")
-    cfg = config_from_hf(json.loads(cfg_file.read_text()))
+    hf = json.loads(cfg_file.read_text())
+    if hf.get("model_type", "videomae") != "videomae":
+        raise CheckpointError(
+            path, f"a Hugging Face {hf['model_type']!r} model, not VideoMAE; cvpt reads {SUPPORTED}"
+        )
+    cfg = config_from_hf(hf)
     if (path / "model.safetensors").exists():
         raw = load_file(path / "model.safetensors")
     elif (path / "pytorch_model.bin").exists():

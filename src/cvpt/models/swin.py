@@ -457,11 +457,9 @@ def checkpoint_format(sd: dict[str, torch.Tensor]) -> str | None:
         if "backbone.norm3.weight" in sd:
             return "mmaction2 1.x Video Swin"
         return "official Video Swin / mmaction2 0.x"
-    if any(re.match(r"^features\.\d+\.\d+\.attn\.relative_position_bias_table$", k) for k in sd):
+    if any(re.match(r"^features\.\d+\.\d+\.attn\.qkv\.weight$", k) for k in sd):
         return "torchvision swin3d"
-    if any(
-        re.match(r"^layers\.\d+\.blocks\.\d+\.attn\.relative_position_bias_table$", k) for k in sd
-    ):
+    if any(re.match(r"^layers\.\d+\.blocks\.\d+\.attn\.qkv\.weight$", k) for k in sd):
         return "Video Swin (cvpt / official names without prefix)"
     return None
 
@@ -495,6 +493,11 @@ def config_from_state_dict(sd: dict[str, torch.Tensor]) -> SwinConfig:
     patch Conv3d, depths from the block keys, heads from the bias tables, the window from the
     index buffer and table sizes (square spatial windows), MLP ratio from fc1."""
     w = sd["patch_embed.proj.weight"]  # [C, in, t, h, w]
+    if w.ndim != 5:
+        raise ValueError(
+            f"patch_embed.proj.weight is {list(w.shape)}, a 2D (image) Swin: cvpt reads video "
+            "checkpoints and does not inflate image ones"
+        )
     dim, in_chans = w.shape[:2]
     blocks: dict[int, int] = {}
     for k in sd:
