@@ -3,6 +3,7 @@ CVPT's three streams on it (joint windows, DESIGN.md §8)."""
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -79,6 +80,7 @@ def test_tiny_swin_equals_torchvision_at_every_size(window):
             logits = ours.forward_head(feats)
             ref_logits = tv.head(tv.avgpool(ref.transpose(1, 2)[..., None, None]).flatten(1))
         assert feats.shape == ref.shape, shape
+        assert feats.shape[1] == math.prod(ours.token_grid(shape)), shape
         assert (feats - ref).abs().max() <= 1e-4, shape
         assert (logits - ref_logits).abs().max() <= 1e-4, shape
         assert ref.abs().max() > 0.5  # a real signal, not two near-zero outputs
@@ -430,3 +432,14 @@ def test_frozen_swin_weights_in_bf16_give_the_same_numbers_under_autocast():
         out.append((y.detach(), grads))
     assert torch.equal(out[0][0], out[1][0])
     assert all(torch.equal(g, out[1][1][n]) for n, g in out[0][1].items())
+
+
+def test_inside_view_maps_lie_on_each_stage_grid():
+    from cvpt.viz.inside import explain
+
+    torch.manual_seed(0)
+    model = cvpt.create_model("cvpt", **SWIN).eval()
+    out = explain(model, *_clips(1, 64))
+    assert out["token_norm"].shape == out["cam"].shape == (2, 8, 8)  # 64/4 = 16, merged once
+    assert out["attention"][0].shape == (2, 16, 16) and out["attention"][3].shape == (2, 8, 8)
+    assert out["probs"].shape == (7,)

@@ -97,6 +97,11 @@ class VideoBackbone(nn.Module):
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         raise NotImplementedError
 
+    def token_grid(self, video_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """``(t, h, w)`` of the tokens ``forward_tokens`` returns per stream, for an input video
+        ``[B, C, T, H, W]`` (the ViT's patch grid; Swin's last stage)."""
+        raise NotImplementedError
+
     def head_modules(self) -> list[nn.Module]:
         """The modules a linear probe trains (the head, and a pooling norm where there is one)."""
         raise NotImplementedError

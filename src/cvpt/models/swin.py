@@ -365,6 +365,12 @@ class SwinTransformer3d(VideoBackbone):
     def block_dims(self) -> list[int]:
         return [self.cfg.embed_dim * 2**s for s, d in enumerate(self.cfg.depths) for _ in range(d)]
 
+    def token_grid(self, video_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        t, h, w = (-(-s // p) for s, p in zip(video_shape[2:], self.patch_kernel, strict=True))
+        for _ in self.cfg.depths[1:]:  # each patch merging pads to even, then halves H and W
+            h, w = -(-h // 2), -(-w // 2)
+        return t, h, w
+
     def head_modules(self) -> list[nn.Module]:
         return [self.head]
 

@@ -158,6 +158,10 @@ class VisionTransformer(VideoBackbone):
     def block_dims(self) -> list[int]:
         return [self.embed_dim] * len(self.blocks)
 
+    def token_grid(self, video_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        t, p, q = self.patch_kernel
+        return video_shape[2] // t, video_shape[3] // p, video_shape[4] // q
+
     def head_modules(self) -> list[nn.Module]:
         return [self.head] + ([self.fc_norm] if self.fc_norm is not None else [])
 
