@@ -8,7 +8,7 @@ grid with the same positions, and every block runs on the three streams ``[P_MV,
 (the ViT: one sequence of 3N tokens; Video Swin: the streams share each window). Methods:
 
 - ``cvpt``: SCCP blocks before the first ``sccp_layers`` blocks (DESIGN.md §3);
-- ``linear``: only fc_norm and the head train (the embeddings stay at their initialisation);
+- ``linear``: only the head (and the ViT's fc_norm) trains (the embeddings stay as initialised);
 - ``vpt``: VPT-deep prompts; ``adaptformer``: parallel adapters; ``full``: everything trains.
 Prompt embeddings train in every method but ``linear``.
 """

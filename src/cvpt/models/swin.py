@@ -229,12 +229,18 @@ class WindowAttention3d(nn.Module):
             mask = mask.repeat(1, s, s) if mask is not None else None
         else:  # each stream on its own: streams stacked on the batch axis
             x = torch.cat([partition(x) for x in xs], dim=0)  # [S·B·nW, N, C]
-        length = x.shape[1]
-        qkv = self.qkv(x).reshape(-1, n_windows, length, 3, self.num_heads, c // self.num_heads)
-        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # each [batch, nW, heads, L, hd]
-        attn_mask = bias if mask is None else bias + mask[:, None]  # [(nW,) heads, L, L]
+        length, heads, hd = x.shape[1], self.num_heads, c // self.num_heads
+        qkv = self.qkv(x).reshape(-1, n_windows, length, 3, heads, hd).permute(3, 0, 1, 4, 2, 5)
+        # 4-D inputs and a mask that broadcasts over the batch, which the fused kernels take
+        if mask is None:  # one bias for every window: windows on the batch axis
+            q, k, v = qkv.reshape(3, -1, heads, length, hd).unbind(0)
+            attn_mask = bias[None]
+        else:  # a mask per window: windows × heads on the head axis
+            q, k, v = qkv.reshape(3, -1, n_windows * heads, length, hd).unbind(0)
+            attn_mask = (bias + mask[:, None]).reshape(1, n_windows * heads, length, length)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask.to(q.dtype))
-        y = self.proj(y.permute(0, 1, 3, 2, 4).reshape(-1, length, c))
+        y = y.reshape(-1, n_windows, heads, length, hd).permute(0, 1, 3, 2, 4)
+        y = self.proj(y.reshape(-1, length, c))
 
         parts = y.split(n, dim=1) if joint and s > 1 else y.chunk(s, dim=0)
         out = []
