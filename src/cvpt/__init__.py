@@ -17,16 +17,19 @@ from cvpt.errors import (
     VideoNotFoundError,
 )
 from cvpt.models import (
+    BackboneMismatchError,
     CheckpointError,
     CompressedVideoModel,
     create_model,
     load_backbone,
+    load_model,
     save_backbone,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackboneMismatchError",
     "CheckpointError",
     "CompressedClip",
     "CompressedVideoModel",
@@ -44,6 +47,7 @@ __all__ = [
     "__version__",
     "create_model",
     "load_backbone",
+    "load_model",
     "probe",
     "read_clip",
     "reencode",

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     except VideoError as e:
         print(f"cvpt {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"cvpt {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from cvpt.codec.reader import count_gops, read_clip
-from cvpt.codec.sampling import view_start_gops
+from cvpt.codec.sampling import ClipSpec, view_start_gops
 from cvpt.data.splits import Sample, resolve_video
 from cvpt.data.transforms import apply_crop, eval_crops, resize_short_side, train_crop
 from cvpt.errors import VideoError
@@ -27,13 +27,14 @@ MAX_REPLACEMENTS = 10  # a sample whose 10 substitutes all fail is a dataset-wid
 
 
 class CompressedVideoDataset(Dataset):
-    """``dataset[(epoch, index)]`` → dict with ``iframes [3,4,S,S]``, ``mvs [2,12,S,S]``,
-    ``residuals [3,12,S,S]`` (train), or ``[V, ...]`` stacks of V = views × crops (eval), plus
-    ``label``, ``index`` and ``failed`` (list of ``(path, reason)`` replaced on the way).
+    """``dataset[(epoch, index)]`` → dict with ``iframes [3,T_I,S,S]``, ``mvs [2,T_P,S,S]``,
+    ``residuals [3,T_P,S,S]`` (train; T_I and T_P from ``clip``, the paper's 4 and 12 by
+    default), or ``[V, ...]`` stacks of V = views × crops (eval), plus ``label``, ``index`` and
+    ``failed`` (list of ``(path, reason)`` replaced on the way).
 
-    ``train=True``: random start GOP and P positions, multi-scale crop, flip (unless
-    ``flip=False``, e.g. SSv2). ``train=False``: ``views`` clips spread over the video ×
-    ``crops`` (1 or 3) crops.
+    ``clip`` (:class:`ClipSpec`) is handed to every :func:`read_clip`. ``train=True``: random
+    start GOP and P positions, multi-scale crop, flip (unless ``flip=False``, e.g. SSv2).
+    ``train=False``: ``views`` clips spread over the video × ``crops`` (1 or 3) crops.
     """
 
     def __init__(
@@ -48,7 +49,7 @@ class CompressedVideoDataset(Dataset):
         views: int = 1,
         crops: int = 1,
         seed: int = 0,
-        read_options: dict | None = None,
+        clip: ClipSpec | None = None,
         mv_clip: float = 20.0,
     ):
         if not samples:
@@ -56,7 +57,7 @@ class CompressedVideoDataset(Dataset):
         self.root, self.samples, self.train = Path(root), samples, train
         self.size, self.short_side, self.flip = size, short_side, flip
         self.views, self.crops, self.seed = views, crops, seed
-        self.read_options = read_options or {}
+        self.clip = clip or ClipSpec()
         self.mv_clip = mv_clip
 
     def __len__(self) -> int:
@@ -88,17 +89,15 @@ class CompressedVideoDataset(Dataset):
             raise VideoError(self.root / sample.path, "listed in the annotations but not found")
         if self.train:
             clip = resize_short_side(
-                read_clip(path, train=True, rng=rng, **self.read_options), self.short_side
+                read_clip(path, self.clip, train=True, rng=rng), self.short_side
             )
             h, w = clip.iframes.shape[1:3]
             crop = train_crop(h, w, rng, size=self.size, flip=self.flip)
             return apply_crop(clip, crop, self.mv_clip)
         views = []
-        gops = count_gops(path, self.read_options.get("gop_size", 12))
-        for start in view_start_gops(gops, 4, self.views):
-            clip = resize_short_side(
-                read_clip(path, start_gop=start, **self.read_options), self.short_side
-            )
+        gops = count_gops(path, self.clip.gop_size)
+        for start in view_start_gops(gops, self.clip.num_gops, self.views):
+            clip = resize_short_side(read_clip(path, self.clip, start_gop=start), self.short_side)
             h, w = clip.iframes.shape[1:3]
             views += [
                 apply_crop(clip, c, self.mv_clip)
@@ -147,9 +146,15 @@ class EpochSampler(Sampler):
 
 
 def worker_init(_worker_id: int) -> None:
-    """One thread per worker for torch and OpenCV: workers already use every core."""
+    """One thread per worker for torch and OpenCV: workers already use every core. SIGTERM and
+    SIGINT sent to the whole process group are ignored here: the training process stops at its
+    next step boundary with a checkpoint, and needs its workers until then."""
+    import signal
+
     import cv2
 
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, signal.SIG_IGN)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -5,12 +5,14 @@ from cvpt.models.backbone import VideoBackbone
 from cvpt.models.checkpoint import CheckpointError, load_backbone, save_backbone
 from cvpt.models.compressed import METHODS, CompressedVideoModel, TuningOptions
 from cvpt.models.factory import create_model
+from cvpt.models.pretrained import BackboneMismatchError, load_model
 from cvpt.models.registry import backbone_config, create_backbone, list_backbones
 from cvpt.models.swin import SwinConfig, SwinTransformer3d
 from cvpt.models.vit import VisionTransformer, ViTConfig
 
 __all__ = [
     "METHODS",
+    "BackboneMismatchError",
     "CheckpointError",
     "CompressedVideoModel",
     "SwinConfig",
@@ -24,5 +26,6 @@ __all__ = [
     "create_model",
     "list_backbones",
     "load_backbone",
+    "load_model",
     "save_backbone",
 ]

@@ -14,7 +14,7 @@ from cvpt.codec.encode import reencode
 from cvpt.codec.probe import probe
 from cvpt.data.dataset import CompressedVideoDataset, collate
 from cvpt.data.splits import Sample
-from cvpt.training.checkpoint import last_checkpoint, load_checkpoint, model_identity
+from cvpt.training.checkpoint import STATE, last_checkpoint, load_checkpoint, model_identity
 from cvpt.training.config import load_run_config
 from cvpt.training.evaluate import predict_batch
 from cvpt.training.trainer import build_model, pick_device
@@ -23,7 +23,7 @@ from cvpt.training.trainer import build_model, pick_device
 def find_run(checkpoint: str | Path) -> tuple[Path, Path]:
     """``(run folder, checkpoint folder)`` from either of them."""
     p = Path(checkpoint)
-    if (p / "state.pt").exists():
+    if (p / STATE).exists():
         return p.parent.parent, p
     ckpt = last_checkpoint(p)
     if ckpt is None:
@@ -31,14 +31,29 @@ def find_run(checkpoint: str | Path) -> tuple[Path, Path]:
     return p, ckpt
 
 
-def load_trained(checkpoint: str | Path):
+def load_trained(
+    checkpoint: str | Path,
+    *,
+    backbone_checkpoint: str | Path | None = None,
+    allow_other_backbone: bool = False,
+):
     """``(model in eval mode, run config, class names, checkpoint folder)`` of a trained run
-    (its folder or one of its checkpoints)."""
+    (its folder or one of its checkpoints). The backbone is the run's (or
+    ``backbone_checkpoint``) and must be the one the run was tuned on
+    (:class:`cvpt.BackboneMismatchError` otherwise, unless ``allow_other_backbone``)."""
     run, ckpt = find_run(checkpoint)
-    cfg = load_run_config(run)
+    overrides = (
+        [] if backbone_checkpoint is None else [f"backbone_checkpoint={backbone_checkpoint}"]
+    )
+    cfg = load_run_config(run, overrides)
     classes = json.loads((run / "classes.json").read_text())
     model = build_model(cfg, len(classes), pick_device(cfg.device))
-    load_checkpoint(ckpt, model, identity=model_identity(cfg, len(classes)))
+    load_checkpoint(
+        ckpt,
+        model,
+        identity=model_identity(cfg, model, len(classes)),
+        allow_other_backbone=allow_other_backbone,
+    )
     return model.eval(), cfg, classes, ckpt
 
 
@@ -68,6 +83,7 @@ def load_views(video: Path, cfg, views: int = 1, crops: int = 1) -> dict:
         short_side=cfg.short_side,
         views=views,
         crops=crops,
+        clip=cfg.clip,
         mv_clip=cfg.mv_clip,
     )
     batch = collate([ds[0]])
@@ -78,11 +94,23 @@ def load_views(video: Path, cfg, views: int = 1, crops: int = 1) -> dict:
 
 
 def predict_video(
-    video: str | Path, checkpoint: str | Path, *, views: int = 2, crops: int = 3, top: int = 5
+    video: str | Path,
+    checkpoint: str | Path,
+    *,
+    views: int = 2,
+    crops: int = 3,
+    top: int = 5,
+    backbone_checkpoint: str | Path | None = None,
+    allow_other_backbone: bool = False,
 ) -> dict:
     """Class probabilities for one video (re-encoded in a temporary folder unless it is already
-    MPEG-4 GOP 12), averaged over ``views`` clips × ``crops`` crops."""
-    model, cfg, classes, ckpt = load_trained(checkpoint)
+    MPEG-4 GOP 12), averaged over ``views`` clips × ``crops`` crops. The backbone must be the
+    one the run was tuned on (see :func:`load_trained`)."""
+    model, cfg, classes, ckpt = load_trained(
+        checkpoint,
+        backbone_checkpoint=backbone_checkpoint,
+        allow_other_backbone=allow_other_backbone,
+    )
     device = next(model.parameters()).device
     with prepared(video, cfg.short_side) as path:
         batch = load_views(path, cfg, views, crops)
