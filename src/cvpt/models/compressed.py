@@ -44,9 +44,7 @@ class TuningOptions:
     hidden_dim: int = 8  # d' = d/α, α = 96 for ViT-B; kept at 8 for other widths
     sccp_skip: bool = False  # True: SCCP adds to the MV/residual streams instead of replacing them
     inputs: str = "all"  # "iframe": the blocks see only I-frame tokens (a no-motion control)
-    # windowed backbones (Swin): "joint" = the streams share each window (DESIGN.md §8);
-    # "separate" = each stream attends within itself, SCCP is the only cross-modal path
-    stream_attention: str = "joint"
+    stream_attention: str = "joint"  # Swin: streams share each window; "separate": no cross-talk
 
     def to_dict(self) -> dict:
         return asdict(self)

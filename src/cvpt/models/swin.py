@@ -57,20 +57,20 @@ class SwinConfig:
 
     family: ClassVar[str] = "swin"
 
-    embed_dim: int = 128
-    depths: tuple[int, ...] = (2, 2, 18, 2)
-    num_heads: tuple[int, ...] = (4, 8, 16, 32)
-    patch_size: tuple[int, int, int] = (2, 4, 4)
-    window_size: tuple[int, int, int] = (8, 7, 7)  # (16, 7, 7) for the SSv2 model
-    mlp_ratio: float = 4.0
-    in_chans: int = 3
+    embed_dim: int = 128  # stage-1 token width C (stage s: C·2^s)
+    depths: tuple[int, ...] = (2, 2, 18, 2)  # blocks per stage
+    num_heads: tuple[int, ...] = (4, 8, 16, 32)  # attention heads per stage
+    patch_size: tuple[int, int, int] = (2, 4, 4)  # (frames, pixels, pixels) per input token
+    window_size: tuple[int, int, int] = (8, 7, 7)  # attention window in tokens; SSv2: (16, 7, 7)
+    mlp_ratio: float = 4.0  # MLP hidden width / C
+    in_chans: int = 3  # input channels (RGB)
     num_classes: int = 0  # 0: no head (forward_head returns pooled features)
-    qkv_bias: bool = True
+    qkv_bias: bool = True  # biases on q, k and v
     patch_norm: bool = True  # LayerNorm right after the patch Conv3d
-    norm_eps: float = 1e-5
-    # stochastic depth, linear over all blocks from 0 (torchvision's builders and mmaction2 1.x:
-    # 0.1; the official K400 Swin-B configs trained with 0.2 (IN-22K init) or 0.3 (IN-1K init))
-    drop_path_rate: float = 0.1
+    norm_eps: float = 1e-5  # LayerNorm eps everywhere
+    # torchvision's builders and mmaction2 1.x: 0.1; the official K400 Swin-B configs trained
+    # with 0.2 (IN-22K init) or 0.3 (IN-1K init)
+    drop_path_rate: float = 0.1  # stochastic depth, rising linearly over the blocks from 0
     img_size: int = 224  # nominal: used for reports; any size works (the input is padded)
     num_frames: int = 32  # nominal, idem (K400 models: 32 frames, stride 2)
 
