@@ -443,3 +443,21 @@ def test_inside_view_maps_lie_on_each_stage_grid():
     assert out["token_norm"].shape == out["cam"].shape == (2, 8, 8)  # 64/4 = 16, merged once
     assert out["attention"][0].shape == (2, 16, 16) and out["attention"][3].shape == (2, 8, 8)
     assert out["probs"].shape == (7,)
+
+
+def test_a_tuned_swin_model_saves_and_loads_with_its_family(tmp_path):
+    from cvpt.models.pretrained import load_model, save_pretrained
+
+    torch.manual_seed(3)
+    model = cvpt.create_model("cvpt", **SWIN).eval()
+    model.origin = {"seed": 3, "backbone_options": SWIN["backbone_options"]}
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.01)  # tuned values, not the initialisation
+    save_pretrained(model, tmp_path / "tuned")
+    back = load_model(tmp_path / "tuned")
+    assert back.backbone.family == "swin" and back.identity["backbone"].startswith("swin(")
+    x = _clips(1)
+    with torch.no_grad():
+        assert torch.equal(model(*x), back(*x))

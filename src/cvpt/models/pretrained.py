@@ -144,6 +144,7 @@ def save_pretrained(
         "num_classes": model.backbone.cfg.num_classes,
         "class_names": class_names if class_names is not None else model.class_names,
         "input": input_spec if input_spec is not None else model.input_spec,
+        "backbone_family": model.backbone.family,
         "backbone_config": model.backbone.cfg.to_dict(),
         "backbone_options": origin.get("backbone_options") or {},
         "backbone_checkpoint": origin.get("backbone_checkpoint"),
@@ -203,9 +204,11 @@ def load_model(
         # a registered architecture, sized exactly as saved
         options = {**config["backbone_config"], **options}
         options.pop("num_classes", None)
+    # the saved config sizes everything; the variant only names the family (older folders: ViT)
+    family = config.get("backbone_family", "vit")
     model = create_model(
         config["method"],
-        backbone="vit_base",
+        backbone={"vit": "vit_base", "swin": "swin_base"}[family],
         num_classes=config["num_classes"],
         backbone_checkpoint=ckpt,
         backbone_options=options,
