@@ -51,6 +51,7 @@ class CompressedVideoDataset(Dataset):
         seed: int = 0,
         clip: ClipSpec | None = None,
         mv_clip: float = 20.0,
+        twins: bool = True,
     ):
         if not samples:
             raise ValueError(f"{root}: no samples to read")
@@ -59,6 +60,7 @@ class CompressedVideoDataset(Dataset):
         self.views, self.crops, self.seed = views, crops, seed
         self.clip = clip or ClipSpec()
         self.mv_clip = mv_clip
+        self.twins = twins  # read a listed video's prepared .mp4 twin (splits.resolve_video)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -84,7 +86,7 @@ class CompressedVideoDataset(Dataset):
         )
 
     def _load(self, sample: Sample, rng: np.random.Generator) -> dict:
-        path = resolve_video(self.root, sample.path)
+        path = resolve_video(self.root, sample.path, twins=self.twins)
         if path is None:
             raise VideoError(self.root / sample.path, "listed in the annotations but not found")
         if self.train:

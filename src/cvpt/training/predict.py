@@ -85,6 +85,7 @@ def load_views(video: Path, cfg, views: int = 1, crops: int = 1) -> dict:
         crops=crops,
         clip=cfg.clip,
         mv_clip=cfg.mv_clip,
+        twins=False,  # this file, even beside an .mp4 of the same name
     )
     batch = collate([ds[0]])
     if batch["failed"]:
