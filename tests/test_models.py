@@ -177,7 +177,7 @@ def test_low_rank_embeddings_shrink_the_per_task_checkpoint():
     assert low["tunable_without_embeddings"] == full["tunable_without_embeddings"]
 
 
-@pytest.mark.parametrize("name", list_backbones())
+@pytest.mark.parametrize("name", list_backbones("vit"))
 def test_every_registered_backbone_builds_and_runs(name):
     with torch.device("meta"):
         vit = create_backbone(name, num_classes=3)
@@ -343,3 +343,25 @@ def test_checkpointing_the_first_k_blocks_trades_memory_step_by_step():
     assert held[0] > held[1] > held[2] > held[3]
     # each checkpointed block sheds the same activations (all blocks are alike)
     assert held[0] - held[1] == held[1] - held[2] == held[2] - held[3]
+
+
+@pytest.mark.parametrize("was, reading", [(True, "add"), (False, "replace")])
+def test_a_model_saved_with_sccp_skip_loads_in_its_reading(tmp_path, was, reading):
+    import json
+
+    from cvpt.models.pretrained import load_model, save_pretrained
+
+    torch.manual_seed(3)
+    model = cvpt.create_model("cvpt", sccp_update=reading, **TINY).eval()
+    model.origin = {"seed": 3, "backbone_options": TINY["backbone_options"]}
+    save_pretrained(model, tmp_path / "tuned")
+    config = tmp_path / "tuned" / "config.json"
+    saved = json.loads(config.read_text())
+    del saved["options"]["sccp_update"]  # as written before the option's rename
+    saved["options"]["sccp_skip"] = was
+    config.write_text(json.dumps(saved))
+    back = load_model(tmp_path / "tuned")
+    assert back.options.sccp_update == reading
+    x = _inputs()
+    with torch.no_grad():
+        assert torch.equal(model(*x), back(*x))
