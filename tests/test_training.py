@@ -96,7 +96,9 @@ def test_unknown_config_key_lists_the_valid_ones(tmp_path):
     with pytest.raises(ValueError, match="batchsize"):
         load_config(tmp_path / "c.yaml")
     cfg = load_config(None, ["model_options={sccp_layers: 1}", "flip=false", "epochs=2"])
-    assert cfg.model_options == {"sccp_layers": 1} and cfg.flip is False and cfg.epochs == 2
+    # a CVPT run records the reading of SCCP it trains (docs/design.md)
+    assert cfg.model_options == {"sccp_layers": 1, "sccp_update": "add"}
+    assert cfg.flip is False and cfg.epochs == 2
 
 
 def test_train_learns_motion_and_writes_the_run(tiny_dataset, tmp_path):
