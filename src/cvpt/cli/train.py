@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from cvpt.cli.common import add_command
+from cvpt.errors import ConfigError, RunError
 
 
 def register(sub) -> None:
@@ -87,7 +88,7 @@ def run_train(args) -> int:
             print(f"{k}: {v!r}")
         return 0
     if not args.out:
-        raise ValueError("--out is required: the run folder")
+        raise ConfigError("--out is required: the run folder")
     if args.resume and args.config is None and (Path(args.out) / "config.yaml").exists():
         cfg = load_run_config(Path(args.out), args.set)
     else:
@@ -120,7 +121,7 @@ def run_eval(args) -> int:
     cfg = load_run_config(run, overrides)
     ckpt = last_checkpoint(run)
     if ckpt is None:
-        raise FileNotFoundError(f"{run}: no checkpoint (was the run started with cvpt train?)")
+        raise RunError(f"{run}: no checkpoint (was the run started with cvpt train?)")
     r = Run(cfg, run, resume=True)
     load_checkpoint(ckpt, r.model, identity=r.identity)  # the tuned tensors over the seeded model
     m = r.evaluate()

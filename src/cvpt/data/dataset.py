@@ -19,21 +19,31 @@ from torch.utils.data import Dataset, Sampler
 from cvpt.codec.reader import count_gops, read_clip
 from cvpt.codec.sampling import view_start_gops
 from cvpt.data.splits import Sample, resolve_video
-from cvpt.data.transforms import apply_crop, eval_crops, resize_short_side, train_crop
-from cvpt.errors import VideoError
+from cvpt.data.transforms import ClipTransform
+from cvpt.errors import DataError, VideoError
 
 log = logging.getLogger("cvpt.data")
 MAX_REPLACEMENTS = 10  # a sample whose 10 substitutes all fail is a dataset-wide problem
 
 
 class CompressedVideoDataset(Dataset):
-    """``dataset[(epoch, index)]`` → dict with ``iframes [3,4,S,S]``, ``mvs [2,12,S,S]``,
-    ``residuals [3,12,S,S]`` (train), or ``[V, ...]`` stacks of V = views × crops (eval), plus
-    ``label``, ``index`` and ``failed`` (list of ``(path, reason)`` replaced on the way).
+    """Prepared videos as model inputs, read in the compressed domain.
+
+    ``dataset[index]`` (or ``dataset[(epoch, index)]``, what :class:`EpochSampler` yields) is a
+    dict of float32 tensors ``iframes [3, 4, S, S]``, ``mvs [2, 12, S, S]``, ``residuals
+    [3, 12, S, S]`` (train), or ``[V, ...]`` stacks of V = views × crops clips (eval), plus
+    ``label`` (int), ``index`` (the sample actually read) and ``failed`` (``(path, reason)`` of
+    each video that failed to decode and was replaced by another sample). Batch it with
+    :func:`collate` (PyTorch's default collate cannot stack the ``failed`` lists).
 
     ``train=True``: random start GOP and P positions, multi-scale crop, flip (unless
-    ``flip=False``, e.g. SSv2). ``train=False``: ``views`` clips spread over the video ×
-    ``crops`` (1 or 3) crops.
+    ``flip=False``, e.g. SSv2), all drawn from ``(seed, epoch, index)``: call
+    :meth:`set_epoch` before each epoch when indexing by ``int`` (a plain ``DataLoader``), or
+    key by ``(epoch, index)``. ``train=False``: ``views`` clips spread over the video ×
+    ``crops`` (1 or 3) crops, the same every epoch.
+
+    Raises :class:`cvpt.errors.DataError` for an empty sample list, or when a sample and its
+    10 substitutes all fail (a dataset-wide problem).
     """
 
     def __init__(
@@ -52,18 +62,25 @@ class CompressedVideoDataset(Dataset):
         mv_clip: float = 20.0,
     ):
         if not samples:
-            raise ValueError(f"{root}: no samples to read")
+            raise DataError(f"{root}: no samples to read")
         self.root, self.samples, self.train = Path(root), samples, train
-        self.size, self.short_side, self.flip = size, short_side, flip
-        self.views, self.crops, self.seed = views, crops, seed
+        self.views, self.seed, self.epoch = views, seed, 0
         self.read_options = read_options or {}
-        self.mv_clip = mv_clip
+        self.transform = ClipTransform(
+            size=size, short_side=short_side, train=train, flip=flip, crops=crops, mv_clip=mv_clip
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose random clips ``dataset[index]`` draws (``(epoch, index)`` keys carry
+        their own). With ``persistent_workers=True`` the workers keep their copy: use
+        :class:`EpochSampler` there."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict:
-        epoch, index = key if isinstance(key, tuple) else (0, key)
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         failed: list[tuple[str, str]] = []
         rng = np.random.default_rng([self.seed, epoch, index])
         target = index
@@ -77,7 +94,7 @@ class CompressedVideoDataset(Dataset):
                 failed.append((str(self.root / sample.path), e.reason))
                 log.warning("skipping %s: %s", self.root / sample.path, e.reason)
                 target = int(rng.integers(len(self.samples)))
-        raise RuntimeError(
+        raise DataError(
             f"{MAX_REPLACEMENTS + 1} videos in a row failed to decode, e.g. "
             + "; ".join(f"{p}: {r}" for p, r in failed[:3])
         )
@@ -87,28 +104,27 @@ class CompressedVideoDataset(Dataset):
         if path is None:
             raise VideoError(self.root / sample.path, "listed in the annotations but not found")
         if self.train:
-            clip = resize_short_side(
-                read_clip(path, train=True, rng=rng, **self.read_options), self.short_side
-            )
-            h, w = clip.iframes.shape[1:3]
-            crop = train_crop(h, w, rng, size=self.size, flip=self.flip)
-            return apply_crop(clip, crop, self.mv_clip)
-        views = []
-        gops = count_gops(path, self.read_options.get("gop_size", 12))
-        for start in view_start_gops(gops, 4, self.views):
-            clip = resize_short_side(
-                read_clip(path, start_gop=start, **self.read_options), self.short_side
-            )
-            h, w = clip.iframes.shape[1:3]
-            views += [
-                apply_crop(clip, c, self.mv_clip)
-                for c in eval_crops(h, w, size=self.size, num_crops=self.crops)
-            ]
-        return {k: torch.stack([v[k] for v in views]) for k in views[0]}
+            return self.transform(read_clip(path, train=True, rng=rng, **self.read_options), rng)
+        return read_views(path, self.transform, self.views, self.read_options)
+
+
+def read_views(
+    path: str | Path, transform: ClipTransform, clips: int, read_options: dict | None = None
+) -> dict[str, torch.Tensor]:
+    """Multi-view testing input of one video: ``clips`` clips spread evenly over it, each cut
+    into ``transform.crops`` crops: tensors ``[V, C, T, S, S]``, V = clips × crops (clip-major).
+    Raises :class:`cvpt.VideoError` (naming the file) when the video cannot be read."""
+    read_options = read_options or {}
+    views = []
+    gops = count_gops(path, read_options.get("gop_size", 12))
+    for start in view_start_gops(gops, 4, clips):
+        views += transform.crops_of(read_clip(path, start_gop=start, **read_options))
+    return {k: torch.stack([v[k] for v in views]) for k in views[0]}
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack tensors, keep the ``failed`` lists of every item."""
+    """Batch dataset items: tensors stacked (``[B, ...]``), ``label`` and ``index`` as ``[B]``
+    int64, ``failed`` one flat list of every ``(path, reason)`` replaced on the way."""
     out = {k: torch.stack([it[k] for it in items]) for k in ("iframes", "mvs", "residuals")}
     out["label"] = torch.tensor([it["label"] for it in items])
     out["index"] = torch.tensor([it["index"] for it in items])

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cvpt.codec.container import VIDEO_EXTENSIONS
+from cvpt.errors import DataError, MissingFileError
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Sample:
 def _lines(path: Path) -> list[str]:
     """Non-empty lines without their CR/LF or surrounding spaces."""
     if not path.exists():
-        raise FileNotFoundError(f"{path}: annotation file not found")
+        raise MissingFileError(f"{path}: annotation file not found")
     return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
 
@@ -40,30 +41,30 @@ class UCF101Splits:
 
     def __init__(self, annotations: str | Path, split: int = 1):
         if split not in (1, 2, 3):
-            raise ValueError(f"UCF-101 has splits 1, 2, 3; got {split}")
+            raise DataError(f"UCF-101 has splits 1, 2, 3; got {split}")
         self.dir, self.split = Path(annotations), split
         self.classes: list[str] = []
         for ln in _lines(self.dir / "classInd.txt"):
             idx, name = ln.split()
             if int(idx) != len(self.classes) + 1:
-                raise ValueError(f"{self.dir / 'classInd.txt'}: index {idx} out of order")
+                raise DataError(f"{self.dir / 'classInd.txt'}: index {idx} out of order")
             self.classes.append(name)
         self._index = {c: i for i, c in enumerate(self.classes)}
 
     def samples(self, subset: str) -> list[Sample]:
         name = {"train": "trainlist", "test": "testlist"}.get(subset)
         if name is None:
-            raise ValueError(f"UCF-101 subsets are {self.subsets}; got {subset!r}")
+            raise DataError(f"UCF-101 subsets are {self.subsets}; got {subset!r}")
         path = self.dir / f"{name}{self.split:02d}.txt"
         out = []
         for ln in _lines(path):
             parts = ln.split()
             folder = parts[0].split("/")[0]
             if folder not in self._index:
-                raise ValueError(f"{path}: unknown class folder {folder!r} in {ln!r}")
+                raise DataError(f"{path}: unknown class folder {folder!r} in {ln!r}")
             label = self._index[folder]
             if len(parts) > 1 and int(parts[1]) - 1 != label:
-                raise ValueError(f"{path}: label {parts[1]} disagrees with the folder in {ln!r}")
+                raise DataError(f"{path}: label {parts[1]} disagrees with the folder in {ln!r}")
             out.append(Sample(parts[0], label))
         return out
 
@@ -79,7 +80,7 @@ class HMDB51Splits:
 
     def __init__(self, annotations: str | Path, split: int = 1):
         if split not in (1, 2, 3):
-            raise ValueError(f"HMDB-51 has splits 1, 2, 3; got {split}")
+            raise DataError(f"HMDB-51 has splits 1, 2, 3; got {split}")
         self.dir, self.split = Path(annotations), split
         files = {}
         for p in self.dir.glob(f"*_test_split{split}.txt"):
@@ -87,14 +88,14 @@ class HMDB51Splits:
             if m:
                 files[m["cls"]] = p
         if not files:
-            raise FileNotFoundError(f"{self.dir}: no *_test_split{split}.txt files")
+            raise MissingFileError(f"{self.dir}: no *_test_split{split}.txt files")
         self.classes = sorted(files)
         self._files = files
 
     def samples(self, subset: str) -> list[Sample]:
         tag = {"train": "1", "test": "2"}.get(subset)
         if tag is None:
-            raise ValueError(f"HMDB-51 subsets are {self.subsets}; got {subset!r}")
+            raise DataError(f"HMDB-51 subsets are {self.subsets}; got {subset!r}")
         out = []
         for label, cls in enumerate(self.classes):
             for ln in _lines(self._files[cls]):
@@ -123,15 +124,15 @@ class SSv2Splits:
 
     def samples(self, subset: str) -> list[Sample]:
         if subset not in self.subsets:
-            raise ValueError(f"SSv2 subsets are {self.subsets}; got {subset!r}")
+            raise DataError(f"SSv2 subsets are {self.subsets}; got {subset!r}")
         path = self.dir / f"something-something-v2-{subset}.json"
         if not path.exists():
-            raise FileNotFoundError(f"{path}: annotation file not found")
+            raise MissingFileError(f"{path}: annotation file not found")
         out = []
         for item in json.loads(path.read_text()):
             template = item["template"].replace("[", "").replace("]", "")
             if template not in self._ids:
-                raise ValueError(f"{path}: video {item['id']}: unknown template {template!r}")
+                raise DataError(f"{path}: video {item['id']}: unknown template {template!r}")
             out.append(Sample(f"{item['id']}.webm", self._ids[template]))
         return out
 
@@ -149,7 +150,7 @@ class ListSplits:
             [p] if p.is_file() else sorted(f for f in p.glob("*") if f.suffix in (".txt", ".csv"))
         )
         if not files:
-            raise FileNotFoundError(f"{p}: no .txt or .csv list files")
+            raise MissingFileError(f"{p}: no .txt or .csv list files")
         self._files = {f.stem: f for f in files}
         self.subsets = tuple(self._files)
         labels = {s.label for sub in self.subsets for s in self.samples(sub)}
@@ -158,7 +159,7 @@ class ListSplits:
         if (folder / "classes.json").exists():
             names = json.loads((folder / "classes.json").read_text())
             if not isinstance(names, list) or len(names) < len(self.classes):
-                raise ValueError(
+                raise DataError(
                     f"{folder / 'classes.json'}: expected a list of at least "
                     f"{len(self.classes)} class names"
                 )
@@ -168,13 +169,13 @@ class ListSplits:
 
     def samples(self, subset: str) -> list[Sample]:
         if subset not in self._files:
-            raise ValueError(f"subsets are {self.subsets}; got {subset!r}")
+            raise DataError(f"subsets are {self.subsets}; got {subset!r}")
         path = self._files[subset]
         out = []
         for row in _lines(path):
             parts = row.rsplit(",", 1) if "," in row else row.rsplit(None, 1)
             if len(parts) != 2 or not parts[1].strip().isdigit():
-                raise ValueError(f"{path}: expected 'path label', got {row!r}")
+                raise DataError(f"{path}: expected 'path label', got {row!r}")
             out.append(Sample(parts[0].strip(), int(parts[1])))
         return out
 
@@ -186,7 +187,7 @@ class FolderSplits:
     def __init__(self, annotations: str | Path, split: int = 1):
         self.root = Path(annotations)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"{self.root}: not a folder")
+            raise MissingFileError(f"{self.root}: not a folder")
         subdirs = [d.name for d in self.root.iterdir() if d.is_dir()]
         nested = {"train", "val", "validation", "test"} & set(subdirs)
         self.subsets = tuple(sorted(nested)) if nested else ("all",)
@@ -200,7 +201,7 @@ class FolderSplits:
 
     def samples(self, subset: str) -> list[Sample]:
         if subset not in self.subsets:
-            raise ValueError(f"subsets are {self.subsets}; got {subset!r}")
+            raise DataError(f"subsets are {self.subsets}; got {subset!r}")
         base = self.root if subset == "all" else self.root / subset
         out = []
         for label, cls in enumerate(self.classes):
@@ -224,7 +225,7 @@ DATASETS = {
 def open_splits(dataset: str, annotations: str | Path, split: int = 1):
     """The split parser for ``dataset`` (one of :data:`DATASETS`)."""
     if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
+        raise DataError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
     return DATASETS[dataset](annotations, split)
 
 

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from cvpt.data.synth import synthesize
 from cvpt.demo.cache import ClipTensors, load_clips
 from cvpt.demo.tune import TuneSettings, Variant, tune
+from cvpt.errors import MissingFileError
 from cvpt.io import write_json
 from cvpt.models.checkpoint import load_backbone
 from cvpt.models.report import model_row
@@ -100,7 +101,7 @@ def run_demo(
     t_start = time.perf_counter()
     ckpt = Path(backbone_checkpoint) if backbone_checkpoint else shipped_backbone()
     if not ckpt.exists():
-        raise FileNotFoundError(f"{ckpt}: the pre-trained backbone is missing")
+        raise MissingFileError(f"{ckpt}: the pre-trained backbone is missing")
     vit = load_backbone(ckpt, verbose=progress)  # fails early, and shows its key table once
     # the random-backbone controls get the checkpoint's architecture, whatever checkpoint it is
     arch = {k: getattr(vit.cfg, k) for k in ARCHITECTURE}

@@ -27,10 +27,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from cvpt.errors import CvptError
 from cvpt.models.vit import VisionTransformer, ViTConfig
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CvptError, ValueError):
     """A checkpoint could not be read or does not fit the backbone; names the file."""
 
     def __init__(self, path, reason: str):

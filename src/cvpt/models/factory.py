@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cvpt.errors import ConfigError
 from cvpt.models.checkpoint import load_backbone
 from cvpt.models.compressed import METHODS, CompressedVideoModel, TuningOptions
 from cvpt.models.registry import create_backbone
@@ -26,16 +27,16 @@ def create_model(
     head is replaced by one for ``num_classes``. ``options`` are :class:`TuningOptions` fields.
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     valid = TuningOptions().to_dict()
     unknown = set(options) - set(valid)
     if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)}; valid: {', '.join(sorted(valid))}")
+        raise ConfigError(f"unknown options {sorted(unknown)}; valid: {', '.join(sorted(valid))}")
     if backbone_checkpoint is not None:
         vit = load_backbone(backbone_checkpoint, **(backbone_options or {}))
         if vit.cfg.num_classes != num_classes or vit.fc_norm is None:
             if vit.fc_norm is None:
-                raise ValueError(
+                raise ConfigError(
                     f"{backbone_checkpoint}: a pre-training encoder without mean pooling; pass "
                     "backbone_options={'use_mean_pooling': True} to tune it with a fresh fc_norm"
                 )

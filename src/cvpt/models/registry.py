@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from cvpt.errors import ConfigError
 from cvpt.models.vit import VisionTransformer, ViTConfig
 
 _BACKBONES: dict[str, Callable[[], ViTConfig]] = {}
@@ -41,12 +42,12 @@ def list_backbones() -> list[str]:
 def backbone_config(name: str, **overrides) -> ViTConfig:
     """The registered config ``name`` with ``overrides`` (any :class:`ViTConfig` field)."""
     if name not in _BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}")
+        raise ConfigError(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}")
     cfg = _BACKBONES[name]()
     unknown = set(overrides) - set(cfg.to_dict())
     if unknown:
         valid = sorted(cfg.to_dict())
-        raise ValueError(f"unknown backbone options {sorted(unknown)}; valid: {valid}")
+        raise ConfigError(f"unknown backbone options {sorted(unknown)}; valid: {valid}")
     for k, v in overrides.items():
         setattr(cfg, k, v)
     return cfg

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from cvpt.errors import RunError
 from cvpt.io import write_json
 
 KEEP = 2  # checkpoint folders kept per run
@@ -80,7 +81,7 @@ def check_identity(path: Path, saved: dict, expected: dict) -> None:
     diff = {k: (saved.get(k), v) for k, v in expected.items() if saved.get(k) != v}
     if diff:
         detail = "; ".join(f"{k}: checkpoint {a!r}, run {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(f"{path}: checkpoint made by another model ({detail})")
+        raise RunError(f"{path}: checkpoint made by another model ({detail})")
 
 
 def load_checkpoint(path: Path, model, opt=None, sched=None, identity: dict | None = None) -> dict:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from cvpt.errors import ConfigError
+
 
 @dataclass
 class TrainConfig:
@@ -67,16 +69,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         loaded = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a config must be a mapping of key: value")
+            raise ConfigError(f"{path}: a config must be a mapping of key: value")
         data.update(loaded)
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--set expects key=value, got {item!r}")
+            raise ConfigError(f"--set expects key=value, got {item!r}")
         data[key.strip()] = _parse_value(value)
     unknown = sorted(set(data) - set(valid_keys()))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown config key(s) {unknown}{f' in {path}' if path else ''}; "
             f"valid keys: {', '.join(valid_keys())}"
         )

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from cvpt.data.dataset import CompressedVideoDataset, EpochSampler, collate, worker_init
 from cvpt.data.splits import open_splits
+from cvpt.errors import RunExistsError
 from cvpt.io import atomic_output, write_json
 from cvpt.models.factory import create_model
 from cvpt.training import dist
@@ -155,7 +156,7 @@ class Run:
                     with atomic_output(metrics_file) as tmp:
                         tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
         elif self.resume is False and (self.out / "checkpoints").exists() and self.info.main:
-            raise FileExistsError(
+            raise RunExistsError(
                 f"{self.out} holds a run already: pass --resume to continue it, or another --out"
             )
         if self.info.main:
