@@ -24,13 +24,13 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from cvpt.bench.memory import PeakTensorMemory
 from cvpt.io import atomic_output
 from cvpt.models.factory import create_model
 from cvpt.models.flops import compressed_inputs
 from cvpt.models.registry import create_backbone
+from cvpt.progress import tqdm
 from cvpt.training.config import TrainConfig
 from cvpt.training.schedule import param_groups
 

@@ -12,8 +12,8 @@ def register(sub) -> None:
         sub,
         "info",
         "Tunable parameters (with and without the prompt embeddings), share of the total, and "
-        "GMACs per view and x views of a method, or of all methods (--all).",
-        "cvpt info --method cvpt --backbone vit_base --num-classes 51 --views 6",
+        "GMACs per view and x views (clips x crops) of a method, or of all methods (--all).",
+        "cvpt info --method cvpt --backbone vit_base --num-classes 51 --clips 2 --crops 3",
         run,
     )
     p.add_argument("--method", default="cvpt", help="cvpt, linear, vpt, adaptformer or full")
@@ -21,7 +21,10 @@ def register(sub) -> None:
         "--backbone", default="vit_base", help="vit_tiny, vit_small, vit_base or vit_large"
     )
     p.add_argument("--num-classes", type=int, default=51)
-    p.add_argument("--views", type=int, default=6, help="test views (clips x crops)")
+    p.add_argument(
+        "--clips", type=int, default=2, help="test clips per video (views = clips x crops)"
+    )
+    p.add_argument("--crops", type=int, default=3, help="test crops per clip")
     p.add_argument("--size", type=int, default=224, help="input height and width")
     p.add_argument(
         "--all", action="store_true", help="every method, plus VideoMAE on 16 RGB frames"
@@ -60,7 +63,7 @@ def run(args) -> int:
     from cvpt.models.report import all_rows, format_table, model_row, raw_video_row
 
     if args.all:
-        rows = all_rows(args.backbone, num_classes=args.num_classes, views=args.views)
+        rows = all_rows(args.backbone, num_classes=args.num_classes, views=args.clips * args.crops)
         rows.append(raw_video_row(args.backbone, num_classes=args.num_classes))
     else:
         rows = [
@@ -68,7 +71,7 @@ def run(args) -> int:
                 args.method,
                 backbone=args.backbone,
                 num_classes=args.num_classes,
-                views=args.views,
+                views=args.clips * args.crops,
                 size=args.size,
                 **_parse_options(args.set),
             )

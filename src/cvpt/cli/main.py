@@ -13,6 +13,7 @@ from cvpt.cli import (
     doctor,
     info,
     inspect,
+    predict,
     prepare,
     pretrain,
     synth,
@@ -21,7 +22,20 @@ from cvpt.cli import (
 )
 from cvpt.errors import CvptError
 
-COMMANDS = (prepare, inspect, data, synth, pretrain, train, demo, visualize, info, doctor, bench)
+COMMANDS = (
+    prepare,
+    inspect,
+    data,
+    synth,
+    pretrain,
+    train,
+    predict,
+    demo,
+    visualize,
+    info,
+    doctor,
+    bench,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

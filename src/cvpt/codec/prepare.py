@@ -14,13 +14,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from cvpt.codec.container import is_video_file
 from cvpt.codec.encode import reencode
 from cvpt.codec.probe import probe
 from cvpt.errors import ConfigError, MissingFileError, VideoError
 from cvpt.io import stale_temps_for, write_json
+from cvpt.progress import tqdm
 
 
 @dataclass

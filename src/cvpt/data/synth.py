@@ -21,11 +21,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from cvpt.codec.encode import write_video
 from cvpt.errors import ConfigError
 from cvpt.io import atomic_output, write_json
+from cvpt.progress import tqdm
 
 TASKS = {
     "target": ["right", "left", "down", "up"],

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
 from cvpt.codec.probe import probe
 from cvpt.data.dataset import CompressedVideoDataset
 from cvpt.data.splits import ListSplits
 from cvpt.io import atomic_output
+from cvpt.progress import tqdm
 
 MODALITIES = ("iframes", "mvs", "residuals")
 

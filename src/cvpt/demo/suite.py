@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from cvpt.data.synth import synthesize
 from cvpt.demo.cache import ClipTensors, load_clips
@@ -26,6 +25,7 @@ from cvpt.errors import MissingFileError
 from cvpt.io import write_json
 from cvpt.models.checkpoint import load_backbone
 from cvpt.models.report import model_row
+from cvpt.progress import tqdm
 
 SHIPPED_BACKBONE = "vit_tiny_d4_source.safetensors"
 ARCHITECTURE = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size", "tubelet_size")

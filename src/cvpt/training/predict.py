@@ -1,21 +1,18 @@
-"""``cvpt predict``: the top classes of any video with a trained run."""
+"""Loading a trained run for prediction (:class:`cvpt.Predictor`, ``cvpt visualize``)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import tempfile
 from pathlib import Path
 
 import torch
 
-from cvpt.codec.encode import reencode
-from cvpt.codec.probe import probe
-from cvpt.data.dataset import CompressedVideoDataset, collate
-from cvpt.data.splits import Sample
+from cvpt.data.dataset import read_views
+from cvpt.data.transforms import ClipTransform
+from cvpt.errors import RunError
+from cvpt.predictor import prepared  # noqa: F401  (cvpt visualize re-encodes through it)
 from cvpt.training.checkpoint import last_checkpoint, load_checkpoint, model_identity
 from cvpt.training.config import load_run_config
-from cvpt.training.evaluate import predict_batch
 from cvpt.training.trainer import build_model, pick_device
 
 
@@ -26,73 +23,26 @@ def find_run(checkpoint: str | Path) -> tuple[Path, Path]:
         return p.parent.parent, p
     ckpt = last_checkpoint(p)
     if ckpt is None:
-        raise FileNotFoundError(f"{p}: neither a run folder with checkpoints nor a checkpoint")
+        raise RunError(f"{p}: neither a run folder with checkpoints nor a checkpoint")
     return p, ckpt
 
 
-def load_trained(checkpoint: str | Path):
+def load_trained(checkpoint: str | Path, device: str | torch.device | None = None):
     """``(model in eval mode, run config, class names, checkpoint folder)`` of a trained run
-    (its folder or one of its checkpoints)."""
+    (its folder or one of its checkpoints), on ``device`` (``None``: the run's setting). The one
+    function that reads a trained model from disk (:class:`cvpt.Predictor`, ``cvpt visualize``)."""
     run, ckpt = find_run(checkpoint)
     cfg = load_run_config(run)
     classes = json.loads((run / "classes.json").read_text())
-    model = build_model(cfg, len(classes), pick_device(cfg.device))
+    model = build_model(cfg, len(classes), pick_device(str(device) if device else cfg.device))
     load_checkpoint(ckpt, model, identity=model_identity(cfg, len(classes)))
     return model.eval(), cfg, classes, ckpt
 
 
-@contextlib.contextmanager
-def prepared(video: str | Path, short_side: int):
-    """``video`` itself if it is already MPEG-4 GOP 12, else a re-encoded copy in a temporary
-    folder (removed on exit)."""
-    video = Path(video)
-    if not probe(video).layout_problems():
-        yield video
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / (video.stem + ".mp4")
-        reencode(video, out, short_side=short_side)
-        yield out
-
-
-def load_views(video: Path, cfg, views: int = 1, crops: int = 1) -> dict:
-    """A batch of one video as ``cvpt eval`` reads it: tensors ``[1, V, C, T, H, W]``."""
-    ds = CompressedVideoDataset(
-        video.parent,
-        [Sample(video.name, 0)],
-        train=False,
-        size=cfg.size,
-        short_side=cfg.short_side,
-        views=views,
-        crops=crops,
-        mv_clip=cfg.mv_clip,
+def load_views(video: Path, cfg, clips: int = 1, crops: int = 1) -> dict:
+    """A batch of one video as ``cvpt eval`` reads it: tensors ``[1, V, C, T, H, W]``,
+    V = clips × crops views."""
+    transform = ClipTransform(
+        size=cfg.size, short_side=cfg.short_side, crops=crops, mv_clip=cfg.mv_clip
     )
-    batch = collate([ds[0]])
-    if batch["failed"]:
-        path, reason = batch["failed"][0]
-        raise ValueError(f"{path}: {reason}")
-    return batch
-
-
-def predict_video(
-    video: str | Path, checkpoint: str | Path, *, views: int = 2, crops: int = 3, top: int = 5
-) -> dict:
-    """Class probabilities for one video (re-encoded in a temporary folder unless it is already
-    MPEG-4 GOP 12), averaged over ``views`` clips × ``crops`` crops."""
-    model, cfg, classes, ckpt = load_trained(checkpoint)
-    device = next(model.parameters()).device
-    with prepared(video, cfg.short_side) as path:
-        batch = load_views(path, cfg, views, crops)
-        probs = predict_batch(model, batch, device, cfg.amp)[0]
-    k = min(top, len(classes))
-    values, idx = torch.topk(probs, k)
-    return {
-        "video": str(video),
-        "checkpoint": str(ckpt),
-        "views": views,
-        "crops": crops,
-        "top": [
-            {"class": classes[i], "index": int(i), "probability": float(v)}
-            for v, i in zip(values.tolist(), idx.tolist(), strict=True)
-        ],
-    }
+    return {k: v[None] for k, v in read_views(video, transform, clips).items()}

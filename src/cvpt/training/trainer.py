@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from cvpt.data.dataset import CompressedVideoDataset, EpochSampler, collate, worker_init
 from cvpt.data.splits import open_splits
 from cvpt.errors import RunExistsError
 from cvpt.io import atomic_output, write_json
 from cvpt.models.factory import create_model
+from cvpt.progress import tqdm
 from cvpt.training import dist
 from cvpt.training.checkpoint import (
     last_checkpoint,
