@@ -14,6 +14,7 @@ from cvpt.codec.probe import VideoInfo, probe
 from cvpt.codec.reader import CompressedClip, ShortVideoWarning, read_clip
 from cvpt.data.dataset import CompressedVideoDataset, EpochSampler, collate, read_views
 from cvpt.data.splits import Sample, open_splits
+from cvpt.data.synth import synthesize
 from cvpt.data.transforms import ClipTransform
 from cvpt.errors import (
     ConfigError,
@@ -86,6 +87,7 @@ __all__ = [
     "read_views",
     "reencode",
     "save_backbone",
+    "synthesize",
     "train",
     "write_video",
 ]
