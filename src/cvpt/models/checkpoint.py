@@ -28,6 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from cvpt.errors import CvptError
+from cvpt.models.hub import resolve_checkpoint
 from cvpt.models.vit import VisionTransformer, ViTConfig
 
 
@@ -252,7 +253,10 @@ def load_backbone(path: str | Path, *, verbose: bool = True, **overrides) -> Vis
     ``overrides`` set :class:`ViTConfig` fields, e.g. ``num_classes=101`` (a head of another
     size is re-initialised, and said so) or ``num_heads`` for a non-standard ViT. Prints the key
     table (``verbose``) and raises :class:`CheckpointError` on any key not on the allow-lists.
+    ``path`` may also be a Hugging Face hub id, ``org/name`` or ``hf-hub:org/name@revision``
+    (:mod:`cvpt.models.hub`: the local cache, ``HF_HUB_OFFLINE``, the ``cvpt[hub]`` extra).
     """
+    path = resolve_checkpoint(path)
     sd, cfg, kind = read_checkpoint(path)
     unknown = set(overrides) - set(cfg.to_dict())
     if unknown:

@@ -6,7 +6,6 @@ once in the log), and commands whose output *is* a picture stop with a one-line 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -30,7 +29,7 @@ def plots_available() -> bool:
     """Whether matplotlib is installed; the first ``False`` is logged once."""
     global _said
     try:
-        ok = importlib.util.find_spec("matplotlib") is not None and _plt() is not None
+        ok = _plt() is not None
     except ImportError:
         ok = False
     if not ok and not _said:
