@@ -52,6 +52,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (never on CPU)
     frozen_bf16: bool = True  # with amp: frozen matmul weights in bf16 (same results, less memory)
     grad_checkpointing: bool | int = False  # all (True) or the first k blocks recompute in backward
+    logger: str = "none"  # none | tensorboard | wandb | mlflow, comma-separated for several
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -37,6 +37,7 @@ from cvpt.training.config import TrainConfig, save_config
 from cvpt.training.evaluate import metrics, predict_batch
 from cvpt.training.plots import plot_confusion, plot_curves
 from cvpt.training.schedule import make_optimizer, scaled_lr
+from cvpt.training.trackers import Trackers, parse_loggers
 
 log = logging.getLogger("cvpt.train")
 
@@ -104,6 +105,7 @@ class Run:
 
     def __init__(self, cfg: TrainConfig, out: str | Path, resume: bool = False):
         self.cfg, self.out, self.resume = cfg, Path(out), resume
+        parse_loggers(cfg.logger)  # an unknown tracker fails before any work
         self.device = pick_device(cfg.device)
         self.info = dist.setup(self.device)
         if self.device.type == "cuda":  # one GPU per process: torchrun's LOCAL_RANK
@@ -161,40 +163,31 @@ class Run:
             )
         if self.info.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            save_config(
-                self.cfg,
-                self.out / "config.yaml",
-                resolved={
-                    "effective_batch": self.effective_batch,
-                    "accumulation": self.accum,
-                    "processes": self.info.world,
-                    "lr": self.lr,
-                    "steps_per_epoch": self.steps_per_epoch,
-                    "total_steps": self.total_steps,
-                    "num_classes": len(self.classes),
-                    **self.model.param_counts(),
-                },
-            )
+            resolved = {
+                "effective_batch": self.effective_batch,
+                "accumulation": self.accum,
+                "processes": self.info.world,
+                "lr": self.lr,
+                "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps,
+                "num_classes": len(self.classes),
+                **self.model.param_counts(),
+            }
+            save_config(self.cfg, self.out / "config.yaml", resolved=resolved)
             write_json(self.out / "classes.json", self.classes)
-            self._tensorboard()
-
-    def _tensorboard(self) -> None:
-        """TensorBoard logging when the package is installed (optional)."""
-        self.tb = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            return
-        self.tb = SummaryWriter(str(self.out / "tensorboard"))
+            # the `logger` key: each tracker imported only when chosen (optional extras)
+            self.trackers = Trackers(
+                parse_loggers(self.cfg.logger),
+                self.out,
+                {**self.cfg.to_dict(), "resolved": resolved},
+            )
 
     def _log(self, row: dict) -> None:
         self.rows.append(row)
         if not self.info.main:
             return
-        if getattr(self, "tb", None) is not None:
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k not in ("step", "epoch"):
-                    self.tb.add_scalar(f"{row['kind']}/{k}", v, row["step"])
+        if getattr(self, "trackers", None) is not None:
+            self.trackers.log(row)
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
 
@@ -354,6 +347,8 @@ class Run:
         }
         if self.info.main:
             write_json(self.out / "summary.json", summary)
+            if getattr(self, "trackers", None) is not None:
+                self.trackers.close()
             if failed:
                 log.warning("%d video(s) failed to decode and were replaced:", len(failed))
                 for p, r in failed:
