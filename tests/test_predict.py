@@ -105,3 +105,20 @@ def test_predict_refuses_an_output_it_cannot_write(tiny_run, folder, capsys):
     args = ["predict", str(folder / "a.mp4"), "--checkpoint", str(tiny_run), "--out", "x.xlsx"]
     assert main(args) == 2
     assert "must end in .csv or .json" in capsys.readouterr().err
+
+
+def test_a_checkpoint_shared_on_its_own(tiny_run, folder, tmp_path):
+    """A checkpoint folder copied out of its run loads once the run's config and classes are
+    beside it, and predicts exactly what the run does; without them the error says so."""
+    ckpt = cvpt.Predictor.from_pretrained(tiny_run, device="cpu").source
+    shared = tmp_path / "shared"
+    shutil.copytree(ckpt, shared)
+    with pytest.raises(cvpt.RunError, match=r"config\.yaml and classes\.json are not beside it"):
+        cvpt.Predictor.from_pretrained(shared)
+    for name in ("config.yaml", "classes.json"):
+        shutil.copy(tiny_run / name, shared / name)
+    a = cvpt.Predictor.from_pretrained(shared, device="cpu")(folder / "a.mp4")
+    b = cvpt.Predictor.from_pretrained(tiny_run, device="cpu")(folder / "a.mp4")
+    np.testing.assert_array_equal(a.probs, b.probs)
+    with pytest.raises(cvpt.MissingFileError, match="no such run or checkpoint"):
+        cvpt.Predictor.from_pretrained(tmp_path / "nothing")

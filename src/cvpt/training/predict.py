@@ -9,7 +9,7 @@ import torch
 
 from cvpt.data.dataset import read_views
 from cvpt.data.transforms import ClipTransform
-from cvpt.errors import RunError
+from cvpt.errors import MissingFileError, RunError
 from cvpt.predictor import prepared  # noqa: F401  (cvpt visualize re-encodes through it)
 from cvpt.training.checkpoint import last_checkpoint, load_checkpoint, model_identity
 from cvpt.training.config import load_run_config
@@ -17,14 +17,27 @@ from cvpt.training.trainer import build_model, pick_device
 
 
 def find_run(checkpoint: str | Path) -> tuple[Path, Path]:
-    """``(run folder, checkpoint folder)`` from either of them."""
+    """``(folder holding config.yaml and classes.json, checkpoint folder)`` from a run folder or
+    one of its checkpoints. A checkpoint shared on its own carries copies of the run's
+    ``config.yaml`` and ``classes.json`` beside its tensors."""
     p = Path(checkpoint)
+    if not p.exists():
+        raise MissingFileError(f"{p}: no such run or checkpoint folder")
     if (p / "state.pt").exists():
-        return p.parent.parent, p
-    ckpt = last_checkpoint(p)
-    if ckpt is None:
-        raise RunError(f"{p}: neither a run folder with checkpoints nor a checkpoint")
-    return p, ckpt
+        run, ckpt = p.parent.parent, p
+        if (p / "config.yaml").exists() and (p / "classes.json").exists():
+            run = p
+    else:
+        run, ckpt = p, last_checkpoint(p)
+        if ckpt is None:
+            raise RunError(f"{p}: neither a run folder with checkpoints nor a checkpoint")
+    missing = [n for n in ("config.yaml", "classes.json") if not (run / n).exists()]
+    if missing:
+        raise RunError(
+            f"{ckpt}: the run's {' and '.join(missing)} are not beside it; copy them from the "
+            "run folder into the checkpoint folder to share a checkpoint on its own"
+        )
+    return run, ckpt
 
 
 def load_trained(checkpoint: str | Path, device: str | torch.device | None = None):
