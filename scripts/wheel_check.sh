@@ -14,14 +14,17 @@ LOWEST=("numpy==2.0.2" "opencv-python-headless==4.10.0.84" "matplotlib==3.9.4" "
 start=$(date +%s)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+quiet() { grep -v "WARNING: Location" || true; }  # this machine's pip config notes, not ours
 
-$PYTHON -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" . >/dev/null
+$PYTHON -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" . 2>&1 | quiet
 wheel=$(ls "$work"/dist/cvpt-*.whl)
+built=$(date +%s)
 
 $PYTHON -m venv "$work/venv"
 # CI's exact versions, minus the packages pinned lower above
 grep -v -E '^(numpy|opencv-python-headless|matplotlib|tqdm)==' constraints.txt >"$work/constraints.txt"
-"$work/venv/bin/pip" install --quiet -c "$work/constraints.txt" "${wheel}[plots]" "${LOWEST[@]}"
+"$work/venv/bin/pip" install --quiet -c "$work/constraints.txt" "${wheel}[plots]" "${LOWEST[@]}" 2>&1 | quiet
+installed=$(date +%s)
 
 cd "$work"  # away from the source tree: the installed wheel is what gets imported
 "$work/venv/bin/cvpt" doctor
@@ -46,4 +49,6 @@ plot_clip(clip, "clip.png")
 print(f"wheel check: cvpt {cvpt.__version__} with numpy {numpy.__version__}, opencv "
       f"{cv2.__version__}, matplotlib {matplotlib.__version__}, torch {torch.__version__}: ok")
 EOF
-echo "wheel check took $(($(date +%s) - start)) s"
+end=$(date +%s)
+echo "wheel check took $((end - start)) s: build $((built - start)) s, fresh venv + install" \
+    "$((installed - built)) s, doctor + import + clip $((end - installed)) s"
