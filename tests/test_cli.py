@@ -274,10 +274,13 @@ def test_progress_is_plain_lines_when_not_a_terminal():
     for _ in range(4):
         bar.update(1)
         bar.set_postfix(loss="0.5")
+    bar.write("FAILED x.mp4")
+    bar.set_postfix_str("top-1 50%")  # every tqdm method cvpt calls exists here too
     bar.close()
     lines = buf.getvalue().splitlines()
-    assert "\r" not in buf.getvalue() and len(lines) == 5
-    assert lines[-1].startswith("epoch 0: 4/4 step (100%)") and "loss=0.5" in lines[-1]
+    assert "\r" not in buf.getvalue() and len(lines) == 6 and lines[4] == "FAILED x.mp4"
+    assert lines[-1].startswith("epoch 0: 4/4 step (100%)") and "top-1 50%" in lines[-1]
+    assert "loss=0.5" in lines[3]
     from cvpt.progress import tqdm
 
     assert isinstance(tqdm(range(3), desc="x"), LineProgress)  # pytest's stderr is no terminal

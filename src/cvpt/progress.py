@@ -83,6 +83,13 @@ class LineProgress:
     def set_postfix(self, **kwargs) -> None:
         self.postfix = ", ".join(f"{k}={v}" for k, v in kwargs.items())
 
+    def set_postfix_str(self, text: str) -> None:
+        self.postfix = text
+
+    def write(self, text: str) -> None:
+        """A message of its own line (tqdm.write's role on a terminal)."""
+        print(text, file=self.file, flush=True)
+
     def set_description(self, desc: str) -> None:
         self.desc = desc
 
