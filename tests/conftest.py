@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -12,15 +13,46 @@ from cvpt.codec.encode import write_video
 from cvpt.data.generate import moving_scene, translating_texture
 
 
-def write_raw(path: Path, frames: np.ndarray, codec: str, pix_fmt: str = "yuv420p", **opts):
-    """Encode with a codec VideoWriter does not set up (odd sizes, lossless, VP8...)."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=30)
+def write_raw(
+    path: Path,
+    frames: np.ndarray,
+    codec: str,
+    pix_fmt: str = "yuv420p",
+    *,
+    rate: int = 30,
+    pts: list[int] | None = None,
+    time_base: Fraction | None = None,
+    rotation: int | None = None,
+    hflip: bool = False,
+    color_range: str | None = None,
+    colorspace: str | None = None,
+    container_options: dict[str, str] | None = None,
+    **opts,
+):
+    """Encode with a codec VideoWriter does not set up (odd sizes, lossless, VP8...), and the
+    things real-world files carry: explicit frame times (``pts`` in ``time_base``: variable
+    frame rates), a display matrix (``rotation`` counter-clockwise, ``hflip``), a colour range
+    and matrix (converted from RGB and tagged), container options (``movflags``)."""
+    with av.open(str(path), "w", options=container_options or {}) as c:
+        s = c.add_stream(codec, rate=rate)
         s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        if time_base is not None:
+            s.time_base = time_base
+        if rotation is not None or hflip:
+            s.set_display_rotation(rotation or 0, hflip=hflip)
+        tags = {"MPEG": 1, "JPEG": 2}.get(color_range), {"ITU709": 1, "ITU601": 6}.get(colorspace)
+        if tags[0]:
+            s.codec_context.color_range = tags[0]
+        if tags[1]:
+            s.codec_context.colorspace = tags[1]
         s.options = opts
         for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format=pix_fmt)
-            vf.pts = i
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(
+                format=pix_fmt, dst_color_range=color_range, dst_colorspace=colorspace
+            )
+            vf.pts = i if pts is None else pts[i]
+            if time_base is not None:
+                vf.time_base = time_base
             for p in s.encode(vf):
                 c.mux(p)
         for p in s.encode(None):

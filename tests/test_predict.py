@@ -122,3 +122,21 @@ def test_a_checkpoint_shared_on_its_own(tiny_run, folder, tmp_path):
     np.testing.assert_array_equal(a.probs, b.probs)
     with pytest.raises(cvpt.MissingFileError, match="no such run or checkpoint"):
         cvpt.Predictor.from_pretrained(tmp_path / "nothing")
+
+
+def test_a_damaged_source_is_predicted_with_its_warning(tiny_run, tmp_path):
+    """A truncated H.264 file is re-encoded as far as it decodes; its prediction says so."""
+    from conftest import write_raw
+    from cvpt.data.generate import moving_scene
+
+    whole = write_raw(
+        tmp_path / "whole.mp4",
+        moving_scene(frames=240, height=48, width=64),
+        "libx264",
+        container_options={"movflags": "+faststart"},
+    )
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.55)])
+    (res,) = cvpt.Predictor.from_pretrained(tiny_run, device="cpu").predict([cut])
+    assert res.ok and res.warning and "truncated" in res.warning
+    assert sum(p for _, p in res.top) == pytest.approx(1.0, abs=1e-5)

@@ -137,3 +137,61 @@ def test_list_dataset_class_names_and_flip_rule(tmp_path):
     (tmp_path / "dataset.json").write_text('{"flip": false}')
     named = ListSplits(tmp_path)
     assert named.classes == ["left", "right", "up"] and named.flips is False
+
+
+def _reencoded_tree(src: Path, dst: Path, encoding: str, newline: str) -> Path:
+    """The official files as a Windows editor saves them: a byte-order mark, CRLF or CR."""
+    dst.mkdir()
+    for f in src.iterdir():
+        lines = f.read_text(encoding="utf-8").splitlines()
+        (dst / f.name).write_bytes((newline.join(lines) + newline).encode(encoding))
+    return dst
+
+
+ENCODINGS = [("utf-8-sig", "\r\n"), ("utf-8-sig", "\n"), ("utf-16", "\r\n"), ("utf-8", "\r")]
+
+
+@pytest.mark.parametrize(("encoding", "newline"), ENCODINGS)
+def test_official_files_saved_with_a_bom_parse_the_same(tmp_path, encoding, newline):
+    for name, cls in (("ucf101", UCF101Splits), ("hmdb51", HMDB51Splits)):
+        want = cls(SPLITS / name, 1)
+        got = cls(_reencoded_tree(SPLITS / name, tmp_path / name, encoding, newline), 1)
+        assert got.classes == want.classes
+        for subset in ("train", "test"):
+            assert got.samples(subset) == want.samples(subset)
+    (tmp_path / "train.txt").write_bytes("a/x.mp4 0\r\nb/y.mp4 1\r\n".encode(encoding))
+    (tmp_path / "classes.json").write_bytes('["jump", "run"]'.encode(encoding))
+    lists = ListSplits(tmp_path / "train.txt")
+    assert [(x.path, x.label) for x in lists.samples("train")] == [("a/x.mp4", 0), ("b/y.mp4", 1)]
+    assert lists.classes == ["jump", "run"]
+
+
+def test_data_check_with_bom_files_finds_every_video(tmp_path, capsys):
+    ann = _reencoded_tree(SPLITS / "ucf101", tmp_path / "ann", "utf-8-sig", "\r\n")
+    root = tmp_path / "UCF-101"
+    s = UCF101Splits(SPLITS / "ucf101", 1)
+    for x in s.samples("train") + s.samples("test"):
+        (root / x.path).parent.mkdir(parents=True, exist_ok=True)
+        (root / x.path).touch()
+    args = ["data", "check", "--dataset", "ucf101", "--root", str(root), "--annotations", str(ann)]
+    assert main(args) == 0, capsys.readouterr().err
+    assert "missing       0" in capsys.readouterr().out
+
+
+def test_unparsable_split_files_name_the_file_and_line(tmp_path, capsys):
+    (tmp_path / "classInd.txt").write_text("1 Archery\nx Biking\n")
+    with pytest.raises(ValueError, match=r"classInd\.txt, line 2: expected 'index name'"):
+        UCF101Splits(tmp_path)
+    (tmp_path / "classInd.txt").write_bytes(b"1 Archery\n2 Caf\xe9\n")  # Latin-1, not UTF-8
+    with pytest.raises(ValueError, match=r"classInd\.txt: not UTF-8 text .* line 2"):
+        UCF101Splits(tmp_path)
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4\n")
+    with pytest.raises(ValueError, match=r"train\.txt, line 2: expected 'path label'"):
+        ListSplits(tmp_path / "train.txt")
+    args = ["data", "check", "--dataset", "ssv2", "--root", str(tmp_path)]
+    labels = tmp_path / "something-something-v2-labels.json"
+    labels.write_text('{"Pushing [something]": "0"')  # cut short
+    assert main([*args, "--annotations", str(tmp_path)]) == 2
+    assert f"{labels}: not valid JSON" in capsys.readouterr().err
+    labels.write_bytes('{"Pushing [something]": "0"}'.encode("utf-8-sig"))
+    assert SSv2Splits(tmp_path).classes == ["Pushing [something]"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +31,15 @@ LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv")
 @dataclass
 class Prediction:
     """One video's result: ``top`` = ``[(class, probability), ...]`` best first and ``probs``
-    (``[num_classes]``, softmax averaged over the views), or ``error`` (``top`` empty)."""
+    (``[num_classes]``, softmax averaged over the views), or ``error`` (``top`` empty).
+    ``warning``: what the reader or re-encoder warned about (e.g. damaged packets skipped, so
+    the prediction comes from what still decodes)."""
 
     path: str
     top: list[tuple[str, float]] = field(default_factory=list)
     probs: np.ndarray | None = None
     error: str | None = None
+    warning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -46,6 +50,7 @@ class Prediction:
             "path": self.path,
             "top": [{"class": c, "probability": p} for c, p in self.top],
             "error": self.error,
+            "warning": self.warning,
         }
 
 
@@ -154,13 +159,12 @@ class Predictor:
                 done = iter(probs)
                 for it in items:
                     if it["error"] is not None:
-                        yield Prediction(it["path"], error=it["error"])
+                        yield Prediction(it["path"], error=it["error"], warning=it["warning"])
                         continue
                     p = next(done)
                     best = np.argsort(-p)[:k]
-                    yield Prediction(
-                        it["path"], [(self.classes[i], float(p[i])) for i in best], probs=p
-                    )
+                    top_k = [(self.classes[i], float(p[i])) for i in best]
+                    yield Prediction(it["path"], top_k, probs=p, warning=it["warning"])
                 bar.update(len(items))
 
 
@@ -175,14 +179,20 @@ class _Inputs(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         path = self.paths[i]
-        try:
-            with prepared(path, self.transform.short_side, self.prepare) as readable:
-                inputs = read_views(readable, self.transform, self.clips)
-            return {"path": path, "inputs": inputs, "error": None}
-        except VideoError as e:
-            return {"path": path, "inputs": None, "error": e.reason}
-        except Exception as e:  # one undecodable file must not stop a batch job: reported
-            return {"path": path, "inputs": None, "error": f"{type(e).__name__}: {e}"}
+        out = {"path": path, "inputs": None, "error": None}
+        # warnings travel with the result: a worker's own stderr is no place for them
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                with prepared(path, self.transform.short_side, self.prepare) as readable:
+                    out["inputs"] = read_views(readable, self.transform, self.clips)
+            except VideoError as e:
+                out["error"] = e.reason
+            except Exception as e:  # one undecodable file must not stop a batch job: reported
+                out["error"] = f"{type(e).__name__}: {e}"
+        texts = list(dict.fromkeys(str(w.message) for w in caught))
+        out["warning"] = "; ".join(texts) or None
+        return out
 
 
 @contextlib.contextmanager
@@ -201,7 +211,9 @@ def prepared(video: str | Path, short_side: int, prepare: bool = True):
         raise UnpreparedVideoError(video, problems[0])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / (video.stem + ".mp4")
-        reencode(video, out, short_side=short_side)
+        result = reencode(video, out, short_side=short_side)
+        if result.damage:  # predicted from what decodes; the caller must know
+            warnings.warn(f"{video}: {result.damage}", stacklevel=3)
         yield out
 
 

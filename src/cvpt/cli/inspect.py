@@ -13,7 +13,8 @@ def register(sub) -> None:
     p = add_command(
         sub,
         "probe",
-        "Describe a video: codec, size, fps, frames, GOP pattern, readiness.",
+        "Describe a video: codec, size, fps, frames, GOP pattern, rotation, colour range, "
+        "constant or variable frame rate, video streams, damage, readiness.",
         "cvpt probe clip.mp4 --json",
         run_probe,
     )
@@ -45,11 +46,26 @@ def run_probe(args) -> int:
     if args.json:
         print(json.dumps({**info.to_dict(), "ready": not problems, "problems": problems}, indent=2))
         return 0
+    claimed = f"of {info.header_frames} in the header" if info.header_frames else "(no count"
+    claimed += "" if info.header_frames else " in the header)"
+    rate = "constant" if info.constant_rate else "VARIABLE"
+    turn = f"rotated {info.rotation}°" + (", mirrored" if info.mirrored else "")
     print(
-        f"{info.path}\n  codec {info.codec}, {info.width}x{info.height}, {info.fps:.3f} fps, "
-        f"{info.frames} frames ({info.duration_s:.2f} s)\n  GOPs: {info.num_gops}, "
-        f"pattern {info.gop_pattern}"
+        f"{info.path}\n  codec {info.codec}, {info.width}x{info.height}, {info.fps:.3f} fps "
+        f"({rate} frame rate), {info.frames} frames decode {claimed} ({info.duration_s:.2f} s)"
+        f"\n  colour range {info.color_range}, matrix {info.colorspace}; display "
+        f"{turn if info.rotation or info.mirrored else 'upright'}"
+        f"\n  GOPs: {info.num_gops}, pattern {info.gop_pattern}"
     )
+    if len(info.streams) > 1:
+        for s in info.streams:
+            used = "  <- read" if s["index"] == info.stream_index else ""
+            kind = f", {'/'.join(s['picture'])}" if s["picture"] else ""
+            frames = s["frames"] or "?"
+            print(
+                f"  video stream {s['index']}: {s['codec']} {s['width']}x{s['height']}, "
+                f"{frames} frames{kind}{used}"
+            )
     if problems:
         print("  not ready for read_clip: " + "; ".join(problems) + " (run `cvpt prepare`)")
     else:

@@ -67,7 +67,7 @@ def run(args) -> int:
         for r in results:
             if r.ok:
                 best = ", ".join(f"{c} {100 * p:.1f}%" for c, p in r.top[:3])
-                print(f"{r.path}: {best}")
+                print(f"{r.path}: {best}" + (f" (warning: {r.warning})" if r.warning else ""))
             else:
                 print(f"{r.path}: FAILED {r.error}")
     failed = sum(not r.ok for r in results)
@@ -81,17 +81,18 @@ def run(args) -> int:
 
 
 def write_results(rows: list[dict], out: str | Path, top: int) -> None:
-    """CSV (``path, error, class_1, probability_1, ...``) or JSON by the suffix, atomically."""
+    """CSV (``path, error, warning, class_1, prob_1, ...``) or JSON by the suffix, atomically."""
     from cvpt.io import atomic_output, write_json
 
     if Path(out).suffix.lower() == ".json":
         write_json(out, rows)
         return
-    header = ["path", "error"] + [f"{k}_{i}" for i in range(1, top + 1) for k in ("class", "prob")]
+    header = ["path", "error", "warning"]
+    header += [f"{k}_{i}" for i in range(1, top + 1) for k in ("class", "prob")]
     with atomic_output(out) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
         for r in rows:
             cells = [x for t in r["top"] for x in (t["class"], f"{t['probability']:.6f}")]
             cells += [""] * (2 * top - len(cells))  # a failed video: empty class columns
-            w.writerow([r["path"], r["error"] or "", *cells])
+            w.writerow([r["path"], r["error"] or "", r["warning"] or "", *cells])

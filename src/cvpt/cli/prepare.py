@@ -71,7 +71,7 @@ def run(args) -> int:
         f"{report.skipped} already done, {report.failed} failed"
     )
     for d in report.damaged_sources:
-        print(f"  warning: {d['src']}: {d['damaged_packets']} damaged packet(s) skipped")
+        print(f"  warning: {d['src']}: {d['reason']} (encoded as far as it decodes)")
     for f in report.failures:
         print(f"  FAILED {f['src']}: {f['reason']}", file=sys.stderr)
     return 0 if report.ok else 1

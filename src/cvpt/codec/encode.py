@@ -14,8 +14,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from cvpt.codec.container import ffmpeg_errors, open_video, stream_fps
-from cvpt.codec.probe import probe
+from cvpt.codec.container import decode_tolerant, frame_timing, open_video, scan_packets
+from cvpt.codec.orient import Orientation, frame_orientation, upright_frame
+from cvpt.codec.probe import header_duration, probe, source_damage
 from cvpt.errors import EmptyVideoError, EncodeError, VideoError
 from cvpt.io import atomic_output
 
@@ -152,16 +153,21 @@ def target_size(width: int, height: int, short_side: int | None) -> tuple[int, i
 
 @dataclass
 class ReencodeResult:
-    """What :func:`reencode` wrote."""
+    """What :func:`reencode` wrote, and what it found wrong with the source."""
 
     src: str
     dst: str
-    frames: int
+    frames: int  # written: the source's duration at ``fps``
     width: int
     height: int
     fps: float
     decode_errors: int  # damaged source packets skipped (the frames around them are kept)
     seconds: float
+    decoded_frames: int = 0  # source frames that decoded
+    header_frames: int = 0  # what the source's header claims (0: it does not say)
+    constant_rate: bool = True  # False: a variable-frame-rate source, resampled by timestamp
+    rotation: int = 0  # the source's display rotation (degrees counter-clockwise), applied
+    damage: str = ""  # why the source looks truncated or damaged ("" when it does not)
 
 
 def reencode(
@@ -180,10 +186,22 @@ def reencode(
 
     MPEG-4 Part 2 (``codec="mpeg4"``, default) or H.264 (``"libx264"``) in mp4, ``gop`` frames per
     GOP, no B-frames, fixed quantiser ``q``, short side resized to ``short_side`` (even sizes),
-    MPEG-4 motion search ``dia_size`` (see :class:`VideoWriter`).
+    MPEG-4 motion search ``dia_size`` (see :class:`VideoWriter`). What the source's player would
+    show is what is written (docs/reader.md, "Real-world sources"):
+
+    - colour: any range and matrix (full-range ``yuvj*`` / "pc", BT.709, ...) is converted to
+      limited-range BT.601, what every decoder assumes of an untagged stream (the output
+      carries no colour tag), so every decoder reads the source's levels;
+    - display rotation (the display matrix of phone videos) is applied: the output is upright;
+    - the output has a constant frame rate: a variable-frame-rate source is resampled by
+      timestamp (frames repeated or dropped, as the ffmpeg CLI's constant-rate output), keeping
+      its duration; a constant-rate source keeps every frame;
+    - the stream with the footage is read (:func:`cvpt.codec.container.footage_stream`).
+
     Audio is dropped. ``dst`` is written through a temp file and renamed, so it is never half
     written; it is refused when it is ``src`` itself, and when it exists unless ``overwrite``.
     With ``verify`` the output is decoded and its ``IPP…P`` pattern checked before the rename.
+    A truncated or damaged source is encoded as far as it decodes and says so in ``damage``.
 
     Raises :class:`cvpt.VideoError` subclasses naming ``src`` (unreadable input) or ``dst``
     (:class:`EncodeError`).
@@ -201,50 +219,32 @@ def reencode(
     if codec not in ("mpeg4", "libx264"):
         raise EncodeError(dst, f"codec must be 'mpeg4' or 'libx264', got {codec!r}")
 
+    container, stream = open_video(src)
+    try:  # one pass over the packets first: the frame times decide the output rate
+        pts, _ = scan_packets(container, stream, src)
+        rate, constant = frame_timing(stream, pts)
+    finally:
+        container.close()  # (stream is not to be touched after this)
+
     container, stream = open_video(src, thread_type="AUTO")
-    decode_errors = 0
+    expected_s = header_duration(container, stream)
+    header = max(stream.frames, 0)
     try:
-        fps = stream_fps(stream)
-        writer = None
         with atomic_output(dst) as tmp:
+            enc = _Resampler(tmp, src, rate, gop, short_side, codec, q, dia_size)
             try:
-                for frame in _decode_tolerant(container, stream, src):
-                    if isinstance(frame, Exception):
-                        decode_errors += 1
-                        continue
-                    if writer is None:
-                        w, h = target_size(frame.width, frame.height, short_side)
-                        writer = VideoWriter(
-                            tmp,
-                            width=w,
-                            height=h,
-                            fps=fps,
-                            codec=codec,
-                            gop=gop,
-                            q=q,
-                            dia_size=dia_size,
-                            container_format="mp4",
-                        )
-                    writer.write(
-                        frame.reformat(
-                            width=writer.width,
-                            height=writer.height,
-                            format="yuv420p",
-                            interpolation="BICUBIC",
-                            threads=1,
-                        )
-                    )
+                for frame in decode_tolerant(container, stream, src):
+                    enc.add(frame)
             finally:
-                if writer is not None:
-                    writer.close()
-            if writer is None or writer.frames_written == 0:
+                enc.close()
+            if enc.writer is None or enc.writer.frames_written == 0:
                 raise EmptyVideoError(src, "no decodable video frame")
             if verify:
                 info = probe(tmp)
                 problems = info.layout_problems(gop=gop)
-                if problems or info.frames != writer.frames_written:
+                if problems or info.frames != enc.writer.frames_written:
                     problems.append(
-                        f"{info.frames} frames read back, {writer.frames_written} written"
+                        f"{info.frames} frames read back, {enc.writer.frames_written} written"
                     )
                     raise EncodeError(
                         dst, "the re-encoded output does not verify: " + "; ".join(problems)
@@ -258,33 +258,146 @@ def reencode(
     return ReencodeResult(
         src=str(src),
         dst=str(dst),
-        frames=writer.frames_written,
-        width=writer.width,
-        height=writer.height,
-        fps=float(fps),
-        decode_errors=decode_errors,
+        frames=enc.writer.frames_written,
+        width=enc.writer.width,
+        height=enc.writer.height,
+        fps=float(rate),
+        decode_errors=enc.errors,
         seconds=time.perf_counter() - t0,
+        decoded_frames=enc.decoded,
+        header_frames=header,
+        constant_rate=constant,
+        rotation=enc.orient.rotation if enc.orient else 0,
+        damage="; ".join(
+            filter(
+                None,
+                [
+                    source_damage(
+                        decoded=enc.decoded,
+                        errors=enc.errors,
+                        packets=len(pts),
+                        header_frames=header,
+                        expected_s=expected_s,
+                        decoded_s=None if enc.jumps else enc.end_time,  # times broken
+                        rate=rate,
+                    ),
+                    f"its timestamps jump {enc.jumps} time(s)" if enc.jumps else "",
+                ],
+            )
+        ),
     )
 
 
-def _decode_tolerant(container, stream, path, max_errors: int = 50):
-    """Yield decoded frames, and an Exception in place of each damaged packet.
+# A jump in the frame times longer than this is a broken timestamp, not a pause (seconds).
+MAX_GAP_S = 10.0
 
-    Like the ffmpeg CLI, a transcode goes on past a damaged packet; after ``max_errors`` of them
-    the file is declared corrupt.
+
+class _Resampler:
+    """Decoded source frames in, constant-rate upright limited-range frames out.
+
+    Frame ``k`` of the output shows the source frame on screen at ``k / rate`` (rounded to the
+    nearest slot): a frame that lands on a slot already written is dropped, a gap is filled by
+    repeating the frame before it, and the last frame lasts as long as the interval before it
+    (or its own duration, if longer), so the output keeps the source's duration. A source
+    without timestamps is numbered by count. A gap of more than ``MAX_GAP_S`` is taken for a
+    broken timestamp (a stream discontinuity), not a pause: the frame follows the one before,
+    ``jumps`` counts it and the source is reported as damaged.
     """
-    errors = 0
-    with ffmpeg_errors(path, "demuxing failed"):
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.FFmpegError as e:
-                errors += 1
-                if errors > max_errors:
-                    raise
-                yield e
-                continue
-            yield from frames
+
+    def __init__(self, tmp, src, rate, gop, short_side, codec, q, dia_size):
+        self.tmp, self.src, self.rate = tmp, src, rate
+        self.max_gap = round(MAX_GAP_S * rate)  # in frames
+        self.jumps = 0
+        self.scaled = (0, 0)  # output size before turning upright
+        self.options = dict(codec=codec, gop=gop, q=q, dia_size=dia_size)
+        self.short_side = short_side
+        self.writer: VideoWriter | None = None
+        self.orient: Orientation | None = None
+        self.decoded = self.errors = self.next_slot = 0
+        self.first_pts: int | None = None
+        self.last: av.VideoFrame | None = None
+        self.last_time: Fraction | None = None  # seconds from the first frame
+        self.interval = Fraction(1) / rate  # of the last two frames
+        self.duration = Fraction(0)  # the last frame's own duration, if it says
+
+    @property
+    def end_time(self) -> float | None:
+        """Seconds from the first frame to the end of the last one (None: nothing decoded)."""
+        if self.last_time is None:
+            return None
+        return float(self.last_time + max(self.interval, self.duration))
+
+    def add(self, frame: av.VideoFrame | Exception) -> None:
+        if isinstance(frame, Exception):
+            self.errors += 1
+            return
+        self.decoded += 1
+        if self.writer is None:
+            self._open(frame)
+        if frame.pts is None or frame.time_base is None:
+            slot, now = self.next_slot, None
+        else:
+            if self.first_pts is None:
+                self.first_pts = frame.pts
+            now = (frame.pts - self.first_pts) * frame.time_base
+            slot = round(now * self.rate)
+            if abs(slot - self.next_slot) > self.max_gap:  # re-based to follow on
+                self.jumps += 1
+                self.first_pts += round((now - self.next_slot / self.rate) / frame.time_base)
+                now = (frame.pts - self.first_pts) * frame.time_base
+                slot = round(now * self.rate)
+            self.duration = (frame.duration or 0) * frame.time_base
+        if now is not None and self.last_time is not None and now > self.last_time:
+            self.interval = now - self.last_time
+        self.last_time = now if now is not None else self.last_time
+        if slot < self.next_slot:  # on a slot already shown: dropped
+            return
+        self._fill(slot)
+        self.last = self._convert(frame)
+        self.writer.write(self.last)
+        self.next_slot += 1
+
+    def close(self) -> None:
+        """Hold the last frame for its duration, then flush the encoder."""
+        if self.writer is None:
+            return
+        try:
+            if self.last is not None and self.end_time is not None:
+                self._fill(round(Fraction(self.end_time) * self.rate))
+        finally:
+            self.writer.close()
+
+    def _fill(self, slot: int) -> None:
+        while self.next_slot < slot:
+            self.writer.write(self.last)
+            self.next_slot += 1
+
+    def _open(self, frame: av.VideoFrame) -> None:
+        try:
+            self.orient = frame_orientation(frame)
+        except ValueError as e:
+            raise EncodeError(self.src, str(e)) from None
+        coded_w, coded_h = frame.width, frame.height
+        w, h = target_size(*self.orient.display_size(coded_w, coded_h), self.short_side)
+        self.scaled = self.orient.display_size(w, h)  # the same size, before turning upright
+        self.writer = VideoWriter(
+            self.tmp, width=w, height=h, fps=self.rate, container_format="mp4", **self.options
+        )
+
+    def _convert(self, frame: av.VideoFrame) -> av.VideoFrame:
+        # Whatever the source's range and matrix (its frame's tags: full-range "yuvj"/pc,
+        # BT.709, ...), the output is limited-range BT.601, which every decoder assumes of an
+        # untagged stream.
+        out = frame.reformat(
+            width=self.scaled[0],
+            height=self.scaled[1],
+            format="yuv420p",
+            dst_colorspace="ITU601",
+            dst_color_range="MPEG",
+            interpolation="BICUBIC",
+            threads=1,
+        )
+        return upright_frame(out, self.orient)
 
 
 def _encodable_rate(fps: float | Fraction) -> Fraction:

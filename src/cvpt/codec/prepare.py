@@ -37,6 +37,8 @@ class Outcome:
     frames: int = 0
     seconds: float = 0.0
     decode_errors: int = 0
+    damage: str = ""  # the source is truncated or damaged (ReencodeResult.damage)
+    source_frames: str = ""  # e.g. "123 of 240 decoded", for a damaged source
 
 
 @dataclass
@@ -50,7 +52,8 @@ class PrepareReport:
     failed: int = 0
     seconds: float = 0.0
     failures: list[dict] = field(default_factory=list)
-    damaged_sources: list[dict] = field(default_factory=list)  # encoded past damaged packets
+    # encoded as far as they decode: truncated, or past damaged packets (src, reason, frames)
+    damaged_sources: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -115,6 +118,9 @@ def prepare_one(job: Job, options: dict, overwrite: bool = False) -> Outcome:
             frames=result.frames,
             seconds=time.perf_counter() - t0,
             decode_errors=result.decode_errors,
+            damage=result.damage,
+            source_frames=f"{result.decoded_frames} decoded"
+            + (f" of {result.header_frames} in its header" if result.header_frames else ""),
         )
     except VideoError as e:
         return Outcome(src, dst, "failed", e.reason, seconds=time.perf_counter() - t0)
@@ -186,7 +192,14 @@ def _record(report: PrepareReport, out: Outcome, bar: tqdm | None = None) -> Non
         report.failures.append({"src": out.src, "reason": out.reason})
         if bar is not None:
             bar.write(f"FAILED {out.src}: {out.reason}")
-    if out.decode_errors:
-        report.damaged_sources.append({"src": out.src, "damaged_packets": out.decode_errors})
+    if out.damage:
+        report.damaged_sources.append(
+            {
+                "src": out.src,
+                "reason": out.damage,
+                "damaged_packets": out.decode_errors,
+                "frames": out.source_frames,
+            }
+        )
     if bar is not None:
         bar.update(1)

@@ -12,6 +12,7 @@ dense only for the sampled P-frames; outputs are preallocated.
 from __future__ import annotations
 
 import itertools
+import os
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,8 +23,15 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from cvpt.codec.container import ffmpeg_errors, open_video, stream_fps
+from cvpt.codec.container import (
+    ffmpeg_errors,
+    frame_timing,
+    open_video,
+    scan_packets,
+    stream_fps,
+)
 from cvpt.codec.motion import Accumulator, MotionRecords, grid_shape, grid_to_dense
+from cvpt.codec.orient import has_display_matrix
 from cvpt.codec.probe import READABLE_CODECS
 from cvpt.codec.sampling import choose_start_gop, clip_gop_indices, sample_positions
 from cvpt.codec.warp import INTERPOLATIONS, Predictor
@@ -162,8 +170,11 @@ def read_clip(
 
 
 def count_gops(path: str | Path, gop_size: int = 12) -> int:
-    """How many GOPs ``read_clip`` sees in ``path``, without decoding a frame (header
-    arithmetic, or the cached packet index for files whose header cannot say)."""
+    """How many GOPs ``read_clip`` sees in ``path``, without decoding a frame: header
+    arithmetic less the frames whose bytes lie past the end of a truncated file (one look at
+    the container's index), or the cached packet scan for files whose header cannot say. Every
+    GOP counted here has its I-frame's bytes in the file (multi-view testing spreads its views
+    over these)."""
     container, stream = open_video(path)
     try:
         return len(_index(str(path), container, stream, gop_size).keyframe_pts)
@@ -220,12 +231,13 @@ def _index(path: str, container, stream, gop_size: int, *, demux: bool = False) 
     cc = stream.codec_context
     rate, tb = stream.average_rate, stream.time_base
     if not demux and stream.frames > 0 and rate and tb:
-        n_gops = -(-stream.frames // gop_size)
+        frames = _frames_present(path, stream)
+        n_gops = -(-frames // gop_size)
         return _Index(
             keyframe_pts=_keyframe_pts(
                 stream.start_time or 0, n_gops * gop_size, gop_size, rate, tb
             ),
-            frames=stream.frames,
+            frames=frames,
             width=cc.width,
             height=cc.height,
             fps=float(stream_fps(stream)),
@@ -243,6 +255,21 @@ def _index(path: str, container, stream, gop_size: int, *, demux: bool = False) 
     return index
 
 
+def _frames_present(path: str, stream) -> int:
+    """The header's frame count, less the frames whose bytes lie past the end of the file (a
+    truncated mp4 whose index is at its start: the header still lists every frame). One look
+    at the last index entry; the entries are scanned only when it is missing."""
+    entries = stream.index_entries
+    n = min(len(entries), stream.frames)
+    if n == 0:
+        return stream.frames
+    size = os.path.getsize(path)
+    last = entries[n - 1]
+    if last.pos + last.size <= size:
+        return stream.frames
+    return sum(1 for k in range(n) if entries[k].pos + entries[k].size <= size)
+
+
 def _keyframe_pts(start: int, frames: int, gop_size: int, rate, time_base) -> tuple[int, ...]:
     """pts of frames 0, gop, 2·gop, … below ``frames`` at a constant ``rate`` (frames/s) in
     ``time_base`` units, rounded half to even like ``round(Fraction)``: integer numpy, so a
@@ -256,13 +283,9 @@ def _keyframe_pts(start: int, frames: int, gop_size: int, rate, time_base) -> tu
 
 
 def _demux_index(path: str, container, stream, gop_size: int) -> _Index:
-    pts, keys = [], []
-    with ffmpeg_errors(path, "reading the packet index failed"):
-        for packet in container.demux(stream):
-            if packet.size == 0 or packet.pts is None:
-                continue
-            pts.append(packet.pts)
-            keys.append(packet.is_keyframe)
+    pts, keys = scan_packets(container, stream, path)
+    keys = [k for p, k in zip(pts, keys, strict=True) if p is not None]
+    pts = [p for p in pts if p is not None]
     if not pts:
         raise EmptyVideoError(path, "the video stream holds no frame")
     if any(b <= a for a, b in itertools.pairwise(pts)):
@@ -274,6 +297,8 @@ def _demux_index(path: str, container, stream, gop_size: int) -> _Index:
         raise UnpreparedVideoError(
             path, f"its key frames are at frames {shown or 'none'}, not every {gop_size} frames"
         )
+    if not frame_timing(stream, pts)[1]:
+        raise UnpreparedVideoError(path, "its frame rate is variable")
     cc = stream.codec_context
     return _Index(
         keyframe_pts=tuple(pts[i] for i in key_at),
@@ -323,9 +348,14 @@ class _ClipBuffers:
         self._sampled: list[_Sampled] = []
         self._ref: np.ndarray | None = None  # what the next sampled frame is predicted from
 
-    def start_gop(self, slot: int, frame: av.VideoFrame) -> None:
-        """The GOP's I-frame: store it as RGB; it is the reference of the GOP's residuals."""
+    def start_gop(self, slot: int, frame: av.VideoFrame, outs: list[int]) -> None:
+        """The GOP's I-frame: store it as RGB; it is the reference of the GOP's residuals.
+        ``outs``: P slots that take the I-frame itself (a GOP that is a lone I-frame, see
+        ``sampling.segment_bounds``): zero motion and zero residual, written here."""
         self.iframes[slot] = rgb = self._to_rgb(frame)
+        for out in outs:
+            self.mvs[out] = 0
+            self.residuals[out] = 0
         self._ref = self._predictor.reference(rgb)
         self._records, self._sampled = MotionRecords(), []
 
@@ -408,7 +438,7 @@ def _decode_clip(path, container, stream, index, gops, positions, req: _Request,
                 _check_frame(path, frame, index, g, pos, gop_size)
                 if pos == 0:
                     cc.skip_frame = "DEFAULT"
-                    buf.start_gop(slot, frame)
+                    buf.start_gop(slot, frame, wanted.get(0, []))
                 else:
                     buf.p_frame(frame, wanted.get(pos, []), pos + 1 in wanted)
             buf.end_gop()
@@ -462,6 +492,10 @@ def _check_frame(path, frame, index: _Index, gop: int, pos: int, gop_size: int) 
             path,
             f"frame {pos} of GOP {gop} is a {got}-frame where a GOP of {gop_size} "
             f"(I then {gop_size - 1} P) needs {'I' if pos == 0 else 'P'}",
+        )
+    if pos == 0 and has_display_matrix(frame):  # its pixels are not upright
+        raise UnpreparedVideoError(
+            path, f"it is displayed rotated {round(frame.rotation)}° or mirrored (a display matrix)"
         )
     if pos == 0 and frame.pts != index.keyframe_pts[gop]:
         if index.computed:

@@ -2,11 +2,14 @@
 
 Every class answers ``classes`` (index → name) and ``samples(subset)`` → list of
 :class:`Sample` (a path relative to the dataset root, as the annotation writes it, and a
-0-based label). Line endings CRLF and LF are both read; nothing here touches a video.
+0-based label). Files are read as a text editor saved them (:func:`read_annotation`: a UTF-8
+byte-order mark, UTF-16, CRLF); a line that does not parse is an error naming the file and
+the line. Nothing here touches a video.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from dataclasses import dataclass
@@ -22,11 +25,40 @@ class Sample:
     label: int  # 0-based
 
 
-def _lines(path: Path) -> list[str]:
-    """Non-empty lines without their CR/LF or surrounding spaces."""
-    if not path.exists():
+def read_annotation(path: Path) -> str:
+    """The text of an annotation file, whatever a text editor saved: UTF-8 with or without a
+    byte-order mark (Windows editors add one), UTF-16 with its mark, CRLF, LF or CR line ends.
+    Raises MissingFileError or DataError naming the file (e.g. another encoding)."""
+    if not path.is_file():
         raise MissingFileError(f"{path}: annotation file not found")
-    return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    raw = path.read_bytes()
+    encoding = "utf-16" if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); save it as UTF-8"
+        ) from None
+    # a mark in the middle (files joined with `cat`) would end up inside a path
+    return text.replace("\ufeff", "")
+
+
+def _lines(path: Path) -> list[tuple[int, str]]:
+    """``(line number, text)`` of the non-empty lines, without line ends or surrounding spaces."""
+    lines = read_annotation(path).splitlines()
+    return [(k, ln.strip()) for k, ln in enumerate(lines, 1) if ln.strip()]
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(read_annotation(path))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+
+
+def _bad_line(path: Path, k: int, line: str, expected: str) -> DataError:
+    return DataError(f"{path}, line {k}: expected {expected}, got {line!r}")
 
 
 class UCF101Splits:
@@ -44,11 +76,14 @@ class UCF101Splits:
             raise DataError(f"UCF-101 has splits 1, 2, 3; got {split}")
         self.dir, self.split = Path(annotations), split
         self.classes: list[str] = []
-        for ln in _lines(self.dir / "classInd.txt"):
-            idx, name = ln.split()
-            if int(idx) != len(self.classes) + 1:
-                raise DataError(f"{self.dir / 'classInd.txt'}: index {idx} out of order")
-            self.classes.append(name)
+        path = self.dir / "classInd.txt"
+        for k, ln in _lines(path):
+            parts = ln.split()
+            if len(parts) != 2 or not parts[0].isdigit():
+                raise _bad_line(path, k, ln, "'index name'")
+            if int(parts[0]) != len(self.classes) + 1:
+                raise DataError(f"{path}, line {k}: index {parts[0]} out of order")
+            self.classes.append(parts[1])
         self._index = {c: i for i, c in enumerate(self.classes)}
 
     def samples(self, subset: str) -> list[Sample]:
@@ -57,14 +92,18 @@ class UCF101Splits:
             raise DataError(f"UCF-101 subsets are {self.subsets}; got {subset!r}")
         path = self.dir / f"{name}{self.split:02d}.txt"
         out = []
-        for ln in _lines(path):
+        for k, ln in _lines(path):
             parts = ln.split()
+            if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+                raise _bad_line(path, k, ln, "'path' or 'path label'")
             folder = parts[0].split("/")[0]
             if folder not in self._index:
-                raise DataError(f"{path}: unknown class folder {folder!r} in {ln!r}")
+                raise DataError(f"{path}, line {k}: unknown class folder {folder!r} in {ln!r}")
             label = self._index[folder]
             if len(parts) > 1 and int(parts[1]) - 1 != label:
-                raise DataError(f"{path}: label {parts[1]} disagrees with the folder in {ln!r}")
+                raise DataError(
+                    f"{path}, line {k}: label {parts[1]} disagrees with the folder in {ln!r}"
+                )
             out.append(Sample(parts[0], label))
         return out
 
@@ -98,8 +137,12 @@ class HMDB51Splits:
             raise DataError(f"HMDB-51 subsets are {self.subsets}; got {subset!r}")
         out = []
         for label, cls in enumerate(self.classes):
-            for ln in _lines(self._files[cls]):
-                video, t = ln.split()
+            path = self._files[cls]
+            for k, ln in _lines(path):
+                parts = ln.split()
+                if len(parts) != 2:
+                    raise _bad_line(path, k, ln, "'video tag'")
+                video, t = parts
                 if t == tag:
                     out.append(Sample(f"{cls}/{video}", label))
         return out
@@ -116,7 +159,7 @@ class SSv2Splits:
 
     def __init__(self, annotations: str | Path, split: int = 1):
         self.dir = Path(annotations)
-        labels = json.loads((self.dir / "something-something-v2-labels.json").read_text())
+        labels = _read_json(self.dir / "something-something-v2-labels.json")
         self.classes = [""] * len(labels)
         for template, idx in labels.items():
             self.classes[int(idx)] = template
@@ -126,10 +169,8 @@ class SSv2Splits:
         if subset not in self.subsets:
             raise DataError(f"SSv2 subsets are {self.subsets}; got {subset!r}")
         path = self.dir / f"something-something-v2-{subset}.json"
-        if not path.exists():
-            raise MissingFileError(f"{path}: annotation file not found")
         out = []
-        for item in json.loads(path.read_text()):
+        for item in _read_json(path):
             template = item["template"].replace("[", "").replace("]", "")
             if template not in self._ids:
                 raise DataError(f"{path}: video {item['id']}: unknown template {template!r}")
@@ -157,7 +198,7 @@ class ListSplits:
         self.classes = [str(i) for i in range(max(labels) + 1)] if labels else []
         folder = p if p.is_dir() else p.parent
         if (folder / "classes.json").exists():
-            names = json.loads((folder / "classes.json").read_text())
+            names = _read_json(folder / "classes.json")
             if not isinstance(names, list) or len(names) < len(self.classes):
                 raise DataError(
                     f"{folder / 'classes.json'}: expected a list of at least "
@@ -165,17 +206,17 @@ class ListSplits:
                 )
             self.classes = [str(n) for n in names]
         if (folder / "dataset.json").exists():
-            self.flips = bool(json.loads((folder / "dataset.json").read_text()).get("flip", True))
+            self.flips = bool(_read_json(folder / "dataset.json").get("flip", True))
 
     def samples(self, subset: str) -> list[Sample]:
         if subset not in self._files:
             raise DataError(f"subsets are {self.subsets}; got {subset!r}")
         path = self._files[subset]
         out = []
-        for row in _lines(path):
+        for k, row in _lines(path):
             parts = row.rsplit(",", 1) if "," in row else row.rsplit(None, 1)
             if len(parts) != 2 or not parts[1].strip().isdigit():
-                raise DataError(f"{path}: expected 'path label', got {row!r}")
+                raise _bad_line(path, k, row, "'path label'")
             out.append(Sample(parts[0].strip(), int(parts[1])))
         return out
 

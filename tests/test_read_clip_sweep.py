@@ -1,0 +1,70 @@
+"""read_clip over every frame count 1..60, every mode: every value is a possible value.
+
+Property-style and exhaustive (the domain is small): a video of each length, 32×32, made once
+per session; test mode, train mode (several seeds), per-frame motion, and a few other clip
+shapes. For every clip: finite motion, |residual| ≤ 255 (8-bit differences), the P slots of a
+lone I-frame GOP exactly zero, every other slot written by its own frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cvpt
+from cvpt.data.generate import moving_scene
+
+FRAME_COUNTS = range(1, 61)
+MODES = [
+    {"train": False},
+    {"train": False, "accumulate": False},
+    *({"train": True, "rng": seed} for seed in range(3)),
+    {"train": True, "rng": 7, "accumulate": False},
+    {"num_gops": 2, "p_per_gop": 5, "train": True, "rng": 1},
+    {"num_gops": 8, "p_per_gop": 1},
+]
+
+pytestmark = pytest.mark.filterwarnings("ignore::cvpt.ShortVideoWarning")
+
+
+@pytest.fixture(scope="session")
+def sweep_videos(tmp_path_factory) -> dict[int, object]:
+    d = tmp_path_factory.mktemp("sweep")
+    scene = moving_scene(frames=max(FRAME_COUNTS), height=32, width=32, seed=4)
+    return {n: cvpt.write_video(d / f"n{n:02d}.mp4", scene[:n]) for n in FRAME_COUNTS}
+
+
+def _check(clip: cvpt.CompressedClip, frames: int) -> None:
+    t_i, p = clip.positions.shape
+    assert clip.mvs.shape[0] == clip.residuals.shape[0] == t_i * p
+    assert np.isfinite(clip.mvs).all()
+    assert np.abs(clip.residuals).max(initial=0) <= 255
+    assert (clip.gop_indices < -(-frames // 12)).all()
+    assert (clip.frame_indices < frames).all()
+    lone = (clip.positions == 0).reshape(-1)
+    # position 0 only where the GOP is a lone I-frame, and there: nothing moved, nothing left
+    gop_len = np.minimum(12, frames - clip.gop_indices * 12).repeat(p)
+    np.testing.assert_array_equal(lone, gop_len == 1)
+    assert not clip.mvs[lone].any() and not clip.residuals[lone].any()
+
+
+@pytest.mark.parametrize("frames", FRAME_COUNTS)
+def test_every_frame_count_gives_possible_values(sweep_videos, frames):
+    for mode in MODES:
+        _check(cvpt.read_clip(sweep_videos[frames], **mode), frames)
+
+
+def test_unwritten_memory_cannot_hide(sweep_videos, monkeypatch):
+    # np.empty can hand back zeros by chance; fill every fresh buffer with NaN / 32767 so a slot
+    # the reader leaves unwritten cannot pass for a written one
+    real_empty = np.empty
+
+    def poisoned(shape, dtype=float, *args, **kwargs):
+        out = real_empty(shape, dtype, *args, **kwargs)
+        out.fill(np.nan if np.dtype(dtype).kind == "f" else np.iinfo(dtype).max)
+        return out
+
+    monkeypatch.setattr(np, "empty", poisoned)
+    for frames in (1, 13, 25, 49):
+        for mode in MODES[:3]:
+            _check(cvpt.read_clip(sweep_videos[frames], **mode), frames)
