@@ -6,20 +6,26 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 import cvpt
 from cvpt.cli.main import main
 from cvpt.data.generate import translating_texture
-from cvpt.training.config import load_config
+from cvpt.models.compressed import TuningOptions
+from cvpt.models.registry import create_backbone
+from cvpt.training.config import load_config, load_run_config
 from cvpt.training.schedule import param_groups, scaled_lr, warmup_cosine
+from cvpt.training.step import TrainStep, classification_loss
 from cvpt.training.trainer import Run
 
 TINY = [
@@ -62,7 +68,7 @@ def _cfg(ds: Path, *extra: str):
 
 def _weights(run: Path) -> dict:
     last = json.loads((run / "checkpoints" / "last.json").read_text())["checkpoint"]
-    return load_file(run / "checkpoints" / last / "tunable.safetensors")
+    return load_file(run / "checkpoints" / last / "model.safetensors")
 
 
 def test_schedule_scaling_and_decay_groups():
@@ -300,3 +306,262 @@ def test_visualize_draws_the_clip_feature_maps_and_sccp_attention(tiny_dataset, 
     for a in res["attention"].values():  # softmax over tokens, per channel: sums to 1
         assert a.sum() == pytest.approx(1.0, abs=1e-5)
     assert not any(b.keep_attention for b in model.sccp)  # hooks are switched off again
+
+
+# ---------------------------------------------------------------- runs: identity, sharing, stops
+
+
+@pytest.fixture(scope="module")
+def backbones(tmp_path_factory):
+    """Two tiny pre-trained backbone files of the same architecture, different weights."""
+    d = tmp_path_factory.mktemp("backbones")
+    paths = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        paths.append(cvpt.save_backbone(create_backbone("vit_tiny", depth=2), d / f"b{seed}.st"))
+    return [p.rename(p.with_suffix(".safetensors")) for p in paths]
+
+
+def test_run_is_tied_to_its_backbone(tiny_dataset, backbones, tmp_path, capsys):
+    a, b = (str(p) for p in backbones)
+    run = tmp_path / "run"
+    Run(_cfg(tiny_dataset, "epochs=1", f"backbone_checkpoint={a}"), run).train()
+    saved = yaml.safe_load((run / "config.yaml").read_text())["identity"]
+    assert saved["backbone"] == "vit_tiny(depth=2)"  # the file's, not the default vit_base
+    assert saved["backbone_source"] == a and len(saved["backbone_fingerprint"]) == 64
+    capsys.readouterr()
+    # eval, predict, visualize and --resume on another backbone: refused, naming both
+    video = tiny_dataset / "videos" / "c0_5.mp4"
+    for argv in (
+        ["eval", "--run", str(run), "--set", f"backbone_checkpoint={b}"],
+        ["predict", str(video), "--checkpoint", str(run), "--backbone-checkpoint", b],
+        [
+            "visualize",
+            str(video),
+            "--checkpoint",
+            str(run),
+            "--backbone-checkpoint",
+            b,
+            "-o",
+            str(tmp_path / "vis"),
+        ],
+        ["train", "--out", str(run), "--resume", "--set", "epochs=2", f"backbone_checkpoint={b}"],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"tuned on backbone vit_tiny(depth=2) from {a}, fingerprint" in err, argv
+        assert f"the backbone here is vit_tiny(depth=2) from {b}, fingerprint" in err, argv
+        assert "--allow-other-backbone" in err and "Traceback" not in err
+    assert not (tmp_path / "vis").exists()
+    # the same file moved elsewhere is the same backbone; another one only when asked for
+    moved = shutil.copy(a, tmp_path / "moved.safetensors")
+    assert main(["predict", str(video), "--checkpoint", str(run), "--backbone-checkpoint",
+                 str(moved)]) == 0  # fmt: skip
+    argv = ["eval", "--run", str(run), "--set", f"backbone_checkpoint={b}"]
+    assert main([*argv, "--allow-other-backbone"]) == 0
+
+
+def test_save_pretrained_and_load_model(tiny_dataset, backbones, tmp_path):
+    run = tmp_path / "run"
+    cfg = _cfg(tiny_dataset, "epochs=1", "model_options={sccp_layers: 1}", "clip.mv_cell=16")
+    Run(cfg, run).train()
+    # the run's config.yaml is exactly what ran, every key and every model option
+    assert load_run_config(run) == cfg
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["clip"]["mv_cell"] == 16 and saved["clip"]["num_gops"] == 4
+    assert saved["resolved"]["model_options"] == {**TuningOptions().to_dict(), "sccp_layers": 1}
+    ckpt = Path(json.loads((run / "checkpoints" / "last.json").read_text())["checkpoint"])
+    folder = run / "checkpoints" / ckpt
+    config = json.loads((folder / "config.json").read_text())  # the final checkpoint describes
+    assert config["method"] == "cvpt" and config["options"]["sccp_layers"] == 1
+    assert config["class_names"] == ["0", "1"]
+    assert config["input"]["clip"]["num_gops"] == 4 and config["input"]["size"] == 32
+    assert config["backbone_source"] == "random initialisation (seed 0)"
+    from cvpt.training.predict import load_trained
+
+    ref, _, _, _ = load_trained(run)
+    model = cvpt.load_model(run)  # the run folder: its last checkpoint
+    x = (torch.randn(1, 3, 4, 32, 32), torch.randn(1, 2, 12, 32, 32), torch.randn(1, 3, 12, 32, 32))
+    with torch.no_grad():
+        assert torch.equal(model(*x), ref(*x))
+    assert model.class_names == ["0", "1"]
+    # a model of one's own, on a backbone file; shared as a folder; refused on another backbone
+    a, b = backbones
+    torch.manual_seed(3)
+    mine = cvpt.create_model("vpt", num_classes=2, backbone_checkpoint=a,
+                             backbone_options={"use_mean_pooling": True})  # fmt: skip
+    with torch.no_grad():
+        next(p for p in mine.parameters() if p.requires_grad).add_(1.0)
+    mine.save_pretrained(tmp_path / "shared", class_names=["left", "right"])
+    files = sorted(p.name for p in (tmp_path / "shared").iterdir())
+    assert files == ["config.json", "model.safetensors"]
+    back = cvpt.load_model(tmp_path / "shared")
+    with torch.no_grad():
+        assert torch.equal(back(*x), mine.eval()(*x))
+    assert back.class_names == ["left", "right"] and back.method == "vpt"
+    with pytest.raises(cvpt.BackboneMismatchError, match="fingerprint"):
+        cvpt.load_model(tmp_path / "shared", backbone_checkpoint=b)
+    other = cvpt.load_model(tmp_path / "shared", backbone_checkpoint=b, allow_other_backbone=True)
+    with torch.no_grad():
+        assert not torch.equal(other(*x), back(*x))
+
+
+def test_existing_run_folder_is_a_one_line_error(tiny_dataset, tmp_path, capsys):
+    args = ["train", "--out", str(tmp_path / "r"), "--set", *TINY, "epochs=1",
+            f"root={tiny_dataset / 'videos'}", f"annotations={tiny_dataset / 'ann'}"]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"cvpt train: error: {tmp_path / 'r'} holds a run already: add --resume to continue it, "
+        "or choose another --out"
+    )
+
+
+def test_checkpoints_every_n_steps_mid_epoch(tiny_dataset, tmp_path, monkeypatch):
+    seen = []
+    real = Run._checkpoint
+
+    def spy(self):
+        seen.append((self.progress["epoch"], self.progress["global_step"]))
+        return real(self)
+
+    monkeypatch.setattr(Run, "_checkpoint", spy)
+    cfg = _cfg(tiny_dataset, "epochs=1", "effective_batch=2", "checkpoint_every_steps=2")
+    Run(cfg, tmp_path / "r").train()  # 4 steps: at 2 (mid-epoch), then the epoch's end
+    assert seen == [(0, 2), (1, 4)]
+    seen.clear()
+    cfg = _cfg(tiny_dataset, "epochs=1", "effective_batch=2", "checkpoint_every_minutes=1e-9")
+    Run(cfg, tmp_path / "m").train()
+    assert seen == [(0, 1), (0, 2), (0, 3), (1, 4)]
+
+
+def test_sigterm_mid_epoch_then_resume_gives_the_same_weights(tiny_dataset, tmp_path):
+    """A real `cvpt train` process, SIGTERM sent to its whole process group (as SLURM does)
+    while it trains with a data-loader worker: it checkpoints at the next step, exits cleanly
+    and says how to resume; the resumed run ends bit-identical to an uninterrupted one."""
+    settings = [*TINY, "epochs=1", "effective_batch=2", f"root={tiny_dataset / 'videos'}",
+                f"annotations={tiny_dataset / 'ann'}"]  # fmt: skip
+    run = tmp_path / "killed"
+    # as many threads as this process, which runs the rest: CPU sums are bit-exact per count
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cvpt.cli.main",
+            "train",
+            "--out",
+            str(run),
+            "--set",
+            *settings,
+            "workers=1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and metrics.read_text().strip()):  # the first step is done
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM after step" in out
+    assert f"Resume with: cvpt train --out {run} --resume" in out
+    assert "Traceback" not in err
+    last = json.loads((run / "checkpoints" / "last.json").read_text())
+    assert last["batch_in_epoch"] > 0 and last["global_step"] < 4  # mid-epoch 0 (4 steps)
+    # the data-loader position does not depend on the workers: resume without them (faster)
+    assert main(["train", "--out", str(run), "--resume", "--set", "workers=0"]) == 0
+    Run(load_config(None, settings), tmp_path / "straight").train()
+    a, b = _weights(tmp_path / "straight"), _weights(run)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---------------------------------------------------------------- one training step
+
+
+def _tiny_model(seed: int = 0):
+    torch.manual_seed(seed)
+    return cvpt.create_model("cvpt", backbone="vit_tiny", num_classes=3,
+                             backbone_options={"depth": 1})  # fmt: skip
+
+
+def _clip_batch(n: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(n, 3, 4, 32, 32, generator=g), torch.randn(n, 2, 12, 32, 32, generator=g),
+         torch.randn(n, 3, 12, 32, 32, generator=g))  # fmt: skip
+    return x, torch.randint(0, 3, (n,), generator=g)
+
+
+def _loss(net, batch):
+    x, y = batch
+    return classification_loss(net(*x), y)
+
+
+def test_train_step_accumulates_and_clips():
+    x, y = _clip_batch(4, 0)
+    whole, split = _tiny_model(), _tiny_model()
+    steps = {}
+    for name, model in (("whole", whole), ("split", split)):
+        opt = torch.optim.SGD(param_groups(model, 0.0), lr=0.1)  # linear in the gradient
+        steps[name] = TrainStep(model, opt, loss_fn=_loss, accum=1 if name == "whole" else 2)
+    loss_whole = steps["whole"](iter([(x, y)]))
+    halves = [(tuple(t[:2] for t in x), y[:2]), (tuple(t[2:] for t in x), y[2:])]
+    loss_split = steps["split"](iter(halves))
+    assert loss_split == pytest.approx(loss_whole, rel=1e-5)  # the mean over the 4 clips
+    start = _tiny_model()
+    moved = 0
+    for a, b, s in zip(whole.parameters(), split.parameters(), start.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+        moved += int(not torch.equal(a, s))
+    assert moved > 0
+    assert steps["split"](iter(halves[:1])) is None  # ran out mid-accumulation: no step
+    model = _tiny_model()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)
+    TrainStep(model, opt, loss_fn=_loss, grad_clip=1e-3)(iter([(x, y)]))
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])) <= 1e-3 * 1.0001
+
+
+def test_every_training_loop_takes_the_one_step(tiny_dataset, tmp_path, monkeypatch):
+    from cvpt.bench.model import StepCase
+    from cvpt.data.synth import synthesize
+    from cvpt.demo.cache import ClipTensors
+    from cvpt.demo.tune import TuneSettings, Variant, tune
+    from cvpt.training.pretrain import pretrain
+
+    calls = []
+    real = TrainStep.__call__
+
+    def spy(self, batches):
+        loss = real(self, batches)
+        if loss is not None:
+            calls.append(type(self.model).__name__)
+        return loss
+
+    monkeypatch.setattr(TrainStep, "__call__", spy)
+    Run(_cfg(tiny_dataset, "epochs=1"), tmp_path / "run").train()
+    assert calls == ["CompressedVideoModel"] * 2
+    calls.clear()
+    (x, y), n = _clip_batch(6, 1), 6
+    clips = ClipTensors(*(t.half() for t in x), labels=y, views=1)
+    settings = TuneSettings(backbone_options={"depth": 1}, epochs=1, batch_size=4, threads=1)
+    tune(Variant("t", "linear", pretrained=False), settings, clips, clips, seed=0, num_classes=3)
+    assert calls == ["CompressedVideoModel"] * -(-n // 4)
+    calls.clear()
+    case = StepCase("cvpt", backbone="vit_tiny", size=32, batch=1, num_classes=3,
+                    backbone_options={"depth": 1})  # fmt: skip
+    case.step(*case.setup())
+    assert calls == ["CompressedVideoModel"]
+    calls.clear()
+    synthesize(tmp_path / "src", task="source", videos=8, seed=0, size=32, progress=False)
+    pretrain(tmp_path / "src", tmp_path / "bb.safetensors", depth=1, epochs=1, batch_size=4,
+             progress=False)  # fmt: skip
+    assert calls and set(calls) == {"VisionTransformer"}

@@ -33,10 +33,12 @@ from cvpt.errors import (
     VideoNotFoundError,
 )
 from cvpt.models import (
+    BackboneMismatchError,
     CheckpointError,
     CompressedVideoModel,
     create_model,
     load_backbone,
+    load_model,
     save_backbone,
 )
 from cvpt.predictor import Prediction, Predictor
@@ -46,6 +48,7 @@ from cvpt.training.config import TrainConfig, load_config
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackboneMismatchError",
     "CheckpointError",
     "ClipTransform",
     "CompressedClip",
@@ -80,6 +83,7 @@ __all__ = [
     "create_model",
     "load_backbone",
     "load_config",
+    "load_model",
     "open_splits",
     "prepare",
     "probe",

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cvpt.codec.container import is_video_file
+from cvpt.codec.sampling import ClipSpec
 from cvpt.data.dataset import read_views, worker_init
 from cvpt.data.transforms import ClipTransform
 from cvpt.errors import MissingFileError, UnpreparedVideoError, VideoError
@@ -84,6 +85,7 @@ class Predictor:
         batch_size: int = 4,
         workers: int = 0,
         prepare: bool = True,
+        clip: ClipSpec | None = None,
         source: str | None = None,
     ):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -95,6 +97,7 @@ class Predictor:
         self.clips, self.crops = clips, crops
         self.amp, self.batch_size, self.workers = amp, batch_size, workers
         self.prepare, self.source = prepare, source
+        self.clip = clip or ClipSpec()
 
     @property
     def views(self) -> int:
@@ -103,16 +106,35 @@ class Predictor:
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, *, device: str | torch.device | None = None, **options
+        cls,
+        path: str | Path,
+        *,
+        device: str | torch.device | None = None,
+        backbone_checkpoint: str | Path | None = None,
+        allow_other_backbone: bool = False,
+        **options,
     ) -> Predictor:
         """Load a trained model from ``path`` (a ``cvpt train`` run folder or one of its
-        checkpoint folders); ``options`` are the constructor's. Raises
-        :class:`cvpt.errors.RunError` / :class:`cvpt.errors.MissingFileError` for a folder that
-        holds no trained model."""
+        checkpoint folders); ``options`` are the constructor's. ``backbone_checkpoint``: the
+        frozen backbone's file when it is no longer where the run loaded it (it must be the same
+        weights unless ``allow_other_backbone``). Raises :class:`cvpt.errors.RunError` /
+        :class:`cvpt.errors.MissingFileError` for a folder that holds no trained model, and
+        :class:`cvpt.BackboneMismatchError` for another backbone."""
         from cvpt.training.predict import load_trained
 
-        model, cfg, classes, ckpt = load_trained(path, device=device)
-        settings = dict(size=cfg.size, short_side=cfg.short_side, mv_clip=cfg.mv_clip, amp=cfg.amp)
+        model, cfg, classes, ckpt = load_trained(
+            path,
+            device=device,
+            backbone_checkpoint=backbone_checkpoint,
+            allow_other_backbone=allow_other_backbone,
+        )
+        settings = dict(
+            size=cfg.size,
+            short_side=cfg.short_side,
+            mv_clip=cfg.mv_clip,
+            amp=cfg.amp,
+            clip=cfg.clip,
+        )
         device = next(model.parameters()).device
         return cls(model, classes, device=device, source=str(ckpt), **{**settings, **options})
 
@@ -135,7 +157,7 @@ class Predictor:
         paths = [str(v) for v in videos]
         if not paths:
             return
-        data = _Inputs(paths, self.transform, self.clips, self.prepare)
+        data = _Inputs(paths, self.transform, self.clips, self.prepare, self.clip)
         workers = min(self.workers, len(paths))
         loader = DataLoader(
             data,
@@ -171,8 +193,9 @@ class Predictor:
 class _Inputs(Dataset):
     """``[i]`` → ``{"path", "inputs": [V, C, T, S, S] tensors or None, "error": str or None}``."""
 
-    def __init__(self, paths: list[str], transform: ClipTransform, clips: int, prepare: bool):
+    def __init__(self, paths, transform: ClipTransform, clips: int, prepare: bool, spec: ClipSpec):
         self.paths, self.transform, self.clips, self.prepare = paths, transform, clips, prepare
+        self.spec = spec
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -185,7 +208,7 @@ class _Inputs(Dataset):
             warnings.simplefilter("always")
             try:
                 with prepared(path, self.transform.short_side, self.prepare) as readable:
-                    out["inputs"] = read_views(readable, self.transform, self.clips)
+                    out["inputs"] = read_views(readable, self.transform, self.clips, self.spec)
             except VideoError as e:
                 out["error"] = e.reason
             except Exception as e:  # one undecodable file must not stop a batch job: reported

@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import save_file
 
 from cvpt.bench.memory import PeakTensorMemory
+from cvpt.codec.sampling import ClipSpec
 from cvpt.io import atomic_output
 from cvpt.models.factory import create_model
 from cvpt.models.flops import compressed_inputs
@@ -33,6 +34,7 @@ from cvpt.models.registry import create_backbone
 from cvpt.progress import tqdm
 from cvpt.training.config import TrainConfig
 from cvpt.training.schedule import param_groups
+from cvpt.training.step import TrainStep, classification_loss
 
 
 def _sync(device: torch.device) -> None:
@@ -67,24 +69,28 @@ class StepCase:
             backbone_options=self.backbone_options or {},
         ).to(dev)
         model.set_grad_checkpointing(self.grad_checkpointing)
-        if self.amp and self.frozen_bf16:
+        if self.amp and self.frozen_bf16:  # as prepare_precision does where amp runs (CUDA)
             model.cast_frozen_weights(torch.bfloat16)
         # cvpt train's optimiser: AdamW, no weight decay on norms, biases or ω
         opt = torch.optim.AdamW(param_groups(model, TrainConfig.weight_decay), lr=1e-4)
-        shapes = compressed_inputs(self.batch, 4, self.size, device=dev)
+        shapes = compressed_inputs(self.batch, ClipSpec.num_gops, self.size, device=dev)
         inputs = tuple(torch.randn_like(x) for x in shapes)
         labels = torch.randint(0, self.num_classes, (self.batch,), device=dev)
         return model.train(), opt, inputs, labels
 
     def loss(self, model, inputs, labels) -> torch.Tensor:
+        """The training step's forward and loss (under its autocast), for the tensor split."""
         with torch.autocast(torch.device(self.device).type, torch.bfloat16, enabled=self.amp):
-            logits = model(*inputs)
-        return torch.nn.functional.cross_entropy(logits.float(), labels)
+            return _loss(model, (inputs, labels))
 
     def step(self, model, opt, inputs, labels) -> None:
-        opt.zero_grad(set_to_none=True)
-        self.loss(model, inputs, labels).backward()
-        opt.step()
+        """One step of cvpt train's :class:`TrainStep` (no scheduler: one step is measured)."""
+        TrainStep(model, opt, loss_fn=_loss, amp=self.amp)(iter([(inputs, labels)]))
+
+
+def _loss(model, batch) -> torch.Tensor:
+    inputs, labels = batch
+    return classification_loss(model(*inputs), labels)
 
 
 def step_peak(case: StepCase, breakdown: bool = False) -> tuple[int, dict[str, int]]:
@@ -228,7 +234,9 @@ def bench_model(
     cvpt_model, full_model = trained["cvpt"][0], trained["full"][0]
     bopts = backbone_options or {}
     rgb_model = create_backbone(backbone, num_classes=num_classes, **bopts).to(dev).eval()
-    one = tuple(torch.randn_like(x) for x in compressed_inputs(1, 4, size, device=dev))
+    one = tuple(
+        torch.randn_like(x) for x in compressed_inputs(1, ClipSpec.num_gops, size, device=dev)
+    )
     rgb = torch.randn(1, 3, 16, size, size, device=dev)
 
     def infer(model, *x):

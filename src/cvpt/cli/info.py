@@ -39,28 +39,9 @@ def register(sub) -> None:
     )
 
 
-def _parse_options(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        low = value.lower()
-        if low in ("true", "false"):
-            out[key] = low == "true"
-        elif low in ("none", "null"):
-            out[key] = None
-        else:
-            try:
-                out[key] = int(value)
-            except ValueError:
-                try:
-                    out[key] = float(value)
-                except ValueError:
-                    out[key] = value
-    return out
-
-
 def run(args) -> int:
     from cvpt.models.report import all_rows, format_table, model_row, raw_video_row
+    from cvpt.training.config import parse_overrides
 
     if args.all:
         rows = all_rows(args.backbone, num_classes=args.num_classes, views=args.clips * args.crops)
@@ -73,7 +54,7 @@ def run(args) -> int:
                 num_classes=args.num_classes,
                 views=args.clips * args.crops,
                 size=args.size,
-                **_parse_options(args.set),
+                **parse_overrides(args.set),
             )
         ]
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))

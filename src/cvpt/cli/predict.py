@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from cvpt.cli.common import add_command
+from cvpt.cli.train import add_backbone_override
 from cvpt.errors import ConfigError
 
 
@@ -39,6 +40,7 @@ def register(sub) -> None:
         "--out", default=None, help="write the results to this .csv or .json (atomically)"
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_backbone_override(p, with_path=True)
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -56,6 +58,8 @@ def run(args) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         prepare=not args.no_prepare,
+        backbone_checkpoint=args.backbone_checkpoint,
+        allow_other_backbone=args.allow_other_backbone,
     )
     results = predictor.predict(videos, top=args.top, progress=not args.quiet)
     rows = [r.to_dict() for r in results]

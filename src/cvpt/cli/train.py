@@ -15,14 +15,31 @@ def register(sub) -> None:
         "train",
         "Tune a model on prepared videos with the paper's recipe (AdamW, warm-up + cosine, "
         "effective batch 240). Multi-GPU: launch with torchrun.",
-        "cvpt train --config configs/ucf101_vitb_cvpt.yaml --set epochs=30 --out runs/ucf101",
+        "cvpt train --config ucf101_vitb_cvpt --set epochs=30 --out runs/ucf101",
         run_train,
     )
-    t.add_argument("--config", default=None, help="YAML config (keys: see --list-keys)")
-    t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override keys")
+    t.add_argument(
+        "--config",
+        default=None,
+        help="a YAML file, or the name of a shipped config (see --list-configs)",
+    )
+    t.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override keys; a mapping merges into a nested key (model_options={sccp_skip: "
+        "true}), a dotted key sets one field (model_options.sccp_layers=4, clip.num_gops=8)",
+    )
     t.add_argument("--out", required=False, help="run folder")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    t.add_argument("--list-keys", action="store_true", help="print the config keys and exit")
+    t.add_argument(
+        "--list-keys",
+        action="store_true",
+        help="print every key (nested ones dotted) with its value and meaning, and exit",
+    )
+    t.add_argument("--list-configs", action="store_true", help="print the shipped configs and exit")
+    add_backbone_override(t)
     t.add_argument(
         "--stop-after",
         type=int,
@@ -45,22 +62,56 @@ def register(sub) -> None:
     )
     e.add_argument("--crops", type=int, default=None, help="crops per clip (1 or 3)")
     e.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override keys")
+    add_backbone_override(e)
+
+
+def add_backbone_override(p, with_path: bool = False) -> None:
+    """The flags that let a tuned model meet another backbone than it was tuned on."""
+    if with_path:
+        p.add_argument(
+            "--backbone-checkpoint",
+            default=None,
+            help="the frozen backbone's file, when it is no longer where the run loaded it",
+        )
+    p.add_argument(
+        "--allow-other-backbone",
+        action="store_true",
+        help="use a backbone whose weights differ from the ones the run was tuned on "
+        "(refused otherwise: the predictions would differ)",
+    )
 
 
 def run_train(args) -> int:
     from cvpt.training.api import train
-    from cvpt.training.config import TrainConfig
+    from cvpt.training.config import describe_keys, list_configs, load_config
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.list_configs:
+        for name in list_configs():
+            print(name)
+        return 0
     if args.list_keys:
-        for k, v in TrainConfig().to_dict().items():
-            print(f"{k}: {v!r}")
+        cfg = load_config(args.config, args.set)
+        for key, value, doc in describe_keys(cfg):
+            print(f"{key} = {value!r}" + (f"  # {doc}" if doc else ""))
         return 0
     if not args.out:
         raise ConfigError("--out is required: the run folder")
     summary = train(
-        args.config, args.out, resume=args.resume, stop_after=args.stop_after, overrides=args.set
+        args.config,
+        args.out,
+        resume=args.resume,
+        stop_after=args.stop_after,
+        overrides=args.set,
+        allow_other_backbone=args.allow_other_backbone,
     )
+    if summary.get("interrupted"):
+        print(
+            f"stopped by {summary['interrupted']} after step {summary['steps']} (epoch "
+            f"{summary['epoch']}, batch {summary['batch_in_epoch']}); checkpoint "
+            f"{summary['checkpoint']}. Resume with: cvpt train --out {args.out} --resume"
+        )
+        return 128 + (summary["signum"] or 15)
     last = summary["last_eval"]
     print(
         f"done: {summary['steps']} steps, {summary['epochs']} epochs, effective batch "
@@ -90,7 +141,10 @@ def run_eval(args) -> int:
     if ckpt is None:
         raise RunError(f"{run}: no checkpoint (was the run started with cvpt train?)")
     r = Run(cfg, run, resume=True)
-    load_checkpoint(ckpt, r.model, identity=r.identity)  # the tuned tensors over the seeded model
+    # the tuned tensors over the seeded model, refused on another backbone
+    load_checkpoint(
+        ckpt, r.model, identity=r.identity, allow_other_backbone=args.allow_other_backbone
+    )
     m = r.evaluate()
     if r.info.main:
         from cvpt.io import write_json

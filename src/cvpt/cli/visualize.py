@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cvpt.cli.common import add_command
+from cvpt.cli.train import add_backbone_override
 from cvpt.errors import ConfigError
 
 
@@ -24,6 +25,7 @@ def register(sub) -> None:
         default="first,last",
         help="SCCP layers to draw: 'all', or indices / first / last, comma-separated",
     )
+    add_backbone_override(p, with_path=True)
 
 
 def run(args) -> int:
@@ -35,11 +37,15 @@ def run(args) -> int:
     from cvpt.viz.clip import plot_clip
     from cvpt.viz.inside import explain, plot_maps, to_uint8
 
-    model, cfg, classes, ckpt = load_trained(args.checkpoint)
+    model, cfg, classes, ckpt = load_trained(
+        args.checkpoint,
+        backbone_checkpoint=args.backbone_checkpoint,
+        allow_other_backbone=args.allow_other_backbone,
+    )
     device = next(model.parameters()).device
     out = Path(args.out)
     with prepared(args.video, cfg.short_side) as path:
-        plot_clip(read_clip(path), out / "clip.png")
+        plot_clip(read_clip(path, cfg.clip), out / "clip.png")
         batch = load_views(path, cfg)
     x = {k: batch[k][:, 0].to(device) for k in ("iframes", "mvs", "residuals")}
     res = explain(model, **x)

@@ -33,8 +33,13 @@ from cvpt.codec.container import (
 from cvpt.codec.motion import Accumulator, MotionRecords, grid_shape, grid_to_dense
 from cvpt.codec.orient import has_display_matrix
 from cvpt.codec.probe import READABLE_CODECS
-from cvpt.codec.sampling import choose_start_gop, clip_gop_indices, sample_positions
-from cvpt.codec.warp import INTERPOLATIONS, Predictor
+from cvpt.codec.sampling import (
+    ClipSpec,
+    choose_start_gop,
+    clip_gop_indices,
+    sample_positions,
+)
+from cvpt.codec.warp import Predictor
 from cvpt.errors import CorruptVideoError, EmptyVideoError, UnpreparedVideoError
 
 _I, _P, _B = (
@@ -97,31 +102,24 @@ class _Index:
 class _Request:
     """What read_clip was asked for, passed down in one piece."""
 
-    num_gops: int
-    p_per_gop: int
+    spec: ClipSpec
     start_gop: int | None
     train: bool
-    accumulate: bool
-    gop_size: int
-    interp: str
-    mv_cell: int | None
 
 
 def read_clip(
     path: str | Path,
+    spec: ClipSpec | None = None,
     *,
-    num_gops: int = 4,
-    p_per_gop: int = 3,
     start_gop: int | None = None,
     train: bool = False,
     rng: np.random.Generator | int | None = None,
-    accumulate: bool = True,
-    gop_size: int = 12,
-    residual_interp: str = "nearest",
-    mv_cell: int | None = None,
+    **changes,
 ) -> CompressedClip:
     """Read one compressed-domain clip of a prepared video (see ``cvpt prepare``).
 
+    ``spec`` (:class:`ClipSpec`, default the paper's) says what a clip is; ``changes`` are
+    :class:`ClipSpec` fields changed for this call, e.g. ``read_clip(p, accumulate=False)``.
     Test mode (default): the centred run of ``num_gops`` GOPs and P positions 2, 6, 10. Train
     mode: a random start GOP and one random P position per third of each GOP, drawn from
     ``rng`` (a Generator or a seed). ``start_gop`` fixes the first GOP (multi-view testing).
@@ -135,28 +133,13 @@ def read_clip(
     (None: 16 for MPEG-4, whose vectors are per macroblock; 4 for H.264).
 
     Raises a :class:`cvpt.VideoError` subclass naming the file: missing, not a video, empty,
-    corrupt, or :class:`UnpreparedVideoError` for B-frames / another GOP / another codec.
+    corrupt, or :class:`UnpreparedVideoError` for B-frames / another GOP / another codec;
+    ``ValueError`` for an invalid spec.
     """
-    if residual_interp not in INTERPOLATIONS:
-        raise ValueError(
-            f"residual_interp must be one of {INTERPOLATIONS}, got {residual_interp!r}"
-        )
-    if num_gops < 1 or p_per_gop < 1 or gop_size < 2:
-        raise ValueError("num_gops and p_per_gop must be ≥ 1 and gop_size ≥ 2")
-    if mv_cell not in (None, 4, 8, 16):
-        raise ValueError(f"mv_cell must be None, 4, 8 or 16, got {mv_cell}")
+    spec = (spec or ClipSpec()).replace(**changes)
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
-    req = _Request(
-        num_gops,
-        p_per_gop,
-        start_gop,
-        train,
-        accumulate,
-        gop_size,
-        residual_interp,
-        mv_cell,
-    )
+    req = _Request(spec, start_gop, train)
     # First with GOP starts computed from the header; if the file disagrees, from its packets.
     for demux in (False, True):
         container, stream = open_video(path, export_mvs=True)
@@ -169,7 +152,7 @@ def read_clip(
     raise AssertionError("unreachable: the demuxed index never raises _SeekMismatch")
 
 
-def count_gops(path: str | Path, gop_size: int = 12) -> int:
+def count_gops(path: str | Path, gop_size: int = ClipSpec.gop_size) -> int:
     """How many GOPs ``read_clip`` sees in ``path``, without decoding a frame: header
     arithmetic less the frames whose bytes lie past the end of a truncated file (one look at
     the container's index), or the cached packet scan for files whose header cannot say. Every
@@ -183,26 +166,26 @@ def count_gops(path: str | Path, gop_size: int = 12) -> int:
 
 
 def _read(path: str, container, stream, req: _Request, rng, *, demux: bool) -> CompressedClip:
-    index = _index(path, container, stream, req.gop_size, demux=demux)
+    index = _index(path, container, stream, req.spec.gop_size, demux=demux)
     n_gops = len(index.keyframe_pts)
     start_gop = req.start_gop
     if start_gop is None:
-        start_gop = choose_start_gop(n_gops, req.num_gops, train=req.train, rng=rng)
+        start_gop = choose_start_gop(n_gops, req.spec.num_gops, train=req.train, rng=rng)
     elif not 0 <= start_gop < n_gops:
         raise ValueError(f"{path}: start_gop={start_gop} outside the video's {n_gops} GOPs")
-    gops = clip_gop_indices(n_gops, req.num_gops, start_gop)
-    if gops[-1] < start_gop + req.num_gops - 1:
+    gops = clip_gop_indices(n_gops, req.spec.num_gops, start_gop)
+    if gops[-1] < start_gop + req.spec.num_gops - 1:
         warnings.warn(
             f"{path}: {n_gops} GOP(s) from GOP {start_gop}, fewer than the clip's "
-            f"{req.num_gops}; repeating the last GOP",
+            f"{req.spec.num_gops}; repeating the last GOP",
             ShortVideoWarning,
             stacklevel=3,
         )
-    gop_lens = [min(req.gop_size, index.frames - g * req.gop_size) for g in gops]
+    gop_lens = [min(req.spec.gop_size, index.frames - g * req.spec.gop_size) for g in gops]
     positions = np.stack(
-        [sample_positions(n, req.p_per_gop, train=req.train, rng=rng) for n in gop_lens]
+        [sample_positions(n, req.spec.p_per_gop, train=req.train, rng=rng) for n in gop_lens]
     )
-    cell = req.mv_cell or (16 if stream.codec_context.name == "mpeg4" else 4)
+    cell = req.spec.mv_cell or (16 if stream.codec_context.name == "mpeg4" else 4)
     return _decode_clip(path, container, stream, index, gops, positions, req, cell)
 
 
@@ -413,8 +396,10 @@ class _ClipBuffers:
 
 def _decode_clip(path, container, stream, index, gops, positions, req: _Request, cell: int):
     t_i, p = positions.shape
-    gop_size = req.gop_size
-    buf = _ClipBuffers(index.height, index.width, t_i, t_i * p, req.accumulate, req.interp, cell)
+    gop_size = req.spec.gop_size
+    buf = _ClipBuffers(
+        index.height, index.width, t_i, t_i * p, req.spec.accumulate, req.spec.residual_interp, cell
+    )
     cc = stream.codec_context
     first_slot: dict[int, int] = {}  # GOP → the slot that decoded it
     frames = None
@@ -452,7 +437,7 @@ def _decode_clip(path, container, stream, index, gops, positions, req: _Request,
         residuals=buf.residuals,
         gop_indices=np.asarray(gops),
         positions=positions,
-        accumulated=req.accumulate,
+        accumulated=req.spec.accumulate,
         num_gops_in_video=len(index.keyframe_pts),
         gop_size=gop_size,
         fps=index.fps,

@@ -8,7 +8,47 @@ one from each equal segment of the P positions ``1 .. L-1`` (L = GOP length). Fo
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, replace
+
 import numpy as np
+
+from cvpt.codec.warp import INTERPOLATIONS
+
+
+@dataclass
+class ClipSpec:
+    """What one clip is, carried in one piece from a run's config through the dataset to
+    :func:`cvpt.read_clip` (pytorchvideo's clip-sampler idea). The defaults are the paper's:
+    4 GOPs of 12 frames, 3 P-frames from each, accumulated to the I-frame (CoViAR)."""
+
+    num_gops: int = 4  # GOPs (= I-frames) per clip; the model sees T_I = num_gops
+    p_per_gop: int = 3  # P-frames sampled per GOP, one per equal segment; T_P = T_I · p_per_gop
+    accumulate: bool = True  # MVs/residuals relative to the GOP's I-frame (False: previous frame)
+    residual_interp: str = "nearest"  # reference moved by whole-pixel MVs (CoViAR) or "linear"
+    mv_cell: int | None = None  # MV grid in px: None = 16 for MPEG-4 (macroblocks), 4 otherwise
+    gop_size: int = 12  # GOP length of prepared videos (cvpt prepare)
+
+    def __post_init__(self) -> None:
+        if self.residual_interp not in INTERPOLATIONS:
+            raise ValueError(
+                f"residual_interp must be one of {INTERPOLATIONS}, got {self.residual_interp!r}"
+            )
+        if self.num_gops < 1 or self.p_per_gop < 1 or self.gop_size < 2:
+            raise ValueError("num_gops and p_per_gop must be ≥ 1 and gop_size ≥ 2")
+        if self.mv_cell not in (None, 4, 8, 16):
+            raise ValueError(f"mv_cell must be None, 4, 8 or 16, got {self.mv_cell}")
+
+    @property
+    def num_pframes(self) -> int:
+        """P-frames per clip, T_P."""
+        return self.num_gops * self.p_per_gop
+
+    def replace(self, **changes) -> ClipSpec:
+        """A copy with ``changes`` (field names), validated."""
+        return replace(self, **changes) if changes else self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def segment_bounds(gop_len: int, p_per_gop: int) -> list[tuple[int, int]]:

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from cvpt.codec.reader import count_gops, read_clip
-from cvpt.codec.sampling import view_start_gops
+from cvpt.codec.sampling import ClipSpec, view_start_gops
 from cvpt.data.splits import Sample, resolve_video
 from cvpt.data.transforms import ClipTransform
 from cvpt.errors import DataError, VideoError
@@ -40,7 +40,8 @@ class CompressedVideoDataset(Dataset):
     ``flip=False``, e.g. SSv2), all drawn from ``(seed, epoch, index)``: call
     :meth:`set_epoch` before each epoch when indexing by ``int`` (a plain ``DataLoader``), or
     key by ``(epoch, index)``. ``train=False``: ``views`` clips spread over the video ×
-    ``crops`` (1 or 3) crops, the same every epoch.
+    ``crops`` (1 or 3) crops, the same every epoch. ``clip`` (:class:`ClipSpec`, the paper's
+    4 GOPs × 3 P-frames by default: T_I = 4, T_P = 12) is handed to every :func:`read_clip`.
 
     Raises :class:`cvpt.errors.DataError` for an empty sample list, or when a sample and its
     10 substitutes all fail (a dataset-wide problem).
@@ -58,14 +59,14 @@ class CompressedVideoDataset(Dataset):
         views: int = 1,
         crops: int = 1,
         seed: int = 0,
-        read_options: dict | None = None,
+        clip: ClipSpec | None = None,
         mv_clip: float = 20.0,
     ):
         if not samples:
             raise DataError(f"{root}: no samples to read")
         self.root, self.samples, self.train = Path(root), samples, train
         self.views, self.seed, self.epoch = views, seed, 0
-        self.read_options = read_options or {}
+        self.clip = clip or ClipSpec()
         self.transform = ClipTransform(
             size=size, short_side=short_side, train=train, flip=flip, crops=crops, mv_clip=mv_clip
         )
@@ -104,21 +105,22 @@ class CompressedVideoDataset(Dataset):
         if path is None:
             raise VideoError(self.root / sample.path, "listed in the annotations but not found")
         if self.train:
-            return self.transform(read_clip(path, train=True, rng=rng, **self.read_options), rng)
-        return read_views(path, self.transform, self.views, self.read_options)
+            return self.transform(read_clip(path, self.clip, train=True, rng=rng), rng)
+        return read_views(path, self.transform, self.views, self.clip)
 
 
 def read_views(
-    path: str | Path, transform: ClipTransform, clips: int, read_options: dict | None = None
+    path: str | Path, transform: ClipTransform, clips: int, spec: ClipSpec | None = None
 ) -> dict[str, torch.Tensor]:
-    """Multi-view testing input of one video: ``clips`` clips spread evenly over it, each cut
-    into ``transform.crops`` crops: tensors ``[V, C, T, S, S]``, V = clips × crops (clip-major).
-    Raises :class:`cvpt.VideoError` (naming the file) when the video cannot be read."""
-    read_options = read_options or {}
+    """Multi-view testing input of one video: ``clips`` clips (each as ``spec`` says, the
+    paper's by default) spread evenly over it, each cut into ``transform.crops`` crops: tensors
+    ``[V, C, T, S, S]``, V = clips × crops (clip-major). Raises :class:`cvpt.VideoError`
+    (naming the file) when the video cannot be read."""
+    spec = spec or ClipSpec()
     views = []
-    gops = count_gops(path, read_options.get("gop_size", 12))
-    for start in view_start_gops(gops, 4, clips):
-        views += transform.crops_of(read_clip(path, start_gop=start, **read_options))
+    gops = count_gops(path, spec.gop_size)
+    for start in view_start_gops(gops, spec.num_gops, clips):
+        views += transform.crops_of(read_clip(path, spec, start_gop=start))
     return {k: torch.stack([v[k] for v in views]) for k in views[0]}
 
 
@@ -163,9 +165,15 @@ class EpochSampler(Sampler):
 
 
 def worker_init(_worker_id: int) -> None:
-    """One thread per worker for torch and OpenCV: workers already use every core."""
+    """One thread per worker for torch and OpenCV: workers already use every core. SIGTERM and
+    SIGINT sent to the whole process group are ignored here: the training process stops at its
+    next step boundary with a checkpoint, and needs its workers until then."""
+    import signal
+
     import cv2
 
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, signal.SIG_IGN)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")

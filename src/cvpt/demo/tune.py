@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from cvpt.demo.cache import ClipTensors
 from cvpt.models.factory import create_model
 from cvpt.training.schedule import make_optimizer
+from cvpt.training.step import TrainStep, classification_loss
 
 
 @dataclass
@@ -79,21 +79,23 @@ def tune(
     opt, sched = make_optimizer(
         model, lr, settings.weight_decay, total, settings.warmup_epochs * steps_per_epoch
     )
+    # cvpt train's step (float32 here, on CPU and CUDA alike: the published demo numbers)
+    step = TrainStep(
+        model,
+        opt,
+        sched,
+        loss_fn=lambda net, batch: classification_loss(net(**batch[0]), batch[1]),
+    )
     gen = torch.Generator().manual_seed(seed)
     curve, losses = [], []
     t0 = time.perf_counter()
     for epoch in range(settings.epochs):
         model.train()
         rows = train.rows(epoch)[torch.randperm(train.videos, generator=gen)]
+        batches = (train.batch(chunk, device) for chunk in rows.split(settings.batch_size))
         epoch_loss = []
-        for chunk in rows.split(settings.batch_size):
-            x, y = train.batch(chunk, device)
-            loss = F.cross_entropy(model(**x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            epoch_loss.append(loss.item())
+        while (loss := step(batches)) is not None:
+            epoch_loss.append(loss)
         losses.append(float(np.mean(epoch_loss)))
         curve.append(evaluate(model, test, settings.batch_size * 4, device))
         if on_epoch is not None:

@@ -3,11 +3,13 @@
 from cvpt.models.checkpoint import CheckpointError, load_backbone, save_backbone
 from cvpt.models.compressed import METHODS, CompressedVideoModel, TuningOptions
 from cvpt.models.factory import create_model
+from cvpt.models.pretrained import BackboneMismatchError, load_model
 from cvpt.models.registry import backbone_config, create_backbone, list_backbones
 from cvpt.models.vit import VisionTransformer, ViTConfig
 
 __all__ = [
     "METHODS",
+    "BackboneMismatchError",
     "CheckpointError",
     "CompressedVideoModel",
     "TuningOptions",
@@ -18,5 +20,6 @@ __all__ = [
     "create_model",
     "list_backbones",
     "load_backbone",
+    "load_model",
     "save_backbone",
 ]

@@ -14,10 +14,12 @@ Prompt embeddings train in every method but ``linear``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from cvpt.codec.sampling import ClipSpec
 from cvpt.models.prompts import SCCP, Adapter, DeepPrompts, PromptEmbed
 from cvpt.models.vit import Attention, VisionTransformer, check_video, run_block
 
@@ -66,7 +68,7 @@ class CompressedVideoModel(nn.Module):
         self.method, self.options, self.sccp_layers = method, options, k if method == "cvpt" else 0
         self.backbone = backbone
         # 3 P-frames per GOP and `tubelet` GOPs per I-token → 3·tubelet P-frames per prompt token
-        self.p_per_token = 3 * cfg.tubelet_size
+        self.p_per_token = ClipSpec.p_per_gop * cfg.tubelet_size
         rank, p = options.prompt_embed_rank, cfg.patch_size
         motion = options.inputs == "all"
         self.mv_embed = PromptEmbed(2, d, p, self.p_per_token, rank) if motion else None
@@ -87,6 +89,10 @@ class CompressedVideoModel(nn.Module):
         )
         self.prompts = None
         self.frozen_dtype: torch.dtype | None = None  # see cast_frozen_weights
+        # where the backbone came from (create_model), and what a saved model describes
+        self.origin: dict = {}
+        self.class_names: list[str] | None = None
+        self.input_spec: dict | None = None
         if method == "vpt":
             fan_in = cfg.in_chans * cfg.tubelet_size * p * p
             self.prompts = DeepPrompts(depth, options.vpt_tokens, d, fan_in)
@@ -127,6 +133,7 @@ class CompressedVideoModel(nn.Module):
         stay float32. The model then runs only under that autocast (``forward`` says so
         otherwise); casting back to float32 keeps the rounded values.
         """
+        self.frozen_fingerprint()  # of the weights as loaded, before they are rounded
         freed = 0
         for m in self.modules():
             if not isinstance(m, nn.Linear | nn.Conv3d | Attention):
@@ -186,6 +193,26 @@ class CompressedVideoModel(nn.Module):
                     raise ValueError(f"{n}: saved {list(v.shape)}, model {list(own[n].shape)}")
                 own[n].copy_(v)
 
+    def frozen_fingerprint(self) -> str:
+        """SHA-256 of the frozen backbone weights (computed once): what the tuned tensors were
+        tuned on (:mod:`cvpt.models.pretrained`)."""
+        from cvpt.models.pretrained import frozen_fingerprint
+
+        return frozen_fingerprint(self)
+
+    def save_pretrained(
+        self,
+        folder: str | Path,
+        *,
+        class_names: list[str] | None = None,
+        input_spec: dict | None = None,
+    ) -> Path:
+        """A self-describing per-task folder (``config.json`` + ``model.safetensors`` with the
+        tuned tensors), read back by :func:`cvpt.load_model`."""
+        from cvpt.models.pretrained import save_pretrained
+
+        return save_pretrained(self, folder, class_names=class_names, input_spec=input_spec)
+
     def param_counts(self) -> dict[str, int]:
         """Total, tunable, and tunable without the prompt embeddings (the paper's convention)."""
         total = sum(p.numel() for p in self.parameters())
@@ -206,7 +233,7 @@ class CompressedVideoModel(nn.Module):
         check_video(iframes, cfg, "iframes", 3)
         t_i = iframes.shape[2]
         b, _, _, h, w = iframes.shape
-        t_p = t_i * 3
+        t_p = t_i * ClipSpec.p_per_gop
         expect = {"mvs": (mvs, 2), "residuals": (residuals, 3)}
         if self.res_embed is None and residuals is None:
             expect.pop("residuals")

@@ -43,4 +43,12 @@ def create_model(
             vit.reset_classifier(num_classes)
     else:
         vit = create_backbone(backbone, num_classes=num_classes, **(backbone_options or {}))
-    return CompressedVideoModel(vit, method, TuningOptions(**options))
+    model = CompressedVideoModel(vit, method, TuningOptions(**options))
+    model.origin = {
+        "backbone_checkpoint": str(Path(backbone_checkpoint).resolve())
+        if backbone_checkpoint is not None
+        else None,
+        "backbone_options": dict(backbone_options or {}),
+        "seed": None,  # set by whoever seeded the random initialisation (cvpt train does)
+    }
+    return model

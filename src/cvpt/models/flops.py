@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from cvpt.codec.sampling import ClipSpec
 from cvpt.models.vit import Attention
 
 # What FlopCounterMode may count for attention: the fused kernels where a build counts them,
@@ -45,10 +46,14 @@ def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
 
 
 def compressed_inputs(
-    batch: int = 1, num_iframes: int = 4, size: int = 224, device: str | torch.device = "meta"
+    batch: int = 1,
+    num_iframes: int = ClipSpec.num_gops,
+    size: int = 224,
+    device: str | torch.device = "meta",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Zero inputs of the paper's shapes: 4 I-frames, 12 P-frames, ``size``²."""
-    t_p = 3 * num_iframes
+    """Zero inputs of the paper's shapes (:class:`ClipSpec`: 4 I-frames, 12 P-frames),
+    ``size``²."""
+    t_p = ClipSpec.p_per_gop * num_iframes
     return (
         torch.zeros(batch, 3, num_iframes, size, size, device=device),
         torch.zeros(batch, 2, t_p, size, size, device=device),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from cvpt.codec.sampling import ClipSpec
 from cvpt.models.compressed import METHODS
 from cvpt.models.factory import create_model
 from cvpt.models.flops import compressed_inputs, count_macs
@@ -16,7 +17,7 @@ def model_row(
     num_classes: int,
     views: int = 6,
     size: int = 224,
-    num_iframes: int = 4,
+    num_iframes: int = ClipSpec.num_gops,
     **options,
 ) -> dict:
     """Tunable / total parameters and GMACs per view (and × ``views``) of one method.
@@ -48,8 +49,8 @@ def model_row(
         + (len(model.prompts) if model.prompts is not None else 0),
         "inputs": {
             "iframes": [1, 3, num_iframes, size, size],
-            "mvs": [1, 2, 3 * num_iframes, size, size],
-            "residuals": [1, 3, 3 * num_iframes, size, size],
+            "mvs": [1, 2, ClipSpec.p_per_gop * num_iframes, size, size],
+            "residuals": [1, 3, ClipSpec.p_per_gop * num_iframes, size, size],
         },
         "options": options,
     }

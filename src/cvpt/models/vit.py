@@ -20,13 +20,13 @@ from torch.utils.checkpoint import checkpoint
 class ViTConfig:
     """Backbone hyper-parameters; the defaults are VideoMAE ViT-B/16."""
 
-    embed_dim: int = 768
-    depth: int = 12
-    num_heads: int = 12
-    mlp_ratio: float = 4.0
-    patch_size: int = 16
-    tubelet_size: int = 2
-    in_chans: int = 3
+    embed_dim: int = 768  # token width d
+    depth: int = 12  # transformer blocks
+    num_heads: int = 12  # attention heads (VideoMAE: 64 channels each)
+    mlp_ratio: float = 4.0  # MLP hidden width / d
+    patch_size: int = 16  # spatial patch side p, in pixels
+    tubelet_size: int = 2  # frames per token t (I-frames per token here)
+    in_chans: int = 3  # input channels (RGB)
     num_classes: int = 0  # 0: no head (forward_head returns pooled features)
     qkv_bias: bool = True  # VideoMAE: q and v biases, never a k bias
     norm_eps: float = 1e-6  # VideoMAE's; Hugging Face folders carry their own (default 1e-12)

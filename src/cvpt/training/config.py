@@ -1,14 +1,32 @@
-"""One run = one :class:`TrainConfig`, from a YAML file plus ``--set key=value`` overrides."""
+"""One run = one :class:`TrainConfig`: defaults ← a YAML file ← ``--set`` overrides.
+
+The layers are merged by OmegaConf against the dataclass schema, so a mapping merges key by
+key (``--set model_options={sccp_skip: true}`` keeps a config's ``sccp_layers: 4``), a dotted
+key sets one field (``model_options.sccp_layers=4``, ``clip.num_gops=8``), values are checked
+against the field types, and an unknown key is an error naming the valid ones. Path fields
+expand ``~`` and ``$VARS``. A config is a file or the name of one shipped with the package
+(``cvpt train --list-configs``).
+"""
 
 from __future__ import annotations
 
-import ast
-from dataclasses import asdict, dataclass, field, fields
+import io
+import os
+import tokenize
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from functools import cache
+from importlib import resources
+from inspect import getsource
 from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from cvpt.errors import ConfigError
+from cvpt.codec.sampling import ClipSpec
+from cvpt.errors import ConfigError, MissingFileError
+
+PATH_KEYS = ("root", "annotations", "backbone_checkpoint")  # expanded: ~ and $VARS
 
 
 @dataclass
@@ -18,41 +36,45 @@ class TrainConfig:
     root: str = ""  # folder of prepared videos (cvpt prepare)
     annotations: str = ""  # official split files (folder) or a list file
     split: int = 1  # official split 1..3 (UCF-101, HMDB-51)
-    train_subset: str = "train"
-    eval_subset: str = "test"  # SSv2: validation
+    train_subset: str = "train"  # subset of the split to train on
+    eval_subset: str = "test"  # subset evaluated (SSv2: validation)
     size: int = 224  # crop side fed to the model
     short_side: int = 256  # clips are resized to this short side before cropping (paper: 256)
     flip: bool | None = None  # None: the dataset's rule (SSv2 never flips: left/right labels)
     mv_clip: float = 20.0  # MVs clipped to ±mv_clip px then /mv_clip (CoViAR: 20 at 256 px)
+    clip: ClipSpec = field(default_factory=ClipSpec)  # what one clip is (read_clip's options)
     # model
     method: str = "cvpt"  # cvpt | linear | vpt | adaptformer | full
-    backbone: str = "vit_base"
+    backbone: str = "vit_base"  # registered architecture (ignored when a checkpoint is loaded)
     backbone_checkpoint: str | None = None  # official .pth, HF folder or cvpt safetensors
-    backbone_options: dict = field(default_factory=dict)  # e.g. {depth: 4} for smoke runs
+    backbone_options: dict = field(default_factory=dict)  # ViTConfig fields, e.g. {depth: 4}
     model_options: dict = field(default_factory=dict)  # TuningOptions, e.g. {sccp_layers: 1}
     # optimisation (paper §4.2)
-    epochs: int = 30
+    epochs: int = 30  # passes over the training subset
     batch_size: int = 8  # per process; gradient accumulation makes up the effective batch
     effective_batch: int = 240  # the paper's
     base_lr: float = 1e-3  # at effective batch 240, scaled linearly with the real one
     weight_decay: float = 1e-4  # not on norms, biases or ω
-    warmup_epochs: float = 5
-    min_lr: float = 0.0
+    warmup_epochs: float = 5  # linear lr warm-up, then cosine decay
+    min_lr: float = 0.0  # lr at the end of the cosine
     grad_clip: float | None = None  # off, as the paper
     label_smoothing: float = 0.0  # off, as the paper
     max_steps: int | None = None  # stop after this many optimiser steps (smoke tests)
     # evaluation
-    eval_every: int = 1  # epochs
+    eval_every: int = 1  # evaluate every this many epochs (and after the last)
     eval_views: int = 1  # clips per video at evaluation (paper: 2)
     eval_crops: int = 1  # crops per clip (paper: 3)
+    # checkpoints (also at every epoch end, and at the next step after SIGTERM / SIGINT)
+    checkpoint_every_steps: int = 0  # also every N optimiser steps (0: off)
+    checkpoint_every_minutes: float = 30.0  # also after M minutes without one (0: off)
     # runtime
     workers: int = 2  # DataLoader processes per training process
-    seed: int = 0
+    seed: int = 0  # new weights, a random backbone, clip sampling, data order
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast on CUDA (never on CPU)
     frozen_bf16: bool = True  # with amp: frozen matmul weights in bf16 (same results, less memory)
     grad_checkpointing: bool | int = False  # all (True) or the first k blocks recompute in backward
-    logger: str = "none"  # none | tensorboard | wandb | mlflow, comma-separated for several
+    logger: str = "none"  # trackers: none | tensorboard | wandb | mlflow (comma-separated)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,58 +84,172 @@ def valid_keys() -> list[str]:
     return [f.name for f in fields(TrainConfig)]
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Read ``path`` (YAML) and apply ``key=value`` overrides (values parsed as YAML, so
-    ``epochs=3``, ``flip=false``, ``model_options={sccp_layers: 1}`` work). Unknown keys are an
-    error that lists the valid ones."""
-    data: dict = {}
+# ---------------------------------------------------------------- shipped configs
+
+
+def _packaged():
+    return resources.files("cvpt") / "configs"
+
+
+def list_configs() -> list[str]:
+    """Names of the configs shipped with the package (``cvpt train --config NAME``)."""
+    return sorted(
+        p.name.removesuffix(".yaml") for p in _packaged().iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def resolve_config(name: str | Path) -> Path:
+    """A config file from a path, or the name of a shipped config (with or without .yaml).
+    ``MissingFileError`` (a ``FileNotFoundError``) lists the shipped names."""
+    path = Path(os.path.expandvars(os.path.expanduser(str(name))))
+    if path.is_file():
+        return path
+    stem = path.name.removesuffix(".yaml")
+    if path.parent == Path(".") and stem in list_configs():
+        return Path(str(_packaged() / f"{stem}.yaml"))
+    raise MissingFileError(
+        f"{name}: no such config file, nor a shipped config; shipped: {', '.join(list_configs())}"
+    )
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    *,
+    base: dict | None = None,
+) -> TrainConfig:
+    """The defaults, merged with ``base`` (a saved run's values), the YAML file ``path`` (a path
+    or a shipped config's name), then ``key=value`` overrides (values parsed as YAML:
+    ``epochs=3``, ``flip=false``, ``model_options={sccp_layers: 1}``,
+    ``model_options.sccp_layers=1``). ``ConfigError`` (a ``ValueError``) names an unknown key or
+    a wrong type."""
+    layers = []
+    if base:
+        layers.append(("a saved run's config.yaml", base))
     if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        file = resolve_config(path)
+        loaded = yaml.safe_load(file.read_text()) or {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: a config must be a mapping of key: value")
-        data.update(loaded)
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        data[key.strip()] = _parse_value(value)
-    unknown = sorted(set(data) - set(valid_keys()))
-    if unknown:
-        raise ConfigError(
-            f"unknown config key(s) {unknown}{f' in {path}' if path else ''}; "
-            f"valid keys: {', '.join(valid_keys())}"
-        )
-    return TrainConfig(**data)
-
-
-def _parse_value(text: str):
+            raise ConfigError(f"{file}: a config must be a mapping of key: value")
+        layers.append((str(file), loaded))
+    if overrides:
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"--set expects key=value, got {item!r}")
+        layers.append(("--set", list(overrides)))
+    merged, where = OmegaConf.structured(TrainConfig), ""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        try:
-            return ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            return text
+        for where, layer in layers:
+            layer = OmegaConf.from_dotlist(layer) if where == "--set" else OmegaConf.create(layer)
+            merged = OmegaConf.merge(merged, layer)
+        where = ""
+        cfg: TrainConfig = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise ConfigError(_explain(e, f" in {where}" if where else "")) from None
+    for key in PATH_KEYS:
+        value = getattr(cfg, key)
+        if value:
+            setattr(cfg, key, os.path.expandvars(os.path.expanduser(value)))
+    return cfg
+
+
+def _explain(e: OmegaConfBaseException, where: str) -> str:
+    key = getattr(e, "full_key", None) or getattr(e, "key", None)
+    msg = str(e).splitlines()[0]
+    if "not in struct" in msg or ("Key '" in msg and "not in" in msg):
+        valid = valid_keys()
+        if str(key).startswith("clip."):
+            valid = [f"clip.{f.name}" for f in fields(ClipSpec)]
+        return f"unknown config key(s) [{key!r}]{where}; valid keys: {', '.join(valid)}"
+    return f"config key {key!r}{where}: {msg}"
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``['a=1', 'b.c=true']`` → ``{'a': 1, 'b': {'c': True}}`` (values parsed as YAML), for
+    commands whose ``--set`` sets options other than a run's."""
+    for item in pairs:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+    return OmegaConf.to_container(OmegaConf.from_dotlist(list(pairs)))
 
 
 def save_config(cfg: TrainConfig, path: str | Path, **extra) -> None:
-    """The resolved config (plus derived values such as the real effective batch), atomically."""
+    """The config that runs, every key written (plus derived values under their own keys such
+    as ``resolved``), atomically."""
     from cvpt.io import atomic_output
 
     with atomic_output(path) as tmp:
         tmp.write_text(yaml.safe_dump({**cfg.to_dict(), **extra}, sort_keys=False))
 
 
+DERIVED = ("resolved", "identity")  # what save_config adds beside the config's own keys
+
+
 def load_run_config(run: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """The config a run was made with (its ``config.yaml`` minus the derived values), with
     ``key=value`` overrides."""
-    data = yaml.safe_load((Path(run) / "config.yaml").read_text())
-    data.pop("resolved", None)
-    cfg = TrainConfig(**data)
-    return load_config(
-        None, [f"{k}={_dump(v)}" for k, v in cfg.to_dict().items()] + list(overrides or [])
-    )
+    file = Path(run) / "config.yaml"
+    if not file.exists():
+        raise MissingFileError(f"{run}: no config.yaml (not a run folder made by cvpt train)")
+    data = yaml.safe_load(file.read_text()) or {}
+    for key in DERIVED:
+        data.pop(key, None)
+    return load_config(None, overrides, base=data)
 
 
-def _dump(value) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+# ---------------------------------------------------------------- --list-keys
+
+
+def describe_keys(cfg: TrainConfig | None = None) -> list[tuple[str, object, str]]:
+    """``(key, value, one-line description)`` of every key, nested ones dotted: the clip
+    spec's fields, every model option (:class:`TuningOptions`) and backbone option
+    (:class:`ViTConfig`, at ``cfg.backbone``'s values unless overridden)."""
+    from cvpt.models.compressed import TuningOptions
+    from cvpt.models.registry import backbone_config
+    from cvpt.models.vit import ViTConfig
+
+    cfg = cfg or TrainConfig()
+    rows = []
+    docs = field_docs(TrainConfig)
+    for f in fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        if f.name == "clip":
+            sub = field_docs(ClipSpec)
+            rows += [(f"clip.{k}", v, sub.get(k, "")) for k, v in asdict(value).items()]
+        elif f.name == "model_options":
+            sub = field_docs(TuningOptions)
+            merged = {**TuningOptions().to_dict(), **value}
+            rows += [(f"model_options.{k}", v, sub.get(k, "")) for k, v in merged.items()]
+        elif f.name == "backbone_options":
+            sub = field_docs(ViTConfig)
+            try:
+                arch = backbone_config(cfg.backbone).to_dict()
+            except ValueError:
+                arch = ViTConfig().to_dict()
+            merged = {**arch, **value}
+            rows += [(f"backbone_options.{k}", v, sub.get(k, "")) for k, v in merged.items()]
+        else:
+            rows.append((f.name, value, docs.get(f.name, "")))
+    return rows
+
+
+@cache
+def field_docs(cls) -> dict[str, str]:
+    """``{field: its trailing comment}`` of a dataclass, read from its source (the comments are
+    the fields' documentation; one place, no second copy)."""
+    assert is_dataclass(cls)
+    docs: dict[str, str] = {}
+    names = {f.name for f in fields(cls)}
+    line_name: dict[int, str] = {}
+    tokens = list(tokenize.generate_tokens(io.StringIO(getsource(cls)).readline))
+    for i, tok in enumerate(tokens):
+        # a field: NAME ':' at the class body's indentation
+        if tok.type == tokenize.NAME and tok.string in names and tok.start[1] == 4:
+            if i + 1 < len(tokens) and tokens[i + 1].string == ":":
+                line_name[tok.start[0]] = tok.string
+        elif tok.type == tokenize.COMMENT and tok.start[0] in line_name:
+            docs[line_name[tok.start[0]]] = tok.string.lstrip("#").strip()
+    return docs

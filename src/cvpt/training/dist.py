@@ -57,3 +57,17 @@ def all_reduce_mean(value: float, info: DistInfo) -> float:
     t = torch.tensor([value], dtype=torch.float64)
     tdist.all_reduce(t)
     return float(t.item()) / info.world
+
+
+def any_true(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when ``flag`` is on any (so that all ranks stop at the same step)."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([int(flag)], dtype=torch.int64)
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        tdist.barrier()

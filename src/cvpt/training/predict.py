@@ -1,4 +1,5 @@
-"""Loading a trained run for prediction (:class:`cvpt.Predictor`, ``cvpt visualize``)."""
+"""Loading a trained run for prediction (:class:`cvpt.Predictor`, ``cvpt visualize``,
+``cvpt export``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from cvpt.data.dataset import read_views
 from cvpt.data.transforms import ClipTransform
 from cvpt.errors import MissingFileError, RunError
 from cvpt.predictor import prepared  # noqa: F401  (cvpt visualize re-encodes through it)
-from cvpt.training.checkpoint import last_checkpoint, load_checkpoint, model_identity
+from cvpt.training.checkpoint import STATE, last_checkpoint, load_checkpoint, model_identity
 from cvpt.training.config import load_run_config
 from cvpt.training.trainer import build_model, pick_device
 
@@ -23,7 +24,7 @@ def find_run(checkpoint: str | Path) -> tuple[Path, Path]:
     p = Path(checkpoint)
     if not p.exists():
         raise MissingFileError(f"{p}: no such run or checkpoint folder")
-    if (p / "state.pt").exists():
+    if (p / STATE).exists():
         run, ckpt = p.parent.parent, p
         if (p / "config.yaml").exists() and (p / "classes.json").exists():
             run = p
@@ -40,15 +41,32 @@ def find_run(checkpoint: str | Path) -> tuple[Path, Path]:
     return run, ckpt
 
 
-def load_trained(checkpoint: str | Path, device: str | torch.device | None = None):
+def load_trained(
+    checkpoint: str | Path,
+    device: str | torch.device | None = None,
+    *,
+    backbone_checkpoint: str | Path | None = None,
+    allow_other_backbone: bool = False,
+):
     """``(model in eval mode, run config, class names, checkpoint folder)`` of a trained run
     (its folder or one of its checkpoints), on ``device`` (``None``: the run's setting). The one
-    function that reads a trained model from disk (:class:`cvpt.Predictor`, ``cvpt visualize``)."""
+    function that reads a trained model from disk (:class:`cvpt.Predictor`, ``cvpt visualize``,
+    ``cvpt export``). The backbone is the run's (or ``backbone_checkpoint``) and must be the one
+    the run was tuned on (:class:`cvpt.BackboneMismatchError` otherwise, unless
+    ``allow_other_backbone``)."""
     run, ckpt = find_run(checkpoint)
-    cfg = load_run_config(run)
+    overrides = (
+        [] if backbone_checkpoint is None else [f"backbone_checkpoint={backbone_checkpoint}"]
+    )
+    cfg = load_run_config(run, overrides)
     classes = json.loads((run / "classes.json").read_text())
     model = build_model(cfg, len(classes), pick_device(str(device) if device else cfg.device))
-    load_checkpoint(ckpt, model, identity=model_identity(cfg, len(classes)))
+    load_checkpoint(
+        ckpt,
+        model,
+        identity=model_identity(cfg, model, len(classes)),
+        allow_other_backbone=allow_other_backbone,
+    )
     return model.eval(), cfg, classes, ckpt
 
 
@@ -58,4 +76,4 @@ def load_views(video: Path, cfg, clips: int = 1, crops: int = 1) -> dict:
     transform = ClipTransform(
         size=cfg.size, short_side=cfg.short_side, crops=crops, mv_clip=cfg.mv_clip
     )
-    return {k: v[None] for k, v in read_views(video, transform, clips).items()}
+    return {k: v[None] for k, v in read_views(video, transform, clips, cfg.clip).items()}

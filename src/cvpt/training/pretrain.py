@@ -24,6 +24,8 @@ from cvpt.models.checkpoint import save_backbone
 from cvpt.models.registry import create_backbone
 from cvpt.progress import tqdm
 from cvpt.training.mae import MaskedAutoencoder
+from cvpt.training.schedule import param_groups
+from cvpt.training.step import TrainStep, classification_loss
 
 FRAMES, STRIDE = 16, 3  # 16 frames spanning 46 of the 48: VideoMAE's 16-frame input, shorter
 
@@ -96,10 +98,17 @@ def pretrain(
     )
     mae = MaskedAutoencoder(model, mask_ratio=mask_ratio) if masked else None
     trained = mae if masked else model
-    opt = torch.optim.AdamW(trained.parameters(), lr=lr, weight_decay=weight_decay)
+    # cvpt train's parameter groups (no decay on norms and biases, as VideoMAE) and step
+    opt = torch.optim.AdamW(param_groups(trained, weight_decay), lr=lr)
     steps = epochs * -(-len(train) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
+
+    def loss_fn(net, batch):
+        x, y = batch
+        return net(x, gen) if masked else classification_loss(net(x), y)
+
+    step = TrainStep(trained, opt, sched, loss_fn=loss_fn)
     loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=gen)
     t0 = time.perf_counter()
     history = []
@@ -107,13 +116,9 @@ def pretrain(
         train.epoch = epoch
         trained.train()
         losses = []
-        for x, y in loader:
-            loss = mae(x, gen) if masked else torch.nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
+        batches = iter(loader)
+        while (loss := step(batches)) is not None:
+            losses.append(loss)
         history.append(float(np.mean(losses)))
     trained.eval()
     with torch.no_grad():

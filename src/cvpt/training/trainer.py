@@ -2,13 +2,18 @@
 
 Effective batch = batch_size × processes × accumulation steps (accumulation chosen to reach
 ``effective_batch``; the real value is written into the run's config). Only rank 0 writes.
-A run folder holds ``config.yaml``, ``metrics.jsonl`` / ``metrics.csv``, ``curves.png``,
-``checkpoints/`` and ``summary.json`` (with every video that failed to decode).
+A run folder holds ``config.yaml`` (every key that ran, the derived values and the backbone's
+identity), ``metrics.jsonl`` / ``metrics.csv``, ``curves.png``, ``checkpoints/`` (each one a
+:func:`cvpt.load_model` folder plus the optimiser state) and ``summary.json`` (with every video
+that failed to decode).
+
+Checkpoints are written at every epoch end, every ``checkpoint_every_steps`` optimiser steps
+and after ``checkpoint_every_minutes``, and at the next step boundary after SIGTERM / SIGINT,
+after which every rank stops; ``--resume`` continues bit-exactly from any of them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import logging
@@ -36,7 +41,9 @@ from cvpt.training.checkpoint import (
 from cvpt.training.config import TrainConfig, save_config
 from cvpt.training.evaluate import metrics, predict_batch
 from cvpt.training.plots import plot_confusion, plot_curves
+from cvpt.training.preempt import StopRequest
 from cvpt.training.schedule import make_optimizer, scaled_lr
+from cvpt.training.step import TrainStep, classification_loss, prepare_precision
 from cvpt.training.trackers import Trackers, parse_loggers
 
 log = logging.getLogger("cvpt.train")
@@ -61,6 +68,7 @@ def build_data(cfg: TrainConfig, subset: str, train: bool, info: dist.DistInfo):
         views=1 if train else cfg.eval_views,
         crops=1 if train else cfg.eval_crops,
         seed=cfg.seed,
+        clip=cfg.clip,
         mv_clip=cfg.mv_clip,
     )
     sampler = EpochSampler(len(ds), shuffle=train, seed=cfg.seed, rank=info.rank, world=info.world)
@@ -79,8 +87,27 @@ def build_model(cfg: TrainConfig, num_classes: int, device: torch.device):
         backbone_options=cfg.backbone_options,
         **cfg.model_options,
     )
+    model.origin["seed"] = cfg.seed  # a random backbone is this seed's (cvpt.load_model)
+    p_per_gop = model.p_per_token // model.backbone.cfg.tubelet_size
+    if cfg.clip.p_per_gop != p_per_gop or cfg.clip.num_gops % model.backbone.cfg.tubelet_size:
+        raise ValueError(
+            f"clip.p_per_gop={cfg.clip.p_per_gop}, clip.num_gops={cfg.clip.num_gops}: the model "
+            f"takes {p_per_gop} P-frames per GOP and a multiple of "
+            f"{model.backbone.cfg.tubelet_size} GOPs"
+        )
     model.set_grad_checkpointing(cfg.grad_checkpointing)
     return model.to(device)
+
+
+def input_spec(cfg: TrainConfig) -> dict:
+    """What a model trained with ``cfg`` expects to read (saved with it: cvpt.load_model)."""
+    return {
+        "clip": cfg.clip.to_dict(),
+        "size": cfg.size,
+        "short_side": cfg.short_side,
+        "mv_clip": cfg.mv_clip,
+        "normalisation": "I-frames: ImageNet mean/std; MVs: clipped to ±mv_clip px, /mv_clip",
+    }
 
 
 def make_loader(cfg, ds, sampler, batch_size: int) -> DataLoader:
@@ -103,9 +130,22 @@ def make_loader(cfg, ds, sampler, batch_size: int) -> DataLoader:
 class Run:
     """Everything one training run holds; ``Run(cfg, out).train()``."""
 
-    def __init__(self, cfg: TrainConfig, out: str | Path, resume: bool = False):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        out: str | Path,
+        resume: bool = False,
+        *,
+        allow_other_backbone: bool = False,
+    ):
         self.cfg, self.out, self.resume = cfg, Path(out), resume
         parse_loggers(cfg.logger)  # an unknown tracker fails before any work
+        self.allow_other_backbone = allow_other_backbone
+        if not resume and ((self.out / "checkpoints").exists() or self._has_config()):
+            raise RunExistsError(
+                f"{self.out} holds a run already: add --resume to continue it, or choose "
+                "another --out"
+            )
         self.device = pick_device(cfg.device)
         self.info = dist.setup(self.device)
         if self.device.type == "cuda":  # one GPU per process: torchrun's LOCAL_RANK
@@ -118,10 +158,11 @@ class Run:
         _, self.eval_ds, self.eval_sampler = build_data(cfg, cfg.eval_subset, False, self.info)
         self.classes = list(self.splits.classes)
         self.model = build_model(cfg, len(self.classes), self.device)
-        self.amp = cfg.amp and self.device.type == "cuda"
-        if self.amp and cfg.frozen_bf16:  # autocast casts them at every use anyway
-            self.model.cast_frozen_weights(torch.bfloat16)
-        self.identity = model_identity(cfg, len(self.classes))
+        # the fingerprint of the frozen weights as loaded, before any bf16 cast
+        self.identity = model_identity(cfg, self.model, len(self.classes))
+        self.amp = prepare_precision(
+            self.model, self.device, amp=cfg.amp, frozen_bf16=cfg.frozen_bf16
+        )
         per_step = cfg.batch_size * self.info.world
         self.accum = max(1, math.ceil(cfg.effective_batch / per_step))
         self.effective_batch = per_step * self.accum
@@ -138,7 +179,18 @@ class Run:
             self.ddp = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
+        self.step = TrainStep(
+            self.model,
+            self.opt,
+            self.sched,
+            loss_fn=self._loss,
+            accum=self.accum,
+            grad_clip=cfg.grad_clip,
+            amp=self.amp,
+            ddp=self.ddp if self.info.enabled else None,
+        )
         self.progress = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0}
+        self._saved_at = time.monotonic()  # of the last checkpoint (checkpoint_every_minutes)
         self.failed: list[tuple[str, str]] = []
         self.rows: list[dict] = []
 
@@ -146,7 +198,14 @@ class Run:
 
     def _start(self) -> None:
         if self.resume and (ckpt := last_checkpoint(self.out)) is not None:
-            self.progress = load_checkpoint(ckpt, self.model, self.opt, self.sched, self.identity)
+            self.progress = load_checkpoint(
+                ckpt,
+                self.model,
+                self.opt,
+                self.sched,
+                self.identity,
+                allow_other_backbone=self.allow_other_backbone,
+            )
             self.failed = [tuple(f) for f in self.progress.pop("failed", [])]
             log.info("resumed from %s at step %d", ckpt, self.progress["global_step"])
             metrics_file = self.out / "metrics.jsonl"
@@ -157,10 +216,6 @@ class Run:
                 if self.info.main and len(self.rows) < len(rows):
                     with atomic_output(metrics_file) as tmp:
                         tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
-        elif self.resume is False and (self.out / "checkpoints").exists() and self.info.main:
-            raise RunExistsError(
-                f"{self.out} holds a run already: pass --resume to continue it, or another --out"
-            )
         if self.info.main:
             self.out.mkdir(parents=True, exist_ok=True)
             resolved = {
@@ -172,8 +227,13 @@ class Run:
                 "total_steps": self.total_steps,
                 "num_classes": len(self.classes),
                 **self.model.param_counts(),
+                # every option the model ran with, defaults included
+                "model_options": self.model.options.to_dict(),
+                "backbone_config": self.model.backbone.cfg.to_dict(),
             }
-            save_config(self.cfg, self.out / "config.yaml", resolved=resolved)
+            save_config(
+                self.cfg, self.out / "config.yaml", resolved=resolved, identity=self.identity
+            )
             write_json(self.out / "classes.json", self.classes)
             # the `logger` key: each tracker imported only when chosen (optional extras)
             self.trackers = Trackers(
@@ -201,27 +261,58 @@ class Run:
             w.writerows(self.rows)
         plot_curves(self.rows, self.out / "curves.png")
 
-    def _checkpoint(self) -> None:
-        if self.info.main:
-            save_checkpoint(
-                self.out,
-                self.model,
-                self.opt,
-                self.sched,
-                {**self.progress, "failed": self.failed},
-                self.identity,
-            )
+    def _has_config(self) -> bool:
+        return (self.out / "config.yaml").exists()
+
+    def _checkpoint(self) -> Path | None:
+        self._saved_at = time.monotonic()
+        if not self.info.main:
+            return None
+        return save_checkpoint(
+            self.out,
+            self.model,
+            self.opt,
+            self.sched,
+            {**self.progress, "failed": self.failed},
+            self.identity,
+            class_names=self.classes,
+            input_spec=input_spec(self.cfg),
+        )
+
+    def _checkpoint_due(self) -> bool:
+        every, minutes = self.cfg.checkpoint_every_steps, self.cfg.checkpoint_every_minutes
+        if every and self.progress["global_step"] % every == 0:
+            return True
+        return bool(minutes) and time.monotonic() - self._saved_at >= 60 * minutes
+
+    def _interrupted(self, stop: StopRequest) -> dict:
+        """Checkpoint where the run stands (mid-epoch), wait for every rank, and say so."""
+        path = self._checkpoint()
+        self._write_tables()
+        dist.barrier(self.info)  # no rank leaves before rank 0 has written
+        return {
+            "interrupted": stop.name,
+            "signum": stop.signum,
+            "steps": self.progress["global_step"],
+            "epoch": self.progress["epoch"],
+            "batch_in_epoch": self.progress["batch_in_epoch"],
+            "checkpoint": str(path) if path else None,
+        }
 
     # ------------------------------------------------------------------ loops
 
     def train(self, stop_at: int | None = None) -> dict:
         """Train to ``total_steps`` (or stop after optimiser step ``stop_at``, checkpointed,
-        as an interruption would; ``--resume`` continues bit-exactly)."""
+        as an interruption would; ``--resume`` continues bit-exactly). On SIGTERM / SIGINT:
+        a checkpoint at the next step boundary, then a summary with ``interrupted`` set."""
         self._start()
+        with StopRequest() as stop:
+            return self._train(stop_at, stop)
+
+    def _train(self, stop_at: int | None, stop: StopRequest) -> dict:
         end = min(self.total_steps, stop_at or self.total_steps)
         cfg = self.cfg
         loader = make_loader(cfg, self.train_ds, self.train_sampler, cfg.batch_size)
-        amp = self.amp
         while self.progress["global_step"] < end:
             epoch = self.progress["epoch"]
             steps_done = self.progress["batch_in_epoch"] // self.accum
@@ -235,15 +326,16 @@ class Run:
                 disable=not self.info.main,
                 unit="step",
             )
-            batches = iter(loader)
+            batches = self._counted(iter(loader))
             while steps_done < self.steps_per_epoch:
                 if self.progress["global_step"] >= end:
                     break
                 t0 = time.perf_counter()
-                loss = self._optimizer_step(batches, amp)
+                loss = self.step(batches)
                 if loss is None:  # the epoch's data ran out
                     steps_done = self.steps_per_epoch
                     break
+                loss = dist.all_reduce_mean(loss, self.info)
                 steps_done += 1
                 self.progress["global_step"] += 1
                 self._log(
@@ -258,6 +350,11 @@ class Run:
                 )
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}")
+                if dist.any_true(stop.signum is not None, self.info):
+                    bar.close()
+                    return self._interrupted(stop)
+                if steps_done < self.steps_per_epoch and self._checkpoint_due():
+                    self._checkpoint()
             bar.close()
             if steps_done >= self.steps_per_epoch:  # the epoch is complete
                 self.progress.update(epoch=epoch + 1, batch_in_epoch=0)
@@ -274,38 +371,20 @@ class Run:
                     )
             self._checkpoint()
             self._write_tables()
+            if dist.any_true(stop.signum is not None, self.info):  # came during the evaluation
+                return self._interrupted(stop)
         return self.finish()
 
-    def _optimizer_step(self, batches, amp: bool) -> float | None:
-        """Accumulate ``self.accum`` micro-batches, step once; the mean loss (None: no data)."""
-        self.opt.zero_grad(set_to_none=True)
-        total = 0.0
-        for k in range(self.accum):
-            batch = next(batches, None)
-            if batch is None:
-                return None
+    def _loss(self, net, batch) -> torch.Tensor:
+        logits = net(*(batch[x].to(self.device) for x in ("iframes", "mvs", "residuals")))
+        return classification_loss(logits, batch["label"].to(self.device), self.cfg.label_smoothing)
+
+    def _counted(self, batches):
+        """The epoch's batches, each counted (resume position) and its failures kept."""
+        for batch in batches:
             self.failed += batch["failed"]
-            sync = k == self.accum - 1 or not self.info.enabled
-            ctx = contextlib.nullcontext() if sync else self.ddp.no_sync()
-            with ctx, torch.autocast(self.device.type, torch.bfloat16, enabled=amp):
-                logits = self.ddp(
-                    *(batch[x].to(self.device) for x in ("iframes", "mvs", "residuals"))
-                )
-                loss = torch.nn.functional.cross_entropy(
-                    logits.float(),
-                    batch["label"].to(self.device),
-                    label_smoothing=self.cfg.label_smoothing,
-                )
-                (loss / self.accum).backward()
-            total += loss.item() / self.accum
             self.progress["batch_in_epoch"] += 1
-        if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(
-                [p for p in self.model.parameters() if p.requires_grad], self.cfg.grad_clip
-            )
-        self.opt.step()
-        self.sched.step()
-        return dist.all_reduce_mean(total, self.info)
+            yield batch
 
     def evaluate(self) -> dict:
         """Multi-view evaluation on the eval subset (all ranks; gathered on every rank)."""

@@ -1,0 +1,93 @@
+"""One optimiser step for every training loop: ``cvpt train``, the demo, ``cvpt pretrain`` and
+``cvpt bench model`` (nanoGPT's loop, as a class).
+
+A step: zero the gradients; for each of ``accum`` micro-batches, the forward pass and the loss
+under the run's precision (bf16 autocast when ``amp``) and the backward pass of loss / accum
+(DDP synchronises the gradients on the last micro-batch only); clip the tuned parameters'
+gradient norm when asked; the optimiser step; the scheduler step. A fix here (precision,
+accumulation, clipping) reaches every loop; the optimiser's parameter groups come from
+:func:`cvpt.training.schedule.param_groups` everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def classification_loss(
+    logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy computed in float32 whatever precision the forward pass ran in."""
+    return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+
+
+def use_amp(requested: bool, device: torch.device | str) -> bool:
+    """bf16 autocast runs on CUDA only: on CPUs it is slower and changes the numbers."""
+    return requested and torch.device(device).type == "cuda"
+
+
+def prepare_precision(model, device, *, amp: bool, frozen_bf16: bool = True) -> bool:
+    """``cvpt train``'s precision for ``model`` on ``device``: whether bf16 autocast is on, and
+    with it (and ``frozen_bf16``) the frozen matmul weights stored in bf16 (autocast casts them
+    at every use anyway: same results, less memory)."""
+    amp = use_amp(amp, device)
+    if amp and frozen_bf16:
+        model.cast_frozen_weights(torch.bfloat16)
+    return amp
+
+
+class TrainStep:
+    """``step(batches) → mean loss`` (a float), or None when ``batches`` ran out first.
+
+    ``loss_fn(module, batch) → scalar loss`` runs the forward pass (``module`` is ``ddp`` when
+    given, else ``model``); ``batches`` is an iterator, read ``accum`` items per step.
+    ``grad_clip`` clips the global norm of the parameters that require gradients.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler=None,
+        *,
+        loss_fn: Callable,
+        accum: int = 1,
+        grad_clip: float | None = None,
+        amp: bool = False,
+        ddp: nn.Module | None = None,
+    ):
+        if accum < 1:
+            raise ValueError(f"accum must be ≥ 1, got {accum}")
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.loss_fn, self.accum, self.grad_clip, self.amp = loss_fn, accum, grad_clip, amp
+        self.ddp = ddp
+        self.device_type = next(model.parameters()).device.type
+
+    def __call__(self, batches: Iterator) -> float | None:
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        module = self.ddp if self.ddp is not None else self.model
+        for k in range(self.accum):
+            batch = next(batches, None)
+            if batch is None:
+                return None
+            last = k == self.accum - 1
+            sync = contextlib.nullcontext() if last or self.ddp is None else self.ddp.no_sync()
+            with sync:
+                with torch.autocast(self.device_type, torch.bfloat16, enabled=self.amp):
+                    loss = self.loss_fn(module, batch)
+                (loss / self.accum if self.accum > 1 else loss).backward()
+            total += loss.item() / self.accum
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], self.grad_clip
+            )
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return total
