@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import cvpt
-from cvpt.data.generate import moving_scene
+from cvpt.data.generate import moving_scene, translating_texture
 
 FRAME_COUNTS = range(1, 61)
 MODES = [
@@ -46,6 +46,10 @@ def _check(clip: cvpt.CompressedClip, frames: int) -> None:
     gop_len = np.minimum(12, frames - clip.gop_indices * 12).repeat(p)
     np.testing.assert_array_equal(lone, gop_len == 1)
     assert not clip.mvs[lone].any() and not clip.residuals[lone].any()
+    # a repeated GOP (short video) repeats its first slot: the same frames, so the same positions
+    for g in np.unique(clip.gop_indices):
+        rows = clip.positions[clip.gop_indices == g]
+        assert (rows == rows[0]).all(), (g, rows.tolist())
 
 
 @pytest.mark.parametrize("frames", FRAME_COUNTS)
@@ -68,3 +72,17 @@ def test_unwritten_memory_cannot_hide(sweep_videos, monkeypatch):
     for frames in (1, 13, 25, 49):
         for mode in MODES[:3]:
             _check(cvpt.read_clip(sweep_videos[frames], **mode), frames)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_repeated_gops_hold_the_frames_their_positions_name(tmp_path, seed):
+    # content moving 2 px/frame: the accumulated motion of in-GOP position k is 2k px, so a slot
+    # whose data came from another position than it reports is caught (before the fix: train
+    # mode drew new positions for a repeated GOP but copied the first slot's fields)
+    path = cvpt.write_video(
+        tmp_path / "t.mp4", translating_texture(2, 0, frames=24, height=48, width=64, seed=3)
+    )
+    clip = cvpt.read_clip(path, train=True, rng=seed)
+    assert clip.repeated_gops == 2
+    median_dx = np.median(clip.mvs[:, 8:-8, 8:-8, 0].reshape(len(clip.mvs), -1), axis=1)
+    np.testing.assert_allclose(median_dx, 2.0 * clip.positions.reshape(-1), atol=0.6)

@@ -218,6 +218,90 @@ def test_a_timestamp_jump_is_not_an_hour_of_repeated_frames(tmp_path):
     assert res.frames == 60 and res.damage == "its timestamps jump 1 time(s)"
 
 
+def _timed(path, times_ms: list[int], codec: str = "libx264", header_rate=None):
+    """A block moving 32 px/s, one frame at each time (ms); ``header_rate``: the rate the
+    header names (None: none, as a browser's MediaRecorder writes)."""
+    tb = Fraction(1, 1000)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=header_rate or 30)
+        s.width, s.height, s.pix_fmt = 128, 32, "yuv420p"
+        s.time_base = s.codec_context.time_base = tb
+        if header_rate is None:
+            s.codec_context.framerate = Fraction(0)  # no frame rate in the header
+        for t in times_ms:
+            img = np.zeros((32, 128, 3), np.uint8)
+            img[12:20, round(32 * t / 1000) : round(32 * t / 1000) + 8] = 255
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+            vf.pts, vf.time_base = t, tb
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("times_ms", "fps"),
+    [
+        ([round(k * 1001 / 60) for k in range(60)], 60000 / 1001),  # 59.94 fps
+        ([1000 * k for k in range(6)], 1.0),  # a 1 fps time-lapse
+    ],
+)
+def test_a_header_rate_the_frames_do_not_have_loses_no_frame(tmp_path, times_ms, fps):
+    # the header says 24 fps, the frames are on another constant grid: every frame is kept
+    src = _timed(tmp_path / "lying.mkv", times_ms, header_rate=24)
+    info = cvpt.probe(src)
+    assert info.constant_rate and info.fps == pytest.approx(fps)
+    res = cvpt.reencode(src, tmp_path / "out.mp4", short_side=None)
+    # before: resampled at 24 fps (59.94 → 24: 60% of the frames dropped; 1 → 24: repeated)
+    assert res.fps == pytest.approx(fps) and res.frames in (len(times_ms), len(times_ms) + 1)
+
+
+def test_a_round_rate_is_kept_round(tmp_path):
+    # 59.94 fps in mkv (millisecond times): FFmpeg reads the rate as 19001/317; 60000/1001 fits
+    # every frame too and is the rate (before: 19001/317, the output's time base with it)
+    ntsc = Fraction(60000, 1001)
+    times = [round(k * 1001 / 60) for k in range(120)]
+    src = _timed(tmp_path / "f5994.mkv", times, header_rate=ntsc)
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].guessed_rate != ntsc
+    assert cvpt.probe(src).fps == float(ntsc)
+    res = cvpt.reencode(src, tmp_path / "out.mp4", short_side=None)
+    assert (res.fps, res.frames) == (float(ntsc), 120)
+
+
+def test_a_browser_recording_is_resampled_at_its_typical_rate(tmp_path):
+    # ~30 fps with millisecond jitter and stalls, no rate in the header (MediaRecorder webm):
+    # FFmpeg guesses 59.94 fps, which would show every frame twice
+    rng = np.random.default_rng(0)
+    steps = rng.choice([33, 34, 33, 50, 67], size=89, p=[0.4, 0.3, 0.2, 0.06, 0.04])
+    times = [0, *np.cumsum(steps).tolist()]
+    src = _timed(tmp_path / "recording.webm", times, codec="libvpx")
+    info = cvpt.probe(src)
+    assert not info.constant_rate and info.fps == pytest.approx(30, rel=0.002)
+    res = cvpt.reencode(src, tmp_path / "out.mp4", short_side=None)
+    assert res.fps == pytest.approx(30, rel=0.002)
+    assert abs(res.frames / res.fps - (times[-1] + 33) / 1000) < 0.05  # the duration is kept
+    assert res.frames < 1.2 * len(times)  # one slot per frame, a repeat per stall
+
+
+@pytest.mark.parametrize(("name", "codec"), [("x264_b.avi", "libx264"), ("xvid_b.avi", "mpeg4")])
+def test_b_frames_in_avi_keep_their_order(tmp_path, name, codec):
+    # AVI stores no pts: with H.264 B-frames FFmpeg hands each decoded frame another packet's
+    # made-up pts, out of order. Before: 78 frames written for 75, a frame dropped and one
+    # repeated every few frames, the block up to 4 frames behind
+    frames = np.zeros((75, 32, 192, 3), np.uint8)
+    for k in range(75):
+        frames[k, 12:20, 2 * k : 2 * k + 8] = 255
+    src = write_raw(tmp_path / name, frames, codec, rate=25, bf="2")
+    info = cvpt.probe(src)
+    assert (info.frames, info.constant_rate, info.fps) == (75, True, 25.0)
+    res = cvpt.reencode(src, tmp_path / "out.mp4", short_side=None)
+    assert res.frames == 75
+    left = [int(np.argmax(img[16, :, 0] > 128)) for img in _decoded_rgb(res.dst)]
+    assert left == [2 * k for k in range(75)]
+
+
 def test_constant_rate_sources_keep_every_frame(videos, tmp_path):
     res = cvpt.reencode(videos["odd"], tmp_path / "odd.mp4", short_side=None)  # mkv, 40 frames
     assert (res.frames, res.constant_rate, res.damage) == (40, True, "")
@@ -254,6 +338,25 @@ def test_truncated_faststart_source_is_listed_as_damaged(tmp_path, fraction):
     assert cvpt.probe(tmp_path / "dst" / "cut.mp4").frames == info.frames
 
 
+@pytest.mark.parametrize(
+    ("movflags", "fraction", "why"),
+    [("", 0.5, "is missing"), ("", 0.98, "is cut short"), ("+faststart", 0.02, "is cut short")],
+)
+def test_an_mp4_without_its_index_says_so(tmp_path, movflags, fraction, why):
+    # before: "FFmpeg cannot open it as a media file (Invalid data found ...)"
+    whole = write_raw(
+        tmp_path / "whole.mp4",
+        moving_scene(frames=120, height=48, width=64),
+        "libx264",
+        container_options={"movflags": movflags} if movflags else None,
+    )
+    cut = _cut(whole, tmp_path / "cut.mp4", fraction)
+    for read in (cvpt.probe, cvpt.read_clip, count_gops):
+        with pytest.raises(cvpt.CorruptVideoError, match=rf"cut\.mp4: .*moov box\) {why}"):
+            read(cut)
+    assert cvpt.probe(whole).frames == 120
+
+
 def test_truncated_mkv_source_is_listed_as_damaged(tmp_path):
     scene = moving_scene(frames=240, height=48, width=64)
     whole = write_raw(tmp_path / "whole.mkv", scene, "libx264")
@@ -261,6 +364,35 @@ def test_truncated_mkv_source_is_listed_as_damaged(tmp_path):
     cut = _cut(whole, tmp_path / "cut.mkv", 0.55)
     res = cvpt.reencode(cut, tmp_path / "out.mp4")
     assert "truncated" in res.damage and res.frames < 200
+
+
+def test_damaged_bytes_inside_an_mkv_are_reported(tmp_path):
+    # the Matroska demuxer skips damaged bytes to the next cluster without an error: before,
+    # 51 of 120 frames vanished, prepare filled the hole with a frozen frame and said nothing
+    scene = moving_scene(frames=120, height=48, width=64, seed=6)
+    whole = write_raw(tmp_path / "whole.mkv", scene, "libx264")
+    data = bytearray(whole.read_bytes())
+    a = len(data) // 2
+    data[a : a + len(data) // 50] = (
+        np.random.default_rng(1).integers(0, 256, len(data) // 50, np.uint8).tobytes()
+    )
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(bytes(data))
+    info = cvpt.probe(bad)
+    assert info.frames < 120 and info.damage.startswith("damaged:")
+    res = cvpt.reencode(bad, tmp_path / "out.mp4", short_side=None)
+    assert res.damage == info.damage
+    assert cvpt.probe(whole).damage == ""
+
+
+def test_an_mkv_cut_a_few_frames_short_is_truncated(tmp_path):
+    # the track's own DURATION tag, not the file's (which audio may outlast), is compared
+    whole = write_raw(
+        tmp_path / "whole.mkv", moving_scene(frames=120, height=48, width=64), "libx264"
+    )
+    cut = _cut(whole, tmp_path / "cut.mkv", 0.98)
+    info = cvpt.probe(cut)
+    assert 110 < info.frames < 120 and "truncated" in info.damage
 
 
 def test_truncated_prepared_file(tmp_path):
@@ -361,3 +493,105 @@ def test_cover_art_is_never_the_footage_even_when_larger():
     thumb = stream(0, 1, (64, 48))
     container.streams.video = [thumb, stream(1, 48, (64, 48))]
     assert footage_stream(container, "x.mp4").index == 1  # the most frames
+
+
+# --- 5b. what is not damage: an edit list, a late first frame --------------------------------
+
+
+def _cut_with_edit_list(src, dst, first_key: int, cut_at: int):
+    """Remux ``src`` as ``ffmpeg -ss … -c copy`` does: from the key frame before the cut, the
+    cut point at time 0, the frames before it at negative times (an mp4 edit list hides them)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        s = inp.streams.video[0]
+        o = out.add_stream_from_template(s)
+        shift = round(cut_at / s.average_rate / s.time_base)
+        for k, p in enumerate(p for p in inp.demux(s) if p.size):
+            if k >= first_key:
+                p.pts, p.dts, p.stream = p.pts - shift, p.dts - shift, o
+                out.mux(p)
+    return dst
+
+
+@pytest.mark.parametrize("name", ["cut.mp4", "cut.mov"])
+def test_an_edit_list_is_not_truncation(tmp_path, name):
+    scene = moving_scene(frames=48, height=48, width=64, seed=5)
+    x264 = {"x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=0:ref=1"}
+    whole = write_raw(tmp_path / "whole.mp4", scene, "libx264", **x264)
+    cut = _cut_with_edit_list(whole, tmp_path / name, first_key=12, cut_at=17)
+    info = cvpt.probe(cut)
+    # before: "truncated: its header lists 36 frames, 31 decode" for the 5 hidden frames
+    assert (info.frames, info.header_frames, info.damage) == (31, 31, "")
+    assert info.streams[0]["frames"] == 31  # the stream list says the same
+    res = cvpt.reencode(cut, tmp_path / "out.mp4", short_side=None)
+    assert (res.frames, res.damage) == (31, "")
+    first = _decoded_rgb(res.dst)[0].astype(int)
+    assert np.abs(first - scene[17]).mean() < np.abs(first - scene[12]).mean() / 2
+
+
+@pytest.mark.parametrize("name", ["late.mkv", "late.webm"])
+def test_a_late_first_frame_is_not_truncation(tmp_path, name):
+    # Matroska's duration is the file's end time: a 2 s video from 5 s says 7 s
+    tb = Fraction(1, 1000)
+    codec = "libvpx-vp9" if name.endswith("webm") else "libx264"
+    scene = moving_scene(frames=60, height=32, width=32)
+    src = write_raw(
+        tmp_path / name,
+        scene,
+        codec,
+        pts=[5000 + round(k * 1000 / 30) for k in range(60)],
+        time_base=tb,
+    )
+    assert cvpt.probe(src).damage == ""  # before: "truncated: its header says 7.00 s, ..."
+    res = cvpt.reencode(src, tmp_path / "out.mp4", short_side=None)
+    assert (res.frames, res.damage) == (60, "")
+    cut = _cut(src, tmp_path / f"cut_{name}", 0.5)  # a real truncation is still seen
+    assert "truncated" in cvpt.probe(cut).damage
+
+
+# --- the file named is the file read ----------------------------------------------------------
+
+
+def test_predict_reads_the_named_file_not_an_mp4_beside_it(tmp_path):
+    from types import SimpleNamespace
+
+    from cvpt.training.predict import load_views, prepared
+
+    # clip.mkv is readable as it is (GOP-12 H.264), dark; clip.mp4 beside it is bright. Before:
+    # the dataset's prepared-twin rule made `cvpt predict clip.mkv` classify clip.mp4
+    x264 = {"x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=0:ref=1"}
+    dark = write_raw(
+        tmp_path / "clip.mkv", np.full((24, 48, 64, 3), 30, np.uint8), "libx264", **x264
+    )
+    cvpt.write_video(tmp_path / "clip.mp4", np.full((24, 48, 64, 3), 220, np.uint8))
+    cfg = SimpleNamespace(size=32, short_side=48, mv_clip=20.0, clip=None)
+    with prepared(dark, 48) as path:
+        assert path == dark
+        iframes = load_views(path, cfg)["iframes"]
+    grey = iframes.float().mean() * 0.225 + 0.45  # undo ImageNet normalisation, about
+    assert abs(grey * 255 - 30) < 15
+
+
+# --- a frame size that changes mid-stream ------------------------------------------------------
+
+
+def test_probe_reports_a_frame_size_that_changes(tmp_path):
+    # a WebRTC-style recording: VP8 at 64x48, then 96x32 from frame 24 (key frames carry the
+    # size). Before: probe gave the last frame's size, prepare wrote the first's, nothing said so
+    parts = []
+    for k, (w, h) in enumerate([(64, 48), (96, 32)]):
+        frames = np.full((24, h, w, 3), 40 + 160 * k, np.uint8)
+        parts.append(write_raw(tmp_path / f"part{k}.webm", frames, "libvpx"))
+    src = tmp_path / "recording.webm"
+    with av.open(str(parts[0])) as first, av.open(str(src), "w") as out:
+        o = out.add_stream_from_template(first.streams.video[0])
+        for k, part in enumerate(parts):
+            with av.open(str(part)) as inp:
+                for p in inp.demux(video=0):
+                    if p.size:
+                        p.pts, p.dts, p.stream = p.pts + 800 * k, p.dts + 800 * k, o
+                        out.mux(p)
+    info = cvpt.probe(src)
+    assert (info.width, info.height, info.size_changes) == (64, 48, ["96x32 from frame 24"])
+    assert any("frame size changes" in p for p in info.layout_problems())
+    res = cvpt.reencode(src, tmp_path / "out.mp4", short_side=None)
+    assert (res.width, res.height, res.frames) == (64, 48, 48)

@@ -148,7 +148,14 @@ def _reencoded_tree(src: Path, dst: Path, encoding: str, newline: str) -> Path:
     return dst
 
 
-ENCODINGS = [("utf-8-sig", "\r\n"), ("utf-8-sig", "\n"), ("utf-16", "\r\n"), ("utf-8", "\r")]
+ENCODINGS = [
+    ("utf-8-sig", "\r\n"),
+    ("utf-8-sig", "\n"),
+    ("utf-16", "\r\n"),
+    ("utf-8", "\r"),
+    ("utf-16-le", "\r\n"),  # UTF-16 without its mark (before: "expected 'index name'")
+    ("utf-16-be", "\n"),
+]
 
 
 @pytest.mark.parametrize(("encoding", "newline"), ENCODINGS)
@@ -195,3 +202,18 @@ def test_unparsable_split_files_name_the_file_and_line(tmp_path, capsys):
     assert f"{labels}: not valid JSON" in capsys.readouterr().err
     labels.write_bytes('{"Pushing [something]": "0"}'.encode("utf-8-sig"))
     assert SSv2Splits(tmp_path).classes == ["Pushing [something]"]
+
+
+def test_invisible_characters_never_end_up_in_a_path(tmp_path):
+    # a zero-width space or a direction mark pasted from a web page prints like nothing: the
+    # listed path looked identical to the file on disk and was reported missing
+    (tmp_path / "train.txt").write_text(
+        "a/x.mp4\u200b 0\n\u200eb/y.mp4 1\nc/z\u00ad.mp4\u00a02\n \n\n", encoding="utf-8"
+    )
+    lists = ListSplits(tmp_path / "train.txt")
+    got = [(x.path, x.label) for x in lists.samples("train")]
+    assert got == [("a/x.mp4", 0), ("b/y.mp4", 1), ("c/z.mp4", 2)]
+    (tmp_path / "classInd.txt").write_text("1 Archery\n2 Biking\u2060\n", encoding="utf-8")
+    assert UCF101Splits(tmp_path).classes == ["Archery", "Biking"]
+    (tmp_path / "classInd.txt").write_text("1 Caf\u00e9\n", encoding="utf-8")  # kept
+    assert UCF101Splits(tmp_path).classes == ["Caf\u00e9"]

@@ -8,6 +8,7 @@ them reads the same video stream of a file with several (:func:`footage_stream`)
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
@@ -68,6 +69,13 @@ def open_video(
     try:
         container = av.open(str(p), mode="r", metadata_errors="ignore")
     except av.FFmpegError as e:
+        problem = _mp4_index_problem(p)
+        if problem:
+            raise CorruptVideoError(
+                p,
+                f"an MP4/MOV whose index (the moov box) {problem}: a recording or download cut "
+                "off before it was finished; FFmpeg cannot decode it without the index",
+            ) from e
         raise NotAVideoError(p, f"FFmpeg cannot open it as a media file ({_short(e)})") from e
     try:
         if not container.streams.video:
@@ -85,6 +93,29 @@ def open_video(
         container.close()
         raise
     return container, stream
+
+
+def _mp4_index_problem(path: Path) -> str | None:
+    """For an ISO media file (``ftyp`` first): "is missing" when its top-level boxes hold no
+    ``moov``, "is cut short" when the ``moov`` runs past the end of the file; else None.
+    Reads box headers only."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        pos, first = 0, True
+        while pos + 8 <= size:
+            f.seek(pos)
+            head = f.read(16)
+            length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if first and kind != b"ftyp":
+                return None
+            if length == 1 and len(head) == 16:  # 64-bit size
+                length = int.from_bytes(head[8:16], "big")
+            if kind == b"moov":
+                return "is cut short" if pos + length > size else None
+            if length < 8:  # 0: to the end of the file; <8: not a box
+                break
+            pos, first = pos + length, False
+    return None if first else "is missing"
 
 
 @contextlib.contextmanager
@@ -153,10 +184,11 @@ def _count_packets(container, path, streams) -> dict[int, int]:
 
 
 def describe_streams(container: av.container.InputContainer, path: str | Path) -> list[dict]:
-    """One dict per video stream: index, codec, size, frames (the header's count, else the
-    packets counted by :func:`footage_stream`; 0: unknown), picture dispositions."""
+    """One dict per video stream: index, codec, size, frames (the header's count less what an
+    edit list hides, :func:`listed_frames`, else the packets counted by :func:`footage_stream`;
+    0: unknown), picture dispositions."""
     streams = list(container.streams.video)
-    counts = {s.index: s.frames for s in streams}
+    counts = {s.index: listed_frames(s) for s in streams}
     if len(streams) > 1 and not all(counts.values()):
         counts = _count_packets(container, path, streams)
     out = []
@@ -197,15 +229,107 @@ def decode_tolerant(container, stream, path, max_errors: int = 50):
 
 
 def scan_packets(container, stream, path) -> tuple[list[int | None], list[bool]]:
-    """``(pts, key flags)`` of the stream's packets that hold data, in file order: one demux pass,
-    nothing decoded (a few ms for a 10-second video). A truncated file ends where its bytes do."""
+    """``(pts, key flags)`` of the stream's packets that hold shown frames, in file order: one
+    demux pass, nothing decoded (a few ms for a 10-second video). A truncated file ends where
+    its bytes do; packets an edit list hides (``is_discard``) are left out, as the decoder
+    drops their frames."""
     pts, keys = [], []
     with ffmpeg_errors(path, "reading the packet index failed"):
         for packet in container.demux(stream):
-            if packet.size:
+            if packet.size and not packet.is_discard:
                 pts.append(packet.pts)
                 keys.append(packet.is_keyframe)
     return pts, keys
+
+
+# Bytes between two Matroska packets beyond what block and cluster headers take (measured:
+# at most 24 in FFmpeg's files; mkvmerge's are alike): more is a region the demuxer skipped.
+_RESYNC_GAP = 1024
+
+
+def skipped_bytes(path: str | Path) -> tuple[int, int]:
+    """``(bytes, offset of the first)`` a Matroska / WebM file holds between its packets that
+    the demuxer skipped: damaged bytes in the middle, after which it resynchronises on the
+    next cluster without an error, silently losing the frames in between. ``(0, -1)`` for
+    other containers (whose packets come from an index, so a damaged packet is a decode
+    error) and for undamaged files. One demux pass over every stream, nothing decoded."""
+    p = check_file(path)
+    with av.open(str(p), metadata_errors="ignore") as container:
+        if "matroska" not in container.format.name:
+            return 0, -1
+        blocks: dict[int, int] = {}  # block position → bytes (laced frames share a block)
+        with ffmpeg_errors(p, "demuxing failed"):
+            for pk in container.demux():
+                if pk.size and pk.pos >= 0:
+                    blocks[pk.pos] = blocks.get(pk.pos, 0) + pk.size
+    total, first = 0, -1
+    for (a, size), (b, _) in itertools.pairwise(sorted(blocks.items())):
+        gap = b - (a + size)
+        if gap > _RESYNC_GAP:
+            total += gap
+            first = a + size if first < 0 else first
+    return total, first
+
+
+def listed_frames(stream) -> int:
+    """Frames the header says the stream shows (0: it does not say): its frame count less the
+    samples an edit list hides. An mp4 cut with ``ffmpeg -ss … -c copy`` keeps the frames from
+    the key frame before the cut, flagged discard: no player shows them, and neither does the
+    decoder, so they are not missing frames."""
+    n = max(stream.frames, 0)
+    if n:
+        n -= sum(1 for entry in stream.index_entries if entry.is_discard)
+    return max(n, 0)
+
+
+class FrameClock:
+    """Presentation times of decoded frames as libavcodec's best-effort timestamp takes them
+    (``guess_correct_pts``, what the ffmpeg CLI uses): a frame's pts, unless pts have gone
+    backwards more often than the dts of the packets behind the frames. AVI stores no pts: with
+    B-frames FFmpeg gives each frame the made-up pts of another packet, out of order, and a
+    resampler trusting them drops and repeats frames.
+
+    :meth:`observe` every frame in decode order; :meth:`time` gives a frame's time by the
+    faults counted so far. Observing a few frames before timing them (as ``reencode`` does,
+    and ``probe`` for all) decides before the first fault rather than after it, where the
+    ffmpeg CLI's frames up to the first fault keep their wrong times.
+    """
+
+    def __init__(self) -> None:
+        self.pts_faults = self.dts_faults = 0
+        self.last_pts: int | None = None
+        self.last_dts: int | None = None
+        self._last: int | None = None  # the last time given, and the interval before it
+        self._step = 1
+
+    def observe(self, frame: av.VideoFrame) -> None:
+        pts, dts = frame.pts, frame.dts
+        if dts is not None:
+            self.dts_faults += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        elif pts is not None:
+            self.last_dts = pts
+        if pts is not None:
+            self.pts_faults += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        elif dts is not None:
+            self.last_pts = dts
+
+    def time(self, frame: av.VideoFrame) -> int | None:
+        """The frame's time; call it in output order. Frames drained from the decoder at the
+        end carry no dts: where pts are not trusted, they follow on at the last interval."""
+        pts, dts = frame.pts, frame.dts
+        if self.pts_faults > self.dts_faults and dts is None and self._last is not None:
+            t = self._last + self._step
+        elif (self.pts_faults <= self.dts_faults or dts is None) and pts is not None:
+            t = pts
+        else:
+            t = dts
+        if t is not None:
+            if self._last is not None and t > self._last:
+                self._step = t - self._last
+            self._last = t
+        return t
 
 
 def on_rate_grid(pts: Sequence[int], time_base: Fraction, rate: Fraction) -> bool:
@@ -222,19 +346,58 @@ def on_rate_grid(pts: Sequence[int], time_base: Fraction, rate: Fraction) -> boo
 
 
 def frame_timing(stream, pts: Sequence[int | None]) -> tuple[Fraction, bool]:
-    """``(rate, constant)`` of a stream whose frames have presentation times ``pts``: the
-    header's rate (:func:`stream_fps`) when every frame sits on its grid, else FFmpeg's guessed
-    rate (``r_frame_rate``, which the ffmpeg CLI gives its constant-rate outputs), and whether
-    the frames sit on that grid. Frames without a pts count as on the grid."""
+    """``(rate, constant)`` of a stream whose frames have presentation times ``pts``.
+
+    Constant: the first rate whose grid every frame sits on, of FFmpeg's guessed rate
+    (``r_frame_rate``, what the ffmpeg CLI gives its constant-rate outputs), the header's
+    average rate (:func:`stream_fps`), each tried first as the standard rate it is near, and
+    the rate of the timestamps themselves (frames over span, snapped to a standard rate), for
+    headers that name a rate the frames do not have.
+    Variable: the typical rate of the frames (median interval, snapped), so that most frames
+    keep a slot of their own and a stall repeats one. Frames without a pts count as on the grid.
+    """
     rate = stream_fps(stream)
     known = [p for p in pts if p is not None]
     tb = stream.time_base
-    if not tb or len(known) < 2 or on_rate_grid(known, tb, rate):
+    if not tb or len(known) < 2:
         return rate, True
-    guessed = stream.guessed_rate
-    if guessed and 0 < float(guessed) <= 1000:
-        return Fraction(guessed), on_rate_grid(known, tb, Fraction(guessed))
-    return rate, False
+    t = np.unique(np.asarray(known, np.int64))
+    header = [Fraction(r) for r in (stream.guessed_rate,) if r and 0 < float(r) <= 1000]
+    # each as the standard rate it is near first (an mp4's average 7200/241 for 30 fps, whose
+    # last frame is shorter): on the grid too, it is the exact one
+    candidates = [r for h in (*header, rate) for r in (_snap_rate(h), h)]
+    if len(t) == len(known):
+        span = int(t[-1] - t[0])  # ± 1 tick of rounding
+        candidates.append(_snap_rate(Fraction(len(t) - 1) / (span * tb), Fraction(1, span)))
+    for r in candidates:
+        if on_rate_grid(known, tb, r):
+            return r, True
+    # the typical interval: the mean of those near the median (mkv rounds 1/30 s to 33 or 34 ms)
+    steps = np.diff(t)
+    median = np.median(steps)
+    typical = Fraction(float(steps[np.abs(steps - median) <= 0.1 * median].mean()))
+    return _snap_rate(1 / (typical * tb), Fraction(1, int(2 * median))), False
+
+
+# Frame rates cameras, phones and broadcast use; a measured rate within 0.5% is taken as one.
+_STANDARD_RATES = tuple(
+    Fraction(r)
+    for r in (
+        "24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001", "60",
+        "90", "100", "120", "240", "5", "10", "12", "12.5", "15", "20",
+    )
+)  # fmt: skip
+
+
+def _snap_rate(rate: Fraction, uncertainty: Fraction = Fraction(0)) -> Fraction:
+    """``rate`` as the nearest standard rate within 0.5% plus its relative ``uncertainty``
+    (timestamp rounding), else to 1/1001 (within 1..1000)."""
+    if rate <= 0:
+        return DEFAULT_FPS
+    near = min(_STANDARD_RATES, key=lambda r: abs(rate / r - 1))
+    if abs(rate / near - 1) <= Fraction(1, 200) + uncertainty:
+        return near
+    return min(max(rate, Fraction(1)), Fraction(1000)).limit_denominator(1001)
 
 
 def stream_fps(stream: av.video.stream.VideoStream) -> Fraction:

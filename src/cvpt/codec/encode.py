@@ -14,9 +14,17 @@ from pathlib import Path
 import av
 import numpy as np
 
-from cvpt.codec.container import decode_tolerant, frame_timing, open_video, scan_packets
+from cvpt.codec.container import (
+    FrameClock,
+    decode_tolerant,
+    frame_timing,
+    listed_frames,
+    open_video,
+    scan_packets,
+    skipped_bytes,
+)
 from cvpt.codec.orient import Orientation, frame_orientation, upright_frame
-from cvpt.codec.probe import header_duration, probe, source_damage
+from cvpt.codec.probe import header_end, probe, source_damage
 from cvpt.errors import EmptyVideoError, EncodeError, VideoError
 from cvpt.io import atomic_output
 
@@ -227,8 +235,8 @@ def reencode(
         container.close()  # (stream is not to be touched after this)
 
     container, stream = open_video(src, thread_type="AUTO")
-    expected_s = header_duration(container, stream)
-    header = max(stream.frames, 0)
+    expected_end = header_end(container, stream)
+    header = listed_frames(stream)
     try:
         with atomic_output(dst) as tmp:
             enc = _Resampler(tmp, src, rate, gop, short_side, codec, q, dia_size)
@@ -277,9 +285,10 @@ def reencode(
                         errors=enc.errors,
                         packets=len(pts),
                         header_frames=header,
-                        expected_s=expected_s,
-                        decoded_s=None if enc.jumps else enc.end_time,  # times broken
+                        expected_end=expected_end,
+                        decoded_end=None if enc.jumps else enc.end_on_timeline,  # times broken
                         rate=rate,
+                        skipped=skipped_bytes(src),
                     ),
                     f"its timestamps jump {enc.jumps} time(s)" if enc.jumps else "",
                 ],
@@ -290,6 +299,8 @@ def reencode(
 
 # A jump in the frame times longer than this is a broken timestamp, not a pause (seconds).
 MAX_GAP_S = 10.0
+# Frames observed before the first is timed (FrameClock): B-frame reordering shows by then.
+CLOCK_LOOKAHEAD = 16
 
 
 class _Resampler:
@@ -314,7 +325,10 @@ class _Resampler:
         self.writer: VideoWriter | None = None
         self.orient: Orientation | None = None
         self.decoded = self.errors = self.next_slot = 0
+        self.clock = FrameClock()  # the ffmpeg CLI's frame times (AVI with B-frames)
+        self.held: list[av.VideoFrame] | None = []  # frames before the clock is decided
         self.first_pts: int | None = None
+        self.time_base: Fraction | None = None
         self.last: av.VideoFrame | None = None
         self.last_time: Fraction | None = None  # seconds from the first frame
         self.interval = Fraction(1) / rate  # of the last two frames
@@ -327,6 +341,13 @@ class _Resampler:
             return None
         return float(self.last_time + max(self.interval, self.duration))
 
+    @property
+    def end_on_timeline(self) -> float | None:
+        """:attr:`end_time` on the stream's timeline (from its time 0, not the first frame)."""
+        if self.end_time is None:
+            return None
+        return self.end_time + float((self.first_pts or 0) * (self.time_base or 0))
+
     def add(self, frame: av.VideoFrame | Exception) -> None:
         if isinstance(frame, Exception):
             self.errors += 1
@@ -334,17 +355,32 @@ class _Resampler:
         self.decoded += 1
         if self.writer is None:
             self._open(frame)
-        if frame.pts is None or frame.time_base is None:
+        self.clock.observe(frame)
+        if self.held is not None:  # the first frames wait until their clock is decided
+            self.held.append(frame)
+            if len(self.held) >= CLOCK_LOOKAHEAD:
+                self._release()
+            return
+        self._place(frame)
+
+    def _release(self) -> None:
+        held, self.held = self.held or [], None
+        for frame in held:
+            self._place(frame)
+
+    def _place(self, frame: av.VideoFrame) -> None:
+        pts = self.clock.time(frame)
+        if pts is None or frame.time_base is None:
             slot, now = self.next_slot, None
         else:
             if self.first_pts is None:
-                self.first_pts = frame.pts
-            now = (frame.pts - self.first_pts) * frame.time_base
+                self.first_pts, self.time_base = pts, frame.time_base
+            now = (pts - self.first_pts) * frame.time_base
             slot = round(now * self.rate)
             if abs(slot - self.next_slot) > self.max_gap:  # re-based to follow on
                 self.jumps += 1
                 self.first_pts += round((now - self.next_slot / self.rate) / frame.time_base)
-                now = (frame.pts - self.first_pts) * frame.time_base
+                now = (pts - self.first_pts) * frame.time_base
                 slot = round(now * self.rate)
             self.duration = (frame.duration or 0) * frame.time_base
         if now is not None and self.last_time is not None and now > self.last_time:
@@ -362,6 +398,7 @@ class _Resampler:
         if self.writer is None:
             return
         try:
+            self._release()
             if self.last is not None and self.end_time is not None:
                 self._fill(round(Fraction(self.end_time) * self.rate))
         finally:

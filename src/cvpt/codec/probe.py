@@ -10,10 +10,19 @@ import itertools
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 
-from cvpt.codec.container import decode_tolerant, describe_streams, frame_timing, open_video
+from cvpt.codec.container import (
+    FrameClock,
+    decode_tolerant,
+    describe_streams,
+    frame_timing,
+    listed_frames,
+    open_video,
+    skipped_bytes,
+)
 from cvpt.codec.orient import frame_orientation
 from cvpt.errors import EmptyVideoError
 
@@ -50,7 +59,9 @@ class VideoInfo:
     ``color_range`` ``"tv"`` (limited), ``"pc"`` (full) or ``"unknown"``; ``constant_rate``
     whether every frame sits on the ``fps`` grid; ``streams`` every video stream
     (index, codec, size, frames, picture dispositions) and ``stream_index`` the one
-    read; ``damage`` why the file looks truncated or damaged ("" when it does not).
+    read; ``damage`` why the file looks truncated or damaged ("" when it does not);
+    ``width`` × ``height`` the first frame's size, ``size_changes`` where the frame size
+    changes (``"96x32 from frame 24"``; empty when it does not: WebRTC recordings do).
     """
 
     path: str
@@ -72,6 +83,7 @@ class VideoInfo:
     stream_index: int = 0
     streams: list[dict] = field(default_factory=list)
     damage: str = ""
+    size_changes: list[str] = field(default_factory=list)
 
     @property
     def num_gops(self) -> int:
@@ -120,6 +132,12 @@ class VideoInfo:
             problems.append("its frame rate is variable")
         if self.damage:
             problems.append(self.damage)
+        if self.size_changes:
+            problems.append(
+                f"its frame size changes ({self.width}x{self.height}, then "
+                + ", ".join(self.size_changes)
+                + ")"
+            )
         return problems
 
     def to_dict(self) -> dict:
@@ -143,19 +161,25 @@ def probe(path: str | Path) -> VideoInfo:
     """
     container, stream = open_video(path, thread_type="AUTO")
     try:
-        types, pts = [], []
+        types, times, changes = [], [], []
         errors, first, end = 0, None, None
+        clock = FrameClock()
         for frame in decode_tolerant(container, stream, path):
             if isinstance(frame, Exception):
                 errors += 1
                 continue
             if first is None:
                 first = frame
+            if end is not None and (frame.width, frame.height) != (end.width, end.height):
+                changes.append(f"{frame.width}x{frame.height} from frame {len(types)}")
             types.append(_TYPE_LETTER.get(frame.pict_type, "?"))
-            pts.append(frame.pts)
+            clock.observe(frame)
+            times.append((frame.pts, frame.dts))
             end = frame
         if first is None:
             raise EmptyVideoError(path, "the video stream holds no decodable frame")
+        # every frame timed by the faults of all of them
+        pts = [clock.time(SimpleNamespace(pts=p, dts=d)) for p, d in times]
         rate, constant = frame_timing(stream, pts)
         duration = _decoded_duration(pts, end, rate)
         try:
@@ -163,7 +187,7 @@ def probe(path: str | Path) -> VideoInfo:
             rotation, mirrored = orient.rotation, orient.mirrored
         except ValueError:  # not a right angle: reported as it is, prepare refuses it
             rotation, mirrored = round(first.rotation), False
-        header = max(stream.frames, 0)
+        header = listed_frames(stream)
         pict = "".join(types)
         starts = [i for i, t in enumerate(pict) if t == "I"]
         if not starts or starts[0] != 0:
@@ -172,8 +196,8 @@ def probe(path: str | Path) -> VideoInfo:
         return VideoInfo(
             path=str(path),
             codec=stream.codec_context.name,
-            width=end.width,
-            height=end.height,
+            width=first.width,
+            height=first.height,
             fps=float(rate),
             frames=len(pict),
             duration_s=duration,
@@ -193,10 +217,12 @@ def probe(path: str | Path) -> VideoInfo:
                 errors=errors,
                 packets=len(pict) + errors,
                 header_frames=header,
-                expected_s=header_duration(container, stream),
-                decoded_s=duration,
+                expected_end=header_end(container, stream),
+                decoded_end=_first_time(pts, end) + duration,
                 rate=rate,
+                skipped=skipped_bytes(path),
             ),
+            size_changes=changes,
         )
     finally:
         container.close()
@@ -220,23 +246,38 @@ def source_damage(
     errors: int,
     packets: int,
     header_frames: int,
-    expected_s: float | None,
-    decoded_s: float | None,
+    expected_end: tuple[float | None, bool],
+    decoded_end: float | None,
     rate: Fraction,
+    skipped: tuple[int, int] = (0, -1),
 ) -> str:
     """Why a source looks truncated or damaged, from what decoded against what its header and
-    packets claim ("" when nothing does). Shared by :func:`reencode` and :func:`cvpt.probe`."""
+    packets claim ("" when nothing does). ``expected_end``: :func:`header_end`;
+    ``decoded_end``: the last decoded frame's end on the stream's timeline (None: unknown);
+    ``skipped``: bytes the demuxer skipped, and where
+    (:func:`cvpt.codec.container.skipped_bytes`). Shared by :func:`reencode` and
+    :func:`cvpt.probe`. "truncated" when the frames end early, "damaged" when frames are
+    missing but the end is there."""
     why = []
+    if skipped[0]:
+        why.append(
+            f"damaged: {skipped[0]} bytes from byte {skipped[1]} could not be read and were "
+            "skipped, with the frames they held"
+        )
+    end, own = expected_end
+    short = end is not None and decoded_end is not None and end - decoded_end
+    # the video stream's own end: a frame and a half of slack (the last frame's duration is
+    # counted differently by muxers); the file's end: two frames and 2%, so audio that
+    # outlasts the video is not damage
+    cut = short and short > (1.5 / float(rate) if own else 2 / float(rate) + 0.02 * end)
     if header_frames and decoded < header_frames:
-        why.append(f"truncated: its header lists {header_frames} frames, {decoded} decode")
-    elif not header_frames and expected_s and decoded_s is not None:
-        # no frame count (mkv, webm): the header's duration against the last decoded frame's
-        # end; a tolerance of two frames and 2% leaves audio that outlasts the video alone
-        missing = expected_s - decoded_s
-        if missing > 2 / float(rate) + 0.02 * expected_s:
-            why.append(
-                f"truncated: its header says {expected_s:.2f} s, frames decode to {decoded_s:.2f} s"
-            )
+        what = "truncated" if cut or decoded_end is None else "damaged"
+        why.append(f"{what}: its header lists {header_frames} frames, {decoded} decode")
+    elif not header_frames and cut:
+        why.append(
+            f"truncated: its header says it ends at {end:.2f} s, "
+            f"its frames end at {decoded_end:.2f} s"
+        )
     if decoded < packets and not why:
         why.append(f"{packets - decoded} of its {packets} frames do not decode")
     if errors:
@@ -244,10 +285,37 @@ def source_damage(
     return "; ".join(why)
 
 
-def header_duration(container, stream) -> float | None:
-    """Seconds the header says the video stream (else the file) lasts; None if it does not."""
+def header_end(container, stream) -> tuple[float | None, bool]:
+    """``(seconds, own)``: where on the stream's timeline the header says the video ends (None:
+    it does not say), and whether that is the video stream's own end rather than the file's.
+
+    The stream's start plus its duration; else its ``DURATION`` tag (FFmpeg's and mkvmerge's
+    Matroska muxers write one per track: its end time); else the file's duration. Matroska,
+    WebM and NUT give the file's end time there (a file whose first frame is at 5 s and lasts
+    2 s says 7 s), FLV its length: taken as an end, it can miss a truncation of a file that
+    does not start at 0, never invent one."""
     if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
+        return float(((stream.start_time or 0) + stream.duration) * stream.time_base), True
+    tag = _tag_seconds(stream.metadata.get("DURATION") or stream.metadata.get("duration"))
+    if tag:
+        return tag, True
     if container.duration:
-        return container.duration / av.time_base
-    return None
+        return container.duration / av.time_base, False
+    return None, False
+
+
+def _tag_seconds(text: str | None) -> float | None:
+    """``HH:MM:SS.fffffffff`` (a Matroska ``DURATION`` tag) in seconds; None if it is not one."""
+    try:
+        h, m, sec = (text or "").split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
+
+
+def _first_time(pts: list, frame: av.VideoFrame) -> float:
+    """Seconds on the stream's timeline of the first frame (0 without timestamps)."""
+    known = [p for p in pts if p is not None]
+    if not known or frame.time_base is None:
+        return 0.0
+    return float(min(known) * frame.time_base)

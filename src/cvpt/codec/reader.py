@@ -181,10 +181,14 @@ def _read(path: str, container, stream, req: _Request, rng, *, demux: bool) -> C
             ShortVideoWarning,
             stacklevel=3,
         )
-    gop_lens = [min(req.spec.gop_size, index.frames - g * req.spec.gop_size) for g in gops]
-    positions = np.stack(
-        [sample_positions(n, req.spec.p_per_gop, train=req.train, rng=rng) for n in gop_lens]
-    )
+    # One draw per distinct GOP: a repeated GOP (a short video) is a copy of its first slot,
+    # so its positions must be that slot's too, or they would name frames it does not hold.
+    drawn: dict[int, np.ndarray] = {}
+    for g in gops.tolist():
+        if g not in drawn:
+            n = min(req.spec.gop_size, index.frames - g * req.spec.gop_size)
+            drawn[g] = sample_positions(n, req.spec.p_per_gop, train=req.train, rng=rng)
+    positions = np.stack([drawn[g] for g in gops.tolist()])
     cell = req.spec.mv_cell or (16 if stream.codec_context.name == "mpeg4" else 4)
     return _decode_clip(path, container, stream, index, gops, positions, req, cell)
 

@@ -61,6 +61,7 @@ class CompressedVideoDataset(Dataset):
         seed: int = 0,
         clip: ClipSpec | None = None,
         mv_clip: float = 20.0,
+        twins: bool = True,
     ):
         if not samples:
             raise DataError(f"{root}: no samples to read")
@@ -70,6 +71,7 @@ class CompressedVideoDataset(Dataset):
         self.transform = ClipTransform(
             size=size, short_side=short_side, train=train, flip=flip, crops=crops, mv_clip=mv_clip
         )
+        self.twins = twins  # read a listed video's prepared .mp4 twin (splits.resolve_video)
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch whose random clips ``dataset[index]`` draws (``(epoch, index)`` keys carry
@@ -101,7 +103,7 @@ class CompressedVideoDataset(Dataset):
         )
 
     def _load(self, sample: Sample, rng: np.random.Generator) -> dict:
-        path = resolve_video(self.root, sample.path)
+        path = resolve_video(self.root, sample.path, twins=self.twins)
         if path is None:
             raise VideoError(self.root / sample.path, "listed in the annotations but not found")
         if self.train:

@@ -27,12 +27,21 @@ class Sample:
 
 def read_annotation(path: Path) -> str:
     """The text of an annotation file, whatever a text editor saved: UTF-8 with or without a
-    byte-order mark (Windows editors add one), UTF-16 with its mark, CRLF, LF or CR line ends.
+    byte-order mark (Windows editors add one), UTF-16 with its mark or without (told by its
+    zero bytes), CRLF, LF or CR line ends. Invisible format characters (a mark in the middle of
+    files joined with ``cat``, zero-width spaces and direction marks pasted from a web page)
+    are removed: a path that holds one prints like the file on disk and never matches it.
     Raises MissingFileError or DataError naming the file (e.g. another encoding)."""
     if not path.is_file():
         raise MissingFileError(f"{path}: annotation file not found")
     raw = path.read_bytes()
-    encoding = "utf-16" if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+    encoding = "utf-8-sig"
+    if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        encoding = "utf-16"
+    elif len(raw) >= 2 and len(raw) % 2 == 0 and b"\0" in raw:  # UTF-16 without its mark
+        odd_zeros, even_zeros = raw[1::2].count(0), raw[0::2].count(0)
+        if max(odd_zeros, even_zeros) >= len(raw) // 4:
+            encoding = "utf-16-le" if odd_zeros > even_zeros else "utf-16-be"
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as e:
@@ -40,8 +49,13 @@ def read_annotation(path: Path) -> str:
         raise DataError(
             f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); save it as UTF-8"
         ) from None
-    # a mark in the middle (files joined with `cat`) would end up inside a path
-    return text.replace("\ufeff", "")
+    return text if text.isascii() else _INVISIBLE.sub("", text)
+
+
+# The invisible format characters (Unicode category Cf) that text editors and web pages put in
+# text: soft hyphen, zero-width spaces and joiners, direction marks and embeddings, word
+# joiners, byte-order marks.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
@@ -270,11 +284,14 @@ def open_splits(dataset: str, annotations: str | Path, split: int = 1):
     return DATASETS[dataset](annotations, split)
 
 
-def resolve_video(root: str | Path, rel: str) -> Path | None:
-    """The file of a listed video under ``root``: as listed, or its prepared ``.mp4`` twin
-    (``cvpt prepare`` mirrors trees and renames every output ``.mp4``). None if neither exists."""
+def resolve_video(root: str | Path, rel: str, *, twins: bool = True) -> Path | None:
+    """The file of a listed video under ``root``: its prepared ``.mp4`` twin if there is one
+    (``cvpt prepare`` mirrors trees and renames every output ``.mp4``), else the file as
+    listed; with ``twins=False`` only the file as listed (a video named on purpose, as
+    ``cvpt predict`` does, is read even when an ``.mp4`` of the same name sits beside it).
+    None if neither exists."""
     listed = Path(root) / rel
-    for candidate in (listed.with_suffix(".mp4"), listed):
+    for candidate in (listed.with_suffix(".mp4"), listed) if twins else (listed,):
         if candidate.is_file():
             return candidate
     return None
