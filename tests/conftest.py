@@ -8,9 +8,23 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 
 from cvpt.codec.encode import write_video
 from cvpt.data.generate import moving_scene, translating_texture
+
+# torchvision (a test-only dependency: the reference Video Swin) ships CUDA-built compiled ops
+# that do not load against our CPU torch, and its import then fails on "operator torchvision::nms
+# does not exist". Declaring the schemas its Python side looks up lets it import (its detection
+# ops stay unusable; the video models need none). This must run before anything imports
+# torchvision, and transformers imports it whenever it is installed: so here, before any test
+# module is collected.
+try:
+    _TORCHVISION_OPS = torch.library.Library("torchvision", "DEF")
+    _TORCHVISION_OPS.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    _TORCHVISION_OPS.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+except RuntimeError:  # the real ops registered first (a CPU build of torchvision): nothing to do
+    pass
 
 
 def write_raw(

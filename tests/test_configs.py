@@ -18,6 +18,9 @@ def test_the_paper_experiments_are_all_there():
             assert f"{ds}_vitb_{m}" in names
     for ablation in ("no_refinement", "sccp1", "no_attention", "no_residual_prompt"):
         assert f"hmdb51_vitb_cvpt_{ablation}" in names
+    for ds in ("ucf101", "hmdb51"):  # Table 5: Video Swin-B
+        for m in ("cvpt", "full"):
+            assert f"{ds}_swinb_{m}" in names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)

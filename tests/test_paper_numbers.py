@@ -7,7 +7,7 @@ import torch
 
 import cvpt
 from cvpt.models import create_backbone
-from cvpt.models.flops import compressed_inputs, count_macs
+from cvpt.models.flops import _AttentionMACs, compressed_inputs, count_macs
 from cvpt.models.prompts import SCCP
 
 
@@ -51,6 +51,32 @@ def test_videomae_b_on_16_frames_is_180_gmacs():
     assert gmacs == pytest.approx(180, rel=0.01)
 
 
+def test_video_swin_b_on_32_frames_is_the_published_281_gmacs():
+    # SwinTransformer/Video-Swin-Transformer: Swin-B 32×224² "281.6 GFLOPs" (multiply-adds)
+    with torch.device("meta"):
+        swin = create_backbone("swin_base", num_classes=400)
+    gmacs = count_macs(swin, torch.zeros(1, 3, 32, 224, 224, device="meta")) / 1e9
+    assert gmacs == pytest.approx(281.3, rel=0.01)
+    assert gmacs == pytest.approx(281.6, rel=0.01)
+
+
+def test_cvpt_on_swin_b_costs_the_three_streams_of_4_iframes():
+    """Joint windows cost the backbone on 3×2 temporal slots (101.6 GMACs, as if the streams
+    were stacked in time) + prompt embeddings (0.39) + 24 SCCPs (0.30); separate streams run
+    2-slot windows (94.3 + the same)."""
+    with torch.device("meta"):
+        joint = cvpt.create_model("cvpt", backbone="swin_base", num_classes=51)
+        separate = cvpt.create_model(
+            "cvpt", backbone="swin_base", num_classes=51, stream_attention="separate"
+        )
+        stacked = create_backbone("swin_base")
+    assert count_macs(joint, *compressed_inputs()) / 1e9 == pytest.approx(102.4, rel=0.005)
+    assert count_macs(separate, *compressed_inputs()) / 1e9 == pytest.approx(95.0, rel=0.005)
+    # the backbone alone on 12 frames (6 temporal slots): the same attention and linear work
+    six_slots = count_macs(stacked, torch.zeros(1, 3, 12, 224, 224, device="meta")) / 1e9
+    assert six_slots == pytest.approx(101.6, rel=0.005)
+
+
 def test_baselines_cost_what_table_1_says_over_linear():
     base = count_macs(_meta_model("linear"), *compressed_inputs())
     vpt = count_macs(_meta_model("vpt"), *compressed_inputs())
@@ -74,6 +100,26 @@ def test_attention_is_counted_on_real_cpu_tensors_too():
     assert on_cpu > linear_only
 
 
+def test_swin_attention_is_counted_on_real_cpu_tensors_too():
+    opts = dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4))
+    torch.manual_seed(0)
+    real = cvpt.create_model("cvpt", backbone="swin_tiny", num_classes=3, backbone_options=opts)
+    with torch.device("meta"):
+        meta = cvpt.create_model("cvpt", backbone="swin_tiny", num_classes=3, backbone_options=opts)
+    on_cpu = count_macs(real, *compressed_inputs(1, size=32, device="cpu"))
+    assert on_cpu == count_macs(meta, *compressed_inputs(1, size=32))
+    # the attention part, by hand: per stage, windows × (3 streams · window tokens)² × C for
+    # q·kᵀ and again for attn·v, 2 blocks each. Stage 1: 2×8×8 tokens, window 2×7×7 (time
+    # clamped), padded to 2×14×14 = 4 windows; stages 2-4 (2×4×4, 2×2×2, 2×1×1) are one
+    # clamped window each.
+    stages = [(4, 2 * 49, 16), (1, 32, 32), (1, 8, 64), (1, 2, 128)]
+    expect = sum(2 * 2 * windows * (3 * n) ** 2 * c for windows, n, c in stages)
+    with torch.no_grad(), _AttentionMACs() as attention:
+        meta(*compressed_inputs(1, size=32))
+    assert attention.macs == expect
+    assert on_cpu > expect
+
+
 def test_info_command_table_and_json(capsys):
     from cvpt.cli.main import main
 
@@ -88,3 +134,18 @@ def test_info_command_table_and_json(capsys):
     for name in ("cvpt", "linear", "vpt", "adaptformer", "full", "VideoMAE RGB 16f"):
         assert name in out
     assert "multiply-accumulates" in out
+
+
+def test_info_on_swin_b_reports_cvpt_and_the_raw_32_frame_model(capsys):
+    import json
+
+    from cvpt.cli.main import main
+
+    assert main(["info", "--backbone", "swin_base", "--num-classes", "51", "--json"]) == 0
+    cvpt_row, raw = json.loads(capsys.readouterr().out)
+    assert cvpt_row["method"] == "cvpt" and cvpt_row["gmacs_per_view"] == pytest.approx(102.4, 0.01)
+    assert cvpt_row["tokens_per_block"] == 3 * 2 * 56 * 56  # three streams of 2×56×56
+    assert cvpt_row["tunable_percent"] < 1.0  # the paper's "< 1%" holds on Swin-B too
+    assert raw["method"] == "Video Swin RGB 32f" and raw["views"] == 12
+    assert raw["gmacs_per_view"] == pytest.approx(281.3, rel=0.01)
+    assert raw["total_params"] == 87_638_984 + 1024 * 51 + 51

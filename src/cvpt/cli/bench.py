@@ -54,7 +54,10 @@ def register(sub) -> None:
     )
     m.add_argument("--device", default="cuda" if _cuda() else "cpu")
     m.add_argument(
-        "--depth", type=int, default=None, help="override the backbone depth (smoke runs)"
+        "--depth",
+        type=int,
+        default=None,
+        help="override the backbone depth (smoke runs; Video Swin: blocks per stage)",
     )
     m.add_argument(
         "--grad-checkpointing",
@@ -112,6 +115,16 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _depth_option(backbone: str, depth: int | None) -> dict | None:
+    """``--depth``: the ViT's block count; Video Swin's blocks per stage."""
+    if not depth:
+        return None
+    from cvpt.models.registry import backbone_config
+
+    cfg = backbone_config(backbone)
+    return {"depths": (depth,) * len(cfg.depths)} if cfg.family == "swin" else {"depth": depth}
+
+
 def _model_settings(args) -> dict:
     """The arguments ``bench_model`` and ``sweep_checkpointing`` share."""
     return dict(
@@ -120,7 +133,7 @@ def _model_settings(args) -> dict:
         batch=args.batch,
         repeats=args.repeats,
         device=args.device,
-        backbone_options={"depth": args.depth} if args.depth else None,
+        backbone_options=_depth_option(args.backbone, args.depth),
         amp=args.amp,
         frozen_bf16=not args.keep_frozen_fp32,
     )
@@ -144,8 +157,8 @@ def run_model(args) -> int:
         f"{_precision(res)}, medians of {res['repeats']}:"
     )
     print(
-        f"  forward, batch 1: CVPT {t['cvpt_fwd'] * 1e3:.0f} ms, VideoMAE-16 "
-        f"{t['rgb_fwd'] * 1e3:.0f} ms  ratio {r['cvpt_forward_over_videomae16']:.2f}"
+        f"  forward, batch 1: CVPT {t['cvpt_fwd'] * 1e3:.0f} ms, {res['rgb_reference']} "
+        f"{t['rgb_fwd'] * 1e3:.0f} ms  ratio {r['cvpt_forward_over_rgb']:.2f}"
     )
     print(
         f"  train step, batch {res['batch']}: CVPT {t['cvpt_step'] * 1e3:.0f} ms, full FT "
@@ -259,7 +272,7 @@ def run_pipeline(args) -> int:
         backbone=args.backbone,
         repeats=args.repeats,
         device=args.device,
-        backbone_options={"depth": args.depth} if args.depth else None,
+        backbone_options=_depth_option(args.backbone, args.depth),
         workers=tuple(int(w) for w in args.workers.split(",")),
     )
     m, r = res["median_ms"], res["ratios_videomae_over_cvpt"]

@@ -12,13 +12,17 @@ def register(sub) -> None:
         sub,
         "info",
         "Tunable parameters (with and without the prompt embeddings), share of the total, and "
-        "GMACs per view and x views (clips x crops) of a method, or of all methods (--all).",
-        "cvpt info --method cvpt --backbone vit_base --num-classes 51 --clips 2 --crops 3",
+        "GMACs per view and x views (clips x crops) of a method, or of all methods (--all), next "
+        "to the raw-RGB "
+        "backbone (VideoMAE: 16 frames, 5x3 views; Video Swin: 32 frames, 4x3 views).",
+        "cvpt info --method cvpt --backbone swin_base --num-classes 51 --clips 2 --crops 3",
         run,
     )
     p.add_argument("--method", default="cvpt", help="cvpt, linear, vpt, adaptformer or full")
     p.add_argument(
-        "--backbone", default="vit_base", help="vit_tiny, vit_small, vit_base or vit_large"
+        "--backbone",
+        default="vit_base",
+        help="vit_tiny, vit_small, vit_base, vit_large, swin_tiny, swin_small or swin_base",
     )
     p.add_argument("--num-classes", type=int, default=51)
     p.add_argument(
@@ -45,7 +49,6 @@ def run(args) -> int:
 
     if args.all:
         rows = all_rows(args.backbone, num_classes=args.num_classes, views=args.clips * args.crops)
-        rows.append(raw_video_row(args.backbone, num_classes=args.num_classes))
     else:
         rows = [
             model_row(
@@ -57,5 +60,6 @@ def run(args) -> int:
                 **parse_overrides(args.set),
             )
         ]
+    rows.append(raw_video_row(args.backbone, num_classes=args.num_classes, size=args.size))
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))
     return 0

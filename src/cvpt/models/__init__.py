@@ -1,10 +1,13 @@
-"""Models: the VideoMAE backbone, checkpoint loading, and the compressed-domain methods."""
+"""Models: the backbone families (VideoMAE ViT, Video Swin), checkpoint loading, and the
+compressed-domain methods."""
 
+from cvpt.models.backbone import VideoBackbone
 from cvpt.models.checkpoint import CheckpointError, load_backbone, save_backbone
 from cvpt.models.compressed import METHODS, CompressedVideoModel, TuningOptions
 from cvpt.models.factory import create_model
 from cvpt.models.pretrained import BackboneMismatchError, load_model
 from cvpt.models.registry import backbone_config, create_backbone, list_backbones
+from cvpt.models.swin import SwinConfig, SwinTransformer3d
 from cvpt.models.vit import VisionTransformer, ViTConfig
 
 __all__ = [
@@ -12,8 +15,11 @@ __all__ = [
     "BackboneMismatchError",
     "CheckpointError",
     "CompressedVideoModel",
+    "SwinConfig",
+    "SwinTransformer3d",
     "TuningOptions",
     "ViTConfig",
+    "VideoBackbone",
     "VisionTransformer",
     "backbone_config",
     "create_backbone",

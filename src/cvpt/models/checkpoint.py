@@ -1,12 +1,16 @@
-"""``cvpt.load_backbone``: real pre-trained VideoMAE weights, loaded exactly and strictly.
+"""``cvpt.load_backbone``: real pre-trained weights (VideoMAE ViT or Video Swin), loaded exactly
+and strictly.
 
-Formats, told apart by what the path holds:
+Formats, told apart by what the path holds (the family by the keys of the state dict):
 - an official VideoMAE ``.pth`` / ``.pt`` (pre-training: ``encoder.*`` plus decoder keys;
   fine-tuned: the state dict under ``model`` or ``module``);
 - a Hugging Face VideoMAE folder (``config.json`` + ``model.safetensors`` or
   ``pytorch_model.bin``), in transformers 4.x key layout (``attention.attention.q_bias``, what the
   published checkpoints hold) or 5.x (``query.bias`` / ``value.bias``);
-- cvpt's own ``.safetensors`` (our key names, config in the metadata).
+- a Video Swin ``.pth``: official Video-Swin-Transformer / mmaction2 0.x or mmaction2 1.x
+  (under ``state_dict``, ``backbone.layers.*`` and ``cls_head.fc_cls``), or a torchvision
+  ``swin3d_*`` state dict (``features.*``); its filter lives in :mod:`cvpt.models.swin`;
+- cvpt's own ``.safetensors`` (our key names, family and config in the metadata).
 
 One filter function per format maps keys to ours (timm's ``checkpoint_filter_fn`` idea). Loading
 is strict: leftover keys are printed as a table, and any that is not on an allow-list of keys
@@ -28,8 +32,17 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from cvpt.errors import CvptError
+from cvpt.models import swin
+from cvpt.models.backbone import VideoBackbone, family_of
 from cvpt.models.hub import resolve_checkpoint
-from cvpt.models.vit import VisionTransformer, ViTConfig
+from cvpt.models.vit import ViTConfig
+
+# what load_backbone reads, for the message on a checkpoint of no supported family
+SUPPORTED = (
+    "VideoMAE ViT (official .pth with patch_embed.* and blocks.*, a Hugging Face folder or its "
+    "pytorch_model.bin with videomae.*), Video Swin (official/mmaction2 .pth with "
+    "backbone.layers.*, or a torchvision swin3d state dict with features.*), or cvpt safetensors"
+)
 
 
 class CheckpointError(CvptError, ValueError):
@@ -113,6 +126,10 @@ def filter_hf(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+# the allow-lists of each family: (unexpected keys known to be unused, missing keys made fresh)
+_ALLOWED = {"vit": (_UNUSED, _FRESH), "swin": (swin.UNUSED_KEYS, swin.FRESH_KEYS)}
+
+
 # ---------------------------------------------------------------- configs from checkpoints
 
 
@@ -168,8 +185,9 @@ def config_from_hf(cfg: dict) -> ViTConfig:
 # ---------------------------------------------------------------- reading
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], ViTConfig, str]:
-    """``(state dict in our names, config, format name)`` for any supported path."""
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], object, str]:
+    """``(state dict in our names, config, format name)`` for any supported path; the config's
+    class (``ViTConfig`` / ``SwinConfig``) says the family."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(path, "no such file or folder")
@@ -200,7 +218,23 @@ def _read_official(path: Path):
     if any(k.startswith("videomae.") for k in obj):  # a bare HF pytorch_model.bin
         sd = filter_hf(obj)
         return sd, config_from_state_dict(sd), "hugging-face state dict"
+    swin_format = swin.checkpoint_format(obj)
+    if swin_format is not None:
+        sd = swin.checkpoint_filter_fn(obj)
+        try:
+            return sd, swin.config_from_state_dict(sd), swin_format
+        except (KeyError, ValueError, IndexError) as e:
+            raise CheckpointError(
+                path, f"a {swin_format} checkpoint whose sizes cannot be read ({e!r})"
+            ) from e
     sd = filter_official(obj)
+    if "patch_embed.proj.weight" not in sd or not any(k.startswith("blocks.") for k in sd):
+        found = ", ".join(sorted(sd)[:6]) + (", ..." if len(sd) > 6 else "")
+        raise CheckpointError(
+            path,
+            f"not a checkpoint of a supported backbone family: {len(sd)} tensors, keys {found}; "
+            f"cvpt reads {SUPPORTED}",
+        )
     cfg = config_from_state_dict(sd)
     if "norm.weight" in sd and "fc_norm.weight" not in sd:
         kind = "official VideoMAE pre-training"
@@ -213,7 +247,12 @@ def _read_hf_folder(path: Path):
     cfg_file = path / "config.json"
     if not cfg_file.exists():
         raise CheckpointError(path, "a folder without config.json is not a Hugging Face model")
-    cfg = config_from_hf(json.loads(cfg_file.read_text()))
+    hf = json.loads(cfg_file.read_text())
+    if hf.get("model_type", "videomae") != "videomae":
+        raise CheckpointError(
+            path, f"a Hugging Face {hf['model_type']!r} model, not VideoMAE; cvpt reads {SUPPORTED}"
+        )
+    cfg = config_from_hf(hf)
     if (path / "model.safetensors").exists():
         raw = load_file(path / "model.safetensors")
     elif (path / "pytorch_model.bin").exists():
@@ -229,16 +268,26 @@ def _read_cvpt_safetensors(path: Path):
         meta = f.metadata() or {}
     if "cvpt_backbone_config" not in meta:
         raise CheckpointError(path, "a safetensors file without cvpt's backbone config metadata")
-    cfg = ViTConfig(**json.loads(meta["cvpt_backbone_config"]))
+    family = meta.get("cvpt_backbone_family", "vit")  # files from before Swin have no family
+    configs = {"vit": ViTConfig, "swin": swin.SwinConfig}
+    if family not in configs:
+        raise CheckpointError(
+            path, f"backbone family {family!r} is not one cvpt knows ({', '.join(configs)})"
+        )
+    cfg = configs[family](**json.loads(meta["cvpt_backbone_config"]))
     return load_file(path), cfg, "cvpt safetensors"
 
 
-def save_backbone(model: VisionTransformer, path: str | Path) -> Path:
-    """Write a backbone as cvpt safetensors (weights + config), atomically."""
+def save_backbone(model: VideoBackbone, path: str | Path) -> Path:
+    """Write a backbone as cvpt safetensors (weights + family + config), atomically."""
     from cvpt.io import atomic_output
 
     sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    meta = {"cvpt_backbone_config": json.dumps(model.cfg.to_dict()), "format": "pt"}
+    meta = {
+        "cvpt_backbone_config": json.dumps(model.cfg.to_dict()),
+        "cvpt_backbone_family": model.family,
+        "format": "pt",
+    }
     with atomic_output(path) as tmp:
         save_file(sd, str(tmp), metadata=meta)
     return Path(path)
@@ -247,23 +296,26 @@ def save_backbone(model: VisionTransformer, path: str | Path) -> Path:
 # ---------------------------------------------------------------- loading
 
 
-def load_backbone(path: str | Path, *, verbose: bool = True, **overrides) -> VisionTransformer:
-    """Load a VideoMAE backbone from any supported checkpoint (see the module doc).
+def load_backbone(path: str | Path, *, verbose: bool = True, **overrides) -> VideoBackbone:
+    """Load a backbone (VideoMAE ViT or Video Swin) from any supported checkpoint (see the
+    module doc).
 
-    ``overrides`` set :class:`ViTConfig` fields, e.g. ``num_classes=101`` (a head of another
-    size is re-initialised, and said so) or ``num_heads`` for a non-standard ViT. Prints the key
-    table (``verbose``) and raises :class:`CheckpointError` on any key not on the allow-lists.
+    ``overrides`` set fields of the family's config (:class:`ViTConfig`,
+    :class:`~cvpt.models.swin.SwinConfig`), e.g. ``num_classes=101`` (a head of another size is
+    re-initialised, and said so) or ``num_heads`` for a non-standard ViT. Prints the key table
+    (``verbose``) and raises :class:`CheckpointError` on any key not on the allow-lists.
     ``path`` may also be a Hugging Face hub id, ``org/name`` or ``hf-hub:org/name@revision``
     (:mod:`cvpt.models.hub`: the local cache, ``HF_HUB_OFFLINE``, the ``cvpt[hub]`` extra).
     """
-    path = resolve_checkpoint(path)
+    path = resolve_checkpoint(path)  # a Hugging Face hub id → its cached snapshot folder
     sd, cfg, kind = read_checkpoint(path)
     unknown = set(overrides) - set(cfg.to_dict())
     if unknown:
         raise CheckpointError(path, f"unknown options {sorted(unknown)}")
     for k, v in overrides.items():
         setattr(cfg, k, v)
-    model = VisionTransformer(cfg)
+    model = family_of(cfg)(cfg)
+    unused_rules, fresh_rules = _ALLOWED[model.family]
     own = model.state_dict()
     notes: list[tuple[str, str, str]] = []  # (key, status, why)
     for k in [k for k in sd if k.startswith("head.")]:
@@ -274,11 +326,11 @@ def load_backbone(path: str | Path, *, verbose: bool = True, **overrides) -> Vis
     unexpected = sorted(set(sd) - set(own))
     bad = []
     for k in missing:
-        why = _match(_FRESH, k)
+        why = _match(fresh_rules, k)
         notes.append((k, "missing", why or "NOT ALLOWED"))
         bad += [] if why else [f"missing {k}"]
     for k in unexpected:
-        why = _match(_UNUSED, k)
+        why = _match(unused_rules, k)
         notes.append((k, "unused", why or "NOT ALLOWED"))
         bad += [] if why else [f"unexpected {k}"]
     for k in set(own) & set(sd):
@@ -297,10 +349,7 @@ def _match(rules, key: str) -> str:
 
 
 def _table(path, kind, cfg, loaded: int, notes) -> str:
-    lines = [
-        f"loaded {path} ({kind}): ViT d={cfg.embed_dim} depth={cfg.depth} heads={cfg.num_heads}"
-        f" classes={cfg.num_classes}, {loaded} tensors"
-    ]
+    lines = [f"loaded {path} ({kind}): {cfg.summary()}, {loaded} tensors"]
     if notes:
         width = max(len(k) for k, _, _ in notes)
         lines += [f"  {k:<{width}}  {status:<8} {why}" for k, status, why in sorted(notes)]

@@ -1,12 +1,14 @@
-"""The compressed-domain video model: a frozen raw-video ViT fed I-frames, MVs and residuals,
-tuned by one of the paper's methods.
+"""The compressed-domain video model: a frozen raw-video transformer fed I-frames, MVs and
+residuals, tuned by one of the paper's methods.
 
 Every method sees the same input (DESIGN.md §3, §5): ``E_I`` = frozen patch embedding of the
-I-frames, ``P_MV`` / ``P_R`` = learnable embeddings of the MVs / residuals, all with the same
-fixed positions, and every block runs on the 3N tokens ``[P_MV, P_R, E_I]`` (Eq. 1). Methods:
+I-frames, ``P_MV`` / ``P_R`` = learnable embeddings of the MVs / residuals, all on the same token
+grid with the same positions, and every block runs on the three streams ``[P_MV, P_R, E_I]``
+(Eq. 1). It builds on any backbone family through the contract of :mod:`cvpt.models.backbone`
+(the ViT: one sequence of 3N tokens; Video Swin: the streams share each window). Methods:
 
 - ``cvpt``: SCCP blocks before the first ``sccp_layers`` blocks (DESIGN.md §3);
-- ``linear``: only fc_norm and the head train (the embeddings stay at their initialisation);
+- ``linear``: only the head (and the ViT's fc_norm) trains (the embeddings stay as initialised);
 - ``vpt``: VPT-deep prompts; ``adaptformer``: parallel adapters; ``full``: everything trains.
 Prompt embeddings train in every method but ``linear``.
 """
@@ -20,8 +22,9 @@ import torch
 from torch import nn
 
 from cvpt.codec.sampling import ClipSpec
+from cvpt.models.backbone import VideoBackbone, check_video
 from cvpt.models.prompts import SCCP, Adapter, DeepPrompts, PromptEmbed
-from cvpt.models.vit import Attention, VisionTransformer, check_video, run_block
+from cvpt.models.vit import Attention
 
 METHODS = ("cvpt", "linear", "vpt", "adaptformer", "full")
 
@@ -41,6 +44,7 @@ class TuningOptions:
     hidden_dim: int = 8  # d' = d/α, α = 96 for ViT-B; kept at 8 for other widths
     sccp_skip: bool = False  # True: SCCP adds to the MV/residual streams instead of replacing them
     inputs: str = "all"  # "iframe": the blocks see only I-frame tokens (a no-motion control)
+    stream_attention: str = "joint"  # Swin: streams share each window; "separate": no cross-talk
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,7 +54,7 @@ class CompressedVideoModel(nn.Module):
     """``model(iframes [B,3,T_I,H,W], mvs [B,2,T_P,H,W], residuals [B,3,T_P,H,W]) → logits``
     with T_P = 3·T_I (3 P-frames per GOP; 4 and 12 in the paper), float32, normalised."""
 
-    def __init__(self, backbone: VisionTransformer, method: str, options: TuningOptions):
+    def __init__(self, backbone: VideoBackbone, method: str, options: TuningOptions):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -58,18 +62,28 @@ class CompressedVideoModel(nn.Module):
             raise ValueError(f"pool must be 'all' or 'iframe', got {options.pool!r}")
         if options.inputs not in ("all", "iframe"):
             raise ValueError(f"inputs must be 'all' or 'iframe', got {options.inputs!r}")
+        if options.stream_attention not in ("joint", "separate"):
+            raise ValueError(
+                f"stream_attention must be 'joint' or 'separate', got {options.stream_attention!r}"
+            )
+        if options.stream_attention == "separate" and backbone.family != "swin":
+            raise ValueError(
+                "stream_attention='separate' is an ablation of windowed backbones (swin_*); on "
+                f"the {backbone.family} family all tokens attend to all (Eq. 1)"
+            )
         if options.inputs == "iframe" and method == "cvpt":
             raise ValueError("inputs='iframe' leaves CVPT no prompts to build: use another method")
-        cfg = backbone.cfg
-        depth, d = cfg.depth, cfg.embed_dim
+        dims = backbone.block_dims()
+        depth, d = len(dims), backbone.embed_dim
         k = depth if options.sccp_layers is None else options.sccp_layers
         if not 0 <= k <= depth:
             raise ValueError(f"sccp_layers must be in 0..{depth}, got {k}")
         self.method, self.options, self.sccp_layers = method, options, k if method == "cvpt" else 0
         self.backbone = backbone
         # 3 P-frames per GOP and `tubelet` GOPs per I-token → 3·tubelet P-frames per prompt token
-        self.p_per_token = ClipSpec.p_per_gop * cfg.tubelet_size
-        rank, p = options.prompt_embed_rank, cfg.patch_size
+        tubelet, p, _ = backbone.patch_kernel
+        self.p_per_token = ClipSpec.p_per_gop * tubelet
+        rank = options.prompt_embed_rank
         motion = options.inputs == "all"
         self.mv_embed = PromptEmbed(2, d, p, self.p_per_token, rank) if motion else None
         self.res_embed = (
@@ -79,13 +93,13 @@ class CompressedVideoModel(nn.Module):
         )
         self.sccp = nn.ModuleList(
             SCCP(
-                d,
+                dims[i],
                 options.hidden_dim,
                 attention=options.sccp_attention,
                 residual_prompt=options.residual_prompt,
                 skip=options.sccp_skip,
             )
-            for _ in range(self.sccp_layers)
+            for i in range(self.sccp_layers)
         )
         self.prompts = None
         self.frozen_dtype: torch.dtype | None = None  # see cast_frozen_weights
@@ -94,11 +108,18 @@ class CompressedVideoModel(nn.Module):
         self.class_names: list[str] | None = None
         self.input_spec: dict | None = None
         if method == "vpt":
-            fan_in = cfg.in_chans * cfg.tubelet_size * p * p
+            if backbone.family != "vit":
+                raise ValueError(
+                    f"VPT* is not supported on the {backbone.family} family: its deep prompts are "
+                    "a few global tokens, which a windowed backbone has no place for (every "
+                    "shifted window would need its own copy) and which cannot pass the 4C→2C patch "
+                    "merging between stages; use cvpt, linear, adaptformer or full"
+                )
+            fan_in = 3 * tubelet * p * p  # the patch embedding's (RGB input)
             self.prompts = DeepPrompts(depth, options.vpt_tokens, d, fan_in)
-        if method == "adaptformer":
-            for blk in backbone.blocks:
-                blk.adapter = Adapter(d, options.adapter_dim, options.adapter_scale)
+        if method == "adaptformer":  # the same bottleneck in every stage (adapter_dim)
+            for blk, dim in zip(backbone.blocks, dims, strict=True):
+                blk.adapter = Adapter(dim, options.adapter_dim, options.adapter_scale)
         self._freeze()
 
     # ------------------------------------------------------------------ tuning bookkeeping
@@ -108,9 +129,7 @@ class CompressedVideoModel(nn.Module):
             p.requires_grad = self.method == "full"
         if self.method == "full":
             return
-        tuned: list[nn.Module] = [self.backbone.head]
-        if self.backbone.fc_norm is not None:
-            tuned.append(self.backbone.fc_norm)
+        tuned: list[nn.Module] = self.backbone.head_modules()
         if self.method != "linear":
             tuned += [m for m in (self.mv_embed, self.res_embed) if m is not None]
         tuned += list(self.sccp)
@@ -229,8 +248,9 @@ class CompressedVideoModel(nn.Module):
     # ------------------------------------------------------------------ forward
 
     def check_inputs(self, iframes, mvs, residuals) -> None:
-        cfg = self.backbone.cfg
-        check_video(iframes, cfg, "iframes", 3)
+        # the prompt grid must tile the input exactly as the I-frame grid does, so sizes must be
+        # multiples of the patch kernel even where the backbone alone would pad
+        check_video(iframes, self.backbone.patch_kernel, 3, "iframes")
         t_i = iframes.shape[2]
         b, _, _, h, w = iframes.shape
         t_p = t_i * ClipSpec.p_per_gop
@@ -249,41 +269,61 @@ class CompressedVideoModel(nn.Module):
                 )
 
     def embed(self, iframes, mvs, residuals):
-        """Token streams ``(E_I, P_MV, P_R)``, each ``[B, N, D]`` with positions added (``None``
-        for a stream the model does not have)."""
+        """Token streams ``(E_I, P_MV, P_R)`` on the backbone's input grid (ViT: ``[B, N, D]``
+        with positions added; Swin: ``[B, T, H, W, C]``); ``None`` for a stream the model does
+        not have."""
         self.check_inputs(iframes, mvs, residuals)
         self._check_autocast(iframes)
-        e = self.backbone.patch_embed(iframes)
-        pos = self.backbone.pos_embed(e.shape[1], e)
-        p_mv = self.mv_embed(mvs) + pos if self.mv_embed is not None else None
-        p_r = self.res_embed(residuals) + pos if self.res_embed is not None else None
-        return e + pos, p_mv, p_r
+        e = self.backbone.embed(iframes)
+        p_mv = p_r = None
+        if self.mv_embed is not None:
+            p_mv = self.backbone.embed_prompt(self.mv_embed(mvs), e)
+        if self.res_embed is not None:
+            p_r = self.backbone.embed_prompt(self.res_embed(residuals), e)
+        return e, p_mv, p_r
 
     @property
     def num_streams(self) -> int:
         """How many token streams of N tokens the blocks see (3, 2 or 1)."""
         return 1 + (self.mv_embed is not None) + (self.res_embed is not None)
 
+    def _before_block(self, i: int, streams: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The backbone's hook before block ``i``: drop the previous block's deep prompts, run
+        SCCP ``i`` on ``[P_MV, P_R, E_I]``, prepend block ``i``'s deep prompts."""
+        if self.prompts is not None and i > 0:
+            streams = streams[1:]
+        if i < self.sccp_layers:
+            p_mv, p_r, e = self._unpack(streams)
+            streams = self._pack(*self.sccp[i](e, p_mv, p_r))
+        if self.prompts is not None:
+            prompt = self.prompts.tokens[i].expand(streams[0].shape[0], -1, -1)
+            streams = [prompt, *streams]
+        return streams
+
+    def _unpack(self, streams: list[torch.Tensor]):
+        """``[P_MV, P_R, E_I]`` without the absent ones → ``(p_mv, p_r, e)`` with ``None``s."""
+        streams = list(streams)
+        p_mv = streams.pop(0) if self.mv_embed is not None else None
+        p_r = streams.pop(0) if self.res_embed is not None else None
+        return p_mv, p_r, streams.pop(0)
+
+    @staticmethod
+    def _pack(p_mv, p_r, e) -> list[torch.Tensor]:
+        return [t for t in (p_mv, p_r, e) if t is not None]
+
     def forward_features(self, iframes, mvs=None, residuals=None) -> torch.Tensor:
         """Output tokens ``[B, S·N, D]`` in the order ``[P_MV, P_R, E_I]`` (S = 3; 2 without
-        residual prompts; 1 with ``inputs='iframe'``)."""
+        residual prompts; 1 with ``inputs='iframe'``); N tokens per stream after the backbone's
+        last stage, D its width."""
         e, p_mv, p_r = self.embed(iframes, mvs, residuals)
-        n = e.shape[1]
-        for i, blk in enumerate(self.backbone.blocks):
-            if i < self.sccp_layers:
-                p_mv, p_r, e = self.sccp[i](e, p_mv, p_r)
-            x = torch.cat([t for t in (p_mv, p_r, e) if t is not None], dim=1)
-            ckpt = i < self.backbone.checkpoint_blocks
-            if self.prompts is not None:
-                prompt = self.prompts.tokens[i].expand(x.shape[0], -1, -1)
-                x = run_block(blk, torch.cat([prompt, x], dim=1), ckpt)[:, len(self.prompts) :]
-            else:
-                x = run_block(blk, x, ckpt)
-            streams = list(x.split(n, dim=1))
-            p_mv = streams.pop(0) if p_mv is not None else None
-            p_r = streams.pop(0) if p_r is not None else None
-            e = streams.pop(0)
-        return self.backbone.norm(x)
+        streams = self._pack(p_mv, p_r, e)
+        if self.options.stream_attention == "separate":
+            streams = self.backbone.forward_streams(streams, self._before_block, joint=False)
+        else:
+            streams = self.backbone.forward_streams(streams, self._before_block)
+        if self.prompts is not None:  # the last block's deep prompts
+            streams = streams[1:]
+        return self.backbone.forward_tokens(streams)
 
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.options.pool == "iframe":

@@ -21,10 +21,12 @@ def create_model(
 ) -> CompressedVideoModel:
     """Build a compressed-domain model tuned by ``method`` (one of :data:`METHODS`).
 
-    ``backbone`` names a registered ViT (``vit_tiny``, ``vit_small``, ``vit_base``,
-    ``vit_large``; sizes changed with ``backbone_options``); ``backbone_checkpoint`` loads real
-    weights instead (official VideoMAE ``.pth``, a Hugging Face folder, or cvpt safetensors), whose
-    head is replaced by one for ``num_classes``. ``options`` are :class:`TuningOptions` fields.
+    ``backbone`` names a registered backbone (``vit_tiny``, ``vit_small``, ``vit_base``,
+    ``vit_large``, ``swin_tiny``, ``swin_small``, ``swin_base``; sizes changed with
+    ``backbone_options``); ``backbone_checkpoint`` loads real weights instead (VideoMAE: official
+    ``.pth`` or a Hugging Face folder; Video Swin: official/mmaction2 ``.pth`` or a torchvision
+    state dict; or cvpt safetensors), whose head is replaced by one for ``num_classes``.
+    ``options`` are :class:`TuningOptions` fields.
     """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -34,8 +36,8 @@ def create_model(
         raise ConfigError(f"unknown options {sorted(unknown)}; valid: {', '.join(sorted(valid))}")
     if backbone_checkpoint is not None:
         vit = load_backbone(backbone_checkpoint, **(backbone_options or {}))
-        if vit.cfg.num_classes != num_classes or vit.fc_norm is None:
-            if vit.fc_norm is None:
+        if vit.cfg.num_classes != num_classes or not vit.pools:
+            if not vit.pools:
                 raise ConfigError(
                     f"{backbone_checkpoint}: a pre-training encoder without mean pooling; pass "
                     "backbone_options={'use_mean_pooling': True} to tune it with a fresh fc_norm"

@@ -2,20 +2,23 @@
 field's "GFLOPs" tables mean).
 
 Linear and convolution MACs come from ``torch.utils.flop_counter.FlopCounterMode`` (which counts
-2 FLOPs per MAC). Attention is counted here, explicitly: FlopCounterMode counts **zero** for
-``F.scaled_dot_product_attention`` on CPU (torch 2.13), which would under-count VideoMAE-B by
-~20%. Softmax, norms and activations are not counted (fvcore does not count them either).
-Shapes only: models and inputs may live on the ``meta`` device, so counting costs nothing.
+2 FLOPs per MAC). Attention is counted here, explicitly, from the shapes of every
+``F.scaled_dot_product_attention`` call, whichever module makes it (so any backbone family is
+counted, never assumed): FlopCounterMode counts **zero** for it on CPU (torch 2.13), which would
+under-count VideoMAE-B by ~20%. Softmax, norms, activations and the additive attention biases are
+not counted (fvcore does not count them either). Shapes only: models and inputs may live on the
+``meta`` device, so counting costs nothing.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from cvpt.codec.sampling import ClipSpec
-from cvpt.models.vit import Attention
 
 # What FlopCounterMode may count for attention: the fused kernels where a build counts them,
 # and the batched matmuls the math path decomposes into (e.g. on the meta device). Our models
@@ -23,26 +26,35 @@ from cvpt.models.vit import Attention
 _ATTENTION_OPS = ("bmm", "scaled_dot_product", "_flash_attention", "_efficient_attention")
 
 
+class _AttentionMACs(TorchFunctionMode):
+    """Adds up ``q·kᵀ`` and ``attn·v`` MACs of every scaled_dot_product_attention call:
+    ``batch·heads·N_q·N_k·(d_qk + d_v)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.macs = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention:
+            q, k, v = (kwargs[n] if n in kwargs else args[i] for i, n in enumerate("qkv"))
+            *lead, n_q, d_qk = q.shape
+            n_k, d_v = k.shape[-2], v.shape[-1]
+            batch = 1
+            for s in lead:
+                batch *= s
+            self.macs += batch * n_q * n_k * (d_qk + d_v)
+        return func(*args, **kwargs)
+
+
 def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
     """MACs of one forward pass of ``model(*inputs)``."""
-    attention = 0
-
-    def hook(_module, args, _out):
-        nonlocal attention
-        b, n, c = args[0].shape
-        attention += 2 * b * n * n * c  # q·kᵀ and attn·v, summed over heads
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, Attention)]
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter, _AttentionMACs() as att:
+        model(*inputs)
     counted = counter.get_total_flops()
     per_op = counter.get_flop_counts().get("Global", {})
     counted -= sum(v for op, v in per_op.items() if any(a in str(op) for a in _ATTENTION_OPS))
-    return counted // 2 + attention
+    return counted // 2 + att.macs
 
 
 def compressed_inputs(

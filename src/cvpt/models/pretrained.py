@@ -72,16 +72,31 @@ def frozen_fingerprint(model) -> str:
 
 
 def architecture_name(cfg) -> str:
-    """The registered backbone ``cfg`` (a :class:`ViTConfig`) is, e.g. ``vit_tiny`` or
-    ``vit_tiny(depth=4)``; ``vit(d=..., depth=..., heads=...)`` when none is."""
+    """The registered backbone ``cfg`` (a :class:`ViTConfig` or
+    :class:`~cvpt.models.swin.SwinConfig`) is, e.g. ``vit_tiny``, ``vit_tiny(depth=4)`` or
+    ``swin_base``; ``vit(d=..., depth=..., heads=...)`` / ``swin(C=..., ...)`` when none is."""
     from cvpt.models.registry import backbone_config, list_backbones
 
-    shape = ("embed_dim", "num_heads", "mlp_ratio", "patch_size", "tubelet_size")
-    for name in list_backbones():
-        ref = backbone_config(name)
-        if all(getattr(ref, k) == getattr(cfg, k) for k in shape):
-            return name if ref.depth == cfg.depth else f"{name}(depth={cfg.depth})"
-    return f"vit(d={cfg.embed_dim}, depth={cfg.depth}, heads={cfg.num_heads})"
+    if cfg.family == "swin":
+        shape = ("embed_dim", "num_heads", "mlp_ratio", "patch_size", "window_size")
+        depth = "depths"
+        fallback = (
+            f"swin(C={cfg.embed_dim}, depths={list(cfg.depths)}, heads={list(cfg.num_heads)}, "
+            f"window={list(cfg.window_size)})"
+        )
+    else:
+        shape = ("embed_dim", "num_heads", "mlp_ratio", "patch_size", "tubelet_size")
+        depth = "depth"
+        fallback = f"vit(d={cfg.embed_dim}, depth={cfg.depth}, heads={cfg.num_heads})"
+    refs = {name: backbone_config(name) for name in list_backbones(cfg.family)}
+    alike = [n for n, ref in refs.items() if all(getattr(ref, k) == getattr(cfg, k) for k in shape)]
+    for name in alike:  # the exact variant first (swin_tiny and swin_small differ only in depth)
+        if getattr(refs[name], depth) == getattr(cfg, depth):
+            return name
+    if alike:
+        d = getattr(cfg, depth)
+        return f"{alike[0]}({depth}={list(d) if isinstance(d, tuple) else d})"
+    return fallback
 
 
 def backbone_identity(model) -> dict:
@@ -130,6 +145,7 @@ def save_pretrained(
         "num_classes": model.backbone.cfg.num_classes,
         "class_names": class_names if class_names is not None else model.class_names,
         "input": input_spec if input_spec is not None else model.input_spec,
+        "backbone_family": model.backbone.family,
         "backbone_config": model.backbone.cfg.to_dict(),
         "backbone_options": origin.get("backbone_options") or {},
         "backbone_checkpoint": origin.get("backbone_checkpoint"),
@@ -189,9 +205,11 @@ def load_model(
         # a registered architecture, sized exactly as saved
         options = {**config["backbone_config"], **options}
         options.pop("num_classes", None)
+    # the saved config sizes everything; the variant only names the family (older folders: ViT)
+    family = config.get("backbone_family", "vit")
     model = create_model(
         config["method"],
-        backbone="vit_base",
+        backbone={"vit": "vit_base", "swin": "swin_base"}[family],
         num_classes=config["num_classes"],
         backbone_checkpoint=ckpt,
         backbone_options=options,

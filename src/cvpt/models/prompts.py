@@ -75,13 +75,15 @@ class SCCP(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, e, p_mv, p_r):
-        """``e, p_mv, p_r``: ``[B, N, D]`` (``p_r`` None without residual prompts) → the three
-        (or two) token streams of the next block's input."""
+        """``e, p_mv, p_r``: ``[B, N, D]`` (or ``[B, T, H, W, D]``: every dim between the first
+        and the last is a token axis; ``p_r`` None without residual prompts) → the three (or two)
+        token streams of the next block's input."""
         e_hat, m = self.g1(e), self.g2(p_mv)
         r = self.g3(p_r) if self.residual_prompt else None
         if self.attention:
             gate = r if self.residual_prompt else m
-            a = torch.softmax(self.omega * gate, dim=1)  # over tokens, per channel
+            # over a stream's tokens, per channel (Swin streams [B, T, H, W, d'] flattened)
+            a = torch.softmax(self.omega * gate.flatten(1, -2), dim=1).view_as(gate)
             if self.keep_attention:
                 self.last_attention = a.detach()
             m = a * m

@@ -1,46 +1,23 @@
-"""Named backbones, timm-style: one line per variant, any field overridable."""
+"""Named backbones, timm-style: one line per variant (registered in its family's module), any
+field overridable. Families: ``vit`` (VideoMAE's ViT, :mod:`cvpt.models.vit`) and ``swin``
+(Video Swin, :mod:`cvpt.models.swin`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+# importing a family registers its class and variants
 from cvpt.errors import ConfigError
-from cvpt.models.vit import VisionTransformer, ViTConfig
-
-_BACKBONES: dict[str, Callable[[], ViTConfig]] = {}
-
-
-def register_backbone(fn: Callable[[], ViTConfig]) -> Callable[[], ViTConfig]:
-    _BACKBONES[fn.__name__] = fn
-    return fn
+from cvpt.models import swin, vit  # noqa: F401
+from cvpt.models.backbone import _BACKBONES, VideoBackbone, family_of
 
 
-@register_backbone
-def vit_tiny() -> ViTConfig:
-    return ViTConfig(embed_dim=192, depth=12, num_heads=3)
+def list_backbones(family: str | None = None) -> list[str]:
+    """Registered variant names (of one ``family``: ``vit`` or ``swin``), sorted."""
+    return sorted(n for n, fn in _BACKBONES.items() if family in (None, fn().family))
 
 
-@register_backbone
-def vit_small() -> ViTConfig:
-    return ViTConfig(embed_dim=384, depth=12, num_heads=6)
-
-
-@register_backbone
-def vit_base() -> ViTConfig:
-    return ViTConfig(embed_dim=768, depth=12, num_heads=12)
-
-
-@register_backbone
-def vit_large() -> ViTConfig:
-    return ViTConfig(embed_dim=1024, depth=24, num_heads=16)
-
-
-def list_backbones() -> list[str]:
-    return sorted(_BACKBONES)
-
-
-def backbone_config(name: str, **overrides) -> ViTConfig:
-    """The registered config ``name`` with ``overrides`` (any :class:`ViTConfig` field)."""
+def backbone_config(name: str, **overrides):
+    """The registered config ``name`` with ``overrides`` (any field of its config class:
+    :class:`~cvpt.models.vit.ViTConfig` or :class:`~cvpt.models.swin.SwinConfig`)."""
     if name not in _BACKBONES:
         raise ConfigError(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}")
     cfg = _BACKBONES[name]()
@@ -53,6 +30,8 @@ def backbone_config(name: str, **overrides) -> ViTConfig:
     return cfg
 
 
-def create_backbone(name: str = "vit_base", **overrides) -> VisionTransformer:
-    """A randomly initialised backbone, e.g. ``create_backbone("vit_base", depth=4)``."""
-    return VisionTransformer(backbone_config(name, **overrides))
+def create_backbone(name: str = "vit_base", **overrides) -> VideoBackbone:
+    """A randomly initialised backbone, e.g. ``create_backbone("vit_base", depth=4)`` or
+    ``create_backbone("swin_base", depths=(1, 1, 1, 1))``."""
+    cfg = backbone_config(name, **overrides)
+    return family_of(cfg)(cfg)

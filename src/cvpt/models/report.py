@@ -29,8 +29,8 @@ def model_row(
     counts = model.param_counts()
     inputs = compressed_inputs(1, num_iframes, size)
     gmacs = count_macs(model, *inputs) / 1e9
-    cfg = model.backbone.cfg
-    n = (num_iframes // cfg.tubelet_size) * (size // cfg.patch_size) ** 2
+    t, ph, pw = model.backbone.patch_kernel
+    n = (num_iframes // t) * (size // ph) * (size // pw)  # tokens per stream at the first block
     return {
         "method": method,
         "backbone": backbone,
@@ -56,23 +56,33 @@ def model_row(
     }
 
 
+# The raw-RGB reference of each family, as published: VideoMAE fine-tunes on 16 frames and tests
+# 5 clips × 3 crops; Video Swin on 32 frames (stride 2), 4 clips × 3 crops (Kinetics-400).
+RAW_VIDEO = {"vit": ("VideoMAE", 16, 15), "swin": ("Video Swin", 32, 12)}
+
+
 def raw_video_row(
     backbone: str = "vit_base",
     *,
     num_classes: int,
-    frames: int = 16,
+    frames: int | None = None,
     size: int = 224,
-    views: int = 15,
+    views: int | None = None,
 ) -> dict:
-    """The raw-RGB reference: VideoMAE on ``frames`` frames (fully fine-tuned)."""
+    """The raw-RGB reference: the backbone on ``frames`` RGB frames (fully fine-tuned); frames
+    and views default to the family's published setting (:data:`RAW_VIDEO`)."""
     from cvpt.models.registry import create_backbone
 
     with torch.device("meta"):
         vit = create_backbone(backbone, num_classes=num_classes)
+    name, default_frames, default_views = RAW_VIDEO[vit.family]
+    frames = frames or default_frames
+    views = views or default_views
     gmacs = count_macs(vit, torch.zeros(1, 3, frames, size, size, device="meta")) / 1e9
     total = sum(p.numel() for p in vit.parameters())
+    t, ph, pw = vit.patch_kernel
     return {
-        "method": f"VideoMAE RGB {frames}f",
+        "method": f"{name} RGB {frames}f",
         "backbone": backbone,
         "num_classes": num_classes,
         "tunable_params": total,
@@ -83,14 +93,19 @@ def raw_video_row(
         "gmacs_per_view": gmacs,
         "views": views,
         "gmacs_total": gmacs * views,
-        "tokens_per_block": (frames // vit.cfg.tubelet_size) * (size // vit.cfg.patch_size) ** 2,
+        "tokens_per_block": (frames // t) * (size // ph) * (size // pw),
         "inputs": {"rgb": [1, 3, frames, size, size]},
         "options": {},
     }
 
 
 def all_rows(backbone: str = "vit_base", *, num_classes: int, views: int = 6) -> list[dict]:
-    return [model_row(m, backbone=backbone, num_classes=num_classes, views=views) for m in METHODS]
+    """Every method the backbone's family takes (VPT* only on the ViT)."""
+    from cvpt.models.registry import backbone_config
+
+    vit = backbone_config(backbone).family == "vit"
+    methods = [m for m in METHODS if vit or m != "vpt"]
+    return [model_row(m, backbone=backbone, num_classes=num_classes, views=views) for m in methods]
 
 
 def format_table(rows: list[dict]) -> str:
@@ -109,6 +124,6 @@ def format_table(rows: list[dict]) -> str:
         )
     lines.append(
         "GMACs: multiply-accumulates (1 MAC = 1 FLOP, the fvcore convention of the "
-        "paper's GFLOPs); attention counted explicitly."
+        "paper's GFLOPs); attention counted explicitly. tokens: at the first block, all streams."
     )
     return "\n".join(lines)

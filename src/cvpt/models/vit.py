@@ -9,16 +9,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+
+from cvpt.models.backbone import (
+    Hook,
+    Mlp,
+    VideoBackbone,
+    check_video,
+    register_backbone,
+    register_family,
+    run_block,
+)
 
 
 @dataclass
 class ViTConfig:
     """Backbone hyper-parameters; the defaults are VideoMAE ViT-B/16."""
+
+    family: ClassVar[str] = "vit"
 
     embed_dim: int = 768  # token width d
     depth: int = 12  # transformer blocks
@@ -37,6 +49,12 @@ class ViTConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def summary(self) -> str:
+        return (
+            f"ViT d={self.embed_dim} depth={self.depth} heads={self.num_heads} "
+            f"classes={self.num_classes}"
+        )
 
 
 def sinusoid_table(n_position: int, dim: int) -> torch.Tensor:
@@ -89,17 +107,6 @@ class Attention(nn.Module):
         return self.proj(x.transpose(1, 2).reshape(b, n, c))
 
 
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
 class Block(nn.Module):
     """Pre-LN transformer block. ``adapter`` (None by default) runs in parallel with the MLP on
     the post-attention hidden state, as AdaptFormer's video variant does."""
@@ -120,23 +127,22 @@ class Block(nn.Module):
         return out
 
 
-def run_block(blk: nn.Module, x: torch.Tensor, checkpointing: bool) -> torch.Tensor:
-    """``blk(x)``; with ``checkpointing`` (and autograd recording) its activations are
-    recomputed in the backward pass rather than kept."""
-    if checkpointing and torch.is_grad_enabled():
-        return checkpoint(blk, x, use_reentrant=False)
-    return blk(x)
-
-
-class VisionTransformer(nn.Module):
+@register_family
+class VisionTransformer(VideoBackbone):
     """VideoMAE ViT. ``forward_features`` → tokens ``[B, N, D]``; ``forward_head`` → mean
-    pooling, fc_norm and head (logits ``[B, num_classes]``, or pooled features without a head)."""
+    pooling, fc_norm and head (logits ``[B, num_classes]``, or pooled features without a head).
+
+    Streams (the backbone contract, :mod:`cvpt.models.backbone`) are ``[B, N, D]`` token
+    sequences; every block runs on their concatenation, so all tokens attend to all (Eq. 1)."""
+
+    family = "vit"
 
     def __init__(self, cfg: ViTConfig):
         super().__init__()
         self.cfg = cfg
         d = cfg.embed_dim
-        self.embed_dim = d
+        self.embed_dim = self.num_features = d
+        self.patch_kernel = (cfg.tubelet_size, cfg.patch_size, cfg.patch_size)
         self.patch_embed = PatchEmbed(cfg.in_chans, d, cfg.patch_size, cfg.tubelet_size)
         self.blocks = nn.ModuleList(
             Block(d, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.norm_eps)
@@ -149,24 +155,22 @@ class VisionTransformer(nn.Module):
         self.checkpoint_blocks = 0  # the first k blocks recompute their activations
         self.apply(_init_weights)
 
-    def set_grad_checkpointing(self, enable: bool | int = True) -> None:
-        """Recompute blocks' activations in the backward pass instead of keeping them (timm's
-        switch): those blocks keep only their inputs, and a train step pays up to one more
-        forward pass. ``True`` checkpoints every block but the last: the backward pass starts by
-        recomputing the last block, so checkpointing it never lowers the peak (measured:
-        docs/benchmarks.md). An int k checkpoints the first k blocks: memory and time move
-        between the two ends in proportion."""
-        depth = len(self.blocks)
-        k = depth - 1 if enable is True else int(enable)
-        if not 0 <= k <= depth:
-            raise ValueError(
-                f"grad checkpointing takes a bool or a block count 0..{depth}; got {enable!r}"
-            )
-        self.checkpoint_blocks = k
+    def block_dims(self) -> list[int]:
+        return [self.embed_dim] * len(self.blocks)
+
+    def token_grid(self, video_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        t, p, q = self.patch_kernel
+        return video_shape[2] // t, video_shape[3] // p, video_shape[4] // q
+
+    def head_modules(self) -> list[nn.Module]:
+        return [self.head] + ([self.fc_norm] if self.fc_norm is not None else [])
 
     @property
-    def grad_checkpointing(self) -> bool:
-        return self.checkpoint_blocks > 0
+    def pools(self) -> bool:
+        return self.fc_norm is not None
+
+    def check_video(self, x: torch.Tensor, name: str, channels: int | None = None) -> None:
+        check_video(x, self.patch_kernel, channels or self.cfg.in_chans, name)
 
     def pos_embed(self, num_tokens: int, like: torch.Tensor) -> torch.Tensor:
         """The fixed sinusoid table for ``num_tokens`` positions, ``[1, N, D]`` like ``like``."""
@@ -176,47 +180,40 @@ class VisionTransformer(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Patch-embed ``[B, 3, T, H, W]`` and add positions: ``[B, N, D]``."""
-        check_video(x, self.cfg, "x")
+        self.check_video(x, "x")
         tokens = self.patch_embed(x)
         return tokens + self.pos_embed(tokens.shape[1], tokens)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.embed(x)
+    def embed_prompt(self, tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Prompt tokens ``[B, N, D]`` on the I-frame grid: the same positions added."""
+        return tokens + self.pos_embed(tokens.shape[1], tokens)
+
+    def forward_streams(
+        self, streams: list[torch.Tensor], hook: Hook | None = None
+    ) -> list[torch.Tensor]:
+        """Every block on the concatenation of the streams (any lengths), split back after it."""
         for i, blk in enumerate(self.blocks):
+            if hook is not None:
+                streams = hook(i, streams)
+            sizes = [s.shape[1] for s in streams]
+            x = streams[0] if len(streams) == 1 else torch.cat(streams, dim=1)
             x = run_block(blk, x, i < self.checkpoint_blocks)
+            streams = list(x.split(sizes, dim=1))
+        return streams
+
+    def forward_tokens(self, streams: list[torch.Tensor]) -> torch.Tensor:
+        x = streams[0] if len(streams) == 1 else torch.cat(streams, dim=1)
         return self.norm(x)
 
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.fc_norm(tokens.mean(1)) if self.fc_norm is not None else tokens[:, 0]
         return x if pre_logits else self.head(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
     def reset_classifier(self, num_classes: int) -> None:
         """A new, freshly initialised head (``num_classes=0``: none)."""
         self.cfg.num_classes = num_classes
         self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.head.apply(_init_weights)
-
-
-def check_video(x: torch.Tensor, cfg: ViTConfig, name: str, channels: int | None = None) -> None:
-    """Raise a ValueError naming the expected layout unless ``x`` is ``[B, C, T, H, W]`` with T a
-    multiple of the tubelet and H, W multiples of the patch size."""
-    c = channels or cfg.in_chans
-    t, p = cfg.tubelet_size, cfg.patch_size
-    if (
-        x.ndim != 5
-        or x.shape[1] != c
-        or x.shape[2] % t
-        or x.shape[3] % p
-        or x.shape[4] % p
-        or 0 in x.shape
-    ):
-        raise ValueError(
-            f"{name} must be [B, {c}, T, H, W] (batch, channels, frames, height, width) with T a "
-            f"multiple of {t} and H, W multiples of {p}; got {list(x.shape)}"
-        )
 
 
 def _init_weights(m: nn.Module) -> None:
@@ -230,3 +227,26 @@ def _init_weights(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
     elif isinstance(m, nn.Conv3d):  # PyTorch's default, as VideoMAE leaves it
         nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5))
+
+
+# ---------------------------------------------------------------- registered variants
+
+
+@register_backbone
+def vit_tiny() -> ViTConfig:
+    return ViTConfig(embed_dim=192, depth=12, num_heads=3)
+
+
+@register_backbone
+def vit_small() -> ViTConfig:
+    return ViTConfig(embed_dim=384, depth=12, num_heads=6)
+
+
+@register_backbone
+def vit_base() -> ViTConfig:
+    return ViTConfig(embed_dim=768, depth=12, num_heads=12)
+
+
+@register_backbone
+def vit_large() -> ViTConfig:
+    return ViTConfig(embed_dim=1024, depth=24, num_heads=16)

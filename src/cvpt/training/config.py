@@ -47,7 +47,7 @@ class TrainConfig:
     method: str = "cvpt"  # cvpt | linear | vpt | adaptformer | full
     backbone: str = "vit_base"  # registered architecture (ignored when a checkpoint is loaded)
     backbone_checkpoint: str | None = None  # official .pth, HF folder or cvpt safetensors
-    backbone_options: dict = field(default_factory=dict)  # ViTConfig fields, e.g. {depth: 4}
+    backbone_options: dict = field(default_factory=dict)  # backbone config fields: {depth: 4}
     model_options: dict = field(default_factory=dict)  # TuningOptions, e.g. {sccp_layers: 1}
     # optimisation (paper §4.2)
     epochs: int = 30  # passes over the training subset
@@ -205,8 +205,8 @@ def load_run_config(run: str | Path, overrides: list[str] | None = None) -> Trai
 
 def describe_keys(cfg: TrainConfig | None = None) -> list[tuple[str, object, str]]:
     """``(key, value, one-line description)`` of every key, nested ones dotted: the clip
-    spec's fields, every model option (:class:`TuningOptions`) and backbone option
-    (:class:`ViTConfig`, at ``cfg.backbone``'s values unless overridden)."""
+    spec's fields, every model option (:class:`TuningOptions`) and backbone option (the
+    family's config, at ``cfg.backbone``'s values unless overridden)."""
     from cvpt.models.compressed import TuningOptions
     from cvpt.models.registry import backbone_config
     from cvpt.models.vit import ViTConfig
@@ -224,12 +224,12 @@ def describe_keys(cfg: TrainConfig | None = None) -> list[tuple[str, object, str
             merged = {**TuningOptions().to_dict(), **value}
             rows += [(f"model_options.{k}", v, sub.get(k, "")) for k, v in merged.items()]
         elif f.name == "backbone_options":
-            sub = field_docs(ViTConfig)
             try:
-                arch = backbone_config(cfg.backbone).to_dict()
+                arch = backbone_config(cfg.backbone)
             except ValueError:
-                arch = ViTConfig().to_dict()
-            merged = {**arch, **value}
+                arch = ViTConfig()
+            sub = field_docs(type(arch))  # the family's config: ViTConfig or SwinConfig
+            merged = {**arch.to_dict(), **value}
             rows += [(f"backbone_options.{k}", v, sub.get(k, "")) for k, v in merged.items()]
         else:
             rows.append((f.name, value, docs.get(f.name, "")))

@@ -88,12 +88,12 @@ def build_model(cfg: TrainConfig, num_classes: int, device: torch.device):
         **cfg.model_options,
     )
     model.origin["seed"] = cfg.seed  # a random backbone is this seed's (cvpt.load_model)
-    p_per_gop = model.p_per_token // model.backbone.cfg.tubelet_size
-    if cfg.clip.p_per_gop != p_per_gop or cfg.clip.num_gops % model.backbone.cfg.tubelet_size:
+    tubelet = model.backbone.patch_kernel[0]  # I-frames (GOPs) per token, any family
+    p_per_gop = model.p_per_token // tubelet
+    if cfg.clip.p_per_gop != p_per_gop or cfg.clip.num_gops % tubelet:
         raise ValueError(
             f"clip.p_per_gop={cfg.clip.p_per_gop}, clip.num_gops={cfg.clip.num_gops}: the model "
-            f"takes {p_per_gop} P-frames per GOP and a multiple of "
-            f"{model.backbone.cfg.tubelet_size} GOPs"
+            f"takes {p_per_gop} P-frames per GOP and a multiple of {tubelet} GOPs"
         )
     model.set_grad_checkpointing(cfg.grad_checkpointing)
     return model.to(device)

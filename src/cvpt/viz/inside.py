@@ -16,20 +16,19 @@ from cvpt.models.compressed import CompressedVideoModel
 @torch.no_grad()
 def explain(model: CompressedVideoModel, iframes, mvs, residuals) -> dict:
     """One clip (``[1, C, T, H, W]`` tensors) through ``model``. Returns numpy maps on the
-    token grid ``[T/t, H/p, W/p]``: ``token_norm`` (L2 norm of the last layer's I-frame tokens,
-    Fig. 6), ``cam`` (the predicted class's head weights · each normalised I-frame token: how
-    much each token votes for it), ``attention`` ({layer: A averaged over its channels}, SCCP
-    layers only), and ``probs`` ``[K]``."""
-    cfg = model.backbone.cfg
-    grid = (iframes.shape[2] // cfg.tubelet_size, iframes.shape[3] // cfg.patch_size,
-            iframes.shape[4] // cfg.patch_size)  # fmt: skip
+    last layer's token grid (ViT: ``[T/t, H/p, W/p]``; Swin: its last stage's): ``token_norm``
+    (L2 norm of the last layer's I-frame tokens, Fig. 6), ``cam`` (the predicted class's head
+    weights · each normalised I-frame token: how much each token votes for it), ``attention``
+    ({layer: A averaged over its channels}, SCCP layers only, each on its block's grid), and
+    ``probs`` ``[K]``."""
+    grid = model.backbone.token_grid(tuple(iframes.shape))  # of the last layer's tokens
     for blk in model.sccp:
         blk.keep_attention = True
     try:
         tokens = model.forward_features(iframes, mvs, residuals)
         probs = model.forward_head(tokens).softmax(-1)[0]
-        attention = {
-            i: blk.last_attention[0].mean(-1).reshape(grid).cpu().numpy()
+        attention = {  # ViT: [N] on the grid; Swin: already [T', H', W'] of the block's stage
+            i: _on_grid(blk.last_attention[0].mean(-1), grid).cpu().numpy()
             for i, blk in enumerate(model.sccp)
             if blk.last_attention is not None
         }
@@ -39,7 +38,7 @@ def explain(model: CompressedVideoModel, iframes, mvs, residuals) -> dict:
     n = int(np.prod(grid))
     e = tokens[0, -n:]  # the I-frame stream, last in [P_MV, P_R, E_I]
     head = model.backbone.head
-    fc_norm = model.backbone.fc_norm
+    fc_norm = getattr(model.backbone, "fc_norm", None)  # the ViT's; Swin pools without one
     feats = fc_norm(e) if fc_norm is not None else e
     cls = int(probs.argmax())
     cam = feats @ head.weight[cls] if isinstance(head, torch.nn.Linear) else feats.norm(dim=-1)
@@ -50,6 +49,10 @@ def explain(model: CompressedVideoModel, iframes, mvs, residuals) -> dict:
         "probs": probs.cpu().numpy(),
         "predicted": cls,
     }
+
+
+def _on_grid(a: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    return a.reshape(grid) if a.ndim == 1 else a
 
 
 def to_uint8(iframes: torch.Tensor) -> np.ndarray:
