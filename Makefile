@@ -1,6 +1,6 @@
 # make demo: install into .venv, then run the demo on generated data (nothing is downloaded)
-# make test: install into .venv (with dev tools), lint, run the test suite, then check the wheel
-#   installs alone in a fresh venv beside the lowest allowed numpy/opencv/matplotlib
+# make test: install into .venv (with dev tools), lint, check that the wheel installs alone in a
+#   fresh venv beside the lowest allowed numpy/opencv/matplotlib, then run the test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,9 +21,9 @@ lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 
-test: lint
+# the wheel check first, so the test runner's summary is the last thing CI prints
+test: lint wheel-check
 	$(BIN)/pytest -q
-	$(MAKE) wheel-check
 
 # the wheel in a fresh venv (no system site-packages) beside other allowed versions: doctor,
 # import, one clip through a model and a plot
