@@ -105,3 +105,48 @@ def translation_videos(tmp_path_factory):
         return path, frames
 
     return make
+
+
+@pytest.fixture(scope="session")
+def motion_dataset(tmp_path_factory) -> Path:
+    """12 prepared videos, 2 classes (a texture moving right or left), with ``train.txt`` and
+    ``test.txt`` list files beside ``videos/``: the public-API tests' dataset."""
+    from cvpt.data.generate import translating_texture
+
+    d = tmp_path_factory.mktemp("motion")
+    (d / "videos").mkdir()
+    rows: dict[str, list[str]] = {"train": [], "test": []}
+    for label, dx in enumerate((2, -2)):
+        for i in range(6):
+            name = f"c{label}_{i}.mp4"
+            frames = translating_texture(dx, 0, frames=48, height=32, width=48, seed=10 * label + i)
+            write_video(d / "videos" / name, frames)
+            rows["train" if i < 4 else "test"].append(f"{name} {label}")
+    for subset, lines in rows.items():
+        (d / f"{subset}.txt").write_text("\n".join(lines) + "\n")
+    return d
+
+
+TINY_RUN = {
+    "dataset": "list",
+    "backbone": "vit_tiny",
+    "backbone_options": {"depth": 2},
+    "size": 32,
+    "short_side": 32,
+    "batch_size": 2,
+    "effective_batch": 4,
+    "warmup_epochs": 1,
+    "workers": 0,
+    "epochs": 1,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(motion_dataset, tmp_path_factory) -> Path:
+    """A run folder trained for one epoch on :func:`motion_dataset` (through ``cvpt.train``)."""
+    import cvpt
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    ds = motion_dataset
+    cvpt.train(out=out, root=str(ds / "videos"), annotations=str(ds), **TINY_RUN)
+    return out

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import cvpt
 from cvpt.cli.main import build_parser, main
 
 
@@ -217,3 +218,69 @@ def test_bench_model_checkpointing_sweep_writes_json_and_png(tmp_path):
     assert all(p["step_seconds"] > 0 and p["peak_bytes"] > 0 for p in res["points"])
     png = tmp_path / "sweep.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_cvpt_errors_are_one_line_bugs_keep_their_traceback(tmp_path, monkeypatch, capsys):
+    """A CvptError (bad input) is one line with exit 2; anything else is a bug and raises."""
+    proc = _run("train", "--out", str(tmp_path / "r"), "--set", "epoch=3")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "unknown config key(s) ['epoch']" in proc.stderr
+    from cvpt.cli import info
+
+    def boom(args):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(info, "run", boom)
+    with pytest.raises(ValueError, match="an internal bug"):  # not swallowed into one line
+        main(["info"])
+    proc = _run("--debug", "probe", str(tmp_path / "missing.mp4"))
+    assert proc.returncode == 1 and "Traceback" in proc.stderr
+    assert "VideoNotFoundError" in proc.stderr and "missing.mp4" in proc.stderr
+
+
+def test_every_error_class_is_a_cvpt_error():
+    import cvpt.errors as errors
+
+    classes = [
+        c
+        for c in vars(errors).values()
+        if isinstance(c, type) and issubclass(c, Exception) and c.__module__ == errors.__name__
+    ]
+    assert len(classes) >= 12
+    assert all(issubclass(c, cvpt_error) for c in classes for cvpt_error in [errors.CvptError])
+    assert issubclass(cvpt.CheckpointError, errors.CvptError)
+    assert issubclass(errors.ConfigError, ValueError)  # `except ValueError` code keeps working
+
+
+def test_views_mean_clips_times_crops_in_eval_predict_and_info(capsys):
+    parser = build_parser()
+    for cmd in (["eval", "--run", "r"], ["predict", "v.mp4", "--checkpoint", "r"], ["info"]):
+        args = parser.parse_args([*cmd, "--clips", "2", "--crops", "3"])
+        assert (args.clips, args.crops) == (2, 3)
+        with pytest.raises(SystemExit):  # no flag called --views with another meaning
+            parser.parse_args([*cmd, "--views", "2"])
+    assert main(["info", "--backbone", "vit_tiny", "--clips", "2", "--crops", "3", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]  # the method's row (then the raw-RGB backbone's)
+    assert row["views"] == 6 and row["gmacs_total"] == pytest.approx(6 * row["gmacs_per_view"])
+
+
+def test_progress_is_plain_lines_when_not_a_terminal():
+    import io
+
+    from cvpt.progress import LineProgress
+
+    buf = io.StringIO()
+    bar = LineProgress(total=4, desc="epoch 0", unit="step", interval=0.0, file=buf)
+    for _ in range(4):
+        bar.update(1)
+        bar.set_postfix(loss="0.5")
+    bar.write("FAILED x.mp4")
+    bar.set_postfix_str("top-1 50%")  # every tqdm method cvpt calls exists here too
+    bar.close()
+    lines = buf.getvalue().splitlines()
+    assert "\r" not in buf.getvalue() and len(lines) == 6 and lines[4] == "FAILED x.mp4"
+    assert lines[-1].startswith("epoch 0: 4/4 step (100%)") and "top-1 50%" in lines[-1]
+    assert "loss=0.5" in lines[3]
+    from cvpt.progress import tqdm
+
+    assert isinstance(tqdm(range(3), desc="x"), LineProgress)  # pytest's stderr is no terminal

@@ -95,3 +95,23 @@ def test_marked_blocks_run_as_written(tmp_path):
         assert proc.returncode == 0, (
             f"{page.name} block {k}:\n{block}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
         )
+
+
+PYTHON_FENCE = re.compile(r"<!-- runs in tests -->\s*\n```python\n(?P<body>.*?)```", re.S)
+
+
+def python_blocks() -> list[tuple[Path, str]]:
+    return [(p, m.group("body")) for p in PAGES for m in PYTHON_FENCE.finditer(p.read_text())]
+
+
+def test_the_python_api_page_has_a_runnable_example():
+    assert any(page.name == "api.md" for page, _ in python_blocks())
+
+
+@pytest.mark.parametrize(("page", "code"), python_blocks(), ids=lambda x: getattr(x, "name", ""))
+def test_marked_python_blocks_run_as_written(page, code, tmp_path):
+    """Marked Python examples run in a fresh folder, as a user would paste them."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, f"{page.name}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"

@@ -164,9 +164,9 @@ def test_corrupt_videos_are_skipped_and_reported(tiny_dataset, tmp_path):
 def test_eval_command_multi_view(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
     Run(_cfg(tiny_dataset, "epochs=1"), run).train()
-    assert main(["eval", "--run", str(run), "--views", "2", "--crops", "3"]) == 0
+    assert main(["eval", "--run", str(run), "--clips", "2", "--crops", "3"]) == 0
     out = capsys.readouterr().out
-    assert "2 clips x 3 crops" in out
+    assert "6 views: 2 clips x 3 crops" in out
     res = json.loads((run / "eval-2x3.json").read_text())
     assert res["videos"] == 4 and len(res["per_class"]) == 2
     assert np.asarray(res["confusion"]).sum() == 4
@@ -244,21 +244,25 @@ def test_predict_any_video_with_a_run(tiny_dataset, tmp_path, capsys):
                 str(raw),
                 "--checkpoint",
                 str(run),
-                "--views",
+                "--clips",
                 "2",
                 "--crops",
                 "3",
+                "--workers",
+                "0",
                 "--json",
             ]
         )
         == 0
     )
-    res = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    (res,) = json.loads(captured.out)
     assert [r["class"] for r in res["top"]] in (["0", "1"], ["1", "0"])
     assert sum(r["probability"] for r in res["top"]) == pytest.approx(1.0, abs=1e-5)
-    ckpt = Path(res["checkpoint"])  # a checkpoint folder works as well as the run
-    assert main(["predict", str(raw), "--checkpoint", str(ckpt)]) == 0
-    assert "2 clips x 3 crops" in capsys.readouterr().out
+    assert "6 views each (2 clips x 3 crops)" in captured.err
+    ckpt = cvpt.Predictor.from_pretrained(run).source  # a checkpoint folder works as the run
+    assert main(["predict", str(raw), "--checkpoint", ckpt, "--workers", "0"]) == 0
+    assert "1 video(s), 0 failed" in capsys.readouterr().err
 
 
 def test_workers_do_not_change_the_run(tiny_dataset, tmp_path):

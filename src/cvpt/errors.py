@@ -1,7 +1,11 @@
-"""Exceptions raised for bad video input.
+"""cvpt's own exceptions: one base class, :class:`CvptError`, for everything a user can fix.
 
-Every error names the file and the reason, so a user with 10,000 videos can tell which one failed
-and why without reading a traceback from inside FFmpeg.
+Every error names the file (or key) and the reason, so a user with 10,000 videos can tell which
+one failed and why without reading a traceback from inside FFmpeg. The ``cvpt`` command prints a
+:class:`CvptError` as one line and exits with status 2; anything else is a bug and keeps its
+traceback. Classes that replace a built-in error also derive from it (``ConfigError`` is a
+``ValueError``, ``VideoNotFoundError`` a ``FileNotFoundError``), so ``except ValueError`` code
+keeps working.
 """
 
 from __future__ import annotations
@@ -9,7 +13,51 @@ from __future__ import annotations
 from pathlib import Path
 
 
-class VideoError(Exception):
+class CvptError(Exception):
+    """Base class of every error cvpt raises on purpose: bad input, not a bug."""
+
+
+class ConfigError(CvptError, ValueError):
+    """An option, config key or value that cvpt cannot use; the message lists what is valid."""
+
+
+class DataError(CvptError, ValueError):
+    """Annotations or a dataset folder that cannot be read (names the file and the line)."""
+
+
+class RunError(CvptError, ValueError):
+    """A run folder that does not hold what the command needs (no checkpoint, another model's)."""
+
+
+class RunExistsError(CvptError, FileExistsError):
+    """``cvpt train --out`` names a folder that holds a run already (and no ``--resume``)."""
+
+
+class MissingFileError(CvptError, FileNotFoundError):
+    """A file or folder that the command needs does not exist."""
+
+
+class MissingDependencyError(CvptError, ImportError):
+    """An optional package is needed for this feature; the message gives the pip command."""
+
+    def __init__(self, package: str, extra: str, feature: str):
+        self.package, self.extra = package, extra
+        super().__init__(
+            f"{feature} needs the optional package {package!r}: pip install 'cvpt[{extra}]'"
+        )
+
+
+def require(module: str, *, extra: str, feature: str, package: str | None = None):
+    """Import and return an optional module, or raise :class:`MissingDependencyError`."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependencyError(package or module, extra, feature) from e
+
+
+class VideoError(CvptError):
     """Base class: a video could not be used. ``path`` is the file, ``reason`` the human reason."""
 
     def __init__(self, path: str | Path, reason: str):

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from cvpt.bench.memory import PeakTensorMemory
 from cvpt.codec.sampling import ClipSpec
@@ -35,6 +34,7 @@ from cvpt.models.factory import create_model
 from cvpt.models.flops import compressed_inputs
 from cvpt.models.registry import create_backbone
 from cvpt.models.report import RAW_VIDEO
+from cvpt.progress import tqdm
 from cvpt.training.config import TrainConfig
 from cvpt.training.schedule import param_groups
 from cvpt.training.step import TrainStep, classification_loss

@@ -35,6 +35,7 @@ from cvpt.codec.prepare import prepare
 from cvpt.data.dataset import CompressedVideoDataset
 from cvpt.data.splits import Sample
 from cvpt.data.transforms import normalize_rgb
+from cvpt.errors import MissingFileError
 from cvpt.io import atomic_output
 from cvpt.models.factory import create_model
 from cvpt.models.registry import create_backbone
@@ -160,7 +161,7 @@ def bench_pipeline(
             make_videos(tmp / "raw")
         src = Path(videos) if videos is not None else tmp / "raw"
         if not any(p.is_file() and is_video_file(p) for p in src.rglob("*")):
-            raise FileNotFoundError(f"{src}: no video files")
+            raise MissingFileError(f"{src}: no video files")
         prepare(src, tmp / "prepared", workers=1, progress=False)
         paths = sorted(p for p in (tmp / "prepared").rglob("*.mp4"))
         one, multi = _compressed(paths, 1, 1), _compressed(paths, *CVPT_VIEWS)

@@ -23,6 +23,7 @@ from cvpt.codec.container import is_video_file, open_video
 from cvpt.codec.encode import write_video
 from cvpt.codec.reader import clear_index_cache, read_clip
 from cvpt.data.generate import moving_scene
+from cvpt.errors import MissingFileError
 
 
 def decode_floor(path: Path, num_gops: int = 4, gop: int = 12) -> None:
@@ -99,7 +100,7 @@ def bench_reader(
         else:
             paths = sorted(p for p in Path(videos).rglob("*") if p.is_file() and is_video_file(p))
             if not paths:
-                raise FileNotFoundError(f"{videos}: no video files")
+                raise MissingFileError(f"{videos}: no video files")
         cases = {
             "a_decode_floor": decode_floor,
             "b_read_clip": lambda p: (clear_index_cache(), read_clip(p, **read_options)),

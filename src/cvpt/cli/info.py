@@ -12,9 +12,10 @@ def register(sub) -> None:
         sub,
         "info",
         "Tunable parameters (with and without the prompt embeddings), share of the total, and "
-        "GMACs per view and x views of a method, or of all methods (--all), next to the raw-RGB "
+        "GMACs per view and x views (clips x crops) of a method, or of all methods (--all), next "
+        "to the raw-RGB "
         "backbone (VideoMAE: 16 frames, 5x3 views; Video Swin: 32 frames, 4x3 views).",
-        "cvpt info --method cvpt --backbone swin_base --num-classes 51 --views 6",
+        "cvpt info --method cvpt --backbone swin_base --num-classes 51 --clips 2 --crops 3",
         run,
     )
     p.add_argument("--method", default="cvpt", help="cvpt, linear, vpt, adaptformer or full")
@@ -24,7 +25,10 @@ def register(sub) -> None:
         help="vit_tiny, vit_small, vit_base, vit_large, swin_tiny, swin_small or swin_base",
     )
     p.add_argument("--num-classes", type=int, default=51)
-    p.add_argument("--views", type=int, default=6, help="test views (clips x crops)")
+    p.add_argument(
+        "--clips", type=int, default=2, help="test clips per video (views = clips x crops)"
+    )
+    p.add_argument("--crops", type=int, default=3, help="test crops per clip")
     p.add_argument("--size", type=int, default=224, help="input height and width")
     p.add_argument(
         "--all", action="store_true", help="every method, plus VideoMAE on 16 RGB frames"
@@ -44,14 +48,14 @@ def run(args) -> int:
     from cvpt.training.config import parse_overrides
 
     if args.all:
-        rows = all_rows(args.backbone, num_classes=args.num_classes, views=args.views)
+        rows = all_rows(args.backbone, num_classes=args.num_classes, views=args.clips * args.crops)
     else:
         rows = [
             model_row(
                 args.method,
                 backbone=args.backbone,
                 num_classes=args.num_classes,
-                views=args.views,
+                views=args.clips * args.crops,
                 size=args.size,
                 **parse_overrides(args.set),
             )

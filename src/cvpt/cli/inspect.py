@@ -74,7 +74,10 @@ def run_probe(args) -> int:
 
 
 def run_show(args) -> int:
+    from cvpt.training.plots import _plt
     from cvpt.viz.clip import plot_clip
+
+    _plt()  # before reading anything: the picture needs matplotlib
 
     clip = read_clip(
         args.video,

@@ -11,17 +11,33 @@ from cvpt.cli import (
     data,
     demo,
     doctor,
+    export,
     info,
     inspect,
+    predict,
     prepare,
     pretrain,
     synth,
     train,
     visualize,
 )
-from cvpt.errors import VideoError
+from cvpt.errors import CvptError
 
-COMMANDS = (prepare, inspect, data, synth, pretrain, train, demo, visualize, info, doctor, bench)
+COMMANDS = (
+    prepare,
+    inspect,
+    data,
+    synth,
+    pretrain,
+    train,
+    predict,
+    export,
+    demo,
+    visualize,
+    info,
+    doctor,
+    bench,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compressed Video Prompt Tuning: compressed-domain action recognition.",
     )
     parser.add_argument("--version", action="version", version=f"cvpt {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback of every error"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
@@ -37,13 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one sub-command. A :class:`cvpt.errors.CvptError` (bad input the user can fix) is
+    printed as one line with exit status 2; anything else is a bug and raises with its traceback,
+    as does everything under ``--debug``."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except VideoError as e:
-        print(f"cvpt {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
+    except CvptError as e:
+        if args.debug:
+            raise
         print(f"cvpt {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from cvpt.cli.common import add_command
+from cvpt.errors import ConfigError, RunError
 
 
 def register(sub) -> None:
-    register_predict(sub)
     t = add_command(
         sub,
         "train",
@@ -54,31 +53,16 @@ def register(sub) -> None:
         "eval",
         "Evaluate a run's last checkpoint: top-1/top-5, per-class accuracy, confusion matrix, "
         "multi-view testing (clips x crops, softmax averaged).",
-        "cvpt eval --run runs/ucf101 --views 2 --crops 3",
+        "cvpt eval --run runs/ucf101 --clips 2 --crops 3",
         run_eval,
     )
     e.add_argument("--run", required=True, help="a run folder made by cvpt train")
-    e.add_argument("--views", type=int, default=None, help="clips per video")
+    e.add_argument(
+        "--clips", type=int, default=None, help="clips per video (views = clips x crops)"
+    )
     e.add_argument("--crops", type=int, default=None, help="crops per clip (1 or 3)")
     e.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override keys")
     add_backbone_override(e)
-
-
-def register_predict(sub) -> None:
-    p = add_command(
-        sub,
-        "predict",
-        "Top classes of any video with a trained run (re-encoded on the fly when needed).",
-        "cvpt predict my_video.avi --checkpoint runs/ucf101 --views 2 --crops 3",
-        run_predict,
-    )
-    p.add_argument("video")
-    p.add_argument("--checkpoint", required=True, help="a run folder, or one checkpoint in it")
-    p.add_argument("--views", type=int, default=2, help="clips over the video")
-    p.add_argument("--crops", type=int, default=3, help="crops per clip (1 or 3)")
-    p.add_argument("--top", type=int, default=5)
-    p.add_argument("--json", action="store_true")
-    add_backbone_override(p, with_path=True)
 
 
 def add_backbone_override(p, with_path: bool = False) -> None:
@@ -97,30 +81,9 @@ def add_backbone_override(p, with_path: bool = False) -> None:
     )
 
 
-def run_predict(args) -> int:
-    from cvpt.training.predict import predict_video
-
-    res = predict_video(
-        args.video,
-        args.checkpoint,
-        views=args.views,
-        crops=args.crops,
-        top=args.top,
-        backbone_checkpoint=args.backbone_checkpoint,
-        allow_other_backbone=args.allow_other_backbone,
-    )
-    if args.json:
-        print(json.dumps(res, indent=2))
-        return 0
-    print(f"{res['video']} ({res['views']} clips x {res['crops']} crops):")
-    for row in res["top"]:
-        print(f"  {100 * row['probability']:6.2f}%  {row['class']}")
-    return 0
-
-
 def run_train(args) -> int:
-    from cvpt.training.config import describe_keys, list_configs, load_config, load_run_config
-    from cvpt.training.trainer import Run
+    from cvpt.training.api import train
+    from cvpt.training.config import describe_keys, list_configs, load_config
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.list_configs:
@@ -133,13 +96,15 @@ def run_train(args) -> int:
             print(f"{key} = {value!r}" + (f"  # {doc}" if doc else ""))
         return 0
     if not args.out:
-        raise ValueError("--out is required: the run folder")
-    if args.resume and args.config is None and (Path(args.out) / "config.yaml").exists():
-        cfg = load_run_config(Path(args.out), args.set)
-    else:
-        cfg = load_config(args.config, args.set)
-    run = Run(cfg, args.out, resume=args.resume, allow_other_backbone=args.allow_other_backbone)
-    summary = run.train(stop_at=args.stop_after)
+        raise ConfigError("--out is required: the run folder")
+    summary = train(
+        args.config,
+        args.out,
+        resume=args.resume,
+        stop_after=args.stop_after,
+        overrides=args.set,
+        allow_other_backbone=args.allow_other_backbone,
+    )
     if summary.get("interrupted"):
         print(
             f"stopped by {summary['interrupted']} after step {summary['steps']} (epoch "
@@ -167,14 +132,14 @@ def run_eval(args) -> int:
 
     run = Path(args.run)
     overrides = list(args.set)
-    if args.views:
-        overrides.append(f"eval_views={args.views}")
+    if args.clips:
+        overrides.append(f"eval_views={args.clips}")  # the config key counts clips per video
     if args.crops:
         overrides.append(f"eval_crops={args.crops}")
     cfg = load_run_config(run, overrides)
     ckpt = last_checkpoint(run)
     if ckpt is None:
-        raise FileNotFoundError(f"{run}: no checkpoint (was the run started with cvpt train?)")
+        raise RunError(f"{run}: no checkpoint (was the run started with cvpt train?)")
     r = Run(cfg, run, resume=True)
     # the tuned tensors over the seeded model, refused on another backbone
     load_checkpoint(
@@ -191,6 +156,7 @@ def run_eval(args) -> int:
         print(
             f"{ckpt.name}: top-1 {100 * m['top1']:.2f}%  top-5 {100 * m['top5']:.2f}%  "
             f"mean class {100 * m['mean_class_accuracy']:.2f}%  ({m['videos']} videos, "
-            f"{cfg.eval_views} clips x {cfg.eval_crops} crops) -> {run / (name + '.json')}"
+            f"{cfg.eval_views * cfg.eval_crops} views: {cfg.eval_views} clips x {cfg.eval_crops} "
+            f"crops) -> {run / (name + '.json')}"
         )
     return 0

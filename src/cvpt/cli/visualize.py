@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cvpt.cli.common import add_command
 from cvpt.cli.train import add_backbone_override
+from cvpt.errors import ConfigError
 
 
 def register(sub) -> None:
@@ -83,7 +84,7 @@ def _pick(spec: str, available: list[int]) -> list[int]:
         if i is None:
             i = int(part)
             if i not in available:
-                raise ValueError(f"--layers: no SCCP attention at layer {i}; have {available}")
+                raise ConfigError(f"--layers: no SCCP attention at layer {i}; have {available}")
         if i not in chosen:
             chosen.append(i)
     return chosen

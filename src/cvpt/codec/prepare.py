@@ -14,13 +14,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from cvpt.codec.container import is_video_file
 from cvpt.codec.encode import reencode
 from cvpt.codec.probe import probe
-from cvpt.errors import VideoError
+from cvpt.errors import ConfigError, MissingFileError, VideoError
 from cvpt.io import stale_temps_for, write_json
+from cvpt.progress import tqdm
 
 
 @dataclass
@@ -67,7 +66,7 @@ def plan_jobs(src: str | Path, dst: str | Path, shard: tuple[int, int] = (0, 1))
     src, dst = Path(src), Path(dst)
     index, count = shard
     if not 0 <= index < count:
-        raise ValueError(f"shard must be I/N with 0 ≤ I < N, got {index}/{count}")
+        raise ConfigError(f"shard must be I/N with 0 ≤ I < N, got {index}/{count}")
     if src.is_file():
         if dst.suffix.lower() != ".mp4":  # a folder to put the file in
             dst = dst / (src.stem + ".mp4")
@@ -81,7 +80,7 @@ def plan_jobs(src: str | Path, dst: str | Path, shard: tuple[int, int] = (0, 1))
         )
         jobs = [Job(p, dst / p.relative_to(src).with_suffix(".mp4")) for p in files]
     else:
-        raise FileNotFoundError(f"{src}: no such file or folder")
+        raise MissingFileError(f"{src}: no such file or folder")
     return [j for k, j in enumerate(jobs) if k % count == index]
 
 

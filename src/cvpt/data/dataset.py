@@ -19,22 +19,32 @@ from torch.utils.data import Dataset, Sampler
 from cvpt.codec.reader import count_gops, read_clip
 from cvpt.codec.sampling import ClipSpec, view_start_gops
 from cvpt.data.splits import Sample, resolve_video
-from cvpt.data.transforms import apply_crop, eval_crops, resize_short_side, train_crop
-from cvpt.errors import VideoError
+from cvpt.data.transforms import ClipTransform
+from cvpt.errors import DataError, VideoError
 
 log = logging.getLogger("cvpt.data")
 MAX_REPLACEMENTS = 10  # a sample whose 10 substitutes all fail is a dataset-wide problem
 
 
 class CompressedVideoDataset(Dataset):
-    """``dataset[(epoch, index)]`` → dict with ``iframes [3,T_I,S,S]``, ``mvs [2,T_P,S,S]``,
-    ``residuals [3,T_P,S,S]`` (train; T_I and T_P from ``clip``, the paper's 4 and 12 by
-    default), or ``[V, ...]`` stacks of V = views × crops (eval), plus ``label``, ``index`` and
-    ``failed`` (list of ``(path, reason)`` replaced on the way).
+    """Prepared videos as model inputs, read in the compressed domain.
 
-    ``clip`` (:class:`ClipSpec`) is handed to every :func:`read_clip`. ``train=True``: random
-    start GOP and P positions, multi-scale crop, flip (unless ``flip=False``, e.g. SSv2).
-    ``train=False``: ``views`` clips spread over the video × ``crops`` (1 or 3) crops.
+    ``dataset[index]`` (or ``dataset[(epoch, index)]``, what :class:`EpochSampler` yields) is a
+    dict of float32 tensors ``iframes [3, 4, S, S]``, ``mvs [2, 12, S, S]``, ``residuals
+    [3, 12, S, S]`` (train), or ``[V, ...]`` stacks of V = views × crops clips (eval), plus
+    ``label`` (int), ``index`` (the sample actually read) and ``failed`` (``(path, reason)`` of
+    each video that failed to decode and was replaced by another sample). Batch it with
+    :func:`collate` (PyTorch's default collate cannot stack the ``failed`` lists).
+
+    ``train=True``: random start GOP and P positions, multi-scale crop, flip (unless
+    ``flip=False``, e.g. SSv2), all drawn from ``(seed, epoch, index)``: call
+    :meth:`set_epoch` before each epoch when indexing by ``int`` (a plain ``DataLoader``), or
+    key by ``(epoch, index)``. ``train=False``: ``views`` clips spread over the video ×
+    ``crops`` (1 or 3) crops, the same every epoch. ``clip`` (:class:`ClipSpec`, the paper's
+    4 GOPs × 3 P-frames by default: T_I = 4, T_P = 12) is handed to every :func:`read_clip`.
+
+    Raises :class:`cvpt.errors.DataError` for an empty sample list, or when a sample and its
+    10 substitutes all fail (a dataset-wide problem).
     """
 
     def __init__(
@@ -54,19 +64,26 @@ class CompressedVideoDataset(Dataset):
         twins: bool = True,
     ):
         if not samples:
-            raise ValueError(f"{root}: no samples to read")
+            raise DataError(f"{root}: no samples to read")
         self.root, self.samples, self.train = Path(root), samples, train
-        self.size, self.short_side, self.flip = size, short_side, flip
-        self.views, self.crops, self.seed = views, crops, seed
+        self.views, self.seed, self.epoch = views, seed, 0
         self.clip = clip or ClipSpec()
-        self.mv_clip = mv_clip
+        self.transform = ClipTransform(
+            size=size, short_side=short_side, train=train, flip=flip, crops=crops, mv_clip=mv_clip
+        )
         self.twins = twins  # read a listed video's prepared .mp4 twin (splits.resolve_video)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose random clips ``dataset[index]`` draws (``(epoch, index)`` keys carry
+        their own). With ``persistent_workers=True`` the workers keep their copy: use
+        :class:`EpochSampler` there."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict:
-        epoch, index = key if isinstance(key, tuple) else (0, key)
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         failed: list[tuple[str, str]] = []
         rng = np.random.default_rng([self.seed, epoch, index])
         target = index
@@ -80,7 +97,7 @@ class CompressedVideoDataset(Dataset):
                 failed.append((str(self.root / sample.path), e.reason))
                 log.warning("skipping %s: %s", self.root / sample.path, e.reason)
                 target = int(rng.integers(len(self.samples)))
-        raise RuntimeError(
+        raise DataError(
             f"{MAX_REPLACEMENTS + 1} videos in a row failed to decode, e.g. "
             + "; ".join(f"{p}: {r}" for p, r in failed[:3])
         )
@@ -90,26 +107,28 @@ class CompressedVideoDataset(Dataset):
         if path is None:
             raise VideoError(self.root / sample.path, "listed in the annotations but not found")
         if self.train:
-            clip = resize_short_side(
-                read_clip(path, self.clip, train=True, rng=rng), self.short_side
-            )
-            h, w = clip.iframes.shape[1:3]
-            crop = train_crop(h, w, rng, size=self.size, flip=self.flip)
-            return apply_crop(clip, crop, self.mv_clip)
-        views = []
-        gops = count_gops(path, self.clip.gop_size)
-        for start in view_start_gops(gops, self.clip.num_gops, self.views):
-            clip = resize_short_side(read_clip(path, self.clip, start_gop=start), self.short_side)
-            h, w = clip.iframes.shape[1:3]
-            views += [
-                apply_crop(clip, c, self.mv_clip)
-                for c in eval_crops(h, w, size=self.size, num_crops=self.crops)
-            ]
-        return {k: torch.stack([v[k] for v in views]) for k in views[0]}
+            return self.transform(read_clip(path, self.clip, train=True, rng=rng), rng)
+        return read_views(path, self.transform, self.views, self.clip)
+
+
+def read_views(
+    path: str | Path, transform: ClipTransform, clips: int, spec: ClipSpec | None = None
+) -> dict[str, torch.Tensor]:
+    """Multi-view testing input of one video: ``clips`` clips (each as ``spec`` says, the
+    paper's by default) spread evenly over it, each cut into ``transform.crops`` crops: tensors
+    ``[V, C, T, S, S]``, V = clips × crops (clip-major). Raises :class:`cvpt.VideoError`
+    (naming the file) when the video cannot be read."""
+    spec = spec or ClipSpec()
+    views = []
+    gops = count_gops(path, spec.gop_size)
+    for start in view_start_gops(gops, spec.num_gops, clips):
+        views += transform.crops_of(read_clip(path, spec, start_gop=start))
+    return {k: torch.stack([v[k] for v in views]) for k in views[0]}
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack tensors, keep the ``failed`` lists of every item."""
+    """Batch dataset items: tensors stacked (``[B, ...]``), ``label`` and ``index`` as ``[B]``
+    int64, ``failed`` one flat list of every ``(path, reason)`` replaced on the way."""
     out = {k: torch.stack([it[k] for it in items]) for k in ("iframes", "mvs", "residuals")}
     out["label"] = torch.tensor([it["label"] for it in items])
     out["index"] = torch.tensor([it["index"] for it in items])

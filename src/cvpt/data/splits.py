@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cvpt.codec.container import VIDEO_EXTENSIONS
+from cvpt.errors import DataError, MissingFileError
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,9 @@ def read_annotation(path: Path) -> str:
     zero bytes), CRLF, LF or CR line ends. Invisible format characters (a mark in the middle of
     files joined with ``cat``, zero-width spaces and direction marks pasted from a web page)
     are removed: a path that holds one prints like the file on disk and never matches it.
-    Raises FileNotFoundError or ValueError naming the file (e.g. another encoding)."""
+    Raises MissingFileError or DataError naming the file (e.g. another encoding)."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: annotation file not found")
+        raise MissingFileError(f"{path}: annotation file not found")
     raw = path.read_bytes()
     encoding = "utf-8-sig"
     if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
@@ -45,7 +46,7 @@ def read_annotation(path: Path) -> str:
         text = raw.decode(encoding)
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise ValueError(
+        raise DataError(
             f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); save it as UTF-8"
         ) from None
     return text if text.isascii() else _INVISIBLE.sub("", text)
@@ -67,11 +68,11 @@ def _read_json(path: Path):
     try:
         return json.loads(read_annotation(path))
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+        raise DataError(f"{path}: not valid JSON ({e})") from None
 
 
-def _bad_line(path: Path, k: int, line: str, expected: str) -> ValueError:
-    return ValueError(f"{path}, line {k}: expected {expected}, got {line!r}")
+def _bad_line(path: Path, k: int, line: str, expected: str) -> DataError:
+    return DataError(f"{path}, line {k}: expected {expected}, got {line!r}")
 
 
 class UCF101Splits:
@@ -86,7 +87,7 @@ class UCF101Splits:
 
     def __init__(self, annotations: str | Path, split: int = 1):
         if split not in (1, 2, 3):
-            raise ValueError(f"UCF-101 has splits 1, 2, 3; got {split}")
+            raise DataError(f"UCF-101 has splits 1, 2, 3; got {split}")
         self.dir, self.split = Path(annotations), split
         self.classes: list[str] = []
         path = self.dir / "classInd.txt"
@@ -95,14 +96,14 @@ class UCF101Splits:
             if len(parts) != 2 or not parts[0].isdigit():
                 raise _bad_line(path, k, ln, "'index name'")
             if int(parts[0]) != len(self.classes) + 1:
-                raise ValueError(f"{path}, line {k}: index {parts[0]} out of order")
+                raise DataError(f"{path}, line {k}: index {parts[0]} out of order")
             self.classes.append(parts[1])
         self._index = {c: i for i, c in enumerate(self.classes)}
 
     def samples(self, subset: str) -> list[Sample]:
         name = {"train": "trainlist", "test": "testlist"}.get(subset)
         if name is None:
-            raise ValueError(f"UCF-101 subsets are {self.subsets}; got {subset!r}")
+            raise DataError(f"UCF-101 subsets are {self.subsets}; got {subset!r}")
         path = self.dir / f"{name}{self.split:02d}.txt"
         out = []
         for k, ln in _lines(path):
@@ -111,10 +112,10 @@ class UCF101Splits:
                 raise _bad_line(path, k, ln, "'path' or 'path label'")
             folder = parts[0].split("/")[0]
             if folder not in self._index:
-                raise ValueError(f"{path}, line {k}: unknown class folder {folder!r} in {ln!r}")
+                raise DataError(f"{path}, line {k}: unknown class folder {folder!r} in {ln!r}")
             label = self._index[folder]
             if len(parts) > 1 and int(parts[1]) - 1 != label:
-                raise ValueError(
+                raise DataError(
                     f"{path}, line {k}: label {parts[1]} disagrees with the folder in {ln!r}"
                 )
             out.append(Sample(parts[0], label))
@@ -132,7 +133,7 @@ class HMDB51Splits:
 
     def __init__(self, annotations: str | Path, split: int = 1):
         if split not in (1, 2, 3):
-            raise ValueError(f"HMDB-51 has splits 1, 2, 3; got {split}")
+            raise DataError(f"HMDB-51 has splits 1, 2, 3; got {split}")
         self.dir, self.split = Path(annotations), split
         files = {}
         for p in self.dir.glob(f"*_test_split{split}.txt"):
@@ -140,14 +141,14 @@ class HMDB51Splits:
             if m:
                 files[m["cls"]] = p
         if not files:
-            raise FileNotFoundError(f"{self.dir}: no *_test_split{split}.txt files")
+            raise MissingFileError(f"{self.dir}: no *_test_split{split}.txt files")
         self.classes = sorted(files)
         self._files = files
 
     def samples(self, subset: str) -> list[Sample]:
         tag = {"train": "1", "test": "2"}.get(subset)
         if tag is None:
-            raise ValueError(f"HMDB-51 subsets are {self.subsets}; got {subset!r}")
+            raise DataError(f"HMDB-51 subsets are {self.subsets}; got {subset!r}")
         out = []
         for label, cls in enumerate(self.classes):
             path = self._files[cls]
@@ -180,13 +181,13 @@ class SSv2Splits:
 
     def samples(self, subset: str) -> list[Sample]:
         if subset not in self.subsets:
-            raise ValueError(f"SSv2 subsets are {self.subsets}; got {subset!r}")
+            raise DataError(f"SSv2 subsets are {self.subsets}; got {subset!r}")
         path = self.dir / f"something-something-v2-{subset}.json"
         out = []
         for item in _read_json(path):
             template = item["template"].replace("[", "").replace("]", "")
             if template not in self._ids:
-                raise ValueError(f"{path}: video {item['id']}: unknown template {template!r}")
+                raise DataError(f"{path}: video {item['id']}: unknown template {template!r}")
             out.append(Sample(f"{item['id']}.webm", self._ids[template]))
         return out
 
@@ -204,7 +205,7 @@ class ListSplits:
             [p] if p.is_file() else sorted(f for f in p.glob("*") if f.suffix in (".txt", ".csv"))
         )
         if not files:
-            raise FileNotFoundError(f"{p}: no .txt or .csv list files")
+            raise MissingFileError(f"{p}: no .txt or .csv list files")
         self._files = {f.stem: f for f in files}
         self.subsets = tuple(self._files)
         labels = {s.label for sub in self.subsets for s in self.samples(sub)}
@@ -213,7 +214,7 @@ class ListSplits:
         if (folder / "classes.json").exists():
             names = _read_json(folder / "classes.json")
             if not isinstance(names, list) or len(names) < len(self.classes):
-                raise ValueError(
+                raise DataError(
                     f"{folder / 'classes.json'}: expected a list of at least "
                     f"{len(self.classes)} class names"
                 )
@@ -223,7 +224,7 @@ class ListSplits:
 
     def samples(self, subset: str) -> list[Sample]:
         if subset not in self._files:
-            raise ValueError(f"subsets are {self.subsets}; got {subset!r}")
+            raise DataError(f"subsets are {self.subsets}; got {subset!r}")
         path = self._files[subset]
         out = []
         for k, row in _lines(path):
@@ -241,7 +242,7 @@ class FolderSplits:
     def __init__(self, annotations: str | Path, split: int = 1):
         self.root = Path(annotations)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"{self.root}: not a folder")
+            raise MissingFileError(f"{self.root}: not a folder")
         subdirs = [d.name for d in self.root.iterdir() if d.is_dir()]
         nested = {"train", "val", "validation", "test"} & set(subdirs)
         self.subsets = tuple(sorted(nested)) if nested else ("all",)
@@ -255,7 +256,7 @@ class FolderSplits:
 
     def samples(self, subset: str) -> list[Sample]:
         if subset not in self.subsets:
-            raise ValueError(f"subsets are {self.subsets}; got {subset!r}")
+            raise DataError(f"subsets are {self.subsets}; got {subset!r}")
         base = self.root if subset == "all" else self.root / subset
         out = []
         for label, cls in enumerate(self.classes):
@@ -279,7 +280,7 @@ DATASETS = {
 def open_splits(dataset: str, annotations: str | Path, split: int = 1):
     """The split parser for ``dataset`` (one of :data:`DATASETS`)."""
     if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
+        raise DataError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
     return DATASETS[dataset](annotations, split)
 
 

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from cvpt.codec.encode import write_video
+from cvpt.errors import ConfigError
 from cvpt.io import atomic_output, write_json
+from cvpt.progress import tqdm
 
 TASKS = {
     "target": ["right", "left", "down", "up"],
@@ -173,15 +174,15 @@ def synthesize(
     ``pan``: the target task's largest camera motion, px/frame. ``workers`` > 1 renders and
     encodes in that many spawned processes (the videos do not depend on it)."""
     if task not in TASKS:
-        raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
+        raise ConfigError(f"task must be one of {sorted(TASKS)}, got {task!r}")
     if size % 16:
-        raise ValueError(f"size must be a multiple of 16 (the patch size), got {size}")
+        raise ConfigError(f"size must be a multiple of 16 (the patch size), got {size}")
     out = Path(out)
     settings = {"task": task, "seed": seed, "size": size, "frames": frames, "pan": pan}
     if (out / "synth.json").exists():
         before = json.loads((out / "synth.json").read_text())
         if before != settings:
-            raise ValueError(
+            raise ConfigError(
                 f"{out} holds a dataset made with {before}, not {settings}: use another folder"
             )
     (out / "videos").mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from cvpt.codec.reader import CompressedClip
+from cvpt.errors import ConfigError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # VideoMAE's I-frame statistics
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -64,7 +65,7 @@ def eval_crops(height: int, width: int, *, size: int = 224, num_crops: int = 1) 
     if num_crops == 1:
         return [Crop(cx, cy, side, side, size)]
     if num_crops != 3:
-        raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
+        raise ConfigError(f"num_crops must be 1 or 3, got {num_crops}")
     if width >= height:
         return [Crop(x, cy, side, side, size) for x in (0, cx, width - side)]
     return [Crop(cx, y, side, side, size) for y in (0, cy, height - side)]
@@ -112,6 +113,51 @@ def normalize(
         "mvs": torch.from_numpy(np.ascontiguousarray(m.transpose(3, 0, 1, 2), np.float32)),
         "residuals": torch.from_numpy(np.ascontiguousarray(r.transpose(3, 0, 1, 2))),
     }
+
+
+@dataclass(frozen=True)
+class ClipTransform:
+    """A :class:`cvpt.CompressedClip` (numpy, the video's resolution) → the model's inputs.
+
+    Resizes the short side to ``short_side`` (MVs scaled with it), crops ``size``² (train: a
+    random multi-scale corner crop and flip drawn from ``rng``; eval: ``crops`` = 1 centre or 3
+    crops along the long side), and normalises (I-frames ImageNet mean/std, MVs clipped to
+    ±``mv_clip`` px then / ``mv_clip``, residuals / 255 / ImageNet std).
+
+    ``transform(clip)`` gives float32 tensors ``iframes [3, T_I, S, S]``, ``mvs [2, T_P, S, S]``,
+    ``residuals [3, T_P, S, S]`` for one crop, or the same with a leading ``[crops]`` axis for 3.
+    Raises :class:`cvpt.errors.ConfigError` for ``crops`` other than 1 or 3, ``ValueError`` for
+    ``train=True`` without an ``rng``.
+    """
+
+    size: int = 224
+    short_side: int = 256
+    train: bool = False
+    flip: bool = True
+    crops: int = 1
+    mv_clip: float = MV_CLIP
+
+    def crops_of(
+        self, clip: CompressedClip, rng: np.random.Generator | None = None
+    ) -> list[dict[str, torch.Tensor]]:
+        """One dict of ``[C, T, S, S]`` tensors per crop (1 when training)."""
+        clip = resize_short_side(clip, self.short_side)
+        h, w = clip.iframes.shape[1:3]
+        if self.train:
+            if rng is None:
+                raise ValueError("ClipTransform(train=True) draws its crop from rng: pass one")
+            boxes = [train_crop(h, w, rng, size=self.size, flip=self.flip)]
+        else:
+            boxes = eval_crops(h, w, size=self.size, num_crops=self.crops)
+        return [apply_crop(clip, box, self.mv_clip) for box in boxes]
+
+    def __call__(
+        self, clip: CompressedClip, rng: np.random.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        out = self.crops_of(clip, rng)
+        if len(out) == 1:
+            return out[0]
+        return {k: torch.stack([o[k] for o in out]) for k in out[0]}
 
 
 def _resize_all(clip, x, y, w, h, out_w, out_h):

@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from cvpt.codec.probe import probe
 from cvpt.data.dataset import CompressedVideoDataset, worker_init
 from cvpt.data.splits import ListSplits
 from cvpt.io import atomic_output
+from cvpt.progress import tqdm
 
 MODALITIES = ("iframes", "mvs", "residuals")
 

@@ -17,16 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from cvpt.data.synth import synthesize
 from cvpt.demo.cache import ClipTensors, load_clips
 from cvpt.demo.claims import INTERVALS, decide, evaluate_claims, paired_difference
 from cvpt.demo.tune import TuneSettings, Variant, tune
+from cvpt.errors import MissingFileError
 from cvpt.io import write_json
 from cvpt.models.checkpoint import load_backbone
 from cvpt.models.prompts import SCCP_UPDATES
 from cvpt.models.report import model_row
+from cvpt.progress import tqdm
 
 SHIPPED_BACKBONE = "vit_tiny_d4_source.safetensors"
 ARCHITECTURE = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size", "tubelet_size")
@@ -133,7 +134,7 @@ def run_demo(
     t_start = time.perf_counter()
     ckpt = Path(backbone_checkpoint) if backbone_checkpoint else shipped_backbone()
     if not ckpt.exists():
-        raise FileNotFoundError(f"{ckpt}: the pre-trained backbone is missing")
+        raise MissingFileError(f"{ckpt}: the pre-trained backbone is missing")
     vit = load_backbone(ckpt, verbose=progress)  # fails early, and shows its key table once
     # the random-backbone controls get the checkpoint's architecture, whatever checkpoint it is
     arch = {k: getattr(vit.cfg, k) for k in ARCHITECTURE}

@@ -31,8 +31,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from cvpt.errors import CvptError
 from cvpt.models import swin
 from cvpt.models.backbone import VideoBackbone, family_of
+from cvpt.models.hub import resolve_checkpoint
 from cvpt.models.vit import ViTConfig
 
 # what load_backbone reads, for the message on a checkpoint of no supported family
@@ -43,7 +45,7 @@ SUPPORTED = (
 )
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CvptError, ValueError):
     """A checkpoint could not be read or does not fit the backbone; names the file."""
 
     def __init__(self, path, reason: str):
@@ -302,7 +304,10 @@ def load_backbone(path: str | Path, *, verbose: bool = True, **overrides) -> Vid
     :class:`~cvpt.models.swin.SwinConfig`), e.g. ``num_classes=101`` (a head of another size is
     re-initialised, and said so) or ``num_heads`` for a non-standard ViT. Prints the key table
     (``verbose``) and raises :class:`CheckpointError` on any key not on the allow-lists.
+    ``path`` may also be a Hugging Face hub id, ``org/name`` or ``hf-hub:org/name@revision``
+    (:mod:`cvpt.models.hub`: the local cache, ``HF_HUB_OFFLINE``, the ``cvpt[hub]`` extra).
     """
+    path = resolve_checkpoint(path)  # a Hugging Face hub id → its cached snapshot folder
     sd, cfg, kind = read_checkpoint(path)
     unknown = set(overrides) - set(cfg.to_dict())
     if unknown:

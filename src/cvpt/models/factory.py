@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cvpt.errors import ConfigError
 from cvpt.models.checkpoint import load_backbone
 from cvpt.models.compressed import METHODS, CompressedVideoModel, TuningOptions
 from cvpt.models.registry import create_backbone
@@ -28,22 +29,22 @@ def create_model(
     ``options`` are :class:`TuningOptions` fields.
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     if "sccp_skip" in options:  # renamed: a silent fallback would train the other reading
         was = options["sccp_skip"]
-        raise ValueError(
+        raise ConfigError(
             f"the option sccp_skip was renamed to sccp_update: use sccp_update="
             f"{'add' if was else 'replace'!r} (sccp_skip={was!r}); docs/models.md"
         )
     valid = TuningOptions().to_dict()
     unknown = set(options) - set(valid)
     if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)}; valid: {', '.join(sorted(valid))}")
+        raise ConfigError(f"unknown options {sorted(unknown)}; valid: {', '.join(sorted(valid))}")
     if backbone_checkpoint is not None:
         vit = load_backbone(backbone_checkpoint, **(backbone_options or {}))
         if vit.cfg.num_classes != num_classes or not vit.pools:
             if not vit.pools:
-                raise ValueError(
+                raise ConfigError(
                     f"{backbone_checkpoint}: a pre-training encoder without mean pooling; pass "
                     "backbone_options={'use_mean_pooling': True} to tune it with a fresh fc_norm"
                 )

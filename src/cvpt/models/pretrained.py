@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from cvpt.errors import CvptError
 from cvpt.models.checkpoint import CheckpointError
 
 FORMAT = "cvpt-tuned-model/1"
@@ -30,7 +31,7 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
-class BackboneMismatchError(ValueError):
+class BackboneMismatchError(CvptError, ValueError):
     """Tuned tensors met a backbone other than the one they were tuned on."""
 
     def __init__(self, where, saved: dict, found: dict):

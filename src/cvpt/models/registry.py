@@ -5,6 +5,7 @@ field overridable. Families: ``vit`` (VideoMAE's ViT, :mod:`cvpt.models.vit`) an
 from __future__ import annotations
 
 # importing a family registers its class and variants
+from cvpt.errors import ConfigError
 from cvpt.models import swin, vit  # noqa: F401
 from cvpt.models.backbone import _BACKBONES, VideoBackbone, family_of
 
@@ -18,12 +19,12 @@ def backbone_config(name: str, **overrides):
     """The registered config ``name`` with ``overrides`` (any field of its config class:
     :class:`~cvpt.models.vit.ViTConfig` or :class:`~cvpt.models.swin.SwinConfig`)."""
     if name not in _BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}")
+        raise ConfigError(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}")
     cfg = _BACKBONES[name]()
     unknown = set(overrides) - set(cfg.to_dict())
     if unknown:
         valid = sorted(cfg.to_dict())
-        raise ValueError(f"unknown backbone options {sorted(unknown)}; valid: {valid}")
+        raise ConfigError(f"unknown backbone options {sorted(unknown)}; valid: {valid}")
     for k, v in overrides.items():
         setattr(cfg, k, v)
     return cfg

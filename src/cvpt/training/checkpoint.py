@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from cvpt.errors import RunError
 from cvpt.io import write_json
 from cvpt.models.pretrained import WEIGHTS, backbone_identity, check_backbone
 
@@ -104,8 +105,9 @@ def last_checkpoint(run: Path) -> Path | None:
 
 
 def check_identity(path: Path, saved: dict, expected: dict, allow_other_backbone: bool = False):
-    """Refuse a checkpoint made by another model: ``ValueError`` naming what differs, or
-    :class:`cvpt.BackboneMismatchError` for another backbone (unless ``allow_other_backbone``)."""
+    """Refuse a checkpoint made by another model: :class:`cvpt.errors.RunError` naming what
+    differs, or :class:`cvpt.BackboneMismatchError` for another backbone (unless
+    ``allow_other_backbone``)."""
     from cvpt.training.config import SCCP_UPDATE_BEFORE_RECORDED
 
     if saved.get("method") == "cvpt" and "sccp_update" not in (saved.get("model_options") or {}):
@@ -120,7 +122,7 @@ def check_identity(path: Path, saved: dict, expected: dict, allow_other_backbone
     }
     if diff:
         detail = "; ".join(f"{k}: checkpoint {a!r}, run {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(f"{path}: checkpoint made by another model ({detail})")
+        raise RunError(f"{path}: checkpoint made by another model ({detail})")
     check_backbone(path, saved, expected, allow_other_backbone)
 
 

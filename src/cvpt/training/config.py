@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from cvpt.codec.sampling import ClipSpec
+from cvpt.errors import ConfigError, MissingFileError
 
 PATH_KEYS = ("root", "annotations", "backbone_checkpoint")  # expanded: ~ and $VARS
 
@@ -73,6 +74,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (never on CPU)
     frozen_bf16: bool = True  # with amp: frozen matmul weights in bf16 (same results, less memory)
     grad_checkpointing: bool | int = False  # all (True) or the first k blocks recompute in backward
+    logger: str = "none"  # trackers: none | tensorboard | wandb | mlflow (comma-separated)
 
     def __post_init__(self):
         if self.method == "cvpt":  # the reading of SCCP's update is recorded with every run
@@ -113,14 +115,14 @@ def list_configs() -> list[str]:
 
 def resolve_config(name: str | Path) -> Path:
     """A config file from a path, or the name of a shipped config (with or without .yaml).
-    ``FileNotFoundError`` lists the shipped names."""
+    ``MissingFileError`` (a ``FileNotFoundError``) lists the shipped names."""
     path = Path(os.path.expandvars(os.path.expanduser(str(name))))
     if path.is_file():
         return path
     stem = path.name.removesuffix(".yaml")
     if path.parent == Path(".") and stem in list_configs():
         return Path(str(_packaged() / f"{stem}.yaml"))
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"{name}: no such config file, nor a shipped config; shipped: {', '.join(list_configs())}"
     )
 
@@ -137,7 +139,8 @@ def load_config(
     """The defaults, merged with ``base`` (a saved run's values), the YAML file ``path`` (a path
     or a shipped config's name), then ``key=value`` overrides (values parsed as YAML:
     ``epochs=3``, ``flip=false``, ``model_options={sccp_layers: 1}``,
-    ``model_options.sccp_layers=1``). ``ValueError`` names an unknown key or a wrong type."""
+    ``model_options.sccp_layers=1``). ``ConfigError`` (a ``ValueError``) names an unknown key or
+    a wrong type."""
     layers = []
     if base:
         layers.append(("a saved run's config.yaml", base))
@@ -145,12 +148,12 @@ def load_config(
         file = resolve_config(path)
         loaded = yaml.safe_load(file.read_text()) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{file}: a config must be a mapping of key: value")
+            raise ConfigError(f"{file}: a config must be a mapping of key: value")
         layers.append((str(file), loaded))
     if overrides:
         for item in overrides:
             if "=" not in item:
-                raise ValueError(f"--set expects key=value, got {item!r}")
+                raise ConfigError(f"--set expects key=value, got {item!r}")
         layers.append(("--set", list(overrides)))
     merged, where = OmegaConf.structured(TrainConfig), ""
     try:
@@ -160,7 +163,7 @@ def load_config(
         where = ""
         cfg: TrainConfig = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
-        raise ValueError(_explain(e, f" in {where}" if where else "")) from None
+        raise ConfigError(_explain(e, f" in {where}" if where else "")) from None
     for key in PATH_KEYS:
         value = getattr(cfg, key)
         if value:
@@ -184,7 +187,7 @@ def parse_overrides(pairs: list[str]) -> dict:
     commands whose ``--set`` sets options other than a run's."""
     for item in pairs:
         if "=" not in item:
-            raise ValueError(f"--set expects key=value, got {item!r}")
+            raise ConfigError(f"--set expects key=value, got {item!r}")
     return OmegaConf.to_container(OmegaConf.from_dotlist(list(pairs)))
 
 
@@ -205,7 +208,7 @@ def load_run_config(run: str | Path, overrides: list[str] | None = None) -> Trai
     ``key=value`` overrides."""
     file = Path(run) / "config.yaml"
     if not file.exists():
-        raise FileNotFoundError(f"{run}: no config.yaml (not a run folder made by cvpt train)")
+        raise MissingFileError(f"{run}: no config.yaml (not a run folder made by cvpt train)")
     data = yaml.safe_load(file.read_text()) or {}
     for key in DERIVED:
         data.pop(key, None)

@@ -1,25 +1,48 @@
-"""Pictures of a run: learning curves and the confusion matrix."""
+"""Pictures of a run: learning curves and the confusion matrix.
+
+matplotlib is optional (``pip install 'cvpt[plots]'``): without it a run skips its PNGs (said
+once in the log), and commands whose output *is* a picture stop with a one-line error.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
+from cvpt.errors import require
 from cvpt.io import atomic_output
+
+log = logging.getLogger("cvpt.plots")
+_said = False
 
 
 def _plt():
-    import matplotlib
-
+    """``matplotlib.pyplot`` on the Agg backend, or :class:`cvpt.errors.MissingDependencyError`."""
+    matplotlib = require("matplotlib", extra="plots", feature="drawing PNGs")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return require("matplotlib.pyplot", extra="plots", feature="drawing PNGs")
 
 
-def plot_curves(rows: list[dict], out: Path) -> None:
-    """Train loss and lr per step; eval top-1 per epoch."""
+def plots_available() -> bool:
+    """Whether matplotlib is installed; the first ``False`` is logged once."""
+    global _said
+    try:
+        ok = _plt() is not None
+    except ImportError:
+        ok = False
+    if not ok and not _said:
+        log.warning("matplotlib is not installed: run pictures skipped (pip install 'cvpt[plots]')")
+        _said = True
+    return ok
+
+
+def plot_curves(rows: list[dict], out: Path) -> Path | None:
+    """Train loss and lr per step; eval top-1 per epoch. ``None`` (nothing written) without
+    matplotlib."""
+    if not plots_available():
+        return None
     plt = _plt()
     steps = [r for r in rows if r.get("kind") == "step"]
     evals = [r for r in rows if r.get("kind") == "eval"]
@@ -39,10 +62,13 @@ def plot_curves(rows: list[dict], out: Path) -> None:
     with atomic_output(out) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
+    return out
 
 
-def plot_confusion(confusion: list[list[int]], classes: list[str], out: Path) -> None:
-    """Row-normalised confusion matrix (rows: truth)."""
+def plot_confusion(confusion: list[list[int]], classes: list[str], out: Path) -> Path | None:
+    """Row-normalised confusion matrix (rows: truth). ``None`` without matplotlib."""
+    if not plots_available():
+        return None
     plt = _plt()
     c = np.asarray(confusion, np.float64)
     c = c / np.maximum(c.sum(1, keepdims=True), 1)
@@ -60,3 +86,4 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], out: Path) ->
     with atomic_output(out) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
+    return out

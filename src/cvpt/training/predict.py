@@ -1,53 +1,66 @@
-"""``cvpt predict``: the top classes of any video with a trained run."""
+"""Loading a trained run for prediction (:class:`cvpt.Predictor`, ``cvpt visualize``,
+``cvpt export``)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import tempfile
-import warnings
 from pathlib import Path
 
 import torch
 
-from cvpt.codec.encode import reencode
-from cvpt.codec.probe import probe
-from cvpt.data.dataset import CompressedVideoDataset, collate
-from cvpt.data.splits import Sample
+from cvpt.data.dataset import read_views
+from cvpt.data.transforms import ClipTransform
+from cvpt.errors import MissingFileError, RunError
+from cvpt.predictor import prepared  # noqa: F401  (cvpt visualize re-encodes through it)
 from cvpt.training.checkpoint import STATE, last_checkpoint, load_checkpoint, model_identity
 from cvpt.training.config import load_run_config
-from cvpt.training.evaluate import predict_batch
 from cvpt.training.trainer import build_model, pick_device
 
 
 def find_run(checkpoint: str | Path) -> tuple[Path, Path]:
-    """``(run folder, checkpoint folder)`` from either of them."""
+    """``(folder holding config.yaml and classes.json, checkpoint folder)`` from a run folder or
+    one of its checkpoints. A checkpoint shared on its own carries copies of the run's
+    ``config.yaml`` and ``classes.json`` beside its tensors."""
     p = Path(checkpoint)
+    if not p.exists():
+        raise MissingFileError(f"{p}: no such run or checkpoint folder")
     if (p / STATE).exists():
-        return p.parent.parent, p
-    ckpt = last_checkpoint(p)
-    if ckpt is None:
-        raise FileNotFoundError(f"{p}: neither a run folder with checkpoints nor a checkpoint")
-    return p, ckpt
+        run, ckpt = p.parent.parent, p
+        if (p / "config.yaml").exists() and (p / "classes.json").exists():
+            run = p
+    else:
+        run, ckpt = p, last_checkpoint(p)
+        if ckpt is None:
+            raise RunError(f"{p}: neither a run folder with checkpoints nor a checkpoint")
+    missing = [n for n in ("config.yaml", "classes.json") if not (run / n).exists()]
+    if missing:
+        raise RunError(
+            f"{ckpt}: the run's {' and '.join(missing)} are not beside it; copy them from the "
+            "run folder into the checkpoint folder to share a checkpoint on its own"
+        )
+    return run, ckpt
 
 
 def load_trained(
     checkpoint: str | Path,
+    device: str | torch.device | None = None,
     *,
     backbone_checkpoint: str | Path | None = None,
     allow_other_backbone: bool = False,
 ):
     """``(model in eval mode, run config, class names, checkpoint folder)`` of a trained run
-    (its folder or one of its checkpoints). The backbone is the run's (or
-    ``backbone_checkpoint``) and must be the one the run was tuned on
-    (:class:`cvpt.BackboneMismatchError` otherwise, unless ``allow_other_backbone``)."""
+    (its folder or one of its checkpoints), on ``device`` (``None``: the run's setting). The one
+    function that reads a trained model from disk (:class:`cvpt.Predictor`, ``cvpt visualize``,
+    ``cvpt export``). The backbone is the run's (or ``backbone_checkpoint``) and must be the one
+    the run was tuned on (:class:`cvpt.BackboneMismatchError` otherwise, unless
+    ``allow_other_backbone``)."""
     run, ckpt = find_run(checkpoint)
     overrides = (
         [] if backbone_checkpoint is None else [f"backbone_checkpoint={backbone_checkpoint}"]
     )
     cfg = load_run_config(run, overrides)
     classes = json.loads((run / "classes.json").read_text())
-    model = build_model(cfg, len(classes), pick_device(cfg.device))
+    model = build_model(cfg, len(classes), pick_device(str(device) if device else cfg.device))
     load_checkpoint(
         ckpt,
         model,
@@ -57,74 +70,10 @@ def load_trained(
     return model.eval(), cfg, classes, ckpt
 
 
-@contextlib.contextmanager
-def prepared(video: str | Path, short_side: int):
-    """``video`` itself if it is already MPEG-4 GOP 12, else a re-encoded copy in a temporary
-    folder (removed on exit)."""
-    video = Path(video)
-    if not probe(video).layout_problems():
-        yield video
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / (video.stem + ".mp4")
-        result = reencode(video, out, short_side=short_side)
-        if result.damage:  # predicted from what decodes; the caller must know
-            warnings.warn(f"{video}: {result.damage}", stacklevel=3)
-        yield out
-
-
-def load_views(video: Path, cfg, views: int = 1, crops: int = 1) -> dict:
-    """A batch of one video as ``cvpt eval`` reads it: tensors ``[1, V, C, T, H, W]``."""
-    ds = CompressedVideoDataset(
-        video.parent,
-        [Sample(video.name, 0)],
-        train=False,
-        size=cfg.size,
-        short_side=cfg.short_side,
-        views=views,
-        crops=crops,
-        clip=cfg.clip,
-        mv_clip=cfg.mv_clip,
-        twins=False,  # this file, even beside an .mp4 of the same name
+def load_views(video: Path, cfg, clips: int = 1, crops: int = 1) -> dict:
+    """A batch of one video as ``cvpt eval`` reads it: tensors ``[1, V, C, T, H, W]``,
+    V = clips × crops views."""
+    transform = ClipTransform(
+        size=cfg.size, short_side=cfg.short_side, crops=crops, mv_clip=cfg.mv_clip
     )
-    batch = collate([ds[0]])
-    if batch["failed"]:
-        path, reason = batch["failed"][0]
-        raise ValueError(f"{path}: {reason}")
-    return batch
-
-
-def predict_video(
-    video: str | Path,
-    checkpoint: str | Path,
-    *,
-    views: int = 2,
-    crops: int = 3,
-    top: int = 5,
-    backbone_checkpoint: str | Path | None = None,
-    allow_other_backbone: bool = False,
-) -> dict:
-    """Class probabilities for one video (re-encoded in a temporary folder unless it is already
-    MPEG-4 GOP 12), averaged over ``views`` clips × ``crops`` crops. The backbone must be the
-    one the run was tuned on (see :func:`load_trained`)."""
-    model, cfg, classes, ckpt = load_trained(
-        checkpoint,
-        backbone_checkpoint=backbone_checkpoint,
-        allow_other_backbone=allow_other_backbone,
-    )
-    device = next(model.parameters()).device
-    with prepared(video, cfg.short_side) as path:
-        batch = load_views(path, cfg, views, crops)
-        probs = predict_batch(model, batch, device, cfg.amp)[0]
-    k = min(top, len(classes))
-    values, idx = torch.topk(probs, k)
-    return {
-        "video": str(video),
-        "checkpoint": str(ckpt),
-        "views": views,
-        "crops": crops,
-        "top": [
-            {"class": classes[i], "index": int(i), "probability": float(v)}
-            for v, i in zip(values.tolist(), idx.tolist(), strict=True)
-        ],
-    }
+    return {k: v[None] for k, v in read_views(video, transform, clips, cfg.clip).items()}

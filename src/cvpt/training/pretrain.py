@@ -16,13 +16,13 @@ import av
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from cvpt.codec.container import open_video
 from cvpt.data.splits import ListSplits, resolve_video
 from cvpt.data.transforms import normalize_rgb
 from cvpt.models.checkpoint import save_backbone
 from cvpt.models.registry import create_backbone
+from cvpt.progress import tqdm
 from cvpt.training.mae import MaskedAutoencoder
 from cvpt.training.schedule import param_groups
 from cvpt.training.step import TrainStep, classification_loss

@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from cvpt.data.dataset import CompressedVideoDataset, EpochSampler, collate, worker_init
 from cvpt.data.splits import open_splits
+from cvpt.errors import RunExistsError
 from cvpt.io import atomic_output, write_json
 from cvpt.models.factory import create_model
+from cvpt.progress import tqdm
 from cvpt.training import dist
 from cvpt.training.checkpoint import (
     last_checkpoint,
@@ -43,6 +44,7 @@ from cvpt.training.plots import plot_confusion, plot_curves
 from cvpt.training.preempt import StopRequest
 from cvpt.training.schedule import make_optimizer, scaled_lr
 from cvpt.training.step import TrainStep, classification_loss, prepare_precision
+from cvpt.training.trackers import Trackers, parse_loggers
 
 log = logging.getLogger("cvpt.train")
 
@@ -137,9 +139,10 @@ class Run:
         allow_other_backbone: bool = False,
     ):
         self.cfg, self.out, self.resume = cfg, Path(out), resume
+        parse_loggers(cfg.logger)  # an unknown tracker fails before any work
         self.allow_other_backbone = allow_other_backbone
         if not resume and ((self.out / "checkpoints").exists() or self._has_config()):
-            raise FileExistsError(
+            raise RunExistsError(
                 f"{self.out} holds a run already: add --resume to continue it, or choose "
                 "another --out"
             )
@@ -215,44 +218,36 @@ class Run:
                         tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
         if self.info.main:
             self.out.mkdir(parents=True, exist_ok=True)
+            resolved = {
+                "effective_batch": self.effective_batch,
+                "accumulation": self.accum,
+                "processes": self.info.world,
+                "lr": self.lr,
+                "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps,
+                "num_classes": len(self.classes),
+                **self.model.param_counts(),
+                # every option the model ran with, defaults included
+                "model_options": self.model.options.to_dict(),
+                "backbone_config": self.model.backbone.cfg.to_dict(),
+            }
             save_config(
-                self.cfg,
-                self.out / "config.yaml",
-                resolved={
-                    "effective_batch": self.effective_batch,
-                    "accumulation": self.accum,
-                    "processes": self.info.world,
-                    "lr": self.lr,
-                    "steps_per_epoch": self.steps_per_epoch,
-                    "total_steps": self.total_steps,
-                    "num_classes": len(self.classes),
-                    **self.model.param_counts(),
-                    # every option the model ran with, defaults included
-                    "model_options": self.model.options.to_dict(),
-                    "backbone_config": self.model.backbone.cfg.to_dict(),
-                },
-                identity=self.identity,
+                self.cfg, self.out / "config.yaml", resolved=resolved, identity=self.identity
             )
             write_json(self.out / "classes.json", self.classes)
-            self._tensorboard()
-
-    def _tensorboard(self) -> None:
-        """TensorBoard logging when the package is installed (optional)."""
-        self.tb = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            return
-        self.tb = SummaryWriter(str(self.out / "tensorboard"))
+            # the `logger` key: each tracker imported only when chosen (optional extras)
+            self.trackers = Trackers(
+                parse_loggers(self.cfg.logger),
+                self.out,
+                {**self.cfg.to_dict(), "resolved": resolved},
+            )
 
     def _log(self, row: dict) -> None:
         self.rows.append(row)
         if not self.info.main:
             return
-        if getattr(self, "tb", None) is not None:
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k not in ("step", "epoch"):
-                    self.tb.add_scalar(f"{row['kind']}/{k}", v, row["step"])
+        if getattr(self, "trackers", None) is not None:
+            self.trackers.log(row)
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
 
@@ -431,6 +426,8 @@ class Run:
         }
         if self.info.main:
             write_json(self.out / "summary.json", summary)
+            if getattr(self, "trackers", None) is not None:
+                self.trackers.close()
             if failed:
                 log.warning("%d video(s) failed to decode and were replaced:", len(failed))
                 for p, r in failed:

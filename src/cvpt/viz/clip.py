@@ -15,11 +15,9 @@ def plot_clip(clip: CompressedClip, out: str | Path, *, dpi: int = 110) -> Path:
     """Save a grid with one row per GOP: the I-frame, then each sampled P-frame's motion field
     (colour = direction, brightness = magnitude, one scale for the whole clip) and residual
     magnitude (one scale for the whole clip). Written atomically; returns ``out``."""
-    import matplotlib
+    from cvpt.training.plots import _plt
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _plt()
     t_i, p = clip.positions.shape
     mags = np.hypot(clip.mvs[..., 0], clip.mvs[..., 1])
     mv_max = max(float(np.percentile(mags, 99.5)), 0.5)

@@ -1,0 +1,48 @@
+"""``cvpt export``: a trained run's model as torch.export (.pt2) or ONNX, checked against eager."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cvpt.cli.common import add_command
+
+SUFFIX = {"torch": ".pt2", "onnx": ".onnx"}
+
+
+def register(sub) -> None:
+    p = add_command(
+        sub,
+        "export",
+        "Export a trained model (the network: three normalised input tensors -> logits, dynamic "
+        "batch) to torch.export (.pt2) or ONNX (needs cvpt[onnx]), and check its logits "
+        "against the eager model (ONNX in onnxruntime). Decoding stays in Python.",
+        "cvpt export --checkpoint runs/ucf101 --format onnx --out ucf101_cvpt.onnx",
+        run,
+    )
+    p.add_argument("--checkpoint", required=True, help="a run folder, or one checkpoint in it")
+    p.add_argument("--format", choices=sorted(SUFFIX), default="torch")
+    p.add_argument("--out", default=None, help="output file (default: model.pt2 / model.onnx)")
+    p.add_argument("--atol", type=float, default=1e-4, help="largest logit difference allowed")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run(args) -> int:
+    from cvpt.export import export_model
+    from cvpt.training.predict import load_trained
+
+    model, cfg, classes, ckpt = load_trained(args.checkpoint, device="cpu")
+    out = Path(args.out or f"model{SUFFIX[args.format]}")
+    report = export_model(model, out, size=cfg.size, format=args.format, atol=args.atol)
+    report.update(checkpoint=str(ckpt), classes=classes, size=cfg.size)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        diff = report["max_abs_diff"]
+        print(
+            f"wrote {out} ({args.format}; inputs [B, 3, 4, {cfg.size}, {cfg.size}], "
+            f"[B, 2, 12, ...], [B, 3, 12, ...] -> logits [B, {len(classes)}]); checked with "
+            f"{report['checked_with']}"
+            + (f": max |logit difference| {diff:.1e}" if diff is not None else "")
+        )
+    return 0

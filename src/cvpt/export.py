@@ -1,0 +1,106 @@
+"""``cvpt export``: a trained model as a ``torch.export`` program (``.pt2``) or ONNX graph.
+
+What is exported is the network only: three input tensors ``iframes [B, 3, 4, S, S]``,
+``mvs [B, 2, 12, S, S]``, ``residuals [B, 3, 12, S, S]`` (float32, normalised as
+:class:`cvpt.ClipTransform` does) → ``logits [B, num_classes]``. The batch size is dynamic;
+``S`` (the run's crop size) and the clip length are fixed. Decoding the compressed stream
+(I-frames, motion vectors, residuals) stays in Python (PyAV, :func:`cvpt.read_clip`): no export
+format carries it. Every export is checked against the eager model on random inputs at two
+batch sizes, by reloading the ``.pt2``, or by running the ONNX file in onnxruntime (when
+installed; otherwise ``onnx.checker`` validates the graph and the report says so).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from cvpt.errors import ConfigError, CvptError, require
+
+INPUTS = ("iframes", "mvs", "residuals")
+FORMATS = ("torch", "onnx")
+
+
+class ExportError(CvptError):
+    """The exported model does not compute what the eager model computes."""
+
+
+def example_inputs(size: int, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Random float32 inputs of the model's shapes (batch ``batch``, crop ``size``)."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(3, 4), (2, 12), (3, 12)]
+    return tuple(torch.randn(batch, c, t, size, size, generator=g) for c, t in shapes)
+
+
+def export_model(
+    model: torch.nn.Module, out: str | Path, *, size: int, format: str, atol: float = 1e-4
+) -> dict:
+    """Export ``model`` (float32, CPU) to ``out`` and check it numerically against eager.
+
+    Returns ``{"format", "path", "checked_with", "max_abs_diff", "batch_sizes"}``. Raises
+    :class:`ConfigError` for an unknown ``format``, :class:`cvpt.errors.MissingDependencyError`
+    for ONNX without the ``onnx`` extra, and :class:`ExportError` when the exported model's
+    logits differ from eager by more than ``atol``."""
+    if format not in FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
+    from cvpt.io import atomic_output
+
+    model = model.float().cpu().eval()
+    args = example_inputs(size, batch=2)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    dynamic = tuple({0: batch} for _ in INPUTS)
+    out = Path(out)
+    with atomic_output(out) as tmp:
+        if format == "torch":
+            program = torch.export.export(model, args, dynamic_shapes=dynamic)
+            torch.export.save(program, tmp)
+        else:
+            require("onnxscript", extra="onnx", feature="cvpt export --format onnx")
+            torch.onnx.export(
+                model,
+                args,
+                tmp,
+                dynamo=True,
+                input_names=list(INPUTS),
+                output_names=["logits"],
+                dynamic_shapes=dynamic,
+                external_data=False,
+            )
+    run, checked_with = _runner(out, format)
+    diff, sizes = 0.0, (1, 3)
+    for b in (
+        sizes if run is not None else ()
+    ):  # other batch sizes than the one traced: the batch axis is really dynamic
+        x = example_inputs(size, batch=b, seed=b)
+        with torch.no_grad():
+            want = model(*x)
+        diff = max(diff, float((torch.as_tensor(run(x)) - want).abs().max()))
+    if diff > atol:
+        raise ExportError(f"{out}: the exported model differs from eager by {diff:.2e} > {atol}")
+    return {
+        "format": format,
+        "path": str(out),
+        "checked_with": checked_with,
+        "max_abs_diff": diff if run is not None else None,
+        "batch_sizes": list(sizes),
+    }
+
+
+def _runner(path: Path, format: str):
+    """A function inputs → logits running the exported file, and what runs it."""
+    if format == "torch":
+        module = torch.export.load(path).module()
+        return (lambda x: module(*x).detach()), "torch.export.load"
+    try:
+        import onnxruntime
+    except ImportError:
+        onnx = require("onnx", extra="onnx", feature="checking an ONNX export")
+        onnx.checker.check_model(str(path))
+        return None, "onnx.checker only (onnxruntime not installed: no numerical check)"
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def run(x):
+        return session.run(None, {k: v.numpy() for k, v in zip(INPUTS, x, strict=True)})[0]
+
+    return run, f"onnxruntime {onnxruntime.__version__}"

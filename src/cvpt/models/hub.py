@@ -1,0 +1,96 @@
+"""Backbones by Hugging Face hub id: ``org/name`` or ``hf-hub:org/name[@revision]``.
+
+A hub id resolves to the snapshot folder of the local Hugging Face cache (``HF_HUB_CACHE``,
+default ``~/.cache/huggingface/hub``), which :func:`cvpt.load_backbone` then reads like any
+Hugging Face folder. ``huggingface_hub`` (the optional extra ``cvpt[hub]``) does the resolving,
+so its rules hold: a cached model loads without the network, ``HF_HUB_OFFLINE=1`` never
+touches it, and a model that is not cached is downloaded when the hub is reachable. Nothing
+here runs for a path that exists on disk: a local folder named ``org/name`` wins.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cvpt.errors import require
+
+PREFIX = "hf-hub:"
+# owner/name[@revision]: hub names are letters, digits, "-", "_", "." (no leading "." or "-")
+_HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<rev>[\w./-]+))?$")
+# the weights a VideoMAE folder may hold, in the order load_backbone prefers them
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# a bare `dir/file.pth` that does not exist is a mistyped path, not a hub id
+_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt", ".pkl")
+
+
+def parse_hub_id(spec: str | Path) -> tuple[str, str | None] | None:
+    """``(repo id, revision or None)`` when ``spec`` names a hub model, else ``None``.
+
+    ``hf-hub:org/name@rev`` always does; a bare ``org/name[@rev]`` does only when no such path
+    exists on disk (relative paths such as ``checkpoints/vit.pth`` stay paths)."""
+    text = str(spec)
+    explicit = text.startswith(PREFIX)
+    if explicit:
+        text = text[len(PREFIX) :]
+    elif (
+        Path(text).exists()
+        or text.startswith((".", "/", "~"))
+        or text.split("@")[0].lower().endswith(_FILE_SUFFIXES)
+    ):
+        return None
+    m = _HUB_ID.match(text)
+    if m is None:
+        if explicit:
+            from cvpt.models.checkpoint import CheckpointError
+
+            raise CheckpointError(spec, "not a hub id: expected hf-hub:org/name[@revision]")
+        return None
+    return m.group("repo"), m.group("rev")
+
+
+def resolve_checkpoint(spec: str | Path) -> str | Path:
+    """``spec`` itself when it is a path; for a hub id, the cached snapshot folder holding its
+    ``config.json`` and weights (fetched when not cached and the hub is reachable).
+
+    Raises :class:`cvpt.errors.MissingDependencyError` without ``huggingface_hub`` and
+    :class:`cvpt.CheckpointError` when the model is neither cached nor reachable (offline, no
+    network, unknown repository or revision), naming the id and the cache searched."""
+    parsed = parse_hub_id(spec)
+    if parsed is None:
+        return spec
+    from cvpt.models.checkpoint import CheckpointError
+
+    repo, revision = parsed
+    hub = require("huggingface_hub", extra="hub", feature=f"the hub id {str(spec)!r}")
+    errors = require("huggingface_hub.errors", extra="hub", feature="hub ids")
+    from huggingface_hub import constants
+
+    where = (
+        f"looked in the cache {constants.HF_HUB_CACHE}"
+        + (" with HF_HUB_OFFLINE=1" if constants.HF_HUB_OFFLINE else "")
+        + f" for {repo}"
+        + (f" at revision {revision}" if revision else "")
+        + ("" if str(spec).startswith(PREFIX) else "; no local path of that name either")
+    )
+    try:
+        config = Path(hub.hf_hub_download(repo, "config.json", revision=revision))
+        for name in WEIGHT_FILES:
+            try:
+                hub.hf_hub_download(repo, name, revision=revision)
+                return config.parent
+            except errors.EntryNotFoundError:
+                continue
+        raise CheckpointError(spec, f"the hub model has none of {', '.join(WEIGHT_FILES)}")
+    except errors.LocalEntryNotFoundError as e:
+        raise CheckpointError(
+            spec,
+            f"not in the local Hugging Face cache and the hub cannot be reached ({where}); "
+            "download it once online, or copy its cache folder here",
+        ) from e
+    except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError) as e:
+        raise CheckpointError(spec, f"no such model or revision on the hub ({where})") from e
+    except errors.EntryNotFoundError as e:
+        raise CheckpointError(spec, "the hub model has no config.json: not a VideoMAE") from e
+    except OSError as e:  # network errors other than the above
+        raise CheckpointError(spec, f"cannot fetch it from the hub ({where}): {e}") from e

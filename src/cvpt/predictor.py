@@ -1,0 +1,267 @@
+"""``cvpt.Predictor``: load a trained model once, predict the classes of many videos.
+
+Videos are decoded (and re-encoded first when they are not in cvpt's compressed layout) in
+``workers`` processes, batched for the model, and each comes back as a :class:`Prediction`
+holding either its top classes or the error that stopped it: one bad file never stops the
+rest. ``cvpt predict`` is this class on the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cvpt.codec.container import is_video_file
+from cvpt.codec.sampling import ClipSpec
+from cvpt.data.dataset import read_views, worker_init
+from cvpt.data.transforms import ClipTransform
+from cvpt.errors import MissingFileError, UnpreparedVideoError, VideoError
+from cvpt.training.evaluate import predict_batch
+
+LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv")
+
+
+@dataclass
+class Prediction:
+    """One video's result: ``top`` = ``[(class, probability), ...]`` best first and ``probs``
+    (``[num_classes]``, softmax averaged over the views), or ``error`` (``top`` empty).
+    ``warning``: what the reader or re-encoder warned about (e.g. damaged packets skipped, so
+    the prediction comes from what still decodes)."""
+
+    path: str
+    top: list[tuple[str, float]] = field(default_factory=list)
+    probs: np.ndarray | None = None
+    error: str | None = None
+    warning: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "top": [{"class": c, "probability": p} for c, p in self.top],
+            "error": self.error,
+            "warning": self.warning,
+        }
+
+
+class Predictor:
+    """A model, its class names and its input settings, ready to predict videos.
+
+    ``Predictor.from_pretrained(run)`` loads what ``cvpt train`` wrote (a run folder or one of its
+    checkpoints) once; ``predictor.predict(paths)`` returns one :class:`Prediction` per path, in
+    order. Each video is read as ``cvpt eval`` reads it: ``clips`` clips spread over the video ×
+    ``crops`` (1 or 3) crops = clips × crops *views*, softmax averaged over the views. Videos not in
+    the layout cvpt reads are re-encoded into a temporary folder first (``prepare=False``: an
+    :class:`cvpt.UnpreparedVideoError` in their ``error`` instead).
+
+    ``device``: ``"cpu"``, ``"cuda"``, or ``None`` (the run's setting: CUDA when available);
+    ``amp``: bf16 autocast on CUDA; ``batch_size``: videos per forward pass (× views clips);
+    ``workers``: decoding processes (0: in this process).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        classes: list[str],
+        *,
+        size: int = 224,
+        short_side: int = 256,
+        mv_clip: float = 20.0,
+        clips: int = 2,
+        crops: int = 3,
+        device: str | torch.device | None = None,
+        amp: bool = True,
+        batch_size: int = 4,
+        workers: int = 0,
+        prepare: bool = True,
+        clip: ClipSpec | None = None,
+        source: str | None = None,
+    ):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.classes = list(classes)
+        self.transform = ClipTransform(
+            size=size, short_side=short_side, crops=crops, mv_clip=mv_clip
+        )
+        self.clips, self.crops = clips, crops
+        self.amp, self.batch_size, self.workers = amp, batch_size, workers
+        self.prepare, self.source = prepare, source
+        self.clip = clip or ClipSpec()
+
+    @property
+    def views(self) -> int:
+        """Views per video: clips × crops."""
+        return self.clips * self.crops
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        device: str | torch.device | None = None,
+        backbone_checkpoint: str | Path | None = None,
+        allow_other_backbone: bool = False,
+        **options,
+    ) -> Predictor:
+        """Load a trained model from ``path`` (a ``cvpt train`` run folder or one of its
+        checkpoint folders); ``options`` are the constructor's. ``backbone_checkpoint``: the
+        frozen backbone's file when it is no longer where the run loaded it (it must be the same
+        weights unless ``allow_other_backbone``). Raises :class:`cvpt.errors.RunError` /
+        :class:`cvpt.errors.MissingFileError` for a folder that holds no trained model, and
+        :class:`cvpt.BackboneMismatchError` for another backbone."""
+        from cvpt.training.predict import load_trained
+
+        model, cfg, classes, ckpt = load_trained(
+            path,
+            device=device,
+            backbone_checkpoint=backbone_checkpoint,
+            allow_other_backbone=allow_other_backbone,
+        )
+        settings = dict(
+            size=cfg.size,
+            short_side=cfg.short_side,
+            mv_clip=cfg.mv_clip,
+            amp=cfg.amp,
+            clip=cfg.clip,
+        )
+        device = next(model.parameters()).device
+        return cls(model, classes, device=device, source=str(ckpt), **{**settings, **options})
+
+    def predict(
+        self, videos: Iterable[str | Path], *, top: int = 5, progress: bool = False
+    ) -> list[Prediction]:
+        """One :class:`Prediction` per video, in the given order."""
+        return list(self.iter_predict(videos, top=top, progress=progress))
+
+    def __call__(self, video: str | Path, *, top: int = 5) -> Prediction:
+        """The prediction for one video."""
+        return self.predict([video], top=top)[0]
+
+    def iter_predict(
+        self, videos: Iterable[str | Path], *, top: int = 5, progress: bool = False
+    ) -> Iterator[Prediction]:
+        """Like :meth:`predict`, yielding each batch's results as soon as it is done."""
+        from cvpt.progress import tqdm
+
+        paths = [str(v) for v in videos]
+        if not paths:
+            return
+        data = _Inputs(paths, self.transform, self.clips, self.prepare, self.clip)
+        workers = min(self.workers, len(paths))
+        loader = DataLoader(
+            data,
+            batch_size=self.batch_size,
+            num_workers=workers,
+            multiprocessing_context="spawn" if workers > 0 else None,
+            worker_init_fn=worker_init,
+            collate_fn=list,
+        )
+        k = min(top, len(self.classes))
+        with tqdm(total=len(paths), desc="predict", unit="video", disable=not progress) as bar:
+            for items in loader:
+                ok = [it for it in items if it["error"] is None]
+                probs = []
+                if ok:
+                    batch = {
+                        key: torch.stack([it["inputs"][key] for it in ok])
+                        for key in ("iframes", "mvs", "residuals")
+                    }
+                    probs = predict_batch(self.model, batch, self.device, self.amp).cpu().numpy()
+                done = iter(probs)
+                for it in items:
+                    if it["error"] is not None:
+                        yield Prediction(it["path"], error=it["error"], warning=it["warning"])
+                        continue
+                    p = next(done)
+                    best = np.argsort(-p)[:k]
+                    top_k = [(self.classes[i], float(p[i])) for i in best]
+                    yield Prediction(it["path"], top_k, probs=p, warning=it["warning"])
+                bar.update(len(items))
+
+
+class _Inputs(Dataset):
+    """``[i]`` → ``{"path", "inputs": [V, C, T, S, S] tensors or None, "error": str or None}``."""
+
+    def __init__(self, paths, transform: ClipTransform, clips: int, prepare: bool, spec: ClipSpec):
+        self.paths, self.transform, self.clips, self.prepare = paths, transform, clips, prepare
+        self.spec = spec
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict:
+        path = self.paths[i]
+        out = {"path": path, "inputs": None, "error": None}
+        # warnings travel with the result: a worker's own stderr is no place for them
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                with prepared(path, self.transform.short_side, self.prepare) as readable:
+                    out["inputs"] = read_views(readable, self.transform, self.clips, self.spec)
+            except VideoError as e:
+                out["error"] = e.reason
+            except Exception as e:  # one undecodable file must not stop a batch job: reported
+                out["error"] = f"{type(e).__name__}: {e}"
+        texts = list(dict.fromkeys(str(w.message) for w in caught))
+        out["warning"] = "; ".join(texts) or None
+        return out
+
+
+@contextlib.contextmanager
+def prepared(video: str | Path, short_side: int, prepare: bool = True):
+    """``video`` itself when it is in the layout read_clip needs, else a re-encoded copy in a
+    temporary folder (removed on exit)."""
+    from cvpt.codec.encode import reencode
+    from cvpt.codec.probe import probe
+
+    video = Path(video)
+    problems = probe(video).layout_problems()
+    if not problems:
+        yield video
+        return
+    if not prepare:
+        raise UnpreparedVideoError(video, problems[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / (video.stem + ".mp4")
+        result = reencode(video, out, short_side=short_side)
+        if result.damage:  # predicted from what decodes; the caller must know
+            warnings.warn(f"{video}: {result.damage}", stacklevel=3)
+        yield out
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
+    """The videos named by ``inputs``: files as given, folders searched recursively for video
+    extensions (sorted), list files (``.txt``, ``.lst``, ``.list``, ``.csv``: one path per line,
+    relative to the list's folder, an optional trailing label ignored, ``#`` comments). A path
+    that does not exist stays in the list (its prediction reports it). Raises
+    :class:`cvpt.errors.MissingFileError` for a folder without videos."""
+    out: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and is_video_file(f))
+            if not found:
+                raise MissingFileError(f"{p}: no video files under this folder")
+            out += found
+        elif p.is_file() and p.suffix.lower() in LIST_SUFFIXES:
+            for line in p.read_text().splitlines():
+                line = line.split("#")[0].strip()
+                if not line:
+                    continue
+                name = line.replace(",", " ").split()
+                rel = " ".join(name[:-1]) if len(name) > 1 and name[-1].isdigit() else line
+                out.append(str(p.parent / rel))
+        else:
+            out.append(str(p))
+    return out

@@ -1,0 +1,114 @@
+"""The public Python API (docs/api.md): a researcher's own loop on cvpt's Dataset, per-epoch
+randomness with a plain DataLoader, a collate that survives replaced videos, the transform, and
+the CLI's training run and prepare as functions."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import cvpt
+from conftest import TINY_RUN
+
+
+def _dataset(root, subset="train", **kw):
+    splits = cvpt.open_splits("list", root)
+    options = dict(train=subset == "train", size=32, short_side=32)
+    return cvpt.CompressedVideoDataset(root / "videos", splits.samples(subset), **{**options, **kw})
+
+
+def test_a_hand_written_loop_learns_the_motion_task(motion_dataset):
+    """Only motion tells the classes apart; a few epochs of CVPT on a random tiny ViT learn it
+    from the public Dataset, DataLoader and collate alone."""
+    torch.manual_seed(0)
+    train = _dataset(motion_dataset, flip=False)  # a flip would turn "right" into "left"
+    test = _dataset(motion_dataset, "test")
+    model = cvpt.create_model(
+        "full", backbone="vit_tiny", num_classes=2, backbone_options={"depth": 1, "img_size": 32}
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loader = DataLoader(train, batch_size=4, shuffle=True, collate_fn=cvpt.collate)
+    losses = []
+    for epoch in range(6):
+        train.set_epoch(epoch)
+        model.train()
+        for batch in loader:
+            logits = model(batch["iframes"], batch["mvs"], batch["residuals"])
+            loss = torch.nn.functional.cross_entropy(logits, batch["label"])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    model.eval()
+    batch = cvpt.collate([test[i] for i in range(len(test))])  # eval items: [V, C, T, S, S]
+    with torch.no_grad():
+        logits = model(batch["iframes"][:, 0], batch["mvs"][:, 0], batch["residuals"][:, 0])
+    assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
+    assert (logits.argmax(1) == batch["label"]).float().mean() == 1.0
+
+
+def test_each_epoch_draws_other_clips_and_each_is_reproducible(motion_dataset):
+    ds = _dataset(motion_dataset)
+
+    def epoch_batch(epoch):
+        ds.set_epoch(epoch)
+        return next(iter(DataLoader(ds, batch_size=8, collate_fn=cvpt.collate)))
+
+    a, b, a2 = epoch_batch(0), epoch_batch(1), epoch_batch(0)
+    assert torch.equal(a["iframes"], a2["iframes"]) and torch.equal(a["mvs"], a2["mvs"])
+    assert not torch.equal(a["mvs"], b["mvs"])  # another crop, flip or GOP every epoch
+    assert torch.equal(ds[(1, 3)]["mvs"], b["mvs"][3])  # the sampler's (epoch, index) keys agree
+
+
+def test_collate_survives_a_replaced_video(motion_dataset, tmp_path):
+    root = tmp_path / "ds"
+    shutil.copytree(motion_dataset, root)
+    bad = root / "videos" / "c0_1.mp4"
+    bad.write_bytes(bad.read_bytes()[:300])
+    ds = _dataset(root)
+    batches = list(DataLoader(ds, batch_size=4, collate_fn=cvpt.collate))
+    failed = [f for b in batches for f in b["failed"]]
+    assert [p for p, _ in failed] == [str(bad)]
+    assert sum(len(b["label"]) for b in batches) == len(ds)
+    replaced = next(b for b in batches if b["failed"])
+    assert 1 not in replaced["index"].tolist()  # the sample actually read is reported
+
+
+def test_clip_transform_gives_the_dataset_inputs(motion_dataset):
+    path = motion_dataset / "videos" / "c1_5.mp4"
+    clip = cvpt.read_clip(path)
+    one = cvpt.ClipTransform(size=32, short_side=32)(clip)
+    assert one["iframes"].shape == (3, 4, 32, 32) and one["mvs"].shape == (2, 12, 32, 32)
+    assert one["residuals"].shape == (3, 12, 32, 32) and one["iframes"].dtype == torch.float32
+    assert one["mvs"][0].mean() < -0.05  # the texture moves left: negative x after /mv_clip
+    three = cvpt.ClipTransform(size=32, short_side=32, crops=3)(clip)
+    assert three["iframes"].shape == (3, 3, 4, 32, 32)
+    views = cvpt.read_views(path, cvpt.ClipTransform(size=32, short_side=32, crops=3), clips=1)
+    for k in one:
+        torch.testing.assert_close(views[k], three[k])
+    with pytest.raises(cvpt.ConfigError, match="num_crops must be 1 or 3"):
+        cvpt.ClipTransform(crops=2)(clip)
+
+
+def test_train_and_prepare_from_python_take_the_cli_options(motion_dataset, tiny_run, tmp_path):
+    import yaml
+
+    saved = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    assert saved["epochs"] == 1 and saved["backbone_options"] == {"depth": 2}
+    assert (tiny_run / "checkpoints" / "last.json").exists()
+    with pytest.raises(cvpt.ConfigError, match=r"unknown config key\(s\) \['epoch'\]"):
+        cvpt.train(out=tmp_path / "x", epoch=3)
+    with pytest.raises(cvpt.RunExistsError, match="--resume"):
+        cvpt.train(
+            out=tiny_run,
+            root=str(motion_dataset / "videos"),
+            annotations=str(motion_dataset),
+            **TINY_RUN,
+        )
+    report = cvpt.prepare(motion_dataset / "videos" / "c0_0.mp4", tmp_path / "p", progress=False)
+    assert report.ok and report.done == 1
+    assert cvpt.probe(tmp_path / "p" / "c0_0.mp4").layout_problems() == []

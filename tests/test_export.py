@@ -1,0 +1,75 @@
+"""`cvpt export`: torch.export and ONNX of a trained run, checked against the eager model."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import cvpt
+from cvpt.cli.main import main
+from cvpt.export import ExportError, export_model
+from cvpt.training.predict import load_trained, load_views
+
+
+def _real_inputs(run, video):
+    model, cfg, _, _ = load_trained(run, device="cpu")
+    batch = load_views(video, cfg, 2, 1)  # [1, 2, ...]: two clips of a real video
+    return model, tuple(batch[k][0] for k in ("iframes", "mvs", "residuals"))
+
+
+def test_torch_export_matches_eager_on_a_real_video(tiny_run, motion_dataset, tmp_path, capsys):
+    out = tmp_path / "m.pt2"
+    assert main(["export", "--checkpoint", str(tiny_run), "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["checked_with"] == "torch.export.load" and report["max_abs_diff"] < 1e-5
+    model, x = _real_inputs(tiny_run, motion_dataset / "videos" / "c1_5.mp4")
+    program = torch.export.load(out).module()
+    with torch.no_grad():
+        torch.testing.assert_close(program(*x), model(*x), atol=1e-5, rtol=0)
+    assert not list(tmp_path.glob(".*"))  # written atomically
+
+
+def test_onnx_export_runs_in_onnxruntime(tiny_run, motion_dataset, tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "m.onnx"
+    assert (
+        main(["export", "--checkpoint", str(tiny_run), "--format", "onnx", "--out", str(out)]) == 0
+    )
+    assert "checked with onnxruntime" in capsys.readouterr().out
+    model, x = _real_inputs(tiny_run, motion_dataset / "videos" / "c0_5.mp4")
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    feed = {k: t.numpy() for k, t in zip(("iframes", "mvs", "residuals"), x, strict=True)}
+    got = session.run(None, feed)[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(*x).numpy(), atol=1e-4)
+
+
+def test_a_wrong_export_is_refused(tmp_path, monkeypatch):
+    """The check can fail: an exported file computing something else is an error."""
+    model = cvpt.create_model("linear", backbone="vit_tiny", num_classes=2,
+                              backbone_options={"depth": 1, "img_size": 32})  # fmt: skip
+    real = torch.export.load
+
+    def perturbed(path):
+        program = real(path)
+        with torch.no_grad():
+            for name, t in program.state_dict.items():
+                if name.endswith("head.bias"):
+                    t.add_(1.0)
+        return program
+
+    monkeypatch.setattr(torch.export, "load", perturbed)
+    with pytest.raises(ExportError, match="differs from eager"):
+        export_model(model, tmp_path / "m.pt2", size=32, format="torch")
+
+
+def test_onnx_without_the_extra_says_what_to_install(tiny_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    args = ["export", "--checkpoint", str(tiny_run), "--format", "onnx", "--out", "x.onnx"]
+    assert main(args) == 2
+    assert "pip install 'cvpt[onnx]'" in capsys.readouterr().err

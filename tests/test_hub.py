@@ -1,0 +1,186 @@
+"""Backbones by Hugging Face hub id, offline, from a cache laid out as huggingface_hub lays it
+out (models--org--name/{refs, snapshots/<commit>, blobs}), holding a tiny random VideoMAE in
+both key layouts (transformers 4.x names as published, and 5.x in-memory names)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from cvpt.models import CheckpointError, load_backbone
+from cvpt.models.hub import parse_hub_id
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("huggingface_hub")
+
+SIZE = dict(
+    image_size=32,
+    patch_size=16,
+    num_frames=4,
+    tubelet_size=2,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=160,
+    num_labels=3,
+)
+COMMIT = {"4x": "a" * 40, "5x": "b" * 40, "5x-old": "c" * 40}
+
+
+def _add_snapshot(cache: Path, repo: str, commit: str, files: dict[str, bytes], refs=()):
+    """One commit of ``repo`` as huggingface_hub stores it: content-addressed blobs, the
+    snapshot's files as relative symlinks to them, refs naming the commit."""
+    root = cache / ("models--" + repo.replace("/", "--"))
+    (root / "blobs").mkdir(parents=True, exist_ok=True)
+    snap = root / "snapshots" / commit
+    snap.mkdir(parents=True)
+    for name, data in files.items():
+        blob = hashlib.sha256(data).hexdigest()
+        (root / "blobs" / blob).write_bytes(data)
+        (snap / name).symlink_to(Path("..") / ".." / "blobs" / blob)
+    (root / "refs").mkdir(exist_ok=True)
+    for ref in refs:
+        (root / "refs" / ref).write_text(commit)
+
+
+@pytest.fixture(scope="module")
+def hub_cache(tmp_path_factory):
+    """``acme/videomae-tiny`` (4.x keys, main) and ``acme/videomae-tiny-5x`` (5.x keys; main
+    and an older commit tagged v1 with other weights); the HF models to compare with."""
+    cache = tmp_path_factory.mktemp("hf") / "hub"
+    tmp = tmp_path_factory.mktemp("hf-save")
+    models = {}
+    for k, seed in (("4x", 0), ("5x", 1), ("5x-old", 2)):
+        torch.manual_seed(seed)
+        models[k] = transformers.VideoMAEForVideoClassification(
+            transformers.VideoMAEConfig(**SIZE)
+        ).eval()
+    models["4x"].save_pretrained(tmp / "4x")  # writes the published 4.x names (q_bias)
+    config = (tmp / "4x" / "config.json").read_bytes()
+    _add_snapshot(
+        cache,
+        "acme/videomae-tiny",
+        COMMIT["4x"],
+        {
+            "config.json": config,
+            "model.safetensors": (tmp / "4x" / "model.safetensors").read_bytes(),
+        },
+        refs=["main"],
+    )
+    for k, refs in (("5x-old", ["v1"]), ("5x", ["main"])):
+        sd = {n: v.contiguous() for n, v in models[k].state_dict().items()}  # 5.x names
+        save_file(sd, tmp / f"{k}.safetensors")
+        files = {
+            "config.json": config,
+            "model.safetensors": (tmp / f"{k}.safetensors").read_bytes(),
+        }
+        _add_snapshot(cache, "acme/videomae-tiny-5x", COMMIT[k], files, refs=refs)
+    return cache, models
+
+
+def _offline(cache: Path, code: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter with only this cache and HF_HUB_OFFLINE=1."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "home"))
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+
+
+LOAD = """
+import json, sys, torch
+import cvpt
+x = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(5))
+out = {}
+for spec in json.loads(sys.argv[1] if len(sys.argv) > 1 else '{ids}'):
+    with torch.no_grad():
+        out[spec] = cvpt.load_backbone(spec, verbose=False).eval()(x)
+model = cvpt.create_model("cvpt", backbone_checkpoint="hf-hub:acme/videomae-tiny", num_classes=7)
+assert model.backbone.head.out_features == 7
+torch.save(out, "logits.pt")
+"""
+
+
+def test_hub_ids_load_offline_from_the_cache(hub_cache, tmp_path):
+    cache, models = hub_cache
+    ids = {
+        "acme/videomae-tiny": "4x",
+        "hf-hub:acme/videomae-tiny": "4x",
+        f"hf-hub:acme/videomae-tiny@{COMMIT['4x']}": "4x",
+        "acme/videomae-tiny-5x": "5x",
+        "hf-hub:acme/videomae-tiny-5x@main": "5x",
+        "hf-hub:acme/videomae-tiny-5x@v1": "5x-old",
+        f"acme/videomae-tiny-5x@{COMMIT['5x-old']}": "5x-old",
+    }
+    proc = _offline(cache, LOAD.replace("{ids}", json.dumps(list(ids))), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = torch.load(tmp_path / "logits.pt", weights_only=True)
+    x = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(5))
+    for spec, k in ids.items():
+        with torch.no_grad():
+            want = models[k](pixel_values=x.permute(0, 2, 1, 3, 4)).logits
+        torch.testing.assert_close(got[spec], want, atol=1e-4, rtol=0, msg=spec)
+
+
+def test_a_model_neither_cached_nor_reachable_is_a_clear_error(hub_cache, tmp_path):
+    cache, _ = hub_cache
+    code = """
+import cvpt
+for spec in ("acme/absent", "hf-hub:acme/videomae-tiny@v9"):
+    try:
+        cvpt.load_backbone(spec)
+    except cvpt.CheckpointError as e:
+        print(e)
+"""
+    proc = _offline(cache, code, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("acme/absent: not in the local Hugging Face cache")
+    assert str(cache) in lines[0] and "HF_HUB_OFFLINE=1" in lines[0]
+    assert "no local path of that name either" in lines[0]
+    assert "at revision v9" in lines[1]
+    (tmp_path / "train.txt").write_text("a.mp4 0\n")
+    argv = ["train", "--out", "r", "--set", "dataset=list", "root=.", "annotations=train.txt"]
+    argv += ["eval_subset=train"]
+    code = f"import sys; from cvpt.cli.main import main; sys.exit(main({argv!r} + sys.argv[1:]))"
+    proc = _offline(cache, code, tmp_path, "backbone_checkpoint=acme/absent")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "acme/absent: not in the local Hugging Face cache" in proc.stderr
+
+
+def test_without_huggingface_hub_the_error_says_what_to_install(hub_cache, tmp_path):
+    cache, _ = hub_cache
+    code = """
+import sys
+sys.modules["huggingface_hub"] = None  # as if not installed: every import of it fails
+import cvpt
+try:
+    cvpt.load_backbone("acme/videomae-tiny")
+except cvpt.MissingDependencyError as e:
+    print(e)
+"""
+    proc = _offline(cache, code, tmp_path)
+    assert "pip install 'cvpt[hub]'" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_paths_are_never_taken_for_hub_ids(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert parse_hub_id("acme/model") == ("acme/model", None)
+    assert parse_hub_id("hf-hub:acme/model@v1.0") == ("acme/model", "v1.0")
+    for path in ("checkpoints/vit_b.pth", "./acme/model", "/abs/acme", "model.safetensors"):
+        assert parse_hub_id(path) is None
+    (tmp_path / "acme" / "model").mkdir(parents=True)  # a local folder wins over the hub
+    assert parse_hub_id("acme/model") is None
+    with pytest.raises(CheckpointError, match="no such file or folder"):
+        load_backbone("checkpoints/vit_b.pth")
+    with pytest.raises(CheckpointError, match="not a hub id"):
+        parse_hub_id("hf-hub:no-slash")

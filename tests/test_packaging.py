@@ -1,0 +1,123 @@
+"""cvpt installs beside a researcher's other tools: ranges in pyproject.toml, exact versions only
+in CI's constraints.txt. (The wheel itself is installed in a fresh venv beside the lowest allowed
+numpy by `make wheel-check`, which `make test` runs.)"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+RUNTIME = [Requirement(r) for r in PROJECT["dependencies"]]
+EXTRAS = {
+    name: [Requirement(r) for r in reqs]
+    for name, reqs in PROJECT["optional-dependencies"].items()
+    if name != "dev"
+}
+
+
+def constraints() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep, f"constraints.txt: {line!r} is not an exact pin"
+            pins[_norm(name)] = version
+    return pins
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_no_exact_pins_for_users():
+    """`==` in a runtime or optional dependency makes cvpt uninstallable beside other tools."""
+    for req in RUNTIME + [r for reqs in EXTRAS.values() for r in reqs]:
+        assert all(s.operator not in ("==", "===") for s in req.specifier), str(req)
+        assert any(s.operator == ">=" for s in req.specifier) or req.name == "cvpt", (
+            f"{req}: give the lowest version cvpt is tested with"
+        )
+
+
+@pytest.mark.parametrize("python", ["3.11", "3.12", "3.13"])
+def test_supported_pythons_are_allowed(python):
+    assert Version(python) in SpecifierSet(PROJECT["requires-python"])
+
+
+@pytest.mark.parametrize(
+    ("package", "version"),
+    [("numpy", "2.0.2"), ("numpy", "2.3.5"), ("matplotlib", "3.9.4"), ("matplotlib", "3.10.8")],
+)
+def test_older_releases_users_have_are_allowed(package, version):
+    """What failed with ResolutionImpossible beside `numpy<2.4` or `matplotlib<3.11`."""
+    reqs = [r for r in RUNTIME + EXTRAS["plots"] if _norm(r.name) == package]
+    assert reqs and all(r.specifier.contains(version) for r in reqs)
+
+
+def test_ci_constraints_pin_everything_and_fit_the_ranges():
+    pins = constraints()
+    assert pins["torch"] == "2.13.0"  # the CPU wheel on disk: unpinned pulls a CUDA build
+    for req in RUNTIME + [r for reqs in EXTRAS.values() for r in reqs if r.name != "cvpt"]:
+        name = _norm(req.name)
+        assert name in pins, f"constraints.txt lacks {req.name}"
+        assert req.specifier.contains(pins[name]), f"{req}: CI runs {pins[name]}"
+
+
+def test_this_environment_is_the_constrained_one():
+    """CI installs with `-c constraints.txt`: what runs the tests is what the file says."""
+    pins = constraints()
+    for name in ("torch", "numpy", "av", "opencv-python-headless", "safetensors"):
+        installed = Version(metadata.version(name)).public
+        assert installed == pins[name], f"{name}: installed {installed}, constraints {pins[name]}"
+
+
+def test_make_and_ci_apply_the_constraints():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-c constraints.txt" in makefile and "wheel-check" in makefile
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    script = (ROOT / "scripts" / "wheel_check.sh").read_text()
+    assert 'cvpt" doctor' in script and "numpy==" in script
+
+
+def test_lowest_versions_in_the_wheel_check_are_the_lower_bounds():
+    """The wheel check installs each lower bound it names, so the bounds stay tested."""
+    script = (ROOT / "scripts" / "wheel_check.sh").read_text()
+    lowest = dict(re.findall(r'"([\w-]+)==([\w.]+)"', script))
+    assert {"numpy", "opencv-python-headless", "matplotlib"} <= set(lowest)
+    for req in RUNTIME + EXTRAS["plots"]:
+        if req.name in lowest:
+            low = next(Version(s.version) for s in req.specifier if s.operator == ">=")
+            got = Version(lowest[req.name])
+            assert req.specifier.contains(got) and got.release[:2] == low.release[:2], (
+                f"{req}: the wheel check installs {got}"
+            )
+
+
+def test_plots_are_optional(tmp_path):
+    """Without matplotlib a run still trains (plots skipped, said once); `cvpt show` says what to
+    install, in one line."""
+    code = f"""
+import sys
+sys.modules["matplotlib"] = None  # as if not installed: every import of it fails
+from pathlib import Path
+from cvpt.training.plots import plot_curves
+from cvpt.cli.main import main
+out = Path({str(tmp_path)!r})
+assert plot_curves([{{"kind": "step", "step": 1, "loss": 1.0, "lr": 0.1}}], out / "c.png") is None
+assert not (out / "c.png").exists()
+sys.exit(main(["show", "nothing.mp4", "-o", str(out / "x.png")]))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install 'cvpt[plots]'" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,142 @@
+"""`cvpt predict` and cvpt.Predictor: many videos, one model load, batched, failures reported."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import cvpt
+from cvpt.cli.main import main
+from cvpt.data.generate import translating_texture
+from cvpt.training.evaluate import predict_batch
+from cvpt.training.predict import load_trained, load_views
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, motion_dataset):
+    """A nested folder: 3 prepared videos, 1 corrupt, 1 unprepared (H.264 with B-frames), and a
+    text file that is not a video (ignored by the folder walk)."""
+    d = tmp_path_factory.mktemp("predict")
+    (d / "sub" / "deeper").mkdir(parents=True)
+    for name, dst in [
+        ("c0_4.mp4", d / "a.mp4"),
+        ("c1_4.mp4", d / "sub" / "b.mp4"),
+        ("c0_5.mp4", d / "sub" / "deeper" / "c.mp4"),
+    ]:
+        shutil.copy(motion_dataset / "videos" / name, dst)
+    good = (d / "a.mp4").read_bytes()
+    (d / "sub" / "broken.mp4").write_bytes(good[: len(good) // 3])  # truncated
+    cvpt.write_video(
+        d / "sub" / "raw.mkv",
+        translating_texture(-2, 0, frames=60, height=32, width=48, seed=99),
+        codec="libx264",
+        gop=250,
+        max_b_frames=2,
+    )
+    (d / "notes.txt").write_text("not a video\n")
+    return d
+
+
+def _expected(run, video, clips=2, crops=3) -> np.ndarray:
+    model, cfg, _, _ = load_trained(run, device="cpu")
+    batch = load_views(video, cfg, clips, crops)
+    return predict_batch(model, batch, torch.device("cpu"))[0].numpy()
+
+
+def test_predict_a_folder_with_a_corrupt_file_to_csv(tiny_run, folder, tmp_path, capsys):
+    out = tmp_path / "preds.csv"
+    args = ["predict", str(folder), "--checkpoint", str(tiny_run), "--top", "2", "--out", str(out)]
+    assert main([*args, "--batch-size", "2", "--workers", "2"]) == 1  # one failed: status 1
+    rows = {r["path"]: r for r in csv.DictReader(out.open())}
+    names = {p.split(str(folder))[1] for p in rows}
+    assert names == {"/a.mp4", "/sub/b.mp4", "/sub/broken.mp4", "/sub/raw.mkv", "/sub/deeper/c.mp4"}
+    broken = rows[str(folder / "sub" / "broken.mp4")]
+    assert broken["error"] and broken["class_1"] == ""
+    for name in ("a.mp4", "sub/b.mp4", "sub/deeper/c.mp4"):
+        row = rows[str(folder / name)]
+        assert row["error"] == ""
+        probs = _expected(tiny_run, folder / name)
+        best = np.argsort(-probs)
+        assert [row["class_1"], row["class_2"]] == [str(i) for i in best[:2]]
+        assert float(row["prob_1"]) == pytest.approx(probs[best[0]], abs=1e-5)
+    assert rows[str(folder / "sub" / "raw.mkv")]["error"] == ""  # re-encoded on the fly
+    assert "5 video(s), 1 failed, 6 views each (2 clips x 3 crops)" in capsys.readouterr().err
+
+
+def test_list_files_and_json(tiny_run, folder, tmp_path):
+    lst = folder / "sub" / "list.txt"
+    lst.write_text("# videos to label\nb.mp4 1\ndeeper/c.mp4\nmissing.mp4\n")
+    out = tmp_path / "preds.json"
+    args = ["predict", str(lst), str(folder / "a.mp4"), "--checkpoint", str(tiny_run)]
+    assert main([*args, "--workers", "0", "--clips", "1", "--crops", "1", "--out", str(out)]) == 1
+    rows = json.loads(out.read_text())
+    assert [r["path"] for r in rows] == [
+        str(folder / "sub" / "b.mp4"),
+        str(folder / "sub" / "deeper" / "c.mp4"),
+        str(folder / "sub" / "missing.mp4"),
+        str(folder / "a.mp4"),
+    ]
+    assert "no such file" in rows[2]["error"] and rows[2]["top"] == []
+    probs = _expected(tiny_run, folder / "a.mp4", 1, 1)
+    assert rows[3]["top"][0]["probability"] == pytest.approx(probs.max(), abs=1e-5)
+
+
+def test_predictor_python_api_batches_without_changing_results(tiny_run, folder):
+    videos = [folder / "a.mp4", folder / "sub" / "b.mp4", folder / "sub" / "deeper" / "c.mp4"]
+    one = cvpt.Predictor.from_pretrained(tiny_run, device="cpu", batch_size=1)
+    three = cvpt.Predictor.from_pretrained(tiny_run, device="cpu", batch_size=3)
+    a, b = one.predict(videos), three.predict(videos)
+    for x, y, v in zip(a, b, videos, strict=True):
+        assert x.ok and y.ok and x.path == str(v)
+        np.testing.assert_allclose(x.probs, y.probs, atol=1e-6)
+        np.testing.assert_allclose(x.probs, _expected(tiny_run, v), atol=1e-6)
+    assert one.views == 6 and len(one.classes) == 2
+    unprepared = cvpt.Predictor.from_pretrained(tiny_run, device="cpu", prepare=False)
+    res = unprepared(folder / "sub" / "raw.mkv")
+    assert not res.ok and "cvpt prepare" in res.error
+
+
+def test_predict_refuses_an_output_it_cannot_write(tiny_run, folder, capsys):
+    args = ["predict", str(folder / "a.mp4"), "--checkpoint", str(tiny_run), "--out", "x.xlsx"]
+    assert main(args) == 2
+    assert "must end in .csv or .json" in capsys.readouterr().err
+
+
+def test_a_checkpoint_shared_on_its_own(tiny_run, folder, tmp_path):
+    """A checkpoint folder copied out of its run loads once the run's config and classes are
+    beside it, and predicts exactly what the run does; without them the error says so."""
+    ckpt = cvpt.Predictor.from_pretrained(tiny_run, device="cpu").source
+    shared = tmp_path / "shared"
+    shutil.copytree(ckpt, shared)
+    with pytest.raises(cvpt.RunError, match=r"config\.yaml and classes\.json are not beside it"):
+        cvpt.Predictor.from_pretrained(shared)
+    for name in ("config.yaml", "classes.json"):
+        shutil.copy(tiny_run / name, shared / name)
+    a = cvpt.Predictor.from_pretrained(shared, device="cpu")(folder / "a.mp4")
+    b = cvpt.Predictor.from_pretrained(tiny_run, device="cpu")(folder / "a.mp4")
+    np.testing.assert_array_equal(a.probs, b.probs)
+    with pytest.raises(cvpt.MissingFileError, match="no such run or checkpoint"):
+        cvpt.Predictor.from_pretrained(tmp_path / "nothing")
+
+
+def test_a_damaged_source_is_predicted_with_its_warning(tiny_run, tmp_path):
+    """A truncated H.264 file is re-encoded as far as it decodes; its prediction says so."""
+    from conftest import write_raw
+    from cvpt.data.generate import moving_scene
+
+    whole = write_raw(
+        tmp_path / "whole.mp4",
+        moving_scene(frames=240, height=48, width=64),
+        "libx264",
+        container_options={"movflags": "+faststart"},
+    )
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.55)])
+    (res,) = cvpt.Predictor.from_pretrained(tiny_run, device="cpu").predict([cut])
+    assert res.ok and res.warning and "truncated" in res.warning
+    assert sum(p for _, p in res.top) == pytest.approx(1.0, abs=1e-5)
