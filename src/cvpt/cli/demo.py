@@ -55,9 +55,10 @@ def run(args) -> int:
     from cvpt.demo.claims import format_claims
     from cvpt.demo.report import format_table, plot_bars, plot_curves, plot_sccp_blocks
     from cvpt.demo.suite import PRESETS, run_demo
+    from cvpt.errors import ConfigError
 
     if args.readings and not args.ablations:
-        raise ValueError("--readings goes with --ablations (the comparison runs the default)")
+        raise ConfigError("--readings goes with --ablations (the comparison runs the default)")
     readings = ("replace", "add") if args.readings in (None, "both") else (args.readings,)
     config = PRESETS["full" if args.full else "default"]
     if args.seeds is not None:
@@ -101,4 +102,6 @@ def _seeds(text: str) -> tuple[int, ...]:
             return tuple(int(s) for s in text.split(",") if s.strip())
         return tuple(range(int(text)))
     except ValueError:
-        raise ValueError(f"--seeds expects a count or a list like 0,2,4, got {text!r}") from None
+        from cvpt.errors import ConfigError
+
+        raise ConfigError(f"--seeds expects a count or a list like 0,2,4, got {text!r}") from None
