@@ -115,9 +115,10 @@ class Predictor:
         **options,
     ) -> Predictor:
         """Load a trained model from ``path`` (a ``cvpt train`` run folder, one of its
-        checkpoint folders, or a folder written by ``model.save_pretrained``); ``options`` are the constructor's. ``backbone_checkpoint``: the
-        frozen backbone's file when it is no longer where the run loaded it (it must be the same
-        weights unless ``allow_other_backbone``). Raises :class:`cvpt.errors.RunError` /
+        checkpoint folders, or a folder written by ``model.save_pretrained``); ``options`` are
+        the constructor's. ``backbone_checkpoint``: the frozen backbone's file when it is no
+        longer where the run loaded it (it must be the same weights unless
+        ``allow_other_backbone``). Raises :class:`cvpt.errors.RunError` /
         :class:`cvpt.errors.MissingFileError` for a folder that holds no trained model, and
         :class:`cvpt.BackboneMismatchError` for another backbone."""
         from cvpt.training.predict import load_trained
