@@ -86,6 +86,26 @@ def test_list_files_and_json(tiny_run, folder, tmp_path):
     assert rows[3]["top"][0]["probability"] == pytest.approx(probs.max(), abs=1e-5)
 
 
+def test_list_file_labels_of_any_kind_and_paths_with_spaces(folder, tmp_path):
+    """A trailing label (class name or index, after a space, tab or comma) is dropped; a path
+    with spaces that exists as a whole is kept whole."""
+    d = tmp_path / "lst"
+    d.mkdir()
+    shutil.copy(folder / "a.mp4", d / "my clip.mp4")
+    shutil.copy(folder / "a.mp4", d / "b.mp4")
+    lst = d / "list.txt"
+    lines = [
+        "my clip.mp4",
+        "b.mp4 Walking",
+        "b.mp4\tjump_rope",
+        "b.mp4,ApplyEyeMakeup",
+        "b.mp4 , 3",
+    ]
+    lst.write_text("\n".join([*lines, "my clip.mp4 Run", "gone.mp4 Walking", "gone two.mp4"]))
+    want = ["my clip.mp4", *["b.mp4"] * 4, "my clip.mp4", "gone.mp4", "gone two.mp4"]
+    assert cvpt.predictor.expand_inputs([lst]) == [str(d / w) for w in want]
+
+
 def test_predictor_python_api_batches_without_changing_results(tiny_run, folder):
     videos = [folder / "a.mp4", folder / "sub" / "b.mp4", folder / "sub" / "deeper" / "c.mp4"]
     one = cvpt.Predictor.from_pretrained(tiny_run, device="cpu", batch_size=1)
