@@ -70,6 +70,18 @@ def test_the_docs_show_commands():
     assert any(runs for _, runs, _ in shell_blocks())
 
 
+def test_documented_configs_are_packaged_names():
+    """`--config` in the docs names a config installed with the package (there is no
+    configs/ folder in a user's working directory), and the config list names them all."""
+    from cvpt.training.config import list_configs
+
+    named = [a[a.index("--config") + 1] for _, a in DOCUMENTED if "--config" in a]
+    assert named and set(named) <= set(list_configs())
+    training = (ROOT / "docs" / "training.md").read_text()
+    for family in ("{hmdb51,ucf101}_swinb_{cvpt,full}", "_vitb_{cvpt,linear,vpt,adaptformer,full}"):
+        assert family in training
+
+
 @pytest.mark.parametrize(("page", "argv"), DOCUMENTED, ids=[" ".join(a[:2]) for _, a in DOCUMENTED])
 def test_documented_command_parses(page, argv):
     """Unknown sub-commands or flags exit with status 2 here."""
