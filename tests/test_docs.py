@@ -127,3 +127,25 @@ def test_marked_python_blocks_run_as_written(page, code, tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, f"{page.name}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+
+
+def test_docs_and_sources_cite_only_the_repository():
+    """The docs stand alone: no page, source or test cites a design file outside the repository
+    (our design record is docs/design.md)."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "README.md", "docs/*.md", "src", "tests"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    files = [ROOT / f for f in tracked if f.endswith((".md", ".py", ".yaml", ".toml"))]
+    assert any(f.name == "design.md" for f in files)
+    bad = [
+        f"{f.relative_to(ROOT)}: {word}"
+        for f in files
+        if f.name != "test_docs.py"
+        for word in ("shared/", "DESIGN.md")
+        if word in f.read_text()
+    ]
+    assert not bad, bad
