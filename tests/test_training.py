@@ -185,8 +185,13 @@ def test_cli_train_stop_and_resume(tiny_dataset, tmp_path, capsys):
         f"annotations={tiny_dataset / 'ann'}",
     ]
     assert main([*args, "--stop-after", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "stopped by --stop-after after step 1 (epoch 0, batch " in out
+    assert f"checkpoint {tmp_path / 'cli' / 'checkpoints' / 'step-0000001'}." in out
+    assert f"Resume with: cvpt train --out {tmp_path / 'cli'} --resume" in out
     assert main(["train", "--out", str(tmp_path / "cli"), "--resume"]) == 0
-    assert "done: 4 steps, 2 epochs, effective batch 4" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "done: 4 steps, 2 epochs, effective batch 4" in out and "Resume with" not in out
 
 
 def test_torchrun_two_processes_match_one(tiny_dataset, tmp_path):

@@ -105,13 +105,15 @@ def run_train(args) -> int:
         overrides=args.set,
         allow_other_backbone=args.allow_other_backbone,
     )
-    if summary.get("interrupted"):
+    stopped = summary.get("stopped")
+    if summary.get("interrupted") or stopped:
+        where = stopped or summary
         print(
-            f"stopped by {summary['interrupted']} after step {summary['steps']} (epoch "
-            f"{summary['epoch']}, batch {summary['batch_in_epoch']}); checkpoint "
-            f"{summary['checkpoint']}. Resume with: cvpt train --out {args.out} --resume"
+            f"stopped by {summary.get('interrupted') or '--stop-after'} after step "
+            f"{summary['steps']} (epoch {where['epoch']}, batch {where['batch_in_epoch']}); "
+            f"checkpoint {where['checkpoint']}. Resume with: cvpt train --out {args.out} --resume"
         )
-        return 128 + (summary["signum"] or 15)
+        return 0 if stopped else 128 + (summary["signum"] or 15)
     last = summary["last_eval"]
     print(
         f"done: {summary['steps']} steps, {summary['epochs']} epochs, effective batch "
