@@ -149,3 +149,18 @@ def test_docs_and_sources_cite_only_the_repository():
         if word in f.read_text()
     ]
     assert not bad, bad
+
+
+def test_every_option_with_a_default_shows_it_in_help():
+    """ArgumentDefaultsHelpFormatter prints a default only for an option with help text."""
+    import argparse
+
+    def walk(parser, prefix):
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    yield from walk(sub, [*prefix, name])
+            elif a.option_strings and a.default not in (None, False) and not a.help:
+                yield f"cvpt {' '.join(prefix)} {a.option_strings[0]}"
+
+    assert list(walk(build_parser(), [])) == []
