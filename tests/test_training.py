@@ -267,7 +267,10 @@ def test_predict_any_video_with_a_run(tiny_dataset, tmp_path, capsys):
     assert "6 views each (2 clips x 3 crops)" in captured.err
     ckpt = cvpt.Predictor.from_pretrained(run).source  # a checkpoint folder works as the run
     assert main(["predict", str(raw), "--checkpoint", ckpt, "--workers", "0"]) == 0
-    assert "1 video(s), 0 failed" in capsys.readouterr().err
+    assert "1 video(s), 0 failed, 6 views each (2 clips x 3 crops)" in capsys.readouterr().err
+    args = ["predict", str(raw), "--checkpoint", ckpt, "--workers", "0", "--clips", "1"]
+    assert main([*args, "--crops", "1"]) == 0
+    assert "1 video(s), 0 failed, 1 view each (1 clip x 1 crop)" in capsys.readouterr().err
 
 
 def test_workers_do_not_change_the_run(tiny_dataset, tmp_path):

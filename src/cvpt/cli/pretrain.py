@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cvpt.cli.common import add_command
+from cvpt.cli.common import add_command, count
 
 
 def register(sub) -> None:
@@ -51,7 +51,7 @@ def run(args) -> int:
     else:
         done = f"source-task test top-1 {100 * res['source_test_top1']:.1f}%"
     print(
-        f"{done} after {res['epochs']} epochs ({res['seconds']:.0f} s); backbone written to "
-        f"{args.out} (+ .json)"
+        f"{done} after {count(res['epochs'], 'epoch')} ({res['seconds']:.0f} s); backbone "
+        f"written to {args.out} (+ .json)"
     )
     return 0
