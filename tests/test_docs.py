@@ -70,6 +70,18 @@ def test_the_docs_show_commands():
     assert any(runs for _, runs, _ in shell_blocks())
 
 
+def test_documented_configs_are_packaged_names():
+    """`--config` in the docs names a config installed with the package (there is no
+    configs/ folder in a user's working directory), and the config list names them all."""
+    from cvpt.training.config import list_configs
+
+    named = [a[a.index("--config") + 1] for _, a in DOCUMENTED if "--config" in a]
+    assert named and set(named) <= set(list_configs())
+    training = (ROOT / "docs" / "training.md").read_text()
+    for family in ("{hmdb51,ucf101}_swinb_{cvpt,full}", "_vitb_{cvpt,linear,vpt,adaptformer,full}"):
+        assert family in training
+
+
 @pytest.mark.parametrize(("page", "argv"), DOCUMENTED, ids=[" ".join(a[:2]) for _, a in DOCUMENTED])
 def test_documented_command_parses(page, argv):
     """Unknown sub-commands or flags exit with status 2 here."""
@@ -115,3 +127,40 @@ def test_marked_python_blocks_run_as_written(page, code, tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, f"{page.name}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+
+
+def test_docs_and_sources_cite_only_the_repository():
+    """The docs stand alone: no page, source or test cites a design file outside the repository
+    (our design record is docs/design.md)."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "README.md", "docs/*.md", "src", "tests"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    files = [ROOT / f for f in tracked if f.endswith((".md", ".py", ".yaml", ".toml"))]
+    assert any(f.name == "design.md" for f in files)
+    bad = [
+        f"{f.relative_to(ROOT)}: {word}"
+        for f in files
+        if f.name != "test_docs.py"
+        for word in ("shared/", "DESIGN.md")
+        if word in f.read_text()
+    ]
+    assert not bad, bad
+
+
+def test_every_option_with_a_default_shows_it_in_help():
+    """ArgumentDefaultsHelpFormatter prints a default only for an option with help text."""
+    import argparse
+
+    def walk(parser, prefix):
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    yield from walk(sub, [*prefix, name])
+            elif a.option_strings and a.default not in (None, False) and not a.help:
+                yield f"cvpt {' '.join(prefix)} {a.option_strings[0]}"
+
+    assert list(walk(build_parser(), [])) == []

@@ -86,6 +86,26 @@ def test_list_files_and_json(tiny_run, folder, tmp_path):
     assert rows[3]["top"][0]["probability"] == pytest.approx(probs.max(), abs=1e-5)
 
 
+def test_list_file_labels_of_any_kind_and_paths_with_spaces(folder, tmp_path):
+    """A trailing label (class name or index, after a space, tab or comma) is dropped; a path
+    with spaces that exists as a whole is kept whole."""
+    d = tmp_path / "lst"
+    d.mkdir()
+    shutil.copy(folder / "a.mp4", d / "my clip.mp4")
+    shutil.copy(folder / "a.mp4", d / "b.mp4")
+    lst = d / "list.txt"
+    lines = [
+        "my clip.mp4",
+        "b.mp4 Walking",
+        "b.mp4\tjump_rope",
+        "b.mp4,ApplyEyeMakeup",
+        "b.mp4 , 3",
+    ]
+    lst.write_text("\n".join([*lines, "my clip.mp4 Run", "gone.mp4 Walking", "gone two.mp4"]))
+    want = ["my clip.mp4", *["b.mp4"] * 4, "my clip.mp4", "gone.mp4", "gone two.mp4"]
+    assert cvpt.predictor.expand_inputs([lst]) == [str(d / w) for w in want]
+
+
 def test_predictor_python_api_batches_without_changing_results(tiny_run, folder):
     videos = [folder / "a.mp4", folder / "sub" / "b.mp4", folder / "sub" / "deeper" / "c.mp4"]
     one = cvpt.Predictor.from_pretrained(tiny_run, device="cpu", batch_size=1)
@@ -108,20 +128,51 @@ def test_predict_refuses_an_output_it_cannot_write(tiny_run, folder, capsys):
 
 
 def test_a_checkpoint_shared_on_its_own(tiny_run, folder, tmp_path):
-    """A checkpoint folder copied out of its run loads once the run's config and classes are
-    beside it, and predicts exactly what the run does; without them the error says so."""
+    """A checkpoint folder copied out of its run describes itself (config.json) and predicts
+    exactly what the run does, with or without the run's config.yaml and classes.json."""
     ckpt = cvpt.Predictor.from_pretrained(tiny_run, device="cpu").source
     shared = tmp_path / "shared"
     shutil.copytree(ckpt, shared)
-    with pytest.raises(cvpt.RunError, match=r"config\.yaml and classes\.json are not beside it"):
-        cvpt.Predictor.from_pretrained(shared)
+    b = cvpt.Predictor.from_pretrained(tiny_run, device="cpu")(folder / "a.mp4")
+    alone = cvpt.Predictor.from_pretrained(shared, device="cpu")(folder / "a.mp4")
+    np.testing.assert_array_equal(alone.probs, b.probs)
     for name in ("config.yaml", "classes.json"):
         shutil.copy(tiny_run / name, shared / name)
     a = cvpt.Predictor.from_pretrained(shared, device="cpu")(folder / "a.mp4")
-    b = cvpt.Predictor.from_pretrained(tiny_run, device="cpu")(folder / "a.mp4")
     np.testing.assert_array_equal(a.probs, b.probs)
     with pytest.raises(cvpt.MissingFileError, match="no such run or checkpoint"):
         cvpt.Predictor.from_pretrained(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(cvpt.RunError, match="neither a run folder"):
+        cvpt.Predictor.from_pretrained(tmp_path / "empty")
+
+
+def test_a_save_pretrained_folder_predicts_on_its_own(tiny_run, folder, tmp_path, capsys):
+    """model.save_pretrained(dir), moved elsewhere: Predictor and `cvpt predict` read it alone
+    (config.json: method, options, classes, input spec, backbone identity) and give the run's
+    probabilities; another backbone is refused unless allowed."""
+    saved = cvpt.load_model(tiny_run).save_pretrained(tmp_path / "made")
+    moved = tmp_path / "elsewhere" / "model"
+    moved.parent.mkdir()
+    shutil.move(saved, moved)
+    assert sorted(p.name for p in moved.iterdir()) == ["config.json", "model.safetensors"]
+    video = folder / "sub" / "b.mp4"
+    got = cvpt.Predictor.from_pretrained(moved, device="cpu")(video)
+    want = _expected(tiny_run, video)
+    np.testing.assert_allclose(got.probs, want, atol=1e-6)
+    out = tmp_path / "p.json"
+    args = ["predict", str(video), "--checkpoint", str(moved), "--out", str(out)]
+    assert main([*args, "--workers", "0"]) == 0
+    top = json.loads(out.read_text())[0]["top"][0]
+    assert top["class"] == str(int(np.argmax(want)))
+    assert top["probability"] == pytest.approx(want.max(), abs=1e-5)
+    config = json.loads((moved / "config.json").read_text())
+    config["backbone_fingerprint"] = "0" * 64  # as if tuned on other weights
+    (moved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(cvpt.BackboneMismatchError):
+        cvpt.Predictor.from_pretrained(moved, device="cpu")
+    other = cvpt.Predictor.from_pretrained(moved, device="cpu", allow_other_backbone=True)
+    np.testing.assert_allclose(other(video).probs, want, atol=1e-6)
 
 
 def test_a_damaged_source_is_predicted_with_its_warning(tiny_run, tmp_path):

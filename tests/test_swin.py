@@ -1,5 +1,5 @@
 """Video Swin: exact against torchvision's swin3d (random weights), its checkpoint formats, and
-CVPT's three streams on it (joint windows, DESIGN.md §8)."""
+CVPT's three streams on it (joint windows, docs/design.md, *Video Swin*)."""
 
 from __future__ import annotations
 

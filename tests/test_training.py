@@ -185,8 +185,13 @@ def test_cli_train_stop_and_resume(tiny_dataset, tmp_path, capsys):
         f"annotations={tiny_dataset / 'ann'}",
     ]
     assert main([*args, "--stop-after", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "stopped by --stop-after after step 1 (epoch 0, batch " in out
+    assert f"checkpoint {tmp_path / 'cli' / 'checkpoints' / 'step-0000001'}." in out
+    assert f"Resume with: cvpt train --out {tmp_path / 'cli'} --resume" in out
     assert main(["train", "--out", str(tmp_path / "cli"), "--resume"]) == 0
-    assert "done: 4 steps, 2 epochs, effective batch 4" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "done: 4 steps, 2 epochs, effective batch 4" in out and "Resume with" not in out
 
 
 def test_torchrun_two_processes_match_one(tiny_dataset, tmp_path):
@@ -262,7 +267,10 @@ def test_predict_any_video_with_a_run(tiny_dataset, tmp_path, capsys):
     assert "6 views each (2 clips x 3 crops)" in captured.err
     ckpt = cvpt.Predictor.from_pretrained(run).source  # a checkpoint folder works as the run
     assert main(["predict", str(raw), "--checkpoint", ckpt, "--workers", "0"]) == 0
-    assert "1 video(s), 0 failed" in capsys.readouterr().err
+    assert "1 video(s), 0 failed, 6 views each (2 clips x 3 crops)" in capsys.readouterr().err
+    args = ["predict", str(raw), "--checkpoint", ckpt, "--workers", "0", "--clips", "1"]
+    assert main([*args, "--crops", "1"]) == 0
+    assert "1 video(s), 0 failed, 1 view each (1 clip x 1 crop)" in capsys.readouterr().err
 
 
 def test_workers_do_not_change_the_run(tiny_dataset, tmp_path):

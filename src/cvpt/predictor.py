@@ -114,10 +114,11 @@ class Predictor:
         allow_other_backbone: bool = False,
         **options,
     ) -> Predictor:
-        """Load a trained model from ``path`` (a ``cvpt train`` run folder or one of its
-        checkpoint folders); ``options`` are the constructor's. ``backbone_checkpoint``: the
-        frozen backbone's file when it is no longer where the run loaded it (it must be the same
-        weights unless ``allow_other_backbone``). Raises :class:`cvpt.errors.RunError` /
+        """Load a trained model from ``path`` (a ``cvpt train`` run folder, one of its
+        checkpoint folders, or a folder written by ``model.save_pretrained``); ``options`` are
+        the constructor's. ``backbone_checkpoint``: the frozen backbone's file when it is no
+        longer where the run loaded it (it must be the same weights unless
+        ``allow_other_backbone``). Raises :class:`cvpt.errors.RunError` /
         :class:`cvpt.errors.MissingFileError` for a folder that holds no trained model, and
         :class:`cvpt.BackboneMismatchError` for another backbone."""
         from cvpt.training.predict import load_trained
@@ -240,6 +241,18 @@ def prepared(video: str | Path, short_side: int, prepare: bool = True):
         yield out
 
 
+def _list_entry(folder: Path, line: str) -> str:
+    """The path on one list-file line: the whole line when it names an existing file (a path
+    with spaces), else the line without a trailing label (any word after the last space, tab
+    or comma: a class name or index) unless that word is itself a video file name."""
+    if (folder / line).is_file():
+        return line
+    cut = max(line.rfind(c) for c in " \t,")
+    if cut < 0 or is_video_file(Path(line[cut + 1 :])):
+        return line
+    return line[:cut].strip().rstrip(",").strip()
+
+
 def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
     """The videos named by ``inputs``: files as given, folders searched recursively for video
     extensions (sorted), list files (``.txt``, ``.lst``, ``.list``, ``.csv``: one path per line,
@@ -257,11 +270,8 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
         elif p.is_file() and p.suffix.lower() in LIST_SUFFIXES:
             for line in p.read_text().splitlines():
                 line = line.split("#")[0].strip()
-                if not line:
-                    continue
-                name = line.replace(",", " ").split()
-                rel = " ".join(name[:-1]) if len(name) > 1 and name[-1].isdigit() else line
-                out.append(str(p.parent / rel))
+                if line:
+                    out.append(str(p.parent / _list_entry(p.parent, line)))
         else:
             out.append(str(p))
     return out

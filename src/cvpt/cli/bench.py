@@ -25,7 +25,9 @@ def register(sub) -> None:
         default=None,
         help="folder of prepared videos (default: generated 320x240 30 fps 6 s scenes)",
     )
-    r.add_argument("--repeats", type=int, default=15)
+    r.add_argument(
+        "--repeats", type=int, default=15, help="reads of every video per round (medians over them)"
+    )
     r.add_argument(
         "--rounds",
         type=int,
@@ -33,7 +35,12 @@ def register(sub) -> None:
         help="repeat the whole measurement; ratios are the median over rounds",
     )
     r.add_argument("--threads", type=int, default=1, help="OpenCV threads")
-    r.add_argument("--residual-interp", choices=["nearest", "linear"], default="nearest")
+    r.add_argument(
+        "--residual-interp",
+        choices=["nearest", "linear"],
+        default="nearest",
+        help="residual reference: whole-pixel (CoViAR) or bilinear MVs",
+    )
     r.add_argument("--no-accumulate", action="store_true")
     r.add_argument("--out", default=None, help="write the results as JSON here")
     r.set_defaults(func=run_reader)
@@ -45,14 +52,14 @@ def register(sub) -> None:
         description=model_bench.__doc__,
         epilog="example:\n  cvpt bench model --batch 2 --repeats 3 --out model.json",
     )
-    m.add_argument("--backbone", default="vit_base")
+    m.add_argument("--backbone", default="vit_base", help="registered backbone")
     m.add_argument("--size", type=int, default=224, help="input height and width")
     m.add_argument("--batch", type=int, default=2, help="train-step batch")
-    m.add_argument("--repeats", type=int, default=3)
+    m.add_argument("--repeats", type=int, default=3, help="timed repetitions")
     m.add_argument(
         "--low-rank", type=int, default=16, help="rank of the low-rank prompt embeddings"
     )
-    m.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    m.add_argument("--device", default="cuda" if _cuda() else "cpu", help="cpu or cuda")
     m.add_argument(
         "--depth",
         type=int,
@@ -100,10 +107,10 @@ def register(sub) -> None:
     pl.add_argument(
         "--videos", default=None, help="folder of videos (default: generated 320x240 scenes)"
     )
-    pl.add_argument("--backbone", default="vit_base")
+    pl.add_argument("--backbone", default="vit_base", help="registered backbone")
     pl.add_argument("--depth", type=int, default=None, help="override the backbone depth")
-    pl.add_argument("--repeats", type=int, default=3)
-    pl.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    pl.add_argument("--repeats", type=int, default=3, help="timed repetitions")
+    pl.add_argument("--device", default="cuda" if _cuda() else "cpu", help="cpu or cuda")
     pl.add_argument("--workers", default="0,1,2", help="DataLoader worker counts to time")
     pl.add_argument("--out", default="bench-pipeline", help="folder for results.json and PNG")
     pl.set_defaults(func=run_pipeline)

@@ -31,3 +31,8 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 0 <= i < n:
         raise argparse.ArgumentTypeError(f"shard I/N needs 0 <= I < N, got {text!r}")
     return i, n
+
+
+def count(n: int, noun: str) -> str:
+    """``'1 view'``, ``'6 views'``: a count with its noun in the right number."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -21,7 +21,9 @@ def register(sub) -> None:
         run,
     )
     p.add_argument("--checkpoint", required=True, help="a run folder, or one checkpoint in it")
-    p.add_argument("--format", choices=sorted(SUFFIX), default="torch")
+    p.add_argument(
+        "--format", choices=sorted(SUFFIX), default="torch", help="torch (.pt2) or onnx (.onnx)"
+    )
     p.add_argument("--out", default=None, help="output file (default: model.pt2 / model.onnx)")
     p.add_argument("--atol", type=float, default=1e-4, help="largest logit difference allowed")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -24,7 +24,7 @@ def register(sub) -> None:
         default="vit_base",
         help="vit_tiny, vit_small, vit_base, vit_large, swin_tiny, swin_small or swin_base",
     )
-    p.add_argument("--num-classes", type=int, default=51)
+    p.add_argument("--num-classes", type=int, default=51, help="classifier outputs")
     p.add_argument(
         "--clips", type=int, default=2, help="test clips per video (views = clips x crops)"
     )

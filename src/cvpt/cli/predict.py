@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cvpt.cli.common import add_command
+from cvpt.cli.common import add_command, count
 from cvpt.cli.train import add_backbone_override
 from cvpt.errors import ConfigError
 
@@ -76,8 +76,8 @@ def run(args) -> int:
                 print(f"{r.path}: FAILED {r.error}")
     failed = sum(not r.ok for r in results)
     print(
-        f"{len(results)} video(s), {failed} failed, {predictor.views} views each "
-        f"({args.clips} clips x {args.crops} crops), model {predictor.source}"
+        f"{len(results)} video(s), {failed} failed, {count(predictor.views, 'view')} each "
+        f"({count(args.clips, 'clip')} x {count(args.crops, 'crop')}), model {predictor.source}"
         + (f" -> {args.out}" if args.out else ""),
         file=sys.stderr,
     )

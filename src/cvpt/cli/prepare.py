@@ -35,7 +35,12 @@ def register(sub) -> None:
     )
     p.add_argument("--gop", type=int, default=12, help="frames per GOP")
     p.add_argument("--q", type=int, default=2, help="fixed MPEG-4 quantiser (2 = best)")
-    p.add_argument("--codec", choices=["mpeg4", "libx264"], default="mpeg4")
+    p.add_argument(
+        "--codec",
+        choices=["mpeg4", "libx264"],
+        default="mpeg4",
+        help="output codec (mpeg4: the layout cvpt reads)",
+    )
     p.add_argument(
         "--dia-size",
         type=int,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cvpt.cli.common import add_command
+from cvpt.cli.common import add_command, count
 
 
 def register(sub) -> None:
@@ -16,19 +16,19 @@ def register(sub) -> None:
     )
     p.add_argument("data", help="a list dataset folder (train.txt, test.txt, videos)")
     p.add_argument("--out", required=True, help="backbone .safetensors to write")
-    p.add_argument("--backbone", default="vit_tiny")
-    p.add_argument("--depth", type=int, default=4)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backbone", default="vit_tiny", help="registered ViT to pre-train")
+    p.add_argument("--depth", type=int, default=4, help="transformer blocks")
+    p.add_argument("--epochs", type=int, default=30, help="passes over the videos")
+    p.add_argument("--batch-size", type=int, default=16, help="videos per step")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument(
         "--masked",
         action="store_true",
         help="VideoMAE-style masked pre-training (tube masking, pixel reconstruction) instead "
         "of supervised classification",
     )
-    p.add_argument("--mask-ratio", type=float, default=0.9)
+    p.add_argument("--mask-ratio", type=float, default=0.9, help="share of masked tubes")
 
 
 def run(args) -> int:
@@ -51,7 +51,7 @@ def run(args) -> int:
     else:
         done = f"source-task test top-1 {100 * res['source_test_top1']:.1f}%"
     print(
-        f"{done} after {res['epochs']} epochs ({res['seconds']:.0f} s); backbone written to "
-        f"{args.out} (+ .json)"
+        f"{done} after {count(res['epochs'], 'epoch')} ({res['seconds']:.0f} s); backbone "
+        f"written to {args.out} (+ .json)"
     )
     return 0

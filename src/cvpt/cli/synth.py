@@ -16,12 +16,16 @@ def register(sub) -> None:
         run,
     )
     p.add_argument("out", help="output folder (videos/, train.txt, test.txt, classes.json)")
-    p.add_argument("--task", choices=["target", "source"], default="target")
-    p.add_argument("--videos", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--task", choices=["target", "source"], default="target", help="which synthetic task"
+    )
+    p.add_argument("--videos", type=int, default=200, help="videos to generate")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--size", type=int, default=64, help="frame side in pixels (multiple of 16)")
     p.add_argument("--frames", type=int, default=48, help="frames per video (4 GOPs = 48)")
-    p.add_argument("--test-fraction", type=float, default=0.25)
+    p.add_argument(
+        "--test-fraction", type=float, default=0.25, help="share of videos in the test split"
+    )
     p.add_argument(
         "--pan",
         type=float,

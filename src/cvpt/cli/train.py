@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from cvpt.cli.common import add_command
+from cvpt.cli.common import add_command, count
 from cvpt.errors import ConfigError, RunError
 
 
@@ -105,17 +105,20 @@ def run_train(args) -> int:
         overrides=args.set,
         allow_other_backbone=args.allow_other_backbone,
     )
-    if summary.get("interrupted"):
+    stopped = summary.get("stopped")
+    if summary.get("interrupted") or stopped:
+        where = stopped or summary
         print(
-            f"stopped by {summary['interrupted']} after step {summary['steps']} (epoch "
-            f"{summary['epoch']}, batch {summary['batch_in_epoch']}); checkpoint "
-            f"{summary['checkpoint']}. Resume with: cvpt train --out {args.out} --resume"
+            f"stopped by {summary.get('interrupted') or '--stop-after'} after step "
+            f"{summary['steps']} (epoch {where['epoch']}, batch {where['batch_in_epoch']}); "
+            f"checkpoint {where['checkpoint']}. Resume with: cvpt train --out {args.out} --resume"
         )
-        return 128 + (summary["signum"] or 15)
+        return 0 if stopped else 128 + (summary["signum"] or 15)
     last = summary["last_eval"]
     print(
-        f"done: {summary['steps']} steps, {summary['epochs']} epochs, effective batch "
-        f"{summary['effective_batch']}" + (f", top-1 {100 * last['top1']:.1f}%" if last else "")
+        f"done: {count(summary['steps'], 'step')}, {count(summary['epochs'], 'epoch')}, "
+        f"effective batch {summary['effective_batch']}"
+        + (f", top-1 {100 * last['top1']:.1f}%" if last else "")
     )
     if summary["skipped_videos"]:
         print(
@@ -156,7 +159,7 @@ def run_eval(args) -> int:
         print(
             f"{ckpt.name}: top-1 {100 * m['top1']:.2f}%  top-5 {100 * m['top5']:.2f}%  "
             f"mean class {100 * m['mean_class_accuracy']:.2f}%  ({m['videos']} videos, "
-            f"{cfg.eval_views * cfg.eval_crops} views: {cfg.eval_views} clips x {cfg.eval_crops} "
-            f"crops) -> {run / (name + '.json')}"
+            f"{count(cfg.eval_views * cfg.eval_crops, 'view')}: {count(cfg.eval_views, 'clip')} x "
+            f"{count(cfg.eval_crops, 'crop')}) -> {run / (name + '.json')}"
         )
     return 0

@@ -1,6 +1,6 @@
 """Encoding with PyAV: the compressed layout CVPT reads, and re-encoding any input into it.
 
-The layout (DESIGN.md §1, CoViAR's convention): MPEG-4 Part 2 (``mpeg4``) in mp4, GOP 12, no
+The layout (docs/design.md; CoViAR's convention): MPEG-4 Part 2 (``mpeg4``) in mp4, GOP 12, no
 B-frames, so every GOP is ``IPPPPPPPPPPP``; fixed quantiser q=2; short side 256.
 """
 

@@ -1,6 +1,6 @@
 """Motion vectors from FFmpeg side data: block lists → fields on a grid of square cells.
 
-Convention (DESIGN.md §1, CoViAR): a vector is the *content* motion ``dst − src`` in pixels, x
+Convention (docs/design.md; CoViAR): a vector is the *content* motion ``dst − src`` in pixels, x
 then y, float with half-pel kept, so that ``cur[y, x] ≈ ref[y − mv_y, x − mv_x]``. FFmpeg's
 ``motion_x / motion_scale`` points from the current block into the reference (``src − dst``),
 hence the minus sign. Intra blocks are absent from the side data and stay 0.

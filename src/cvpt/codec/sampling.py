@@ -1,4 +1,4 @@
-"""Which GOPs and which P-frames a clip uses (DESIGN.md §1).
+"""Which GOPs and which P-frames a clip uses (docs/design.md, *Compressed modalities*).
 
 A clip is ``num_gops`` consecutive GOPs. From each GOP: its I-frame and ``p_per_gop`` P-frames,
 one from each equal segment of the P positions ``1 .. L-1`` (L = GOP length). For L = 12 and

@@ -1,6 +1,6 @@
 """Motion-compensated prediction: a reference frame moved by a cell-constant motion field.
 
-The residual of a P-frame is ``cur − prediction`` (DESIGN.md §1). Two predictions:
+The residual of a P-frame is ``cur − prediction`` (docs/design.md). Two predictions:
 
 - ``"nearest"`` (CoViAR; default): every cell is shifted by its motion rounded to whole pixels,
   ties toward zero (CoViAR copies from FFmpeg's truncated ``src_x``, which is that rounding of

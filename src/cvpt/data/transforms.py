@@ -1,4 +1,4 @@
-"""Clip geometry and normalisation (DESIGN.md §1), for all three modalities at once.
+"""Clip geometry and normalisation (docs/design.md), for all three modalities at once.
 
 One crop and one flip for every frame of every modality; a horizontal flip negates the MV
 x-component; every resize scales MV magnitudes by its factor per axis (CoViAR forgets this);

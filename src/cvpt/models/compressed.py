@@ -1,13 +1,13 @@
 """The compressed-domain video model: a frozen raw-video transformer fed I-frames, MVs and
 residuals, tuned by one of the paper's methods.
 
-Every method sees the same input (DESIGN.md §3, §5): ``E_I`` = frozen patch embedding of the
+Every method sees the same input (docs/design.md, *Model*): ``E_I`` = frozen patch embedding of the
 I-frames, ``P_MV`` / ``P_R`` = learnable embeddings of the MVs / residuals, all on the same token
 grid with the same positions, and every block runs on the three streams ``[P_MV, P_R, E_I]``
 (Eq. 1). It builds on any backbone family through the contract of :mod:`cvpt.models.backbone`
 (the ViT: one sequence of 3N tokens; Video Swin: the streams share each window). Methods:
 
-- ``cvpt``: SCCP blocks before the first ``sccp_layers`` blocks (DESIGN.md §3);
+- ``cvpt``: SCCP blocks before the first ``sccp_layers`` blocks (docs/design.md, *Model*);
 - ``linear``: only the head (and the ViT's fc_norm) trains (the embeddings stay as initialised);
 - ``vpt``: VPT-deep prompts; ``adaptformer``: parallel adapters; ``full``: everything trains.
 Prompt embeddings train in every method but ``linear``.

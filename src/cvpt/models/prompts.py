@@ -40,13 +40,13 @@ SCCP_UPDATES = ("replace", "add")  # what an SCCP block does to the MV and resid
 
 
 class SCCP(nn.Module):
-    """Selective Cross-modal Complementary Prompter (paper Eq. 3–7; DESIGN.md §3).
+    """Selective Cross-modal Complementary Prompter (paper Eq. 3–7; docs/design.md, *Model*).
 
     ``ê = g1(E), m = g2(P_MV), r = g3(P_R)`` (Linear D → d'), ``A = softmax(ω·r)`` over the N
     tokens for every channel, ``m = A ⊙ m`` (residual-guided selection of MV cues), ``ê = ê + m``;
     the block input is ``[g5(m), g6(r), E + g4(ê)]``.
 
-    ``update`` says what the block does to the MV and residual streams: ``"replace"`` (DESIGN.md's
+    ``update`` says what the block does to the MV and residual streams: ``"replace"`` (the
     literal reading of Eq. 7) passes on ``[g5(m), g6(r), …]``, which squeezes the streams
     through d′ channels (and, with attention, scales MV cues by A ≈ 1/N) at every SCCP layer;
     ``"add"`` keeps them and adds the block's outputs, ``[P_MV + g5(m), P_R + g6(r), …]``, as E

@@ -21,7 +21,7 @@ Streams (the backbone contract, :mod:`cvpt.models.backbone`) are ``[B, T, H, W, 
 same grid. ``joint`` attention partitions every stream with the same (shifted) windows and lets
 a window's tokens of all streams attend to each other: the single-stream relative bias and shift
 mask are tiled over the streams, so a token of one stream sits "at the same place" as the
-co-located tokens of the others (CVPT's Eq. 1 restricted to windows, DESIGN.md §8). ``joint=False``
+co-located tokens of the others (CVPT's Eq. 1 in windows; docs/design.md). ``joint=False``
 runs each stream on its own. MLPs, norms and patch merging act on each stream with the same
 frozen weights.
 """

@@ -373,7 +373,14 @@ class Run:
             self._write_tables()
             if dist.any_true(stop.signum is not None, self.info):  # came during the evaluation
                 return self._interrupted(stop)
-        return self.finish()
+        summary = self.finish()
+        if self.progress["global_step"] < self.total_steps:  # stop_at: resumable, as a signal's
+            summary["stopped"] = {
+                "epoch": self.progress["epoch"],
+                "batch_in_epoch": self.progress["batch_in_epoch"],
+                "checkpoint": str(last_checkpoint(self.out)),
+            }
+        return summary
 
     def _loss(self, net, batch) -> torch.Tensor:
         logits = net(*(batch[x].to(self.device) for x in ("iframes", "mvs", "residuals")))
