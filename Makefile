@@ -30,7 +30,7 @@ test: lint wheel-check
 wheel-check: install
 	PYTHON=$(PYTHON) scripts/wheel_check.sh
 
-# The embedded default: the paper's comparison on the synthetic compressed-video task (about 6 min
+# The embedded default: the paper's comparison on the synthetic compressed-video task (about 5 min
 # on 2 idle cores), then one of its videos drawn as I-frames, MV colours and residuals.
 demo: install
 	$(BIN)/cvpt demo --out $(DEMO_OUT)

@@ -27,6 +27,21 @@ except RuntimeError:  # the real ops registered first (a CPU build of torchvisio
     pass
 
 
+# torch's CPU worker threads copy the subnormal setting of the thread that starts them, once:
+# start them here, with IEEE subnormals, so that no test's outcome depends on which test ran a
+# parallel operation first (training loops then flush on the main thread only, as they warn)
+torch.full((1 << 20,), 1.0).sum()
+
+
+@pytest.fixture(autouse=True)
+def _ieee_subnormals():
+    """Training loops flush subnormals to zero (cvpt.training.step.flush_denormals); every test
+    starts and ends with IEEE subnormals on its thread, whatever ran before."""
+    torch.set_flush_denormal(False)
+    yield
+    torch.set_flush_denormal(False)
+
+
 def write_raw(
     path: Path,
     frames: np.ndarray,

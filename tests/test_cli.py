@@ -281,6 +281,15 @@ def test_progress_is_plain_lines_when_not_a_terminal():
     assert "\r" not in buf.getvalue() and len(lines) == 6 and lines[4] == "FAILED x.mp4"
     assert lines[-1].startswith("epoch 0: 4/4 step (100%)") and "top-1 50%" in lines[-1]
     assert "loss=0.5" in lines[3]
+    buf = io.StringIO()  # a resumed job: the rate counts this run's work only
+    LineProgress(total=8, initial=8, desc="synth", unit="video", file=buf).close()
+    bar = LineProgress(total=8, initial=6, desc="synth", unit="video", interval=0.0, file=buf)
+    bar.start -= 2.0  # two seconds for the two videos left
+    bar.update(2)
+    done, resumed = buf.getvalue().splitlines()
+    assert done.startswith("synth: 8/8 video (100%)") and done.endswith("all there already")
+    rate = float(resumed.split(", ")[-1].removesuffix(" video/s"))
+    assert resumed.startswith("synth: 8/8 video (100%)") and 0.8 < rate <= 1.0  # not 4 video/s
     from cvpt.progress import tqdm
 
     assert isinstance(tqdm(range(3), desc="x"), LineProgress)  # pytest's stderr is no terminal

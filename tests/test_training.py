@@ -540,6 +540,56 @@ def test_train_step_accumulates_and_clips():
     assert torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])) <= 1e-3 * 1.0001
 
 
+def _subnormals_kept() -> bool:
+    """Whether this thread computes with subnormals (a float literal below 1.18e-38 would be
+    flushed on its way in: the value is made from its bits)."""
+    tiny = torch.tensor([0x00400000], dtype=torch.int32).view(torch.float32)  # 5.9e-39
+    return (tiny * 1.0).item() != 0.0
+
+
+_FLUSH_PROBE = """
+import sys, torch
+from cvpt.training.step import flush_denormals
+torch.set_num_threads(2)
+if sys.argv[1] == "late":
+    torch.full((1 << 20,), 1.0).sum()  # torch's worker threads start before the call
+flushed = flush_denormals("cpu")
+x = torch.full((1 << 20,), 0x00400000, dtype=torch.int32).view(torch.float32)
+print(flushed, int((x * 1.0).count_nonzero()))
+"""
+
+
+@pytest.mark.parametrize("when", ["first", "late"])
+def test_flush_denormals_reaches_every_worker_thread_or_says_it_did_not(when):
+    out = subprocess.run(
+        [sys.executable, "-c", _FLUSH_PROBE, when], capture_output=True, text=True, check=True
+    )
+    flushed, kept = out.stdout.split()
+    if when == "first":  # both threads flush: every product of a subnormal is 0
+        assert (flushed, kept) == ("True", "0") and "thread only" not in out.stderr
+    else:  # the worker thread kept IEEE subnormals, and the call says so
+        assert flushed == "False" and int(kept) > 0 and "this thread only" in out.stderr
+
+
+def test_cpu_training_flushes_subnormals_unless_asked_not_to(tiny_dataset, tmp_path):
+    from cvpt.demo.cache import ClipTensors
+    from cvpt.demo.tune import TuneSettings, Variant, tune
+
+    assert _subnormals_kept()
+    Run(_cfg(tiny_dataset, "epochs=1", "max_steps=1"), tmp_path / "on")
+    assert not _subnormals_kept()
+    Run(_cfg(tiny_dataset, "epochs=1", "max_steps=1", "flush_denormal=false"), tmp_path / "off")
+    assert _subnormals_kept()
+    (x, y) = _clip_batch(2, 1)
+    clips = ClipTensors(*(t.half() for t in x), labels=y, views=1)
+    for flush in (True, False):
+        settings = TuneSettings(backbone_options={"depth": 1}, epochs=1, batch_size=2, threads=1,
+                                flush_denormal=flush)  # fmt: skip
+        tune(Variant("t", "linear", pretrained=False), settings, clips, clips, seed=0,
+             num_classes=3)  # fmt: skip
+        assert _subnormals_kept() is not flush
+
+
 def test_every_training_loop_takes_the_one_step(tiny_dataset, tmp_path, monkeypatch):
     from cvpt.bench.model import StepCase
     from cvpt.data.synth import synthesize

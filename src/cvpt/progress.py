@@ -52,7 +52,7 @@ class LineProgress:
         self.iterable, self.desc, self.disable = iterable, desc, disable
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)
-        self.total, self.unit, self.n = total, unit or "it", initial
+        self.total, self.unit, self.n, self.initial = total, unit or "it", initial, initial
         self.interval = (
             float(os.environ.get("CVPT_PROGRESS_SECONDS", 30)) if interval is None else interval
         )
@@ -104,7 +104,11 @@ class LineProgress:
         elapsed = time.monotonic() - self.start
         done = f"{self.n}/{self.total}" if self.total else f"{self.n}"
         pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
-        rate = f", {self.n / elapsed:.2f} {self.unit}/s" if elapsed > 0 else ""
+        new = self.n - self.initial  # what a resumed job finds done is not part of its rate
+        if self.initial and not new:
+            rate = ", all there already"
+        else:
+            rate = f", {new / elapsed:.2f} {self.unit}/s" if elapsed > 0 else ""
         post = f", {self.postfix}" if self.postfix else ""
         print(
             f"{self.desc}: {done} {self.unit}{pct} in {elapsed:.0f} s{rate}{post}",

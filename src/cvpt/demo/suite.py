@@ -28,6 +28,7 @@ from cvpt.models.checkpoint import load_backbone
 from cvpt.models.prompts import SCCP_UPDATES
 from cvpt.models.report import model_row
 from cvpt.progress import tqdm
+from cvpt.training.step import flush_denormals
 
 SHIPPED_BACKBONE = "vit_tiny_d4_source.safetensors"
 ARCHITECTURE = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size", "tubelet_size")
@@ -132,6 +133,9 @@ def run_demo(
     instead of the comparison. Seed by seed: an interrupted run leaves whole seeds."""
     out = Path(out)
     t_start = time.perf_counter()
+    # before any parallel torch work, so that torch's worker threads inherit it (tune sets it
+    # again on its own thread)
+    flush_denormals(config.tune.device, config.tune.flush_denormal)
     ckpt = Path(backbone_checkpoint) if backbone_checkpoint else shipped_backbone()
     if not ckpt.exists():
         raise MissingFileError(f"{ckpt}: the pre-trained backbone is missing")

@@ -12,7 +12,7 @@ import torch
 from cvpt.demo.cache import ClipTensors
 from cvpt.models.factory import create_model
 from cvpt.training.schedule import make_optimizer
-from cvpt.training.step import TrainStep, classification_loss
+from cvpt.training.step import TrainStep, classification_loss, flush_denormals
 
 
 @dataclass
@@ -44,6 +44,7 @@ class TuneSettings:
     # number; every epoch's test pass cost a linear probe 40% of its run)
     eval_every: int = 0
     threads: int = 2
+    flush_denormal: bool = True  # subnormal floats as zero on CPU: 1.5× faster (flush_denormals)
     device: str = "cpu"  # "cuda" runs the same loop on a GPU (clips stay cached on the CPU)
 
 
@@ -77,6 +78,7 @@ def tune(
     seconds."""
     torch.set_num_threads(settings.threads)
     device = torch.device(settings.device)
+    flush_denormals(device, settings.flush_denormal)
     model = build(variant, settings, num_classes, seed).to(device)
     lr = variant.lr or (settings.full_lr if variant.method == "full" else settings.lr)
     steps_per_epoch = -(-train.videos // settings.batch_size)

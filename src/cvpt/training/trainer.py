@@ -43,7 +43,12 @@ from cvpt.training.evaluate import metrics, predict_batch
 from cvpt.training.plots import plot_confusion, plot_curves
 from cvpt.training.preempt import StopRequest
 from cvpt.training.schedule import make_optimizer, scaled_lr
-from cvpt.training.step import TrainStep, classification_loss, prepare_precision
+from cvpt.training.step import (
+    TrainStep,
+    classification_loss,
+    flush_denormals,
+    prepare_precision,
+)
 from cvpt.training.trackers import Trackers, parse_loggers
 
 log = logging.getLogger("cvpt.train")
@@ -147,6 +152,8 @@ class Run:
                 "another --out"
             )
         self.device = pick_device(cfg.device)
+        # first, so that torch's CPU worker threads (started by the first parallel op) inherit it
+        flush_denormals(self.device, cfg.flush_denormal)
         self.info = dist.setup(self.device)
         if self.device.type == "cuda":  # one GPU per process: torchrun's LOCAL_RANK
             self.device = torch.device("cuda", self.info.local_rank)
