@@ -92,6 +92,26 @@ def test_demo_adds_seeds_without_training_the_old_ones_again(demo_run, tmp_path,
     assert all(m["seeds"] == [0, 1, 2] for m in again["methods"].values())
 
 
+def test_results_of_other_settings_are_kept_aside_not_overwritten(demo_run, tmp_path, monkeypatch):
+    out, result = demo_run
+    older = json.loads((out / "results.json").read_text())
+    older["config"]["tune"]["epochs"] = 7  # a run of other settings, e.g. an earlier version
+    (tmp_path / "results.json").write_text(json.dumps(older))
+    (tmp_path / "results.before-1.json").write_text("{}")  # an earlier one kept already
+    trained = []
+
+    def fake_tune(variant, settings, train, test, *, seed, num_classes, on_epoch=None):
+        trained.append((variant.name, seed))
+        return {**result["methods"][variant.name]["runs"][0], "seed": seed}
+
+    monkeypatch.setattr(suite, "tune", fake_tune)
+    suite.run_demo(tmp_path, TINY, data=out / "data", progress=False)
+    assert len(trained) == len(COMPARISON + CONTROLS) * 2  # nothing of the old run reused
+    assert json.loads((tmp_path / "results.before-2.json").read_text()) == older
+    assert (tmp_path / "results.before-1.json").read_text() == "{}"
+    assert json.loads((tmp_path / "results.json").read_text())["config"]["tune"]["epochs"] == 1
+
+
 def test_tune_tests_after_the_last_epoch_or_every_kth(demo_run):
     from cvpt.demo.cache import load_clips
 

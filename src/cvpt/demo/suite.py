@@ -9,6 +9,7 @@ Runs resume: every finished (variant, seed) is kept in ``results.json`` and skip
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -31,6 +32,8 @@ from cvpt.progress import tqdm
 from cvpt.training.step import flush_denormals
 
 SHIPPED_BACKBONE = "vit_tiny_d4_source.safetensors"
+log = logging.getLogger("cvpt")
+
 ARCHITECTURE = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size", "tubelet_size")
 
 
@@ -239,9 +242,21 @@ def _previous_runs(path: Path, config: DemoConfig) -> list[dict]:
     before = json.loads(path.read_text())
     now = json.loads(json.dumps(config.to_dict()))
     if {**before.get("config", {}), "seeds": None} != {**now, "seeds": None}:
+        kept = _set_aside(path)
+        log.warning("%s holds runs of other settings: kept as %s, starting afresh", path, kept.name)
         return []
     runs = [r for m in before.get("methods", {}).values() for r in m["runs"]]
     return [r for r in runs if r["seed"] in config.seeds]
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename ``path`` to a free ``<stem>.before-N<suffix>`` beside it (a user's earlier results
+    are never overwritten)."""
+    n = 1
+    while (kept := path.with_name(f"{path.stem}.before-{n}{path.suffix}")).exists():
+        n += 1
+    path.rename(kept)
+    return kept
 
 
 def _write(path, config, variants, runs, sizes, ablations, classes, extra=None) -> dict:
