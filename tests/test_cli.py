@@ -286,7 +286,9 @@ def test_progress_is_plain_lines_when_not_a_terminal():
     bar = LineProgress(total=8, initial=6, desc="synth", unit="video", interval=0.0, file=buf)
     bar.start -= 2.0  # two seconds for the two videos left
     bar.update(2)
-    done, resumed = buf.getvalue().splitlines()
+    LineProgress(total=8, initial=3, desc="synth", unit="video", file=buf).close()  # stopped
+    done, resumed, stopped = buf.getvalue().splitlines()
+    assert stopped == "synth: 3/8 video (38%) in 0 s"  # no rate, and not "all there"
     assert done.startswith("synth: 8/8 video (100%)") and done.endswith("all there already")
     rate = float(resumed.split(", ")[-1].removesuffix(" video/s"))
     assert resumed.startswith("synth: 8/8 video (100%)") and 0.8 < rate <= 1.0  # not 4 video/s

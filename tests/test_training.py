@@ -544,22 +544,27 @@ def _subnormals_kept() -> bool:
     """Whether this thread computes with subnormals (a float literal below 1.18e-38 would be
     flushed on its way in: the value is made from its bits)."""
     tiny = torch.tensor([0x00400000], dtype=torch.int32).view(torch.float32)  # 5.9e-39
-    return (tiny * 1.0).item() != 0.0
+    return (tiny * 1.0).view(torch.int32).item() != 0  # bits: under DAZ a subnormal == 0
 
 
 _FLUSH_PROBE = """
 import sys, torch
 from cvpt.training.step import flush_denormals
 torch.set_num_threads(2)
-if sys.argv[1] == "late":
+if sys.argv[1] != "first":
     torch.full((1 << 20,), 1.0).sum()  # torch's worker threads start before the call
+if sys.argv[1] == "fewer":  # the call made while torch runs one thread; then two again
+    torch.set_num_threads(1)
+if sys.argv[1] == "no-ftz":  # a CPU without FTZ/DAZ: torch says so and changes nothing
+    torch.set_flush_denormal = lambda enabled: False
 flushed = flush_denormals("cpu")
+torch.set_num_threads(2)
 x = torch.full((1 << 20,), 0x00400000, dtype=torch.int32).view(torch.float32)
 print(flushed, int((x * 1.0).count_nonzero()))
 """
 
 
-@pytest.mark.parametrize("when", ["first", "late"])
+@pytest.mark.parametrize("when", ["first", "late", "fewer", "no-ftz"])
 def test_flush_denormals_reaches_every_worker_thread_or_says_it_did_not(when):
     out = subprocess.run(
         [sys.executable, "-c", _FLUSH_PROBE, when], capture_output=True, text=True, check=True
@@ -567,8 +572,10 @@ def test_flush_denormals_reaches_every_worker_thread_or_says_it_did_not(when):
     flushed, kept = out.stdout.split()
     if when == "first":  # both threads flush: every product of a subnormal is 0
         assert (flushed, kept) == ("True", "0") and "thread only" not in out.stderr
-    else:  # the worker thread kept IEEE subnormals, and the call says so
-        assert flushed == "False" and int(kept) > 0 and "this thread only" in out.stderr
+    elif when == "no-ftz":
+        assert flushed == "False" and int(kept) > 0 and "this CPU cannot" in out.stderr
+    else:  # a worker thread kept IEEE subnormals, and the call says so
+        assert flushed == "False" and int(kept) > 0 and "on this thread only" in out.stderr
 
 
 def test_cpu_training_flushes_subnormals_unless_asked_not_to(tiny_dataset, tmp_path):

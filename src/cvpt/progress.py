@@ -105,8 +105,10 @@ class LineProgress:
         done = f"{self.n}/{self.total}" if self.total else f"{self.n}"
         pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
         new = self.n - self.initial  # what a resumed job finds done is not part of its rate
-        if self.initial and not new:
+        if self.initial and not new and self.total and self.n >= self.total:
             rate = ", all there already"
+        elif self.initial and not new:
+            rate = ""
         else:
             rate = f", {new / elapsed:.2f} {self.unit}/s" if elapsed > 0 else ""
         post = f", {self.postfix}" if self.postfix else ""

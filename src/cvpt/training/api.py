@@ -30,6 +30,9 @@ def train(
     top-1/top-5, ``skipped`` videos), also written to ``out/summary.json``. Raises
     :class:`cvpt.errors.ConfigError` for unknown keys or values and
     :class:`cvpt.errors.RunExistsError` when ``out`` holds a run and ``resume`` is False.
+
+    On a CPU the calling thread computes with subnormal floats flushed to zero from then on
+    (key ``flush_denormal``, docs/training.md); ``torch.set_flush_denormal(False)`` undoes it.
     """
     import yaml
 

@@ -213,6 +213,8 @@ def load_run_config(run: str | Path, overrides: list[str] | None = None) -> Trai
     data = yaml.safe_load(file.read_text()) or {}
     for key in DERIVED:
         data.pop(key, None)
+    # keys recorded later than the run was made: the behaviour of its time, not today's default
+    data.setdefault("flush_denormal", False)
     if data.get("method", TrainConfig.method) == "cvpt":  # not today's default: the run's own
         data["model_options"] = {
             "sccp_update": SCCP_UPDATE_BEFORE_RECORDED,

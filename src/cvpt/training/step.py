@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterator
 
 import torch
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 log = logging.getLogger("cvpt")
-_SUBNORMALS_WARNED: set[bool] = set()
+_SUBNORMALS_WARNED: set = set()
 
 
 def classification_loss(
@@ -61,20 +62,37 @@ def flush_denormals(device: torch.device | str, enabled: bool = True) -> bool:
     nothing changes (GPUs compute subnormals at full speed)."""
     if torch.device(device).type != "cpu":
         return True
-    torch.set_flush_denormal(enabled)
-    # 5.9e-39 from its bits (a float literal would be flushed on its way in), large enough that
-    # torch splits the product over every worker thread
-    subnormal = torch.full((1 << 18,), 0x00400000, dtype=torch.int32).view(torch.float32)
-    probe = subnormal * 1.0
-    everywhere = bool((probe == 0).all()) if enabled else bool((probe != 0).all())
-    if not everywhere and enabled not in _SUBNORMALS_WARNED:  # once a process: loops call it often
-        _SUBNORMALS_WARNED.add(enabled)
-        log.warning(
-            "subnormal flushing %s on this thread only: torch's CPU worker threads started "
-            "earlier in this process keep their setting (set it at the start of a process)",
-            "on" if enabled else "off",
+    if not torch.set_flush_denormal(enabled):  # a CPU without FTZ/DAZ: IEEE on every thread
+        _warn_once("cpu", "this CPU cannot flush subnormal floats to zero: they stay (slower)")
+        return not enabled
+    # the probe runs on as many threads as the machine has cores (or torch uses, if more): a
+    # worker started earlier takes part even when torch is set to fewer threads right now
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(threads, os.cpu_count() or 1))
+    try:
+        # 5.9e-39 from its bits (a float literal would be flushed on its way in), large enough
+        # that torch splits the product over every worker thread
+        subnormal = torch.full((1 << 18,), 0x00400000, dtype=torch.int32).view(torch.float32)
+        # compared by its bits: under denormals-are-zero, a subnormal also compares equal to 0
+        zero = (subnormal * 1.0).view(torch.int32) == 0
+    finally:
+        torch.set_num_threads(threads)
+    everywhere = bool(zero.all()) if enabled else not bool(zero.any())
+    if not everywhere:
+        _warn_once(
+            enabled,
+            f"subnormal floats {'flushed to zero' if enabled else 'kept'} on this thread only: "
+            "torch's CPU worker threads started earlier in this process keep their setting (set "
+            "it at the start of a process)",
         )
     return everywhere
+
+
+def _warn_once(key, message: str) -> None:
+    """Log ``message`` the first time ``key`` comes up in this process (loops call often)."""
+    if key not in _SUBNORMALS_WARNED:
+        _SUBNORMALS_WARNED.add(key)
+        log.warning(message)
 
 
 class TrainStep:
