@@ -1,10 +1,11 @@
-"""The verdicts of the paper's claims: paired by seed, Student-t and bootstrap intervals, the
-pre-declared decision between the readings of SCCP's update."""
+"""The verdicts of the paper's claims: paired by seed, Student-t intervals and a permutation
+test of the trend, the pre-declared decision between the readings of SCCP's update."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from cvpt.demo.claims import (
@@ -47,6 +48,25 @@ def test_pairs_only_common_seeds_and_one_seed_has_no_interval():
         paired_difference(_runs([0.9], [0]), _runs([0.5], [1]))
 
 
+def test_no_verdict_from_two_seeds_or_the_same_difference_in_every_seed():
+    # top-1 moves in steps of one test video: equal differences are common, and have no spread
+    one_video = paired_difference(_runs([100 / 135, 90 / 135, 80 / 135]),
+                                  _runs([99 / 135, 89 / 135, 79 / 135]))  # fmt: skip
+    assert one_video["verdict"] == "unresolved" and "same value" in one_video["note"]
+    two = paired_difference(_runs([0.9, 0.7]), _runs([0.5, 0.4]))
+    assert two["low"] is not None and two["verdict"] == "unresolved" and "fewer" in two["note"]
+
+
+def test_rank_trend_is_calibrated_on_noise():
+    # top-1 that does not depend on k: a 95% test calls a trend either way in ~2.5% each
+    rng = np.random.default_rng(1)
+    verdicts = []
+    for _ in range(200):
+        top1 = {k: _runs([rng.binomial(135, 0.6) / 135 for _ in range(3)]) for k in range(5)}
+        verdicts.append(rank_trend(top1)["verdict"])
+    assert verdicts.count("holds") <= 10 and verdicts.count("contradicted") <= 10
+
+
 def test_rank_trend_reads_a_rising_a_falling_and_a_flat_curve():
     rising = {k: _runs([0.3 + 0.1 * k + 0.01 * s for s in range(5)]) for k in range(5)}
     falling = {k: _runs([0.9 - 0.1 * k + 0.02 * (s % 2) for s in range(5)]) for k in range(5)}
@@ -62,13 +82,19 @@ def _cells(depth: int, reading_gain: dict[str, float]) -> dict:
     """A results.json ``methods`` where every claim's better cell is ``gain`` above the other."""
     base = {"Linear probe": 0.25, "VPT*": 0.5, "AdaptFormer*": 0.5, "SCCP blocks = 0": 0.4,
             "CVPT w/o residual prompt": 0.5}  # fmt: skip
-    methods = {n: {"runs": _runs([v + 0.01 * s for s in range(3)])} for n, v in base.items()}
+    cells = dict(base)
     for r, g in reading_gain.items():
-        cells = {f"SCCP blocks = {k} ({r})": 0.4 + g * k for k in range(1, depth + 1)}
+        cells |= {f"SCCP blocks = {k} ({r})": 0.4 + g * k for k in range(1, depth + 1)}
         cells |= {f"CVPT w/o attention ({r})": 0.4, f"CVPT, random frozen backbone ({r})": 0.4}
-        for n, v in cells.items():
-            methods[n] = {"runs": _runs([v + 0.01 * s + 0.003 * s * s for s in range(3)])}
-    return methods
+    # a seed moves every cell a little, each cell its own way: differences with a spread
+    return {
+        n: {
+            "runs": _runs(
+                list(v + 0.01 * np.arange(3) + np.random.default_rng(i).uniform(0, 0.005, 3))
+            )
+        }
+        for i, (n, v) in enumerate(cells.items())
+    }
 
 
 def test_claims_and_the_decision_follow_the_pre_declared_criterion():

@@ -226,5 +226,5 @@ def test_seeds_option_takes_a_count_or_a_list():
     from cvpt.cli.demo import _seeds
 
     assert _seeds("3") == (0, 1, 2) and _seeds("1,3") == (1, 3) and _seeds("2,") == (2,)
-    with pytest.raises(ValueError, match="--seeds expects a count or a list"):
+    with pytest.raises(ValueError, match="--seeds expects a count"):
         _seeds("two")

@@ -45,7 +45,7 @@ def register(sub) -> None:
     p.add_argument("--videos", type=int, help="target-task videos (default: the preset's)")
     p.add_argument("--epochs", type=int, help="epochs per run (default: the preset's)")
     p.add_argument("--backbone-checkpoint", help="a backbone to freeze instead of the shipped one")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (the tuning loop)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="the tuning loop's")
 
 
 def run(args) -> int:
@@ -97,11 +97,20 @@ def run(args) -> int:
 
 def _seeds(text: str) -> tuple[int, ...]:
     """``"5"`` → seeds 0..4; ``"1,3"`` → seeds 1 and 3; ``"2,"`` → seed 2 alone."""
+    from cvpt.demo.suite import check_seeds
+    from cvpt.errors import ConfigError
+
     try:
         if "," in text:
-            return tuple(int(s) for s in text.split(",") if s.strip())
-        return tuple(range(int(text)))
+            seeds = tuple(int(s) for s in text.split(",") if s.strip())
+        elif int(text) < 1:
+            raise ValueError
+        else:
+            seeds = tuple(range(int(text)))
     except ValueError:
-        from cvpt.errors import ConfigError
-
-        raise ConfigError(f"--seeds expects a count or a list like 0,2,4, got {text!r}") from None
+        raise ConfigError(
+            f"--seeds expects a count (1 or more) or a list like 0,2,4 (seed 0 alone: 0,), got "
+            f"{text!r}"
+        ) from None
+    check_seeds(seeds)
+    return seeds

@@ -17,10 +17,13 @@ import numpy as np
 from scipy import stats
 
 LEVEL = 0.95
-BOOTSTRAP = 2000  # resamples of the seeds for the rank correlation's interval
+MIN_SEEDS = 3  # a t-interval on 1 degree of freedom is ±12.7 standard errors
+PERMUTATIONS = 4000  # random reorderings of k per seed for the rank correlation's test
 INTERVALS = (
-    "paired differences: Student-t interval over seeds of the per-seed difference (95%); "
-    f"rank correlation: percentile bootstrap over seeds ({BOOTSTRAP} resamples, 95%)"
+    "paired differences: Student-t interval over seeds of the per-seed difference (95%), no "
+    "verdict where every seed gives the same difference; rank correlation: the mean of the "
+    f"per-seed Spearman ρ, tested against {PERMUTATIONS} reorderings of k within each seed "
+    f"(95%, two-sided); no verdict from fewer than {MIN_SEEDS} seeds"
 )
 
 
@@ -59,48 +62,87 @@ CLAIMS = [
 
 def verdict(lo: float | None, hi: float | None) -> str:
     """``holds`` / ``contradicted`` / ``unresolved`` for an interval of ``a − b`` (None: no
-    interval, fewer than two seeds)."""
+    interval)."""
     if lo is None or hi is None:
         return "unresolved"
     return "holds" if lo > 0 else "contradicted" if hi < 0 else "unresolved"
 
 
+def t_interval(values, level: float = LEVEL) -> dict:
+    """Mean of per-seed ``values`` and its Student-t interval, with the verdict on 0. No
+    verdict (``unresolved``, with a ``note``) from fewer than ``MIN_SEEDS`` seeds, or when
+    every seed gives the same value: the interval then has no width, and a sign-flip test on
+    n ≤ 5 seeds cannot reach 5% either (its smallest p is 2/2^n). ``low``/``high`` are None
+    below two seeds."""
+    v = np.asarray(values, dtype=float)
+    mean = float(v.mean())
+    lo = hi = None
+    if len(v) >= 2:
+        half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+        lo, hi = float(mean - half), float(mean + half)
+    out = {"mean": mean, "low": lo, "high": hi, "verdict": verdict(lo, hi)}
+    if len(v) < MIN_SEEDS:
+        out |= {"verdict": "unresolved", "note": f"fewer than {MIN_SEEDS} seeds"}
+    elif np.ptp(v) == 0:
+        out |= {"verdict": "unresolved", "note": "the same value in every seed"}
+    return out
+
+
 def paired_difference(a: list[dict], b: list[dict], level: float = LEVEL) -> dict:
     """``top1(a) − top1(b)`` over the seeds both ran (runs are dicts with ``seed`` and
-    ``top1``): the per-seed differences, their mean and its Student-t interval. With fewer
-    than two seeds there is no interval (None)."""
+    ``top1``): the per-seed differences, their mean and its Student-t interval
+    (:func:`t_interval`)."""
     ta, tb = ({r["seed"]: r["top1"] for r in runs} for runs in (a, b))
     seeds = sorted(set(ta) & set(tb))
-    d = np.array([ta[s] - tb[s] for s in seeds], dtype=float)
-    if not len(d):
+    d = [ta[s] - tb[s] for s in seeds]
+    if not d:
         raise ValueError("no seed in common: nothing to pair")
-    mean = float(d.mean())
-    lo = hi = None
-    if len(d) >= 2:
-        half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
-        lo, hi = float(mean - half), float(mean + half)
-    return {"seeds": seeds, "differences": d.tolist(), "mean": mean, "low": lo, "high": hi,
-            "verdict": verdict(lo, hi)}  # fmt: skip
+    return {"seeds": seeds, "differences": d, **t_interval(d, level)}
 
 
 def rank_trend(top1: dict[int, list[dict]], level: float = LEVEL, seed: int = 0) -> dict:
-    """Spearman's ρ between k and the seed-mean top-1 of the runs ``top1[k]``, over the seeds
-    every k ran, with a percentile bootstrap interval that resamples seeds (the same resample
-    for every k, which keeps the pairing)."""
+    """Whether top-1 rises with k: Spearman's ρ between k and top-1 within each seed (the runs
+    ``top1[k]``, over the seeds every k ran), averaged over seeds. The verdict is a permutation
+    test: with no trend, the k of each seed's runs are exchangeable, so ρ is compared with its
+    distribution over ``PERMUTATIONS`` random reorderings of k within every seed (one-sided p
+    below (1 − level)/2 either way decides). It stays exact where every seed ranks the k the
+    same way; a percentile bootstrap over 3 seeds, used before, called pure noise a rising
+    trend in 9% of simulated data sets, not 2.5%. ``low``/``high``: the Student-t interval of
+    the per-seed ρ, for display; no verdict from fewer than ``MIN_SEEDS`` seeds."""
     ks = sorted(top1)
     common = sorted(set.intersection(*({r["seed"] for r in top1[k]} for k in ks)))
     acc = np.array([[{r["seed"]: r["top1"] for r in top1[k]}[s] for s in common] for k in ks])
-    rho = _spearman(ks, acc.mean(1))
-    lo = hi = None
-    if len(common) >= 2:
-        rng = np.random.default_rng(seed)
-        idx = rng.integers(0, len(common), (BOOTSTRAP, len(common)))
-        boot = np.array([_spearman(ks, acc[:, i].mean(1)) for i in idx])
-        tail = 100 * (1 - level) / 2
-        lo, hi = (float(x) for x in np.nanpercentile(boot, [tail, 100 - tail]))
-    means = acc.mean(1).tolist()
-    return {"seeds": common, "k": ks, "top1_mean": means, "rho": rho, "low": lo, "high": hi,
-            "verdict": verdict(lo, hi)}  # fmt: skip
+    per_seed = np.array([_spearman(ks, acc[:, i]) for i in range(len(common))])
+    t = t_interval(per_seed, level)
+    rho = float(per_seed.mean())
+    # the null: ρ of each seed's top-1 ranks against a random order of the k
+    rng = np.random.default_rng(seed)
+    order = np.argsort(rng.random((PERMUTATIONS, len(ks), len(common))), axis=1)
+    ranks = np.stack([stats.rankdata(acc[:, i]) for i in range(len(common))], axis=1)  # [K, S]
+    null = np.array([_rank_corr(order[:, :, i], ranks[:, i]) for i in range(len(common))])
+    null = null.mean(0)  # [PERMUTATIONS]
+    tol = 1e-9
+    p_up = float((1 + (null >= rho - tol).sum()) / (PERMUTATIONS + 1))
+    p_down = float((1 + (null <= rho + tol).sum()) / (PERMUTATIONS + 1))
+    tail = (1 - level) / 2
+    if len(common) < MIN_SEEDS:
+        verdict_, note = "unresolved", {"note": f"fewer than {MIN_SEEDS} seeds"}
+    else:
+        verdict_ = "holds" if p_up < tail else "contradicted" if p_down < tail else "unresolved"
+        note = {}
+    return {"seeds": common, "k": ks, "top1_mean": acc.mean(1).tolist(),
+            "rho_per_seed": per_seed.tolist(), "rho": rho, "low": t["low"], "high": t["high"],
+            "p_rising": p_up, "p_falling": p_down, "verdict": verdict_, **note}  # fmt: skip
+
+
+def _rank_corr(k_order: np.ndarray, y_ranks: np.ndarray) -> np.ndarray:
+    """Pearson correlation of the ranks ``k_order`` [P, K] (a permutation of 0..K−1 each) with
+    ``y_ranks`` [K]: Spearman's ρ of each reordering (0 where y is constant)."""
+    yc = y_ranks - y_ranks.mean()
+    if not yc.any():
+        return np.zeros(len(k_order))
+    kc = k_order - k_order.mean(1, keepdims=True)
+    return (kc @ yc) / (np.linalg.norm(kc, axis=1) * np.linalg.norm(yc))
 
 
 def _spearman(x, y) -> float:

@@ -8,6 +8,9 @@ Runs resume: every finished (variant, seed) is kept in ``results.json`` and skip
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import logging
 import resource
@@ -23,7 +26,7 @@ from cvpt.data.synth import synthesize
 from cvpt.demo.cache import ClipTensors, load_clips
 from cvpt.demo.claims import INTERVALS, decide, evaluate_claims, paired_difference
 from cvpt.demo.tune import TuneSettings, Variant, tune
-from cvpt.errors import MissingFileError
+from cvpt.errors import ConfigError, MissingFileError
 from cvpt.io import write_json
 from cvpt.models.checkpoint import load_backbone
 from cvpt.models.prompts import SCCP_UPDATES
@@ -133,20 +136,37 @@ def run_demo(
     """Synthesise (or reuse) the data in ``data`` (default ``out/data``), tune every variant
     for every seed and write ``out/results.json`` after each run (the CLI adds the table and
     the pictures). ``ablations``: the cells of the paper's claims for each of ``readings``
-    instead of the comparison. Seed by seed: an interrupted run leaves whole seeds."""
+    instead of the comparison. Seed by seed: an interrupted run leaves whole seeds. Raises
+    :class:`~cvpt.errors.ConfigError` for bad seeds, a device it cannot use, or a folder that
+    another demo is writing to."""
     out = Path(out)
     t_start = time.perf_counter()
+    check_seeds(config.seeds)
+    if config.tune.device not in ("cpu", "cuda"):
+        raise ConfigError(f"the demo runs on cpu or cuda, not {config.tune.device!r}")
+    if config.tune.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda: torch sees no CUDA device here (try --device cpu)")
     # before any parallel torch work, so that torch's worker threads inherit it (tune sets it
     # again on its own thread)
     flush_denormals(config.tune.device, config.tune.flush_denormal)
     ckpt = Path(backbone_checkpoint) if backbone_checkpoint else shipped_backbone()
     if not ckpt.exists():
         raise MissingFileError(f"{ckpt}: the pre-trained backbone is missing")
+    out.mkdir(parents=True, exist_ok=True)
+    with _only_demo_in(out):
+        return _run(out, config, ckpt, t_start, ablations, readings, data, progress)
+
+
+def _run(out, config, ckpt, t_start, ablations, readings, data, progress) -> dict:
     vit = load_backbone(ckpt, verbose=progress)  # fails early, and shows its key table once
     # the random-backbone controls get the checkpoint's architecture, whatever checkpoint it is
     arch = {k: getattr(vit.cfg, k) for k in ARCHITECTURE}
     settings = replace(config.tune, backbone_checkpoint=str(ckpt), backbone_options=arch)
     config = replace(config, tune=settings)
+    backbone = {"backbone_sha256": file_digest(ckpt)}  # the same weights wherever installed
+    # first, so that a file it cannot use is set aside before minutes of preparation
+    results_path = out / "results.json"
+    kept = _previous_runs(results_path, config, backbone)
     data = Path(data) if data else out / "data"
     synthesize(
         data, task="target", videos=config.videos, seed=config.data_seed, size=config.size,
@@ -161,12 +181,11 @@ def run_demo(
     else:
         variants = COMPARISON + CONTROLS
     sizes = {
+        **backbone,
         "train_videos": train.videos,
         "test_videos": test.videos,
         "mean_mv_baseline_top1": mean_mv_baseline(train, test),
     }
-    results_path = out / "results.json"
-    kept = _previous_runs(results_path, config)
     runs = {(r["name"], r["seed"]): r for r in kept}
     todo = [(v, s) for s in config.seeds for v in variants if (v.name, s) not in runs]
     bar = tqdm(total=len(todo) * settings.epochs, desc="demo", unit="epoch", disable=not progress)
@@ -234,19 +253,77 @@ def mean_mv_baseline(train: ClipTensors, test: ClipTensors) -> float:
     return float((pred == test.labels).float().mean())
 
 
-def _previous_runs(path: Path, config: DemoConfig) -> list[dict]:
-    """Runs of an earlier, interrupted demo with the same settings but perhaps other seeds
-    (``--seeds 5`` after ``--seeds 3`` adds seeds 3 and 4); other settings are not mixed in."""
+def _previous_runs(path: Path, config: DemoConfig, backbone: dict) -> list[dict]:
+    """Every run of an earlier demo in this folder with the same settings and backbone weights,
+    whatever its seeds and cells (``--seeds 5`` after ``--seeds 3`` adds seeds 3 and 4; a
+    reading run alone keeps the other's cells). A file of other settings, or one that is not
+    a demo's results, is renamed aside (:func:`_set_aside`), never overwritten."""
     if not path.exists():
         return []
-    before = json.loads(path.read_text())
-    now = json.loads(json.dumps(config.to_dict()))
-    if {**before.get("config", {}), "seeds": None} != {**now, "seeds": None}:
-        kept = _set_aside(path)
-        log.warning("%s holds runs of other settings: kept as %s, starting afresh", path, kept.name)
-        return []
-    runs = [r for m in before.get("methods", {}).values() for r in m["runs"]]
-    return [r for r in runs if r["seed"] in config.seeds]
+    try:
+        before = json.loads(path.read_text())
+        runs = [r for m in before["methods"].values() for r in m["runs"]]
+        runs += before.get("other_runs", [])
+        names_seeds = [(r["name"], r["seed"]) for r in runs]
+        same = _comparable(before["config"]) == _comparable(config.to_dict()) and all(
+            before.get(k) == v for k, v in backbone.items()
+        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        why = "is not a demo's results.json"
+    else:
+        if same and len(set(names_seeds)) == len(names_seeds):
+            return runs
+        why = "holds runs of other settings"
+    log.warning("%s %s: kept as %s, starting afresh", path, why, _set_aside(path).name)
+    return []
+
+
+def _comparable(config: dict) -> dict:
+    """A demo's settings as compared between runs: not the seeds (runs are per seed), not
+    where the backbone file lies (its digest is compared instead)."""
+    config = json.loads(json.dumps(config))
+    config.pop("seeds", None)
+    config.get("tune", {}).pop("backbone_checkpoint", None)
+    return config
+
+
+def check_seeds(seeds) -> None:
+    """Seeds for ``torch.manual_seed``: at least one, distinct integers in [0, 2**63)
+    (:class:`~cvpt.errors.ConfigError` otherwise)."""
+    bad = [s for s in seeds if not isinstance(s, int) or not 0 <= s < 2**63]
+    if not seeds or bad or len(set(seeds)) != len(seeds):
+        raise ConfigError(
+            f"seeds must be one or more distinct integers from 0 to 2**63 - 1, got {list(seeds)}"
+        )
+
+
+@contextlib.contextmanager
+def _only_demo_in(out: Path):
+    """Hold ``out/.demo.lock`` while a demo writes there: a second demo into the same folder
+    would rewrite results.json from its own memory and drop the first one's runs."""
+    with open(out / ".demo.lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(
+                f"{out}: another cvpt demo is writing there; wait or use another --out"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 (hex) of a file, or of a folder's files (names and bytes, in sorted order)."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in files:
+        h.update(f"{p.relative_to(path) if path.is_dir() else p.name}:".encode())
+        with open(p, "rb") as f:
+            for block in iter(lambda f=f: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 def _set_aside(path: Path) -> Path:
@@ -286,6 +363,7 @@ def _write(path, config, variants, runs, sizes, ablations, classes, extra=None) 
             "seconds": float(np.mean([r["seconds"] for r in done])),
             "runs": done,
         }
+    shown = {(v.name, s) for v in variants for s in config.seeds}
     result = {
         "kind": "ablations" if ablations else "comparison",
         "config": json.loads(json.dumps(config.to_dict())),
@@ -293,6 +371,8 @@ def _write(path, config, variants, runs, sizes, ablations, classes, extra=None) 
         "chance": 1 / len(classes),
         **sizes,
         "methods": methods,
+        # runs of other seeds or cells, kept for the next demo that asks for them
+        "other_runs": [r for key, r in runs.items() if key not in shown],
         **(extra or {}),
     }
     write_json(path, result)
