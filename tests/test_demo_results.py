@@ -103,8 +103,10 @@ def test_the_same_backbone_elsewhere_keeps_the_runs(data, tmp_path, trained, mon
 @pytest.mark.parametrize("content", ["", "{", "[]", "null", '{"methods": 3}'])
 def test_a_results_file_it_cannot_read_is_set_aside(data, tmp_path, trained, content):
     (tmp_path / "results.json").write_text(content)
+    (tmp_path / "top1.png").write_bytes(b"its picture")
     suite.run_demo(tmp_path, TINY, data=data, progress=False)
     assert (tmp_path / "results.before-1.json").read_text() == content
+    assert (tmp_path / "top1.before-1.png").read_bytes() == b"its picture"
     assert _runs(tmp_path / "results.json") == {(n, s) for n in ROWS for s in (0, 1)}
 
 

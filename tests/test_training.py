@@ -209,7 +209,7 @@ def test_torchrun_two_processes_match_one(tiny_dataset, tmp_path):
         [
             str(torchrun),
             "--nproc_per_node=2",
-            "--master_port=29517",
+            "--standalone",  # a free port: test runs side by side must not share one
             "-m",
             "cvpt.cli.main",
             "train",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from cvpt.demo.claims import _pts, rho_text
 from cvpt.io import atomic_output
 from cvpt.training.plots import _plt
@@ -86,22 +88,35 @@ def plot_bars(result: dict, out: Path) -> None:
 
 
 def plot_curves(result: dict, out: Path) -> None:
-    """Test top-1 (at the epochs it was measured) and train loss per epoch, seed 0 (or the
-    first seed run) of every method."""
+    """Train loss per epoch and test top-1 at the epochs it was measured (after the last one
+    only, unless ``eval_every``), for every method: the mean over seeds as a line, each seed
+    faint (loss) or as a dot (top-1)."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for name, m in result["methods"].items():
-        r = m["runs"][0]
-        tested = r.get("curve_epochs", range(1, len(r["curve"]) + 1))
-        axes[0].plot(tested, [100 * c for c in r["curve"]], marker="o", label=name)
-        axes[1].plot(range(1, len(r["loss"]) + 1), r["loss"], label=name)
-    axes[0].axhline(100 * result["chance"], color="k", ls="--", lw=1)
-    axes[0].set_ylabel("test top-1 (%)")
-    axes[1].set_ylabel("train loss")
+    last = 1
+    for i, (name, m) in enumerate(result["methods"].items()):
+        color = f"C{i % 10}"
+        n = min(len(r["loss"]) for r in m["runs"])
+        losses = np.array([r["loss"][:n] for r in m["runs"]])  # [seeds, epochs]
+        epochs = np.arange(1, n + 1)
+        axes[0].plot(epochs, losses.mean(0), color=color, label=name)
+        for seed_loss in losses:
+            axes[0].plot(epochs, seed_loss, color=color, lw=0.6, alpha=0.3)
+        tested = m["runs"][0].get("curve_epochs", list(range(1, len(m["runs"][0]["curve"]) + 1)))
+        top1 = 100 * np.array([r["curve"][: len(tested)] for r in m["runs"]])  # [seeds, tested]
+        axes[1].plot(tested, top1.mean(0), color=color, marker="o", label=name)
+        for seed_top1 in top1:
+            axes[1].scatter(tested, seed_top1, color=color, s=12, alpha=0.4)
+        last = max(last, n)
+    axes[1].axhline(100 * result["chance"], color="k", ls="--", lw=1, label="chance")
+    seeds = len(result["config"]["seeds"])
+    axes[0].set_ylabel(f"train loss (line: mean of {seeds} seed(s))")
+    axes[1].set_ylabel(f"test top-1 (%) (dots: {seeds} seed(s))")
     for ax in axes:
         ax.set_xlabel("epoch")
+        ax.set_xlim(0.5, last + 0.5)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
     _save(fig, plt, out)
 
 

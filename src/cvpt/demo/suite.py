@@ -327,11 +327,15 @@ def file_digest(path: Path) -> str:
 
 
 def _set_aside(path: Path) -> Path:
-    """Rename ``path`` to a free ``<stem>.before-N<suffix>`` beside it (a user's earlier results
-    are never overwritten)."""
+    """Rename ``path`` to a free ``<stem>.before-N<suffix>`` beside it, and the pictures drawn
+    from it (``*.png`` there) to ``<stem>.before-N.png``: a user's earlier results are never
+    overwritten."""
     n = 1
     while (kept := path.with_name(f"{path.stem}.before-{n}{path.suffix}")).exists():
         n += 1
+    for png in path.parent.glob("*.png"):
+        if ".before-" not in png.name:
+            png.rename(png.with_name(f"{png.stem}.before-{n}.png"))
     path.rename(kept)
     return kept
 

@@ -44,7 +44,7 @@ class TuneSettings:
     # number; every epoch's test pass cost a linear probe 40% of its run)
     eval_every: int = 0
     threads: int = 2
-    flush_denormal: bool = True  # subnormal floats as zero on CPU: 1.5× faster (flush_denormals)
+    flush_denormal: bool = True  # subnormals as zero on CPU: 1.4–1.5× faster (flush_denormals)
     device: str = "cpu"  # "cuda" runs the same loop on a GPU (clips stay cached on the CPU)
 
 

@@ -73,7 +73,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast on CUDA (never on CPU)
     frozen_bf16: bool = True  # with amp: frozen matmul weights in bf16 (same results, less memory)
-    flush_denormal: bool = True  # on CPU, subnormal floats as zero (x86 is ~1.5x slower on them)
+    flush_denormal: bool = True  # on CPU, subnormal floats as zero (x86: 1.4-1.5x slower on them)
     grad_checkpointing: bool | int = False  # all (True) or the first k blocks recompute in backward
     logger: str = "none"  # trackers: none | tensorboard | wandb | mlflow (comma-separated)
 
