@@ -91,7 +91,7 @@ def test_the_library_refuses_repeated_seeds_too():
 
 def test_the_same_backbone_elsewhere_keeps_the_runs(data, tmp_path, trained, monkeypatch):
     suite.run_demo(tmp_path, TINY, data=data, progress=False)
-    elsewhere = tmp_path / "other-venv" / suite.SHIPPED_BACKBONE
+    elsewhere = tmp_path / "other-venv" / "renamed.safetensors"
     elsewhere.parent.mkdir()
     shutil.copy(suite.shipped_backbone(), elsewhere)  # the same bytes, another install
     monkeypatch.setattr(suite, "shipped_backbone", lambda: elsewhere)
@@ -104,9 +104,11 @@ def test_the_same_backbone_elsewhere_keeps_the_runs(data, tmp_path, trained, mon
 def test_a_results_file_it_cannot_read_is_set_aside(data, tmp_path, trained, content):
     (tmp_path / "results.json").write_text(content)
     (tmp_path / "top1.png").write_bytes(b"its picture")
+    (tmp_path / "top1.before-1.png").write_bytes(b"an older one")  # taken: the next free N
     suite.run_demo(tmp_path, TINY, data=data, progress=False)
-    assert (tmp_path / "results.before-1.json").read_text() == content
-    assert (tmp_path / "top1.before-1.png").read_bytes() == b"its picture"
+    assert (tmp_path / "results.before-2.json").read_text() == content
+    assert (tmp_path / "top1.before-2.png").read_bytes() == b"its picture"
+    assert (tmp_path / "top1.before-1.png").read_bytes() == b"an older one"
     assert _runs(tmp_path / "results.json") == {(n, s) for n in ROWS for s in (0, 1)}
 
 

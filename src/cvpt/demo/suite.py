@@ -315,11 +315,13 @@ def _only_demo_in(out: Path):
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 (hex) of a file, or of a folder's files (names and bytes, in sorted order)."""
+    """SHA-256 (hex) of a file's bytes, or of a folder's files (relative names and bytes, in
+    sorted order); a file's own name does not count."""
     h = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for p in files:
-        h.update(f"{p.relative_to(path) if path.is_dir() else p.name}:".encode())
+        if path.is_dir():
+            h.update(f"{p.relative_to(path)}:".encode())
         with open(p, "rb") as f:
             for block in iter(lambda f=f: f.read(1 << 20), b""):
                 h.update(block)
@@ -330,12 +332,17 @@ def _set_aside(path: Path) -> Path:
     """Rename ``path`` to a free ``<stem>.before-N<suffix>`` beside it, and the pictures drawn
     from it (``*.png`` there) to ``<stem>.before-N.png``: a user's earlier results are never
     overwritten."""
+    pngs = [p for p in path.parent.glob("*.png") if ".before-" not in p.name]
     n = 1
-    while (kept := path.with_name(f"{path.stem}.before-{n}{path.suffix}")).exists():
+    while any(
+        p.exists()
+        for p in [path.with_name(f"{path.stem}.before-{n}{path.suffix}")]
+        + [png.with_name(f"{png.stem}.before-{n}.png") for png in pngs]
+    ):
         n += 1
-    for png in path.parent.glob("*.png"):
-        if ".before-" not in png.name:
-            png.rename(png.with_name(f"{png.stem}.before-{n}.png"))
+    for png in pngs:
+        png.rename(png.with_name(f"{png.stem}.before-{n}.png"))
+    kept = path.with_name(f"{path.stem}.before-{n}{path.suffix}")
     path.rename(kept)
     return kept
 
