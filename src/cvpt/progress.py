@@ -107,7 +107,7 @@ class LineProgress:
         new = self.n - self.initial  # what a resumed job finds done is not part of its rate
         if self.initial and not new and self.total and self.n >= self.total:
             rate = ", all there already"
-        elif self.initial and not new:
+        elif not new:  # nothing done in this run (yet): no rate to give
             rate = ""
         else:
             rate = f", {new / elapsed:.2f} {self.unit}/s" if elapsed > 0 else ""
