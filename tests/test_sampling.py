@@ -46,6 +46,13 @@ def test_start_gop_and_views():
     assert clip_gop_indices(3, 4, 0).tolist() == [0, 1, 2, 2]
 
 
+def test_one_view_is_the_centred_clip_of_test_mode():
+    """read_views reads a single view as read_clip's test mode does (no GOP count first)."""
+    for n in range(1, 60):
+        for clip in (1, 2, 4, 8):
+            assert view_start_gops(n, clip, 1) == [choose_start_gop(n, clip, train=False)]
+
+
 def test_clip_has_4_iframes_and_12_pframes_at_test_positions(videos):
     clip = cvpt.read_clip(videos["prepared"])
     h, w = 96, 128

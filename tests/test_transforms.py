@@ -57,10 +57,11 @@ def test_layout_dtypes_and_normalisation():
 def test_flip_twice_is_identity():
     clip = _clip()
     once = apply_crop(clip, Crop(8, 0, 64, 64, 64, flip=True))
-    flipped = CompressedClip(**{**clip.__dict__})
-    flipped.iframes = clip.iframes[:, :, ::-1]
-    flipped.mvs = clip.mvs[:, :, ::-1] * np.array([-1, 1], np.float32)
-    flipped.residuals = clip.residuals[:, :, ::-1]
+    flipped = clip.replace(
+        iframes=clip.iframes[:, :, ::-1],
+        mvs=clip.mvs[:, :, ::-1] * np.array([-1, 1], np.float32),
+        residuals=clip.residuals[:, :, ::-1],
+    )
     # the same box, seen from the flipped clip, flipped back
     twice = apply_crop(flipped, Crop(96 - 8 - 64, 0, 64, 64, 64, flip=True))
     plain = apply_crop(clip, Crop(8, 0, 64, 64, 64))

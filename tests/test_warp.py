@@ -122,6 +122,41 @@ class _FakeVectors:
         return self.array
 
 
+def test_whole_inter_frames_take_the_raster_path_and_agree_with_the_scatter(videos):
+    """Frames whose every macroblock is inter-coded are read as they are listed (raster
+    order); a frame with an intra block (a gap), reordered records or a partial last row of
+    cells goes through the scatter. Both give the general path's fields."""
+    from cvpt.codec import motion
+
+    real = next(v for v in _side_data(videos["prepared"]) if v is not None).to_ndarray()
+    hc, wc = grid_shape(96, 128, 16)
+    rng = np.random.default_rng(0)
+    full = np.zeros(hc * wc, real.dtype)  # a whole inter frame, made from real records' layout
+    full[:] = real[0]
+    full["dst_x"] = np.tile(np.arange(wc) * 16 + 8, hc)
+    full["dst_y"] = np.repeat(np.arange(hc) * 16 + 8, wc)
+    full["motion_x"] = rng.integers(-40, 40, hc * wc)
+    full["motion_y"] = rng.integers(-40, 40, hc * wc)
+    gap = np.delete(full, 17)  # an intra block: absent from the side data
+    shuffled = full[rng.permutation(hc * wc)]
+    calls = []
+    raster = motion._in_raster_order
+    motion._in_raster_order = lambda *a: calls.append(raster(*a)) or calls[-1]
+    try:
+        # (frames, what the raster check answered: not asked when the counts already differ)
+        for frames, asked in (([full, full], [True]), ([full, gap], []), ([shuffled], [False])):
+            calls.clear()
+            records = MotionRecords()
+            for f in frames:
+                records.append(_FakeVectors(f))
+            got = records.fields((hc, wc), 16)
+            want = np.stack([side_data_to_grid(f, (hc, wc), 16) for f in frames])
+            np.testing.assert_array_equal(got, want)
+            assert calls == asked
+    finally:
+        motion._in_raster_order = raster
+
+
 def test_motion_records_handle_mixed_scales_and_damaged_positions(videos):
     real = next(v for v in _side_data(videos["prepared"]) if v is not None).to_ndarray()
     a = real.copy()

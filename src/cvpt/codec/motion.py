@@ -13,6 +13,7 @@ per macroblock); ``cell=4`` is exact for every block FFmpeg exports (H.264 down 
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import cv2
@@ -119,13 +120,19 @@ def _scatter_macroblocks(fields: np.ndarray, records: np.ndarray, first_cell: np
     if not ((i16[:, 2] == _W16_H16).all() and (i32[:, 0] < 0).all()):
         return False
     hc, wc = fields.shape[1:3]
+    scale = i16[:, 16]  # motion_scale (uint16): 2 for half-pel streams, 4 for quarter-pel
+    one_scale = len(scale) and scale[0] > 0 and (scale == scale[0]).all()
+    if one_scale and len(i16) == fields.shape[0] * hc * wc and _in_raster_order(i16, hc, wc):
+        # Every macroblock of every frame is inter-coded (no intra block left a gap) and listed
+        # in raster order, as FFmpeg exports them: the records are the fields, cell by cell.
+        np.multiply(i32[:, 6:8], -1.0 / scale[0], out=fields.reshape(-1, 2))
+        return True
     ys, xs = i16[:, 6] >> 4, i16[:, 5] >> 4  # dst is the block centre: centre // 16 is its cell
-    np.clip(ys, 0, hc - 1, out=ys)  # damaged side data can point outside the frame
-    np.clip(xs, 0, wc - 1, out=xs)
+    _clamp(ys, hc - 1)  # damaged side data can point outside the frame
+    _clamp(xs, wc - 1)
     cells = first_cell + ys * np.intp(wc)  # int64: no int16 overflow on large frames
     cells += xs
-    scale = i16[:, 16]  # motion_scale (uint16): 2 for half-pel streams, 4 for quarter-pel
-    if len(scale) and (scale == scale[0]).all() and scale[0] > 0:
+    if one_scale:
         # One scale: scatter (motion_x, motion_y) as one int64 per record, scale all at once.
         motion = np.zeros(fields.shape[:3], np.int64).reshape(-1)
         motion[cells] = i16.view(np.int64)[:, 3]
@@ -133,6 +140,30 @@ def _scatter_macroblocks(fields: np.ndarray, records: np.ndarray, first_cell: np
     else:  # damaged side data: scales differ, or are 0
         fields.reshape(-1, 2)[cells] = i32[:, 6:8] / -np.maximum(scale, 1)[:, None]
     return True
+
+
+def _in_raster_order(i16: np.ndarray, hc: int, wc: int) -> bool:
+    """Whether the records' block centres (dst_x, dst_y) are every macroblock of an ``Hc × Wc``
+    grid in raster order, frame after frame."""
+    want = _raster_centres(hc, wc)
+    got = i16[:, 5:7].reshape(-1, hc * wc, 2)
+    return bool((got == want).all())
+
+
+@functools.lru_cache(maxsize=64)
+def _raster_centres(hc: int, wc: int) -> np.ndarray:
+    """``int16 [Hc·Wc, 2]``: (dst_x, dst_y) of every 16×16 macroblock in raster order (FFmpeg
+    gives a block's centre, clipped to nothing: an edge block's centre may lie outside)."""
+    ys, xs = np.meshgrid(np.arange(hc), np.arange(wc), indexing="ij")
+    out = np.stack([xs.ravel() * 16 + 8, ys.ravel() * 16 + 8], axis=1).astype(np.int16)
+    out.setflags(write=False)
+    return out
+
+
+def _clamp(a: np.ndarray, high: int) -> None:
+    """``a`` into ``[0, high]`` in place (``np.clip`` costs 4× as much on a few thousand)."""
+    np.maximum(a, 0, out=a)
+    np.minimum(a, high, out=a)
 
 
 def _content_motion(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,8 +5,8 @@ the header (frame count and rate, what ``cvpt prepare`` writes) and confirmed on
 I-frames, with a cached packet index as the fallback; one seek per run of GOPs; at most
 ``num_gops × gop`` decoded frames, and the decoder drops the frames after the last sampled
 position unseen. Only the frames a clip uses are converted to RGB (one swscale thread); motion
-is accumulated on a grid of cells (16 px for MPEG-4's macroblocks, 4 px otherwise) and made
-dense only for the sampled P-frames; outputs are preallocated.
+is accumulated on a grid of cells (16 px for MPEG-4's macroblocks, 4 px otherwise) and stays
+there; residuals are predicted when a crop asks for them (:mod:`cvpt.codec.clip`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from cvpt.codec.clip import CompressedClip, PredictedResiduals, ShiftedResiduals
 from cvpt.codec.container import (
     ffmpeg_errors,
     frame_timing,
@@ -51,41 +52,6 @@ _I, _P, _B = (
 
 class ShortVideoWarning(UserWarning):
     """A video had fewer GOPs than a clip needs; its last GOP was repeated."""
-
-
-@dataclass
-class CompressedClip:
-    """One clip in the compressed domain, as numpy arrays in the video's own resolution.
-
-    - ``iframes``: ``uint8 [T_I, H, W, 3]`` RGB, one per GOP.
-    - ``mvs``: ``float32 [T_P, H, W, 2]``, x then y, content motion ``dst − src`` in pixels;
-      accumulated (displacement since the GOP's I-frame) unless ``accumulated`` is False.
-    - ``residuals``: ``int16 [T_P, H, W, 3]`` RGB, current frame minus its motion-compensated
-      prediction (from the I-frame when accumulated, else from the previous frame).
-    - ``gop_indices``: ``int64 [T_I]`` GOP of every slot; ``positions``: ``int64 [T_I, p_per_gop]``
-      in-GOP position of every P-frame (T_P = T_I · p_per_gop, ordered GOP by GOP).
-    """
-
-    path: str
-    iframes: np.ndarray
-    mvs: np.ndarray
-    residuals: np.ndarray
-    gop_indices: np.ndarray
-    positions: np.ndarray
-    accumulated: bool
-    num_gops_in_video: int
-    gop_size: int
-    fps: float
-
-    @property
-    def frame_indices(self) -> np.ndarray:
-        """``int64 [T_P]`` index in the video of every sampled P-frame."""
-        return (self.gop_indices[:, None] * self.gop_size + self.positions).reshape(-1)
-
-    @property
-    def repeated_gops(self) -> int:
-        """How many clip slots repeat the last GOP because the video was too short."""
-        return int(len(self.gop_indices) - len(np.unique(self.gop_indices)))
 
 
 @dataclass(frozen=True)
@@ -303,36 +269,42 @@ class _Sampled:
 
     out: int  # its slot in the clip's P outputs
     record: int  # index of its motion records in the GOP's
-    rgb: np.ndarray  # uint8 [H, W, 3]
-    ref: np.ndarray  # the reference it is predicted from (Predictor.reference)
+    ref: np.ndarray | None  # the reference it is predicted from (eager residual modes)
 
 
 class _ClipBuffers:
-    """Preallocated outputs of one clip, filled GOP by GOP.
+    """The outputs of one clip, filled GOP by GOP.
 
     While a GOP decodes, a frame leaves only what the outputs need (the I-frame and the sampled
     P-frames as RGB, each P-frame's motion records, copied) and is released at once, so the
-    decoder keeps reusing its few buffers. ``end_gop()`` then turns the GOP's motion records
-    into fields in one batch, accumulates them and writes the sampled frames' MVs and residuals:
-    ten P-frames cost one numpy pass over their records instead of ten.
+    decoder keeps reusing its few buffers. ``finish()`` then turns the clip's motion records
+    into fields in one batch (forty P-frames cost one numpy pass over their records instead of
+    forty) and accumulates them GOP by GOP on the cell grid. Nothing is made at full resolution
+    but the frames themselves: motion stays on the grid and, in the default mode (accumulated,
+    nearest), the predictions are made later, only inside the crop a view needs
+    (:mod:`cvpt.codec.clip`).
     """
 
     def __init__(
         self, h: int, w: int, t_i: int, t_p: int, accumulate: bool, interp: str, cell: int
     ):
-        self.h, self.w, self.cell = h, w, cell
+        self.h, self.w, self.cell, self.p = h, w, cell, t_p // t_i
         self.iframes = np.empty((t_i, h, w, 3), np.uint8)
-        self.mvs = np.empty((t_p, h, w, 2), np.float32)
-        self.residuals = np.empty((t_p, h, w, 3), np.int16)
-        self.accumulate = accumulate
+        self.pframes: list[np.ndarray | None] = [None] * t_p  # RGB of the sampled P-frames
         self._grid = grid_shape(h, w, cell)
-        self._acc = Accumulator(self._grid, cell)
+        self.grid = np.empty((t_p, *self._grid, 2), np.float32)
+        self.accumulate = accumulate
+        # Predictions from the I-frame by whole-pixel cell shifts can wait for the crop; the
+        # per-frame and bilinear modes predict each frame now, from a reference gone later.
+        self.lazy = accumulate and interp == "nearest"
+        self.predictions: list[np.ndarray | None] = [None] * t_p
         self._predictor = Predictor(h, w, cell, interp)
         # One swscale context for the clip: a frame's own to_ndarray(format=...) builds a new one
         # for every frame.
         self._rgb = VideoReformatter()
-        self._records = MotionRecords()  # the GOP's P-frames whose MVs are needed
-        self._sampled: list[_Sampled] = []
+        self._records = MotionRecords()  # the P-frames whose MVs are needed, the clip's
+        self._gops: list[tuple[int, list[_Sampled]]] = []  # (first record, sampled) per GOP
+        self._copies: list[tuple[int, int]] = []  # (slot, slot it repeats): short videos
         self._ref: np.ndarray | None = None  # what the next sampled frame is predicted from
 
     def start_gop(self, slot: int, frame: av.VideoFrame, outs: list[int]) -> None:
@@ -341,58 +313,70 @@ class _ClipBuffers:
         ``sampling.segment_bounds``): zero motion and zero residual, written here."""
         self.iframes[slot] = rgb = self._to_rgb(frame)
         for out in outs:
-            self.mvs[out] = 0
-            self.residuals[out] = 0
-        self._ref = self._predictor.reference(rgb)
-        self._records, self._sampled = MotionRecords(), []
+            self.grid[out] = 0
+            self.pframes[out] = self.predictions[out] = self.iframes[slot]
+        self._ref = None if self.lazy else self._predictor.reference(rgb)
+        self._gops.append((len(self._records), []))
 
     def p_frame(self, frame: av.VideoFrame, outs: list[int], next_wanted: bool) -> None:
         """One P-frame: keep its MVs; if sampled (``outs``: its slots, several when a short
         GOP's thirds share a frame), its RGB too."""
         rgb = self._to_rgb(frame) if outs else None
         for out in outs:
-            self._sampled.append(_Sampled(out, len(self._records), rgb, self._ref))
+            self.pframes[out] = rgb
+            self._gops[-1][1].append(_Sampled(out, len(self._records), self._ref))
         if self.accumulate or outs:  # non-accumulated: only sampled frames' MVs
             self._records.append(frame.side_data.get("MOTION_VECTORS"))
         if not self.accumulate and next_wanted:  # the next sampled frame is predicted from this
             self._ref = self._predictor.reference(rgb if rgb is not None else self._to_rgb(frame))
 
-    def end_gop(self) -> None:
-        """Write the GOP's sampled MV fields and residuals."""
-        if not self._sampled:
-            return
-        fields = self._records.fields(self._grid, self.cell)
-        if self.accumulate:
-            picked = np.empty((len(self._sampled), *fields.shape[1:]), np.float32)
-            self._acc.reset()
-            folded = 0
-            for i, s in enumerate(self._sampled):
-                for d in fields[folded : s.record + 1]:
-                    self._acc.add(d)
-                folded, picked[i] = s.record + 1, self._acc.field
-        else:
-            picked = fields[[s.record for s in self._sampled]]
-        # A GOP's sampled frames fill its p consecutive slots: their MVs are made in one call, and
-        # their predictions too when they share a reference (accumulated: the I-frame).
-        first = self._sampled[0].out
-        mvs = grid_to_dense(
-            picked, self.h, self.w, self.cell, out=self.mvs[first : first + len(picked)]
-        )
-        if self.accumulate:
-            preds = self._predictor.predict(self._sampled[0].ref, picked, mvs)
-        else:
-            refs = [s.ref for s in self._sampled]
-            preds = [self._predictor.predict(*a) for a in zip(refs, picked, mvs, strict=True)]
-        for s, pred in zip(self._sampled, preds, strict=True):
-            res = self.residuals[s.out]  # cur − pred, widened once: 15% faster than dtype=int16
-            np.copyto(res, s.rgb)
-            np.subtract(res, pred, out=res)
-
-    def copy_slot(self, dst: int, src: int, p: int) -> None:
-        """Repeat an already decoded GOP (short videos)."""
+    def repeat_slot(self, dst: int, src: int) -> None:
+        """Slot ``dst`` repeats the GOP decoded for slot ``src`` (short videos)."""
         self.iframes[dst] = self.iframes[src]
-        self.mvs[dst * p : (dst + 1) * p] = self.mvs[src * p : (src + 1) * p]
-        self.residuals[dst * p : (dst + 1) * p] = self.residuals[src * p : (src + 1) * p]
+        self._copies.append((dst, src))
+
+    def finish(self) -> None:
+        """Write every sampled P-frame's MV field (and, in the eager modes, its prediction)."""
+        fields = self._records.fields(self._grid, self.cell)
+        acc = Accumulator(self._grid, self.cell)
+        for start, sampled in self._gops:
+            if not sampled:
+                continue
+            first = sampled[0].out  # a GOP's sampled frames fill its p consecutive slots
+            picked = self.grid[first : first + len(sampled)]
+            if self.accumulate:
+                acc.reset()
+                folded = start
+                for i, s in enumerate(sampled):
+                    for d in fields[folded : s.record + 1]:
+                        acc.add(d)
+                    folded, picked[i] = s.record + 1, acc.field
+            else:
+                picked[:] = fields[[s.record for s in sampled]]
+            if not self.lazy:
+                self._predict(sampled, picked)
+        p = self.p
+        for dst, src in self._copies:
+            self.grid[dst * p : (dst + 1) * p] = self.grid[src * p : (src + 1) * p]
+            self.pframes[dst * p : (dst + 1) * p] = self.pframes[src * p : (src + 1) * p]
+            self.predictions[dst * p : (dst + 1) * p] = self.predictions[src * p : (src + 1) * p]
+
+    def _predict(self, sampled: list[_Sampled], picked: np.ndarray) -> None:
+        dense = grid_to_dense(picked, self.h, self.w, self.cell)
+        if self.accumulate:  # one call: the frames share their reference, the I-frame
+            preds = list(self._predictor.predict(sampled[0].ref, picked, dense))
+        else:
+            preds = [
+                self._predictor.predict(s.ref, f, d)
+                for s, f, d in zip(sampled, picked, dense, strict=True)
+            ]
+        for s, pred in zip(sampled, preds, strict=True):
+            self.predictions[s.out] = pred
+
+    def residual_source(self) -> ShiftedResiduals | PredictedResiduals:
+        if self.lazy:
+            return ShiftedResiduals(self.pframes, self.iframes, self.grid, self.cell)
+        return PredictedResiduals(self.pframes, self.predictions)
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         return self._rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
@@ -410,7 +394,7 @@ def _decode_clip(path, container, stream, index, gops, positions, req: _Request,
     with ffmpeg_errors(path):
         for slot, g in enumerate(int(g) for g in gops):
             if g in first_slot:
-                buf.copy_slot(slot, first_slot[g], p)
+                buf.repeat_slot(slot, first_slot[g])
                 continue
             if frames is None or g - 1 not in first_slot:
                 container.seek(index.keyframe_pts[g], stream=stream, backward=True)
@@ -430,15 +414,16 @@ def _decode_clip(path, container, stream, index, gops, positions, req: _Request,
                     buf.start_gop(slot, frame, wanted.get(0, []))
                 else:
                     buf.p_frame(frame, wanted.get(pos, []), pos + 1 in wanted)
-            buf.end_gop()
             # The rest of the GOP is not needed: let the decoder drop it unseen, up to the next
             # I-frame (whose pts _check_frame confirms, so a longer GOP cannot slip through).
             cc.skip_frame = "NONKEY"
+    buf.finish()
     return CompressedClip(
         path=path,
         iframes=buf.iframes,
-        mvs=buf.mvs,
-        residuals=buf.residuals,
+        mv_grid=buf.grid,
+        mv_cell=cell,
+        residual_source=buf.residual_source(),
         gop_indices=np.asarray(gops),
         positions=positions,
         accumulated=req.spec.accumulate,

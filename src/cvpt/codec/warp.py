@@ -33,8 +33,8 @@ class Predictor:
 
     ``reference(rgb)`` prepares a reference once (the GOP's I-frame, or the previous frame for
     non-accumulated residuals; best while the frame is still in cache); ``predict(ref, field,
-    dense)`` per P-frame, with the cell field ``float32 [Hc, Wc, 2]`` and its dense
-    ``float32 [H, W, 2]`` upsampling (pixels, dst − src).
+    dense)`` per P-frame, with the cell field ``float32 [Hc, Wc, 2]`` and (``"linear"`` only)
+    its dense ``float32 [H, W, 2]`` upsampling (pixels, dst − src).
     """
 
     def __init__(self, height: int, width: int, cell: int, interp: str = "nearest"):
@@ -47,7 +47,7 @@ class Predictor:
         self._hp, self._wp = height + 2 * cell, width + 2 * cell
         self._cell_y = np.arange(hc)[:, None] * cell + cell  # padded row of each cell's top
         self._cell_x = np.arange(wc)[None, :] * cell + cell
-        self._row_offset = (np.arange(height) % cell)[:, None] * self._wp  # [H, 1]
+        self._row_offset = np.arange(cell)[:, None] * self._wp  # [cell, 1]: row in a cell
         if interp == "linear":
             gx, gy = np.meshgrid(
                 np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
@@ -66,26 +66,48 @@ class Predictor:
         segment = np.dtype((np.void, 3 * c))
         return np.ndarray((self._hp * self._wp - c + 1,), segment, buffer=padded, strides=(3,))
 
-    def predict(self, ref: np.ndarray, field: np.ndarray, dense: np.ndarray) -> np.ndarray:
-        """``ref`` moved by ``field``: ``uint8 [..., H, W, 3]`` (a new array) for fields
-        ``[..., Hc, Wc, 2]`` (one frame, or several predicted from the same reference)."""
+    def predict(
+        self,
+        ref: np.ndarray,
+        field: np.ndarray,
+        dense: np.ndarray | None = None,
+        *,
+        box: tuple[int, int, int, int] | None = None,
+    ) -> np.ndarray:
+        """``ref`` moved by ``field``: ``uint8 [..., H, W, 3]`` for fields ``[..., Hc, Wc, 2]``
+        (one frame, or several predicted from the same reference). ``dense`` (``float32
+        [..., H, W, 2]``, the field made dense) is what ``"linear"`` samples; ``"nearest"``
+        needs only the cells. ``box = (y0, y1, x0, x1)`` (pixels, end exclusive) predicts only
+        that part of the frame, ``[..., y1 − y0, x1 − x0, 3]``: a crop's residual costs the crop,
+        not the frame. The result is a new array or a view of one (not necessarily contiguous).
+        """
+        y0, y1, x0, x1 = box or (0, self.h, 0, self.w)
         if self.interp == "linear":
+            if dense is None:
+                raise ValueError("residual_interp='linear' samples the dense field: pass it")
             if field.ndim > 3:
                 return np.stack(
-                    [self.predict(ref, f, d) for f, d in zip(field, dense, strict=True)]
+                    [self.predict(ref, f, d, box=box) for f, d in zip(field, dense, strict=True)]
                 )
             src = self._pixels - dense  # sample the reference at p − mv
-            return cv2.remap(ref, src, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        c, shift = self.cell, integer_shift(field)
-        y0 = self._cell_y - shift[..., 1]
-        x0 = self._cell_x - shift[..., 0]
-        _clamp(y0, self._hp - c)
-        _clamp(x0, self._wp - c)
-        y0 *= self._wp
-        y0 += x0
-        starts = y0.repeat(c, axis=-2)[..., : self.h, :] + self._row_offset
-        out = ref[starts]  # [..., H, Wc] segments: row y, cell column j of the prediction
-        return out.view(np.uint8).reshape(*out.shape[:-1], -1, 3)[..., : self.w, :]
+            out = cv2.remap(ref, src, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            return out[y0:y1, x0:x1]
+        # The cells that the box touches, each moved by its whole-pixel shift: start offsets of
+        # cell-wide segments in the padded reference, one per pixel row and cell column.
+        c = self.cell
+        i0, i1, j0, j1 = y0 // c, -(-y1 // c), x0 // c, -(-x1 // c)
+        shift = integer_shift(field[..., i0:i1, j0:j1, :])
+        sy = self._cell_y[i0:i1] - shift[..., 1]
+        sx = self._cell_x[:, j0:j1] - shift[..., 0]
+        _clamp(sy, self._hp - c)
+        _clamp(sx, self._wp - c)
+        sy *= self._wp
+        sy += sx
+        rows = np.arange(y0, y1)
+        starts = sy[..., rows // c - i0, :] + self._row_offset[rows % c]
+        out = ref[starts]  # [..., h, j1 − j0] segments: pixel row y, cell column j
+        out = out.view(np.uint8).reshape(*out.shape[:-1], -1, 3)
+        return out[..., x0 - j0 * c : x1 - j0 * c, :]
 
 
 def _clamp(a: np.ndarray, high: int) -> None:

@@ -42,6 +42,9 @@ class CompressedVideoDataset(Dataset):
     key by ``(epoch, index)``. ``train=False``: ``views`` clips spread over the video ×
     ``crops`` (1 or 3) crops, the same every epoch. ``clip`` (:class:`ClipSpec`, the paper's
     4 GOPs × 3 P-frames by default: T_I = 4, T_P = 12) is handed to every :func:`read_clip`.
+    ``compact=True``: uint8 I-frames, float16 motion, int16 residuals, for
+    :func:`cvpt.data.transforms.normalize_inputs` to make float32 on the device (what
+    ``cvpt train`` does: a worker makes and sends half the bytes).
 
     Raises :class:`cvpt.errors.DataError` for an empty sample list, or when a sample and its
     10 substitutes all fail (a dataset-wide problem).
@@ -62,6 +65,7 @@ class CompressedVideoDataset(Dataset):
         clip: ClipSpec | None = None,
         mv_clip: float = 20.0,
         twins: bool = True,
+        compact: bool = False,
     ):
         if not samples:
             raise DataError(f"{root}: no samples to read")
@@ -69,7 +73,13 @@ class CompressedVideoDataset(Dataset):
         self.views, self.seed, self.epoch = views, seed, 0
         self.clip = clip or ClipSpec()
         self.transform = ClipTransform(
-            size=size, short_side=short_side, train=train, flip=flip, crops=crops, mv_clip=mv_clip
+            size=size,
+            short_side=short_side,
+            train=train,
+            flip=flip,
+            crops=crops,
+            mv_clip=mv_clip,
+            compact=compact,
         )
         self.twins = twins  # read a listed video's prepared .mp4 twin (splits.resolve_video)
 
@@ -119,17 +129,36 @@ def read_views(
     ``[V, C, T, S, S]``, V = clips × crops (clip-major). Raises :class:`cvpt.VideoError`
     (naming the file) when the video cannot be read."""
     spec = spec or ClipSpec()
-    views = []
-    gops = count_gops(path, spec.gop_size)
-    for start in view_start_gops(gops, spec.num_gops, clips):
-        views += transform.crops_of(read_clip(path, spec, start_gop=start))
-    return {k: torch.stack([v[k] for v in views]) for k in views[0]}
+    if clips == 1:  # the centred clip: read_clip's test mode finds it with the same rule
+        starts = [None]
+    else:
+        starts = view_start_gops(count_gops(path, spec.gop_size), spec.num_gops, clips)
+    out, done = None, 0
+    for start in starts:
+        clip = read_clip(path, spec, start_gop=start)
+        if out is None:  # every view is written in place: no stacking copy
+            out = transform.empty(
+                len(starts) * transform.views_per_clip, len(clip.iframes), spec.num_pframes
+            )
+        done += transform.write(clip, out, done)
+    return out
 
 
 def collate(items: list[dict]) -> dict:
     """Batch dataset items: tensors stacked (``[B, ...]``), ``label`` and ``index`` as ``[B]``
-    int64, ``failed`` one flat list of every ``(path, reason)`` replaced on the way."""
-    out = {k: torch.stack([it[k] for it in items]) for k in ("iframes", "mvs", "residuals")}
+    int64, ``failed`` one flat list of every ``(path, reason)`` replaced on the way. In a
+    DataLoader worker the tensors are stacked straight into shared memory (as PyTorch's default
+    collate does), not stacked and then copied there when the batch is sent."""
+    shared = torch.utils.data.get_worker_info() is not None
+    out = {}
+    for k in ("iframes", "mvs", "residuals"):
+        xs = [it[k] for it in items]
+        dst = None
+        if shared:
+            n = len(xs) * xs[0].numel()
+            storage = xs[0]._typed_storage()._new_shared(n, device=xs[0].device)
+            dst = xs[0].new(storage).view(len(xs), *xs[0].shape)
+        out[k] = torch.stack(xs, out=dst)
     out["label"] = torch.tensor([it["label"] for it in items])
     out["index"] = torch.tensor([it["index"] for it in items])
     out["failed"] = [f for it in items for f in it["failed"]]

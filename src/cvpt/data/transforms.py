@@ -2,25 +2,34 @@
 
 One crop and one flip for every frame of every modality; a horizontal flip negates the MV
 x-component; every resize scales MV magnitudes by its factor per axis (CoViAR forgets this);
-normalisation happens here and nowhere else. Input: a :class:`cvpt.CompressedClip` (numpy,
+normalisation is defined here and nowhere else. Input: a :class:`cvpt.CompressedClip` (numpy,
 the video's resolution). Output: float32 tensors in the model's layout
 ``iframes [3, T_I, S, S]``, ``mvs [2, T_P, S, S]``, ``residuals [3, T_P, S, S]``.
+
+A view is made in one pass per modality, straight into the channels-first output: motion is
+cropped, resized (nearest) and normalised on the codec's grid of cells and gathered into the
+output last; residuals are made only inside the crop, from the decoded frame and its prediction;
+I-frames are cropped, resized and normalised through a 256-entry table. The values are those of
+the step-by-step definition (full-resolution fields cropped, resized, flipped, then
+:func:`normalize`): ``tests/test_transforms.py`` compares the two exactly.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
-from cvpt.codec.reader import CompressedClip
+from cvpt.codec.clip import Box, CompressedClip, difference
 from cvpt.errors import ConfigError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # VideoMAE's I-frame statistics
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 MV_CLIP = 20.0  # px: CoViAR clips motion at ±20 and maps it to ±1 here
+MODALITIES = ("iframes", "mvs", "residuals")  # the model's inputs, in its argument order
 
 
 @dataclass(frozen=True)
@@ -72,26 +81,73 @@ def eval_crops(height: int, width: int, *, size: int = 224, num_crops: int = 1) 
 
 
 def resize_short_side(clip: CompressedClip, short_side: int) -> CompressedClip:
-    """Resize every frame so its short side is ``short_side`` (MVs scaled by the factors)."""
-    h, w = clip.iframes.shape[1:3]
+    """Resize every frame so its short side is ``short_side`` (MVs scaled by the factors).
+
+    The full-resolution arrays are made and resized: a video prepared at another short side than
+    the transform's costs this once per clip (``cvpt prepare`` writes 256, the default)."""
+    h, w = clip.height, clip.width
     if min(h, w) == short_side:
         return clip
     s = short_side / min(h, w)
     nw, nh = round(w * s), round(h * s)
-    return _replace(clip, *_resize_all(clip, 0, 0, w, h, nw, nh))
+    sx, sy = nw / w, nh / h
+
+    def each(frames, interp):
+        return np.stack([cv2.resize(f, (nw, nh), interpolation=interp) for f in frames])
+
+    return clip.replace(
+        iframes=each(clip.iframes, cv2.INTER_LINEAR),
+        mvs=each(clip.mvs, cv2.INTER_NEAREST) * np.array([sx, sy], np.float32),
+        residuals=each(clip.residuals, cv2.INTER_LINEAR),
+    )
 
 
 def apply_crop(
-    clip: CompressedClip, crop: Crop, mv_clip: float = MV_CLIP
+    clip: CompressedClip,
+    crop: Crop,
+    mv_clip: float = MV_CLIP,
+    *,
+    compact: bool = False,
+    out: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Crop, resize to ``crop.size``², flip, and normalise: the model's input tensors."""
-    iframes, mvs, residuals = _resize_all(
-        clip, crop.x, crop.y, crop.w, crop.h, crop.size, crop.size
-    )
-    if crop.flip:
-        iframes, mvs, residuals = iframes[:, :, ::-1], mvs[:, :, ::-1], residuals[:, :, ::-1]
-        mvs = mvs * np.array([-1.0, 1.0], np.float32)  # content moving right now moves left
-    return normalize(iframes, mvs, residuals, mv_clip)
+    """Crop, resize to ``crop.size``², flip, and normalise: the model's input tensors,
+    ``iframes [3, T_I, S, S]``, ``mvs [2, T_P, S, S]``, ``residuals [3, T_P, S, S]`` float32.
+
+    Images and residuals are resized bilinearly, motion by nearest neighbour (its fields are
+    block-constant: no invented vectors) with its values scaled by the per-axis factors.
+    ``compact=True`` leaves the normalisation to :func:`normalize_inputs` (on the device, after
+    batching): ``iframes`` uint8 and ``residuals`` int16 as they are before it, ``mvs``
+    float16 normalised (within 2⁻¹² of the float32 value, 0.005 px at ``mv_clip`` 20).
+    ``out``: tensors of those shapes and dtypes to write into (e.g. one view of a stack),
+    returned. Raises ``ValueError`` for a crop that does not lie inside the frame."""
+    h, w = clip.height, clip.width
+    if not (crop.x >= 0 and crop.x + crop.w <= w and crop.y >= 0 and crop.y + crop.h <= h):
+        raise ValueError(
+            f"{clip.path}: crop {crop.w}x{crop.h} at ({crop.x}, {crop.y}) is not inside the "
+            f"{w}x{h} frame"
+        )
+    box = (crop.y, crop.y + crop.h, crop.x, crop.x + crop.w)
+    cur, pred = clip.residual_parts(box)
+    out = out or {}
+    return {
+        "iframes": _image_view(clip.iframes, box, crop, compact, out.get("iframes")),
+        "mvs": _motion_view(
+            clip.mv_grid, clip.mv_cell, box, crop, mv_clip, compact, out.get("mvs")
+        ),
+        "residuals": _residual_view(cur, pred, crop, compact, out.get("residuals")),
+    }
+
+
+def _output(out: torch.Tensor | None, shape: tuple, dtype) -> np.ndarray:
+    """``out`` as a numpy view (checked), or a new array."""
+    if out is None:
+        return np.empty(shape, dtype)
+    a = out.numpy()
+    if a.shape != shape or a.dtype != dtype:
+        raise ValueError(
+            f"out: expected {np.dtype(dtype)} {list(shape)}, got {a.dtype} {list(a.shape)}"
+        )
+    return a
 
 
 def normalize_rgb(frames: np.ndarray) -> np.ndarray:
@@ -99,20 +155,54 @@ def normalize_rgb(frames: np.ndarray) -> np.ndarray:
     return (frames.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
 
 
+def normalize_motion(mvs: np.ndarray, mv_clip: float = MV_CLIP) -> np.ndarray:
+    """Motion in pixels → float32 in [−1, 1]: clipped to ±``mv_clip`` px (20: CoViAR's, for
+    256-px frames; small frames move fewer pixels), then divided by it."""
+    return np.clip(mvs, -mv_clip, mv_clip) / mv_clip
+
+
+def normalize_residuals(residuals: np.ndarray) -> np.ndarray:
+    """``int16 [..., 3]`` residuals → float32: / 255, then / ImageNet std."""
+    return residuals.astype(np.float32) / 255.0 / IMAGENET_STD
+
+
 def normalize(
     iframes: np.ndarray, mvs: np.ndarray, residuals: np.ndarray, mv_clip: float = MV_CLIP
 ) -> dict:
-    """The one normalisation: I-frames ImageNet mean/std; MVs clipped to ±``mv_clip`` px (20:
-    CoViAR's, for 256-px frames; small frames move fewer pixels) then divided by it;
-    residuals /255 then / ImageNet std. Channels-first tensors ``[C, T, H, W]``."""
+    """The one normalisation, on channels-last arrays (``[T, H, W, C]``): I-frames ImageNet
+    mean/std (:func:`normalize_rgb`); MVs clipped to ±``mv_clip`` px then divided by it
+    (:func:`normalize_motion`); residuals /255 then / ImageNet std
+    (:func:`normalize_residuals`). Channels-first tensors ``[C, T, H, W]``. (:func:`apply_crop`
+    computes the same values in one pass per modality.)"""
     i = normalize_rgb(iframes)
-    m = np.clip(mvs, -mv_clip, mv_clip) / mv_clip
-    r = residuals.astype(np.float32) / 255.0 / IMAGENET_STD
+    m = normalize_motion(mvs, mv_clip)
+    r = normalize_residuals(residuals)
     return {
         "iframes": torch.from_numpy(np.ascontiguousarray(i.transpose(3, 0, 1, 2))),
         "mvs": torch.from_numpy(np.ascontiguousarray(m.transpose(3, 0, 1, 2), np.float32)),
         "residuals": torch.from_numpy(np.ascontiguousarray(r.transpose(3, 0, 1, 2))),
     }
+
+
+def normalize_inputs(batch: dict) -> dict:
+    """Model inputs from :func:`apply_crop`'s ``compact`` tensors, wherever they are (on the
+    GPU after ``.to(device)``: less than half the bytes cross from the workers and the bus):
+    ``iframes`` uint8 → ImageNet mean/std, ``residuals`` int16 → / 255 / std, ``mvs`` → float32.
+    The same float32 operations as :func:`normalize`, so the same values. Float32 inputs are
+    returned as they are; other keys are kept."""
+    out = dict(batch)
+    i, r = batch["iframes"], batch["residuals"]
+    # the channels axis is the 4th from the end: [..., 3, T, H, W]
+    if i.dtype == torch.uint8:
+        mean = torch.as_tensor(IMAGENET_MEAN, device=i.device).view(3, 1, 1, 1)
+        std = torch.as_tensor(IMAGENET_STD, device=i.device).view(3, 1, 1, 1)
+        out["iframes"] = (i.float() / 255.0 - mean) / std
+    if r.dtype == torch.int16:
+        std = torch.as_tensor(IMAGENET_STD, device=r.device).view(3, 1, 1, 1)
+        out["residuals"] = r.float() / 255.0 / std
+    if batch["mvs"].dtype != torch.float32:
+        out["mvs"] = batch["mvs"].float()
+    return out
 
 
 @dataclass(frozen=True)
@@ -126,6 +216,8 @@ class ClipTransform:
 
     ``transform(clip)`` gives float32 tensors ``iframes [3, T_I, S, S]``, ``mvs [2, T_P, S, S]``,
     ``residuals [3, T_P, S, S]`` for one crop, or the same with a leading ``[crops]`` axis for 3.
+    ``compact=True``: uint8 I-frames, float16 motion and int16 residuals, normalised later by
+    :func:`normalize_inputs` (on the device; see :func:`apply_crop`).
     Raises :class:`cvpt.errors.ConfigError` for ``crops`` other than 1 or 3, ``ValueError`` for
     ``train=True`` without an ``rng``.
     """
@@ -136,51 +228,177 @@ class ClipTransform:
     flip: bool = True
     crops: int = 1
     mv_clip: float = MV_CLIP
+    compact: bool = False
+
+    @property
+    def views_per_clip(self) -> int:
+        """Crops taken of every clip: 1 when training, else ``crops``."""
+        return 1 if self.train else self.crops
+
+    def boxes(self, clip: CompressedClip, rng: np.random.Generator | None = None) -> list[Crop]:
+        """The crops this transform takes of ``clip`` (after :func:`resize_short_side`): one
+        random crop drawn from ``rng`` when training, else ``crops`` eval crops."""
+        h, w = clip.height, clip.width
+        if min(h, w) != self.short_side:
+            s = self.short_side / min(h, w)
+            h, w = round(h * s), round(w * s)
+        if self.train:
+            if rng is None:
+                raise ValueError("ClipTransform(train=True) draws its crop from rng: pass one")
+            return [train_crop(h, w, rng, size=self.size, flip=self.flip)]
+        return eval_crops(h, w, size=self.size, num_crops=self.crops)
 
     def crops_of(
         self, clip: CompressedClip, rng: np.random.Generator | None = None
     ) -> list[dict[str, torch.Tensor]]:
         """One dict of ``[C, T, S, S]`` tensors per crop (1 when training)."""
+        boxes = self.boxes(clip, rng)
         clip = resize_short_side(clip, self.short_side)
-        h, w = clip.iframes.shape[1:3]
-        if self.train:
-            if rng is None:
-                raise ValueError("ClipTransform(train=True) draws its crop from rng: pass one")
-            boxes = [train_crop(h, w, rng, size=self.size, flip=self.flip)]
-        else:
-            boxes = eval_crops(h, w, size=self.size, num_crops=self.crops)
-        return [apply_crop(clip, box, self.mv_clip) for box in boxes]
+        return [apply_crop(clip, box, self.mv_clip, compact=self.compact) for box in boxes]
+
+    def empty(self, views: int, t_i: int, t_p: int) -> dict[str, torch.Tensor]:
+        """Uninitialised outputs for ``views`` views of clips of ``t_i`` I-frames and ``t_p``
+        P-frames: ``[views, C, T, S, S]`` each, in this transform's dtypes (:meth:`write`)."""
+        s = self.size
+        dtypes = (torch.uint8, torch.float16, torch.int16) if self.compact else (torch.float32,) * 3
+        return {
+            "iframes": torch.empty((views, 3, t_i, s, s), dtype=dtypes[0]),
+            "mvs": torch.empty((views, 2, t_p, s, s), dtype=dtypes[1]),
+            "residuals": torch.empty((views, 3, t_p, s, s), dtype=dtypes[2]),
+        }
+
+    def write(
+        self,
+        clip: CompressedClip,
+        out: dict[str, torch.Tensor],
+        first: int = 0,
+        rng: np.random.Generator | None = None,
+    ) -> int:
+        """Write this transform's views of ``clip`` into ``out[k][first:]`` (from :meth:`empty`)
+        without an intermediate copy; returns how many were written."""
+        boxes = self.boxes(clip, rng)
+        clip = resize_short_side(clip, self.short_side)
+        for k, box in enumerate(boxes):
+            view = {key: t[first + k] for key, t in out.items()}
+            apply_crop(clip, box, self.mv_clip, compact=self.compact, out=view)
+        return len(boxes)
 
     def __call__(
         self, clip: CompressedClip, rng: np.random.Generator | None = None
     ) -> dict[str, torch.Tensor]:
-        out = self.crops_of(clip, rng)
-        if len(out) == 1:
-            return out[0]
-        return {k: torch.stack([o[k] for o in out]) for k in out[0]}
-
-
-def _resize_all(clip, x, y, w, h, out_w, out_h):
-    """Crop ``(x, y, w, h)`` of every frame and resize it to ``out_w × out_h``: images and
-    residuals bilinear; MV fields nearest (they are block-constant: no invented vectors), their
-    values scaled by the per-axis resize factors."""
-    sx, sy = out_w / w, out_h / h
-    same = (out_w, out_h) == (w, h)
-
-    def each(frames, interp, dtype):
-        out = np.empty((len(frames), out_h, out_w, frames.shape[-1]), dtype)
-        for k, f in enumerate(frames):
-            box = f[y : y + h, x : x + w]
-            out[k] = box if same else cv2.resize(box, (out_w, out_h), interpolation=interp)
+        boxes = self.boxes(clip, rng)
+        if len(boxes) == 1:
+            clip = resize_short_side(clip, self.short_side)
+            return apply_crop(clip, boxes[0], self.mv_clip, compact=self.compact)
+        out = self.empty(len(boxes), len(clip.iframes), len(clip.mv_grid))
+        self.write(clip, out, 0, rng)
         return out
 
-    iframes = each(clip.iframes, cv2.INTER_LINEAR, np.uint8)
-    mvs = each(clip.mvs, cv2.INTER_NEAREST, np.float32) * np.array([sx, sy], np.float32)
-    residuals = each(clip.residuals, cv2.INTER_LINEAR, np.int16)
-    return iframes, mvs, residuals
+
+# The I-frame normalisation as a table, one float32 per uint8 value and channel: exactly the
+# values normalize_rgb gives, at the cost of one lookup per pixel.
+_RGB_TABLES = [
+    np.ascontiguousarray(
+        normalize_rgb(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1))[:, c]
+    ).reshape(256, 1)
+    for c in range(3)
+]
 
 
-def _replace(clip: CompressedClip, iframes, mvs, residuals) -> CompressedClip:
-    from dataclasses import replace
+def _image_view(frames: np.ndarray, box: Box, crop: Crop, compact: bool, out=None) -> torch.Tensor:
+    """``[3, T, S, S]`` of ``uint8 [T, H, W, 3]`` frames: crop, bilinear resize, flip, and the
+    normalisation table per channel plane (``compact``: the planes as they are)."""
+    y0, y1, x0, x1 = box
+    s = crop.size
+    res = _output(out, (3, len(frames), s, s), np.uint8 if compact else np.float32)
+    for t, frame in enumerate(frames):
+        roi = frame[y0:y1, x0:x1]
+        if roi.shape[:2] != (s, s):
+            roi = cv2.resize(roi, (s, s), interpolation=cv2.INTER_LINEAR)
+        if crop.flip:
+            roi = cv2.flip(roi, 1)
+        for c, plane in enumerate(cv2.split(roi)):
+            if compact:
+                res[c, t] = plane
+            else:
+                cv2.LUT(plane, _RGB_TABLES[c], dst=res[c, t])
+    return torch.from_numpy(res)
 
-    return replace(clip, iframes=iframes, mvs=mvs, residuals=residuals)
+
+def _motion_view(
+    grid: np.ndarray, cell: int, box: Box, crop: Crop, mv_clip: float, compact: bool, out=None
+) -> torch.Tensor:
+    """``[2, T, S, S]`` of motion on a grid of ``cell``-px cells (``float32 [T, Hc, Wc, 2]``):
+    the crop's pixels resized by nearest neighbour read the cells their source pixels lie in, so
+    the values are scaled, flipped and normalised on the grid and gathered into the output last.
+    """
+    y0, y1, x0, x1 = box
+    s = crop.size
+    ymap, xmap = _nearest_maps(y1 - y0, x1 - x0, s)
+    rows, cols = (y0 + ymap) // cell, (x0 + xmap) // cell
+    g = grid * np.array([s / (x1 - x0), s / (y1 - y0)], np.float32)
+    if crop.flip:
+        cols = cols[::-1]
+        g = g * np.array([-1.0, 1.0], np.float32)  # content moving right now moves left
+    g = normalize_motion(g, mv_clip).astype(np.float16 if compact else np.float32)
+    g = np.ascontiguousarray(g.transpose(3, 0, 1, 2))  # [2, T, Hc, Wc]
+    res = _output(out, (2, len(grid), s, s), g.dtype)
+    # mode="clip": the indices are in range, and without it numpy takes into a temporary first
+    np.take(np.take(g, cols, axis=3, mode="clip"), rows, axis=2, out=res, mode="clip")
+    return torch.from_numpy(res)
+
+
+@functools.lru_cache(maxsize=512)
+def _nearest_maps(h: int, w: int, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which source row and column ``cv2.resize(..., INTER_NEAREST)`` of an ``h × w`` image to
+    ``s × s`` reads for every output row and column (``intp [s]`` each): asked of OpenCV itself,
+    on an image of coordinates of the motion fields' own type, so the gather matches it exactly.
+    """
+    if (h, w) == (s, s):
+        ymap = xmap = np.arange(s)
+    else:
+        coords = np.empty((h, w, 2), np.float32)
+        coords[..., 0] = np.arange(w, dtype=np.float32)[None, :]
+        coords[..., 1] = np.arange(h, dtype=np.float32)[:, None]
+        read = cv2.resize(coords, (s, s), interpolation=cv2.INTER_NEAREST)
+        xmap, ymap = read[0, :, 0].astype(np.intp), read[:, 0, 1].astype(np.intp)
+        if not ((read[..., 0] == xmap).all() and (read[..., 1] == ymap[:, None]).all()):
+            raise AssertionError("cv2.resize(INTER_NEAREST) is not separable on this build")
+    for a in (ymap, xmap):
+        a.setflags(write=False)
+    return ymap, xmap
+
+
+def _residual_view(cur, pred, crop: Crop, compact: bool, out=None) -> torch.Tensor:
+    """``[3, T, S, S]`` residuals of a crop from ``clip.residual_parts`` (``cur`` and ``pred``
+    uint8 frames, or ``cur`` int16 residuals and ``pred`` None). At the output size the two
+    frames are subtracted straight into the float output; otherwise their int16 difference is
+    resized bilinearly (what resizing the full-resolution residual gives)."""
+    s = crop.size
+    res = _output(out, (3, len(cur), s, s), np.int16 if compact else np.float32)
+    for t, frame in enumerate(cur):
+        if pred is not None and frame.shape[:2] == (s, s) and not compact:
+            a, b = (cv2.flip(f, 1) if crop.flip else f for f in (frame, pred[t]))
+            for c, (pa, pb) in enumerate(zip(cv2.split(a), cv2.split(b), strict=True)):
+                np.subtract(pa, pb, out=res[c, t], dtype=np.float32)
+                _scale_residual(res[c, t], c)
+            continue
+        r = frame if pred is None else difference(frame, pred[t])
+        if r.shape[:2] != (s, s):
+            r = cv2.resize(r, (s, s), interpolation=cv2.INTER_LINEAR)
+        if crop.flip:
+            r = cv2.flip(r, 1)
+        for c, plane in enumerate(cv2.split(r)):
+            if compact:
+                res[c, t] = plane
+            else:
+                np.copyto(res[c, t], plane)
+                _scale_residual(res[c, t], c)
+    return torch.from_numpy(res)
+
+
+def _scale_residual(plane: np.ndarray, c: int) -> None:
+    """A float32 residual plane of channel ``c``, in place: what :func:`normalize_residuals`
+    does (/ 255, then / the channel's ImageNet std: two roundings, as there)."""
+    plane /= np.float32(255.0)
+    plane /= IMAGENET_STD[c]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from cvpt.data.transforms import MODALITIES, normalize_inputs
+
 
 @torch.no_grad()
 def predict_batch(model, batch: dict, device: torch.device, amp: bool = False) -> torch.Tensor:
-    """``[B, V, ...]`` views → class probabilities ``[B, K]`` averaged over the V views."""
-    i, m, r = (batch[k].to(device) for k in ("iframes", "mvs", "residuals"))
+    """``[B, V, ...]`` views (float32, or compact: normalised here, on ``device``) → class
+    probabilities ``[B, K]`` averaged over the V views."""
+    i, m, r = normalize_inputs({k: batch[k].to(device) for k in MODALITIES}).values()
     b, v = i.shape[:2]
     with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
         logits = model(i.flatten(0, 1), m.flatten(0, 1), r.flatten(0, 1))

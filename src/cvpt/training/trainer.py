@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 
 from cvpt.data.dataset import CompressedVideoDataset, EpochSampler, collate, worker_init
 from cvpt.data.splits import open_splits
+from cvpt.data.transforms import MODALITIES, normalize_inputs
 from cvpt.errors import RunExistsError
 from cvpt.io import atomic_output, write_json
 from cvpt.models.factory import create_model
@@ -75,6 +76,7 @@ def build_data(cfg: TrainConfig, subset: str, train: bool, info: dist.DistInfo):
         seed=cfg.seed,
         clip=cfg.clip,
         mv_clip=cfg.mv_clip,
+        compact=cfg.compact_inputs,
     )
     sampler = EpochSampler(len(ds), shuffle=train, seed=cfg.seed, rank=info.rank, world=info.world)
     return splits, ds, sampler
@@ -390,7 +392,8 @@ class Run:
         return summary
 
     def _loss(self, net, batch) -> torch.Tensor:
-        logits = net(*(batch[x].to(self.device) for x in ("iframes", "mvs", "residuals")))
+        x = normalize_inputs({k: batch[k].to(self.device) for k in MODALITIES})
+        logits = net(*(x[k] for k in MODALITIES))
         return classification_loss(logits, batch["label"].to(self.device), self.cfg.label_smoothing)
 
     def _counted(self, batches):

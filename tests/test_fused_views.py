@@ -1,0 +1,195 @@
+"""The fused views give the tensors of the step-by-step path they replace.
+
+Every model-ready view (``ClipTransform`` / ``apply_crop``) is compared exactly with
+``cvpt.bench.reference.reference_view`` (the code before the fused path, verbatim), on clips
+read from generated videos: frame sizes whose cells end inside or outside the frame, MPEG-4
+(16-px cells) and H.264 (4-px cells), accumulated and per-frame motion, nearest and bilinear
+residuals, short videos that repeat their last GOP, eval (1 and 3 crops) and train (random
+multi-scale crops and flips from many seeds), a transform short side that differs from the
+video's, and the compact outputs normalised afterwards.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import cvpt
+from cvpt.bench.reference import reference_view
+from cvpt.codec.warp import Predictor
+from cvpt.data.generate import moving_scene
+from cvpt.data.transforms import (
+    ClipTransform,
+    Crop,
+    apply_crop,
+    eval_crops,
+    normalize_inputs,
+    train_crop,
+)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """``{name: path}``: scenes of several sizes and codecs, and one too short for a clip."""
+    d = tmp_path_factory.mktemp("fused")
+    out = {}
+    for h, w, frames in ((64, 96, 60), (120, 200, 54), (72, 72, 30), (90, 134, 50)):
+        scene = moving_scene(frames=frames, height=h, width=w, seed=h + w)
+        out[f"mpeg4_{w}x{h}"] = cvpt.write_video(d / f"m_{w}x{h}.mp4", scene)
+    scene = moving_scene(frames=50, height=80, width=112, seed=5)
+    out["h264_112x80"] = cvpt.write_video(d / "h264.mp4", scene, codec="libx264")
+    return out
+
+
+READS = {
+    "default": {},
+    "per_frame": {"accumulate": False},
+    "bilinear": {"residual_interp": "linear"},
+    "per_frame_bilinear": {"accumulate": False, "residual_interp": "linear"},
+    "cell8": {"mv_cell": 8},
+}
+
+
+def _pair(path, **kw):
+    """The same clip read twice: one kept compact (what the views use), one made dense."""
+    lazy = cvpt.read_clip(path, **kw)
+    dense = cvpt.read_clip(path, **kw)
+    dense.mvs, dense.residuals  # noqa: B018  (made dense: what the step-by-step path reads)
+    return lazy, dense
+
+
+def _assert_equal(got: dict, want: dict, what: str) -> None:
+    for k in ("iframes", "mvs", "residuals"):
+        assert got[k].dtype == want[k].dtype and got[k].shape == want[k].shape, (what, k)
+        assert torch.equal(got[k], want[k]), (what, k, (got[k] - want[k]).abs().max())
+
+
+@pytest.mark.filterwarnings("ignore::cvpt.ShortVideoWarning")
+@pytest.mark.parametrize("read", READS)
+def test_eval_views_equal_the_step_by_step_path(sources, read):
+    for name, path in sources.items():
+        for train in (False, True):
+            lazy, dense = _pair(path, train=train, rng=3, **READS[read])
+            side = min(lazy.height, lazy.width)
+            for size in (side, side - 8, side // 2 + 2):
+                for crops in (1, 3):
+                    t = ClipTransform(size=size, short_side=side, crops=crops)
+                    got = t.crops_of(lazy)
+                    boxes = eval_crops(lazy.height, lazy.width, size=size, num_crops=crops)
+                    for g, box in zip(got, boxes, strict=True):
+                        _assert_equal(g, reference_view(dense, box), f"{name} {read} {box}")
+
+
+@pytest.mark.filterwarnings("ignore::cvpt.ShortVideoWarning")
+@pytest.mark.parametrize("read", ["default", "per_frame", "bilinear"])
+def test_train_views_equal_the_step_by_step_path(sources, read):
+    for name, path in sources.items():
+        lazy, dense = _pair(path, train=True, rng=11, **READS[read])
+        side = min(lazy.height, lazy.width)
+        t = ClipTransform(size=side - side % 4 - 8, short_side=side, train=True)
+        for seed in range(12):  # multi-scale corner crops, half of them flipped
+            rng_a, rng_b = np.random.default_rng(seed), np.random.default_rng(seed)
+            crop = train_crop(lazy.height, lazy.width, rng_b, size=t.size, flip=True)
+            got = t(lazy, rng_a)
+            _assert_equal(got, reference_view(dense, crop), f"{name} {read} {crop}")
+
+
+def test_every_crop_box_and_flip_on_a_hand_made_clip():
+    """Boxes of every size and place (odd ones included), resized up and down, both flips, on
+    a clip built from dense arrays (grid cell 1) and on the same clip read as a 16-px grid."""
+    rng = np.random.default_rng(0)
+    h, w = 48, 80
+    grid = rng.normal(0, 15, (12, 3, 5, 2)).astype(np.float32)
+    dense_mvs = np.repeat(np.repeat(grid, 16, 1), 16, 2)
+    frames = rng.integers(0, 256, (12, h, w, 3), dtype=np.uint8)
+    preds = rng.integers(0, 256, (12, h, w, 3), dtype=np.uint8)
+    iframes = rng.integers(0, 256, (4, h, w, 3), dtype=np.uint8)
+    dense = cvpt.CompressedClip(
+        "hand", iframes, dense_mvs, frames.astype(np.int16) - preds, num_gops_in_video=4
+    )
+    from cvpt.codec.clip import PredictedResiduals
+
+    on_grid = cvpt.CompressedClip(
+        "hand",
+        iframes,
+        mv_grid=grid,
+        mv_cell=16,
+        residual_source=PredictedResiduals(list(frames), list(preds)),
+        num_gops_in_video=4,
+    )
+    for _ in range(60):
+        cw, ch = int(rng.integers(1, w + 1)), int(rng.integers(1, h + 1))
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        crop = Crop(x, y, cw, ch, int(rng.integers(1, 70)), bool(rng.random() < 0.5))
+        want = reference_view(dense, crop, mv_clip=12.0)
+        for clip in (dense, on_grid):
+            _assert_equal(apply_crop(clip, crop, 12.0), want, str(crop))
+
+
+def test_a_transform_short_side_other_than_the_video_s(sources):
+    """The rare path (the video is not at the transform's short side) is the old one."""
+    lazy, dense = _pair(sources["mpeg4_200x120"])
+    for short_side in (96, 150):
+        t = ClipTransform(size=64, short_side=short_side, crops=3)
+        got = t.crops_of(lazy)
+        h, w = round(120 * short_side / 120), round(200 * short_side / 120)
+        for g, crop in zip(got, eval_crops(h, w, size=64, num_crops=3),
+                           strict=True):  # fmt: skip
+            _assert_equal(g, reference_view(dense, crop, short_side=short_side), str(crop))
+
+
+def test_compact_views_normalise_to_the_same_tensors(sources):
+    path = sources["mpeg4_134x90"]
+    for train in (False, True):
+        clip = cvpt.read_clip(path, train=train, rng=1)
+        kw = dict(size=80, short_side=90, train=train, crops=1 if train else 3)
+        full = ClipTransform(**kw)(clip, np.random.default_rng(4))
+        compact = ClipTransform(**kw, compact=True)(clip, np.random.default_rng(4))
+        assert compact["iframes"].dtype == torch.uint8
+        assert compact["residuals"].dtype == torch.int16
+        assert compact["mvs"].dtype == torch.float16
+        batch = {k: v[None] for k, v in compact.items()}  # as a DataLoader batches them
+        back = {k: v[0] for k, v in normalize_inputs(batch).items()}
+        assert torch.equal(back["iframes"], full["iframes"])
+        assert torch.equal(back["residuals"], full["residuals"])
+        assert (back["mvs"] - full["mvs"]).abs().max() <= 2**-12  # float16: the documented bound
+        assert back["mvs"].dtype == torch.float32
+    again = normalize_inputs(full)  # float32 inputs pass through untouched
+    assert all(again[k] is full[k] for k in full)
+
+
+def test_the_dense_arrays_once_made_are_what_the_views_read(sources):
+    """Editing ``clip.mvs`` or ``clip.residuals`` in place must reach the model's inputs."""
+    clip = cvpt.read_clip(sources["mpeg4_96x64"])
+    before = ClipTransform(size=64, short_side=64)(clip)
+    clip.mvs[...] = 4.0
+    clip.residuals[...] = 51
+    after = ClipTransform(size=64, short_side=64)(clip)
+    assert torch.all(after["mvs"] == 0.2) and not torch.equal(before["mvs"], after["mvs"])
+    torch.testing.assert_close(
+        after["residuals"][0], torch.full_like(after["residuals"][0], 0.2 / 0.229)
+    )
+
+
+@pytest.mark.parametrize("cell", [4, 8, 16])
+def test_a_prediction_box_is_that_part_of_the_whole_prediction(cell):
+    rng = np.random.default_rng(cell)
+    h, w = 50, 70
+    pred = Predictor(h, w, cell)
+    ref = pred.reference(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    hc, wc = -(-h // cell), -(-w // cell)
+    fields = rng.normal(0, 9, (3, hc, wc, 2)).astype(np.float32)
+    fields[0, 0, 0] = (300, -300)  # far outside the frame: clamped as a whole cell
+    whole = pred.predict(ref, fields)
+    for _ in range(40):
+        y0, x0 = int(rng.integers(0, h)), int(rng.integers(0, w))
+        y1, x1 = int(rng.integers(y0 + 1, h + 1)), int(rng.integers(x0 + 1, w + 1))
+        part = pred.predict(ref, fields, box=(y0, y1, x0, x1))
+        np.testing.assert_array_equal(part, whole[:, y0:y1, x0:x1])
+
+
+def test_a_crop_outside_the_frame_is_refused(sources):
+    clip = cvpt.read_clip(sources["mpeg4_96x64"])
+    with pytest.raises(ValueError, match="not inside the 96x64 frame"):
+        apply_crop(clip, Crop(40, 0, 64, 64, 64))
