@@ -1,227 +1,334 @@
-"""``cvpt bench pipeline``: the paper's Table 6 on this machine — per-video pre-processing,
-model inference and the full pipeline, compressed (CVPT) against raw RGB (VideoMAE), same
-videos, one run.
+"""``cvpt bench pipeline``: what a model-ready view costs, compressed against raw RGB, in one run.
 
-- pre-processing, one view: ``read_clip`` → short side 256 → centre 224² crop → normalised
-  tensors (the evaluation path of ``cvpt eval``), against VideoMAE's test transform: decode,
-  16 frames at stride 4 from the centre, short side 224, centre crop, normalise. Both with PyAV
-  and OpenCV, one decode thread, only the frames used converted to RGB.
-- inference, one view (batch 1, no grad): CVPT on 3N tokens vs VideoMAE on 16 frames, same
-  backbone. Full pipeline = pre-processing + inference.
-- multi-view protocol: VideoMAE's 5 clips × 3 crops against ours (2 clips × 3 crops), each
-  video read once per protocol, all views in one batch.
-- throughput: pre-processed clips per second through a DataLoader with 0, 1 and 2 workers.
-Cases are interleaved video by video so that machine noise hits them alike; medians.
+Per view, on every prepared video (MPEG-4, GOP 12, short side 256) and on the source it was
+prepared from, interleaved video by video and case by case, medians per round, ratios the
+median of the rounds' ratios:
+
+- ``floor``: the decode floor of the clip's frames (open, seek, decode its 4 GOPs, nothing else);
+- ``read_clip``: :func:`cvpt.read_clip` (I-frames, accumulated motion on the cell grid, the
+  sampled P-frames: what a view is cut from);
+- ``view_eval`` / ``view_train``: one model-ready view, float32 ``[C, T, 224, 224]``, as a
+  ``CompressedVideoDataset`` item (eval: centred clip, centre crop; train: random clip, random
+  multi-scale crop and flip); ``view_eval_compact``: the compact view plus its normalisation
+  on this CPU (what ``cvpt train`` does on a GPU, where the normalisation is free);
+- ``ref_eval`` / ``ref_train``: the same views by the step-by-step path
+  (:mod:`cvpt.bench.reference`: full-resolution fields, separate passes; main before the fused
+  views): the baseline the fused path is measured against;
+- ``rgb_<reader>_prepared`` / ``rgb_<reader>_source``: VideoMAE's test view (16 frames at
+  stride 4, short side 224, centre crop, normalised; :mod:`cvpt.bench.rgb`) with PyAV and,
+  when installed, decord and torchcodec, from the same prepared file and from the source;
+  ``rgb_pyav_tuned_*``: the same values normalised by table, the cheapest RGB view we could
+  write (a lower bound for RGB, beside VideoMAE's own float steps).
+
+Per video, each method's multi-view protocol (CVPT 2 clips × 3 crops, VideoMAE 5 × 3);
+``cvpt predict``'s input path on a video a user just recorded (a generated 10 s H.264 with
+B-frames; model excluded) against the RGB pipeline on the same file; DataLoader clips/s per
+worker for the fused views, the step-by-step ones and the RGB views; and, with ``inference``,
+the model's forward for one view and each protocol.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cvpt.bench.model import timed
-from cvpt.bench.reader import _seek_frame, make_videos
+from cvpt.bench.reader import decode_floor, make_videos
+from cvpt.bench.reference import reference_view
+from cvpt.bench.rgb import READERS, available_readers, pyav_views
 from cvpt.codec.container import is_video_file, open_video
 from cvpt.codec.prepare import prepare
-from cvpt.data.dataset import CompressedVideoDataset
+from cvpt.codec.reader import read_clip
+from cvpt.data.dataset import CompressedVideoDataset, read_views, worker_init
 from cvpt.data.splits import Sample
-from cvpt.data.transforms import normalize_rgb
+from cvpt.data.transforms import ClipTransform, eval_crops, normalize_inputs, train_crop
 from cvpt.errors import MissingFileError
 from cvpt.io import atomic_output
-from cvpt.models.factory import create_model
-from cvpt.models.registry import create_backbone
 
 VIDEOMAE_VIEWS = (5, 3)  # temporal clips × spatial crops at test time (VideoMAE)
 CVPT_VIEWS = (2, 3)  # the paper's protocol for CVPT
+rgb_views = pyav_views  # the PyAV RGB pipeline (its old name here)
 
-
-def rgb_views(
-    path: Path, clips: int = 1, crops: int = 1, *, frames: int = 16, stride: int = 4,
-    size: int = 224,
-) -> torch.Tensor:  # fmt: skip
-    """VideoMAE's test input: ``clips`` windows of ``frames`` frames at ``stride`` spread
-    evenly over the video (the centre one when ``clips`` = 1), short side resized to ``size``,
-    ``crops`` crops along the long side; ``float32 [clips·crops, 3, frames, size, size]``."""
-    container, stream = open_video(path)
-    try:
-        n = stream.frames
-        span = (frames - 1) * stride + 1
-        if clips == 1:
-            starts = [max(0, (n - span) // 2)]
-        else:
-            starts = [round(k * max(0, n - span) / (clips - 1)) for k in range(clips)]
-        wanted: dict[int, list[tuple[int, int]]] = {}
-        for c, s in enumerate(starts):
-            for j in range(frames):
-                wanted.setdefault(min(s + j * stride, n - 1), []).append((c, j))
-        first, last = min(wanted), max(wanted)
-        start = _seek_frame(container, stream, first)
-        picked = np.empty((clips, frames), object)
-        for i, frame in enumerate(container.decode(stream), start=start):
-            if i in wanted:
-                rgb = frame.to_ndarray(format="rgb24", threads=1)
-                h, w = rgb.shape[:2]
-                s = size / min(h, w)
-                small = cv2.resize(
-                    rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_LINEAR
-                )
-                for c, j in wanted[i]:
-                    picked[c, j] = small
-            if i >= last:
-                break
-    finally:
-        container.close()
-    h, w = picked[0, 0].shape[:2]
-    views = []
-    for c in range(clips):
-        clip = np.stack(list(picked[c]))  # [T, h, w, 3]
-        for x, y in _crop_origins(h, w, size, crops):
-            views.append(clip[:, y : y + size, x : x + size])
-    x = normalize_rgb(np.stack(views))
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 4, 1, 2, 3)))
-
-
-def _crop_origins(h: int, w: int, size: int, crops: int) -> list[tuple[int, int]]:
-    cx, cy = (w - size) // 2, (h - size) // 2
-    if crops == 1:
-        return [(cx, cy)]
-    if w >= h:
-        return [(x, cy) for x in (0, cx, w - size)]
-    return [(cx, y) for y in (0, cy, h - size)]
+# ratio: (numerator, denominator, target, "≤" or "≥")
+TARGETS = {
+    "view_eval / rgb_pyav_prepared": ("view_eval", "rgb_pyav_prepared", 0.6, "≤"),
+    "view_train / rgb_pyav_prepared": ("view_train", "rgb_pyav_prepared", 0.6, "≤"),
+    "view_eval / floor": ("view_eval", "floor", 2.0, "≤"),
+    "view_train / floor": ("view_train", "floor", 2.0, "≤"),
+    "read_clip / floor": ("read_clip", "floor", 1.3, "≤"),
+    "view_eval / ref_eval": ("view_eval", "ref_eval", None, "≤"),
+    "view_train / ref_train": ("view_train", "ref_train", None, "≤"),
+    "protocol_cvpt / protocol_rgb_prepared": ("protocol_cvpt", "protocol_rgb_prepared", None, "≤"),
+    "protocol_cvpt / protocol_rgb_source": ("protocol_cvpt", "protocol_rgb_source", None, "≤"),
+}
 
 
 class _Views(Dataset):
-    """One video per item through either pipeline, for the DataLoader throughput."""
+    """One view of a video per item, by ``kind``: the fused path (``fused``, a
+    ``CompressedVideoDataset`` item), the step-by-step one (``reference``) or RGB (``rgb``)."""
 
-    def __init__(self, paths: list[Path], kind: str, compressed: CompressedVideoDataset):
-        self.paths, self.kind, self.compressed = paths, kind, compressed
+    def __init__(self, paths: list[Path], kind: str, train: bool = False, seed: int = 0):
+        self.paths, self.kind, self.train, self.seed = paths, kind, train, seed
+        self.fused = CompressedVideoDataset(
+            Path("/"), [Sample(str(p.resolve()), 0) for p in paths], train=train, seed=seed
+        )
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int):
         if self.kind == "rgb":
-            return rgb_views(self.paths[i])
-        return self.compressed[i]["iframes"]
+            return pyav_views(self.paths[i])[0]
+        if self.kind == "fused":
+            return self.fused[i]["mvs"]
+        return reference_item(self.paths[i], self.train, np.random.default_rng([self.seed, 0, i]))
 
 
-def _compressed(paths: list[Path], views: int, crops: int) -> CompressedVideoDataset:
-    return CompressedVideoDataset(
-        Path("/"), [Sample(str(p.resolve()), 0) for p in paths], train=False,
-        size=224, short_side=256, views=views, crops=crops,
-    )  # fmt: skip
-
-
-def _throughput(paths: list[Path], kind: str, workers: int, items: int) -> float:
-    cycled = [paths[i % len(paths)] for i in range(items)]
-    ds = _Views(cycled, kind, _compressed(cycled, 1, 1))
-    loader = DataLoader(
-        ds, batch_size=1, num_workers=workers, persistent_workers=workers > 0,
-        multiprocessing_context="spawn" if workers else None,
-    )  # fmt: skip
-    for _ in loader:  # start the workers and warm them
-        pass
-    t0 = time.perf_counter()
-    for _ in loader:
-        pass
-    return items / (time.perf_counter() - t0)
+def reference_item(path: Path, train: bool, rng: np.random.Generator) -> dict:
+    """One view by the step-by-step path, drawn as the dataset draws it (same clip, crop)."""
+    clip = read_clip(path, train=train, rng=rng)
+    if train:
+        crop = train_crop(clip.height, clip.width, rng)
+    else:
+        crop = eval_crops(clip.height, clip.width)[0]
+    return reference_view(clip, crop)
 
 
 def bench_pipeline(
     videos: str | Path | None = None,
     *,
-    backbone: str = "vit_base",
-    repeats: int = 3,
-    device: str = "cpu",
-    backbone_options: dict | None = None,
+    rounds: int = 5,
+    repeats: int = 2,
     workers: tuple[int, ...] = (0, 1, 2),
-    throughput_items: int = 24,
+    loader_items: int = 24,
+    predict: bool = True,
+    inference: bool = False,
+    backbone: str = "vit_base",
+    backbone_options: dict | None = None,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Measure everything in the module docstring; ``videos`` is a folder of videos (prepared
-    with ``cvpt prepare`` or not: unprepared ones are prepared into a temp folder first, and the
-    RGB side reads the same prepared files). Returns medians (ms), ratios and clips/s."""
-    dev = torch.device(device)
-    bopts = backbone_options or {}
-    torch.manual_seed(0)
-    cvpt_model = create_model("cvpt", backbone=backbone, num_classes=101, backbone_options=bopts)
-    rgb_model = create_backbone(backbone, num_classes=101, **bopts)
-    cvpt_model, rgb_model = cvpt_model.to(dev).eval(), rgb_model.to(dev).eval()
+    """Measure everything in the module docstring. ``videos``: a folder of videos (any codec:
+    they are prepared into a temporary folder first, and the originals are the "source" side);
+    default 4 generated 320×240 6 s scenes. Returns medians (ms, wall and CPU), ratios with
+    every round's, the targets and whether they are met, and DataLoader clips/s."""
+    say = progress or (lambda _msg: None)
+    readers = available_readers()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if videos is None:
-            make_videos(tmp / "raw")
         src = Path(videos) if videos is not None else tmp / "raw"
-        if not any(p.is_file() and is_video_file(p) for p in src.rglob("*")):
+        if videos is None:
+            make_videos(src)
+        sources = sorted(p for p in src.rglob("*") if p.is_file() and is_video_file(p))
+        if not sources:
             raise MissingFileError(f"{src}: no video files")
+        say(f"preparing {len(sources)} video(s)")
         prepare(src, tmp / "prepared", workers=1, progress=False)
-        paths = sorted(p for p in (tmp / "prepared").rglob("*.mp4"))
-        one, multi = _compressed(paths, 1, 1), _compressed(paths, *CVPT_VIEWS)
-        t: dict[str, list[float]] = {}
+        pairs = [
+            (tmp / "prepared" / s.relative_to(src).with_suffix(".mp4"), s)
+            for s in sources
+            if (tmp / "prepared" / s.relative_to(src).with_suffix(".mp4")).exists()
+        ]
+        cases = _view_cases(pairs, readers)
+        say(f"per view and per protocol: {rounds} round(s) × {repeats} × {len(pairs)} video(s)")
+        per_round = [_round(pairs, cases, repeats) for _ in range(rounds)]
+        say("DataLoader throughput")
+        loader = _loader_throughput([p for p, _ in pairs], workers, loader_items)
+        predict_res = None
+        if predict:
+            say("cvpt predict on a generated 10 s 1280x720 H.264 file (model excluded)")
+            predict_res = _predict_case(tmp, rounds)
+        infer = _inference(pairs[0][0], backbone, backbone_options, device) if inference else None
+        info = _video_info(pairs[0][0]), _video_info(pairs[0][1])
+    res = _summary(per_round)
+    res.update(
+        videos=len(pairs),
+        video=info[0],
+        source=info[1],
+        rounds=rounds,
+        repeats=repeats,
+        readers=readers,
+        views={"cvpt": list(CVPT_VIEWS), "videomae": list(VIDEOMAE_VIEWS)},
+        dataloader=loader,
+        predict=predict_res,
+        inference=infer,
+        machine=f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} "
+        f"cores, Python {platform.python_version()}, torch {torch.__version__}",
+    )
+    res["targets"] = _targets(res)
+    return res
 
-        def add(name, fn):
-            t.setdefault(name, []).append(timed(fn, dev) * 1e3)  # ms
 
-        with torch.no_grad():
-            for r in range(repeats + 1):  # round 0 warms up and is dropped
-                for i, p in enumerate(paths):
-                    x = one[i]
-                    rgb = rgb_views(p)
-                    xs = {k: x[k].to(dev) for k in ("iframes", "mvs", "residuals")}
-                    rgb = rgb.to(dev)
-                    add("pre_cvpt", lambda i=i: one[i])
-                    add("pre_videomae", lambda p=p: rgb_views(p))
-                    add("infer_cvpt", lambda xs=xs: cvpt_model(**xs))
-                    add("infer_videomae", lambda rgb=rgb: rgb_model(rgb))
-                    if i == 0:  # multi-view: one video per round (ViT-B on 15 views is slow on CPU)
-                        mv = {k: v.to(dev) for k, v in multi[0].items() if torch.is_tensor(v)}
-                        rv = rgb_views(p, *VIDEOMAE_VIEWS).to(dev)
-                        add("multi_pre_cvpt", lambda: multi[0])
-                        add("multi_pre_videomae", lambda p=p: rgb_views(p, *VIDEOMAE_VIEWS))
-                        add("multi_infer_cvpt", lambda mv=mv: cvpt_model(**mv))
-                        add("multi_infer_videomae", lambda rv=rv: rgb_model(rv))
-                if r == 0:
-                    t = {}
-        med = {k: statistics.median(v) for k, v in t.items()}
-        throughput = {
-            f"{kind}_workers_{w}": _throughput(paths, kind, w, throughput_items)
-            for w in workers
-            for kind in ("cvpt", "videomae")
-        }
-        info = _video_info(paths[0])
-    for side in ("cvpt", "videomae"):
-        med[f"full_{side}"] = med[f"pre_{side}"] + med[f"infer_{side}"]
-        med[f"multi_full_{side}"] = med[f"multi_pre_{side}"] + med[f"multi_infer_{side}"]
-    return {
-        "videos": len(paths),
-        "video": info,
-        "repeats": repeats,
-        "backbone": backbone,
-        "backbone_options": bopts,
-        "device": str(dev),
-        "torch_threads": torch.get_num_threads(),
-        "views": {"cvpt": list(CVPT_VIEWS), "videomae": list(VIDEOMAE_VIEWS)},
-        "median_ms": med,
-        "ratios_videomae_over_cvpt": {
-            k: med[f"{k}_videomae"] / med[f"{k}_cvpt"]
-            for k in ("pre", "infer", "full", "multi_pre", "multi_infer", "multi_full")
-        },
-        "throughput_clips_per_s": throughput,
-        "paper_table6_ms": {
-            "videomae": {"pre": 2496.9, "infer": 26.9, "full": 2523.8},
-            "cvpt": {"pre": 238.3, "infer": 25.0, "full": 263.3},
-        },
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, torch {torch.__version__}",
+def _view_cases(pairs: list[tuple[Path, Path]], readers: dict[str, str]) -> dict[str, Callable]:
+    """``{case: fn(prepared, source, index)}``, in the order they run (interleaved)."""
+    paths = [p for p, _ in pairs]
+    ev = CompressedVideoDataset(Path("/"), [Sample(str(p.resolve()), 0) for p in paths],
+                                train=False)  # fmt: skip
+    tr = CompressedVideoDataset(Path("/"), [Sample(str(p.resolve()), 0) for p in paths],
+                                train=True)  # fmt: skip
+    compact = CompressedVideoDataset(Path("/"), [Sample(str(p.resolve()), 0) for p in paths],
+                                     train=False, compact=True)  # fmt: skip
+    protocol = ClipTransform(crops=CVPT_VIEWS[1])
+    draws = itertools.count(1)  # a new clip and crop at every train call, as epochs go by
+
+    cases: dict[str, Callable] = {
+        "floor": lambda p, s, i: decode_floor(p),
+        "read_clip": lambda p, s, i: read_clip(p),
+        "view_eval": lambda p, s, i: ev[i],
+        "view_train": lambda p, s, i: tr[(next(draws), i)],
+        "view_eval_compact": lambda p, s, i: normalize_inputs(compact[i]),
+        "ref_eval": lambda p, s, i: reference_item(p, False, np.random.default_rng(i)),
+        "ref_train": lambda p, s, i: reference_item(
+            p, True, np.random.default_rng([0, next(draws), i])
+        ),
     }
+    for name, status in readers.items():
+        if status == "ok":
+            fn = READERS[name][1]
+            cases[f"rgb_{name}_prepared"] = lambda p, s, i, fn=fn: fn(p)
+            cases[f"rgb_{name}_source"] = lambda p, s, i, fn=fn: fn(s)
+    cases["protocol_cvpt"] = lambda p, s, i: read_views(p, protocol, CVPT_VIEWS[0])
+    cases["protocol_rgb_prepared"] = lambda p, s, i: pyav_views(p, *VIDEOMAE_VIEWS)
+    cases["protocol_rgb_source"] = lambda p, s, i: pyav_views(s, *VIDEOMAE_VIEWS)
+    for i, (p, s) in enumerate(pairs):  # warm the file cache and every code path
+        for fn in cases.values():
+            fn(p, s, i)
+    return cases
+
+
+def _round(pairs, cases: dict[str, Callable], repeats: int) -> dict:
+    """One round: every case on every video ``repeats`` times, interleaved; medians (ms)."""
+    wall: dict[str, list[float]] = {k: [] for k in cases}
+    cpu: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(repeats):
+        for i, (p, s) in enumerate(pairs):
+            for name, fn in cases.items():
+                c0, t0 = time.process_time(), time.perf_counter()
+                fn(p, s, i)
+                wall[name].append((time.perf_counter() - t0) * 1e3)
+                cpu[name].append((time.process_time() - c0) * 1e3)
+    return {
+        "wall_ms": {k: statistics.median(v) for k, v in wall.items()},
+        "cpu_ms": {k: statistics.median(v) for k, v in cpu.items()},
+    }
+
+
+def _summary(per_round: list[dict]) -> dict:
+    """Medians over rounds, and every ratio of :data:`TARGETS` per round (wall and CPU)."""
+    out: dict = {"median_ms": {}, "median_cpu_ms": {}, "ratios": {}, "ratios_cpu": {}}
+    for key, med in (("wall_ms", "median_ms"), ("cpu_ms", "median_cpu_ms")):
+        cases = per_round[0][key]
+        out[med] = {k: statistics.median(r[key][k] for r in per_round) for k in cases}
+    for name, (a, b, _, _) in TARGETS.items():
+        for key, dst in (("wall_ms", "ratios"), ("cpu_ms", "ratios_cpu")):
+            if a in per_round[0][key] and b in per_round[0][key]:
+                each = [r[key][a] / r[key][b] for r in per_round]
+                out[dst][name] = {"median": statistics.median(each), "rounds": each}
+    for name in [k for k in per_round[0]["wall_ms"] if k.startswith("rgb_")]:
+        if name != "rgb_pyav_prepared":  # every other reader's RGB view against the eval view
+            for key, dst in (("wall_ms", "ratios"), ("cpu_ms", "ratios_cpu")):
+                each = [r[key]["view_eval"] / r[key][name] for r in per_round]
+                out[dst][f"view_eval / {name}"] = {"median": statistics.median(each),
+                                                   "rounds": each}  # fmt: skip
+    out["rounds"] = per_round
+    return out
+
+
+def _targets(res: dict) -> dict:
+    """Every ratio with a target: ``{name: {"target", "measured", "met"}}``."""
+    out = {}
+    for name, (_, _, target, sign) in TARGETS.items():
+        if target is None or name not in res["ratios"]:
+            continue
+        got = res["ratios"][name]["median"]
+        out[name] = {"target": f"{sign} {target}", "measured": got,
+                     "met": got <= target if sign == "≤" else got >= target}  # fmt: skip
+    dl = res["dataloader"]
+    if "fused_per_worker" in dl and "reference_per_worker" in dl:
+        got = dl["fused_per_worker"] / dl["reference_per_worker"]
+        out["DataLoader clips/s per worker: fused / step-by-step"] = {
+            "target": "≥ 2", "measured": got, "met": got >= 2}  # fmt: skip
+    for name, target in (("one view", 1.2), ("protocol", 0.6)):
+        pr = (res.get("predict") or {}).get("ratios", {}).get(name)
+        if pr is not None:
+            out[f"predict, {name}: cvpt / RGB (wall)"] = {
+                "target": f"≤ {target}", "measured": pr, "met": pr <= target}  # fmt: skip
+    return out
+
+
+def _loader_throughput(paths: list[Path], workers: tuple[int, ...], items: int) -> dict:
+    """Clips/s through a DataLoader (batch 1, spawn workers, warmed) of eval views, for the fused
+    path, the step-by-step one and RGB; per worker = clips/s ÷ max(workers, 1)."""
+    cycled = [paths[i % len(paths)] for i in range(items)]
+    out: dict = {}
+    for w in workers:
+        for kind in ("fused", "reference", "rgb"):
+            ds = _Views(cycled, kind)
+            loader = DataLoader(
+                ds, batch_size=1, num_workers=w, persistent_workers=w > 0,
+                multiprocessing_context="spawn" if w else None, worker_init_fn=worker_init,
+            )  # fmt: skip
+            for _ in loader:  # start the workers and warm them
+                pass
+            t0 = time.perf_counter()
+            for _ in loader:
+                pass
+            out[f"{kind}_workers_{w}"] = items / (time.perf_counter() - t0)
+            del loader
+    for kind in ("fused", "reference", "rgb"):
+        rates = [out[f"{kind}_workers_{w}"] / max(w, 1) for w in workers if w > 0]
+        if rates:  # the best per-worker rate measured (one worker: no sharing of the cores)
+            out[f"{kind}_per_worker"] = max(rates)
+    return out
+
+
+def _predict_case(tmp: Path, rounds: int) -> dict | None:
+    """``cvpt predict``'s input path on a generated 10 s 1280x720 30 fps H.264 file with
+    B-frames (model excluded), against the RGB pipeline on the same file: one view each, and
+    each method's protocol. ``None`` when the window path's bench is not available."""
+    try:
+        from cvpt.bench.predict import bench_predict_inputs
+    except ImportError:
+        return None
+    return bench_predict_inputs(tmp / "predict", rounds=rounds)
+
+
+def _inference(path: Path, backbone: str, options: dict | None, device: str) -> dict:
+    """Forward time (ms, median of 3 after a warm-up) of CVPT on one view and its protocol,
+    and of the same backbone as VideoMAE on 16 RGB frames, one view and its protocol."""
+    from cvpt.bench.model import timed
+    from cvpt.models.factory import create_model
+    from cvpt.models.registry import create_backbone
+
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    cvpt = create_model("cvpt", backbone=backbone, num_classes=101,
+                        backbone_options=options or {}).to(dev).eval()  # fmt: skip
+    rgb = create_backbone(backbone, num_classes=101, **(options or {})).to(dev).eval()
+    one = read_views(path, ClipTransform(), 1)
+    many = read_views(path, ClipTransform(crops=CVPT_VIEWS[1]), CVPT_VIEWS[0])
+    x1, xs = pyav_views(path).to(dev), pyav_views(path, *VIDEOMAE_VIEWS).to(dev)
+    runs = {
+        "cvpt_one_view": lambda: cvpt(*(one[k].to(dev) for k in ("iframes", "mvs", "residuals"))),
+        "cvpt_protocol": lambda: cvpt(*(many[k].to(dev) for k in ("iframes", "mvs", "residuals"))),
+        "videomae_one_view": lambda: rgb(x1),
+        "videomae_protocol": lambda: rgb(xs),
+    }
+    out = {}
+    with torch.no_grad():
+        for name, fn in runs.items():
+            fn()
+            out[name] = statistics.median(timed(fn, dev) * 1e3 for _ in range(3))
+    return {"backbone": backbone, "device": str(dev), "median_ms": out}
 
 
 def _video_info(path: Path) -> str:
@@ -234,32 +341,26 @@ def _video_info(path: Path) -> str:
 
 
 def plot_pipeline(res: dict, out: str | Path) -> None:
-    """Grouped bars (ms, log scale): pre-processing, inference, full pipeline, one view and
-    multi-view; and the DataLoader throughput."""
+    """Bars (ms per view or per video, log scale) of every case, and DataLoader clips/s."""
     from cvpt.training.plots import _plt
 
     plt = _plt()
     med = res["median_ms"]
-    stages = ["pre", "infer", "full", "multi_pre", "multi_infer", "multi_full"]
-    labels = ["pre-process", "inference", "full", "multi-view\npre-process",
-              "multi-view\ninference", "multi-view\nfull"]  # fmt: skip
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [2, 1]})
-    x = np.arange(len(stages))
-    for k, (side, color) in enumerate((("cvpt", "tab:orange"), ("videomae", "tab:blue"))):
-        vals = [med[f"{s}_{side}"] for s in stages]
-        name = "CVPT (compressed)" if side == "cvpt" else "VideoMAE (RGB)"
-        axes[0].bar(x + (k - 0.5) * 0.4, vals, 0.4, label=name, color=color)
-    axes[0].set_xticks(x, labels, fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [2.2, 1]})
+    names = list(med)
+    colors = ["tab:gray" if n == "floor" else "tab:blue" if n.startswith("rgb_") else
+              "tab:purple" if n.startswith("ref_") else "tab:orange" for n in names]  # fmt: skip
+    axes[0].bar(range(len(names)), [med[n] for n in names], color=colors)
+    axes[0].set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
     axes[0].set_yscale("log")
-    axes[0].set_ylabel("ms per video (median)")
-    axes[0].set_title(f"{res['backbone']} on {res['device']}; {res['video']}")
-    axes[0].legend(fontsize=8)
-    tp = res["throughput_clips_per_s"]
-    ws = sorted({int(k.rsplit("_", 1)[1]) for k in tp})
-    for side, color in (("cvpt", "tab:orange"), ("videomae", "tab:blue")):
-        axes[1].plot(ws, [tp[f"{side}_workers_{w}"] for w in ws], "o-", color=color, label=side)
+    axes[0].set_ylabel("ms (median; per view, or per video for protocols)")
+    axes[0].set_title(f"{res['video']} (source {res['source']})", fontsize=9)
+    dl = res["dataloader"]
+    ws = sorted({int(k.rsplit("_", 1)[1]) for k in dl if "_workers_" in k})
+    for kind, color in (("fused", "tab:orange"), ("reference", "tab:purple"), ("rgb", "tab:blue")):
+        axes[1].plot(ws, [dl[f"{kind}_workers_{w}"] for w in ws], "o-", color=color, label=kind)
     axes[1].set_xlabel("DataLoader workers")
-    axes[1].set_ylabel("pre-processed clips / s")
+    axes[1].set_ylabel("eval views / s")
     axes[1].set_xticks(ws)
     axes[1].grid(alpha=0.3)
     axes[1].legend(fontsize=8)

@@ -193,13 +193,13 @@ def normalize_inputs(batch: dict) -> dict:
     out = dict(batch)
     i, r = batch["iframes"], batch["residuals"]
     # the channels axis is the 4th from the end: [..., 3, T, H, W]
-    if i.dtype == torch.uint8:
+    if i.dtype == torch.uint8:  # in place after the one new tensor: the same float32 steps
         mean = torch.as_tensor(IMAGENET_MEAN, device=i.device).view(3, 1, 1, 1)
         std = torch.as_tensor(IMAGENET_STD, device=i.device).view(3, 1, 1, 1)
-        out["iframes"] = (i.float() / 255.0 - mean) / std
+        out["iframes"] = i.float().div_(255.0).sub_(mean).div_(std)
     if r.dtype == torch.int16:
         std = torch.as_tensor(IMAGENET_STD, device=r.device).view(3, 1, 1, 1)
-        out["residuals"] = r.float() / 255.0 / std
+        out["residuals"] = r.float().div_(255.0).div_(std)
     if batch["mvs"].dtype != torch.float32:
         out["mvs"] = batch["mvs"].float()
     return out
@@ -297,7 +297,7 @@ class ClipTransform:
 
 # The I-frame normalisation as a table, one float32 per uint8 value and channel: exactly the
 # values normalize_rgb gives, at the cost of one lookup per pixel.
-_RGB_TABLES = [
+RGB_TABLES = [
     np.ascontiguousarray(
         normalize_rgb(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1))[:, c]
     ).reshape(256, 1)
@@ -321,7 +321,7 @@ def _image_view(frames: np.ndarray, box: Box, crop: Crop, compact: bool, out=Non
             if compact:
                 res[c, t] = plane
             else:
-                cv2.LUT(plane, _RGB_TABLES[c], dst=res[c, t])
+                cv2.LUT(plane, RGB_TABLES[c], dst=res[c, t])
     return torch.from_numpy(res)
 
 
