@@ -20,10 +20,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cvpt.codec.container import is_video_file
-from cvpt.codec.sampling import ClipSpec
+from cvpt.codec.reader import read_clip
+from cvpt.codec.sampling import ClipSpec, view_start_gops
 from cvpt.data.dataset import read_views, worker_init
 from cvpt.data.transforms import ClipTransform
-from cvpt.errors import MissingFileError, UnpreparedVideoError, VideoError
+from cvpt.errors import CorruptVideoError, MissingFileError, UnpreparedVideoError, VideoError
 from cvpt.training.evaluate import predict_batch
 
 LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv")
@@ -208,8 +209,9 @@ class _Inputs(Dataset):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                with prepared(path, self.transform.short_side, self.prepare) as readable:
-                    out["inputs"] = read_views(readable, self.transform, self.clips, self.spec)
+                out["inputs"] = source_views(
+                    path, self.transform, self.clips, self.spec, prepare=self.prepare
+                )
             except VideoError as e:
                 out["error"] = e.reason
             except Exception as e:  # one undecodable file must not stop a batch job: reported
@@ -219,25 +221,95 @@ class _Inputs(Dataset):
         return out
 
 
+def source_views(
+    video: str | Path,
+    transform: ClipTransform,
+    clips: int,
+    spec: ClipSpec | None = None,
+    *,
+    prepare: bool = True,
+) -> dict[str, torch.Tensor]:
+    """``read_views(video, transform, clips, spec)`` (tensors ``[clips × crops, C, T, S, S]``)
+    of ``video`` as it is when it is in cvpt's layout, else of the copy :func:`prepared`
+    would re-encode, bit-identical, re-encoding only the GOPs the clips read when the source's
+    packets prove that exact (:mod:`cvpt.codec.window`: constant rate, nothing damaged or
+    hidden), the whole file otherwise. Readiness is decided from one pass over the packets
+    (``read_clip``'s own checks catch the rest, and such a file is then re-encoded); with
+    ``prepare=False`` an unprepared video raises :class:`cvpt.UnpreparedVideoError`."""
+    from cvpt.codec import window
+
+    video, spec = Path(video), spec or ClipSpec()
+    found = window.survey(video)
+    problems = window.layout_problems(video, found=found)
+    if not problems:
+        try:
+            return read_views(video, transform, clips, spec)
+        except (UnpreparedVideoError, CorruptVideoError) as e:  # seen on decoding a frame
+            if not prepare:
+                raise
+            problems = [e.reason]
+    if not prepare:
+        raise UnpreparedVideoError(video, problems[0])
+    frames = window.reencoded_frames(found)
+    if isinstance(frames, int) and spec.gop_size == window.PREPARED_GOP:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                return _window_views(found, frames, transform, clips, spec, Path(tmp))
+            except window.WindowMismatch:  # the decoder disagreed with the packets: all of it
+                pass
+    with _reencoded(video, transform.short_side) as out:
+        return read_views(out, transform, clips, spec)
+
+
+def _window_views(found, frames: int, transform, clips: int, spec: ClipSpec, tmp: Path) -> dict:
+    """:func:`source_views` from the windows of a re-encode of ``frames`` frames."""
+    from cvpt.codec import window
+
+    gop = window.PREPARED_GOP
+    num_gops = -(-frames // gop)
+    starts = view_start_gops(num_gops, spec.num_gops, clips)
+    ranges = window.gop_windows(starts, spec.num_gops, num_gops)
+    files = window.encode_windows(
+        found, frames, ranges, tmp, short_side=transform.short_side, gop=gop
+    )
+    views = []
+    for start in starts:
+        first, path = next(
+            (a, p) for (a, b), p in zip(ranges, files, strict=True) if a <= start < b
+        )
+        views += transform.crops_of(read_clip(path, spec, start_gop=start - first))
+    return {k: torch.stack([v[k] for v in views]) for k in views[0]}
+
+
 @contextlib.contextmanager
 def prepared(video: str | Path, short_side: int, prepare: bool = True):
-    """``video`` itself when it is in the layout read_clip needs, else a re-encoded copy in a
-    temporary folder (removed on exit)."""
-    from cvpt.codec.encode import reencode
-    from cvpt.codec.probe import probe
+    """``video`` itself when it is in the layout read_clip needs (decided from its packets,
+    :func:`cvpt.codec.window.layout_problems`), else a copy re-encoded whole in a temporary
+    folder (removed on exit)."""
+    from cvpt.codec.window import layout_problems
 
     video = Path(video)
-    problems = probe(video).layout_problems()
+    problems = layout_problems(video)
     if not problems:
         yield video
         return
     if not prepare:
         raise UnpreparedVideoError(video, problems[0])
+    with _reencoded(video, short_side) as out:
+        yield out
+
+
+@contextlib.contextmanager
+def _reencoded(video: Path, short_side: int):
+    """``video`` re-encoded whole into a temporary folder (removed on exit); damage the
+    re-encode found is warned about."""
+    from cvpt.codec.encode import reencode
+
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / (video.stem + ".mp4")
         result = reencode(video, out, short_side=short_side)
         if result.damage:  # predicted from what decodes; the caller must know
-            warnings.warn(f"{video}: {result.damage}", stacklevel=3)
+            warnings.warn(f"{video}: {result.damage}", stacklevel=4)
         yield out
 
 
