@@ -83,6 +83,7 @@ class Survey:
     """
 
     path: Path
+    container: str  # FFmpeg's name of the format, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
     codec: str
     stream_index: int
     width: int
@@ -183,6 +184,7 @@ def survey(path: str | Path, gop: int = 12) -> Survey:
         rate, constant = frame_timing(stream, pts)
         s = Survey(
             path=path,
+            container=container.format.name,
             codec=codec,
             stream_index=stream.index,
             width=cc.width,
@@ -223,8 +225,9 @@ def _first_frame(packet: av.Packet, cc) -> tuple[av.VideoFrame | None, bool]:
     worth). A damaged start stops it: the survey then has no first frame."""
     try:
         frames = packet.decode()
-        if not frames and packet.size:
-            frames = cc.decode(None)
+        if not frames and packet.size and packet.is_keyframe and not packet.is_discard:
+            frames = cc.decode(None)  # (drained: nothing more comes out of it)
+            return (frames[0] if frames else None), False
     except av.FFmpegError:
         return None, False
     return (frames[0], False) if frames else (None, True)
@@ -270,10 +273,12 @@ def reencoded_frames(s: Survey) -> int | str:
     order (:class:`cvpt.codec.container.FrameClock` then times them by their pts). Else the
     reason (a string): the caller re-encodes the whole file."""
     n = s.frames
-    if s.first is None:
-        return "its first frame does not decode"
     if s.discarded:
         return "an edit list hides some of its frames"
+    if s.first is None:
+        return "its first frame does not decode"
+    if s.container == "avi":  # B-frames get another packet's made-up pts (FrameClock)
+        return "AVI stores no frame times"
     if not n or None in s.pts or s.time_base is None:
         return "some of its frames have no timestamp"
     if s.damage:
