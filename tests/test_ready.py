@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import cvpt
-from conftest import write_raw
+from conftest import concatenate, write_raw
 from cvpt import predictor
 from cvpt.codec import window
 from cvpt.codec.bitstream import h264_length_size, h264_type, mpeg4_type
@@ -111,14 +111,7 @@ def _size_change(path):
         )
         for k, (w, h) in enumerate([(64, 48), (96, 32)])
     ]
-    with av.open(str(parts[0])) as first, av.open(str(path), "w") as out:
-        o = out.add_stream_from_template(first.streams.video[0])
-        for k, part in enumerate(parts):
-            with av.open(str(part)) as inp:
-                for p in (p for p in inp.demux(video=0) if p.size):
-                    p.pts, p.dts, p.stream = p.pts + 1200 * k, p.dts + 1200 * k, o
-                    out.mux(p)
-    return path
+    return concatenate(path, parts, 1200)
 
 
 def _b_frames(path):

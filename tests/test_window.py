@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import cvpt
-from conftest import write_raw
+from conftest import concatenate, write_raw
 from cvpt import predictor
 from cvpt.codec import window
 from cvpt.codec.encode import WindowEncoder, reencode
@@ -179,14 +179,6 @@ def test_a_frame_size_change_is_scaled_as_the_whole_reencode_scales_it(monkeypat
     for k, (w, h) in enumerate([(64, 48), (96, 32)]):
         frames = moving_scene(frames=36, height=h, width=w, seed=k)
         parts.append(write_raw(tmp_path / f"part{k}.webm", frames, "libvpx"))
-    src = tmp_path / "recording.webm"
-    with av.open(str(parts[0])) as first, av.open(str(src), "w") as out:
-        o = out.add_stream_from_template(first.streams.video[0])
-        for k, part in enumerate(parts):
-            with av.open(str(part)) as inp:
-                for p in inp.demux(video=0):
-                    if p.size:
-                        p.pts, p.dts, p.stream = p.pts + 1200 * k, p.dts + 1200 * k, o
-                        out.mux(p)
+    src = concatenate(tmp_path / "recording.webm", parts, 1200)
     assert cvpt.probe(src).size_changes
     _check_windows(monkeypatch, tmp_path, src, views=[(1, 1), (2, 3)])

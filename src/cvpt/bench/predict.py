@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from cvpt.codec.container import open_video
+from cvpt.codec.encode import write_video
 from cvpt.codec.sampling import view_start_gops
 from cvpt.data.generate import moving_scene
 from cvpt.data.transforms import eval_crops, normalize_rgb
@@ -53,20 +54,10 @@ def recorded_video(
     sensor noise, H.264 by x264 with its defaults (B-frames with a B-pyramid, a key frame
     every 250 frames, crf 23) in mp4. ``uint8`` frames are made in one go: 830 MB for the
     default 10 s of 720p."""
-    import av
-
     frames = moving_scene(frames=round(seconds * fps), height=height, width=width, seed=0)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
-        for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p")
-            vf.pts = i
-            for p in s.encode(vf):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return Path(path)
+    # x264's own GOP and B-frame defaults (VideoWriter's x264-params would fix the GOP)
+    x264 = {"x264-params": "keyint=250:bframes=3:b-pyramid=normal"}
+    return write_video(path, frames, fps=fps, codec="libx264", crf=23, options=x264)
 
 
 def rgb_views_exact(
