@@ -24,6 +24,7 @@ from cvpt.data.transforms import ClipTransform
 
 pytestmark = pytest.mark.filterwarnings("ignore::cvpt.ShortVideoWarning")
 NTSC = Fraction(30000, 1001)
+MS = Fraction(1, 1000)
 
 
 def _packets(path: Path) -> list[bytes]:
@@ -182,3 +183,32 @@ def test_a_frame_size_change_is_scaled_as_the_whole_reencode_scales_it(monkeypat
     src = concatenate(tmp_path / "recording.webm", parts, 1200)
     assert cvpt.probe(src).size_changes
     _check_windows(monkeypatch, tmp_path, src, views=[(1, 1), (2, 3)])
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "opts"),
+    [
+        # open GOPs: B-frames after a key frame shown before it, predicted from the GOP before
+        ("open_gop.mp4", "libx264", {"x264-params": "open-gop=1:keyint=30:bframes=3"}),
+        ("late.mkv", "libx264", {"bf": "2"}),  # the first frame at 5 s (a cut recording)
+        pytest.param(
+            "hevc.mp4",
+            "libx265",
+            {"x265-params": "keyint=40:bframes=4:log-level=0"},
+            marks=pytest.mark.slow,
+        ),
+        pytest.param("vp9.webm", "libvpx-vp9", {}, marks=pytest.mark.slow),
+    ],
+)
+def test_other_sources_are_windowed_exactly(monkeypatch, tmp_path, name, codec, opts):
+    times = {}
+    if name == "late.mkv":
+        times = dict(pts=[5000 + round(k * 1000 / 30) for k in range(100)], time_base=MS)
+    src = write_raw(
+        tmp_path / name,
+        moving_scene(frames=100, height=48, width=64, seed=9),
+        codec,
+        **times,
+        **opts,
+    )
+    _check_windows(monkeypatch, tmp_path, src, views=SOME_VIEWS)
