@@ -195,7 +195,10 @@ def test_a_frame_size_change_is_scaled_as_the_whole_reencode_scales_it(monkeypat
             "hevc.mp4",
             "libx265",
             {"x265-params": "keyint=40:bframes=4:log-level=0"},
-            marks=pytest.mark.slow,
+            marks=[
+                pytest.mark.slow,
+                pytest.mark.skipif("libx265" not in av.codecs_available, reason="no libx265"),
+            ],
         ),
         pytest.param("vp9.webm", "libvpx-vp9", {}, marks=pytest.mark.slow),
     ],
