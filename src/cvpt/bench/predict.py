@@ -148,6 +148,7 @@ _LEAVES = {
     "decode source": "method 'decode' of 'av.packet.Packet' objects",
     "convert frames (swscale)": "method 'reformat' of 'av.video.frame.VideoFrame' objects",
     "encode MPEG-4": "method 'encode' of 'av.video.stream.VideoStream' objects",
+    "stack the views' tensors": "built-in method torch.stack",
 }
 _STEPS = {
     "survey (packets, first frame)": ("window.py", "survey"),

@@ -60,8 +60,8 @@ from cvpt.codec.probe import (
 # The GOP of the copy ``cvpt.predictor.prepared`` re-encodes (``reencode``'s default).
 PREPARED_GOP = 12
 # Decoders whose skip_frame="NONREF" drops only frames no other frame refers to, checked
-# bit-exact by the tests (others decode every frame: VP9, for one, adapts its entropy
-# contexts on frames that refresh no reference).
+# bit-exact by the tests; others decode every frame (what a skipped frame leaves behind in
+# their state is not known here: HEVC's sub-layer non-references, VP9's entropy contexts).
 _SKIPS_NONREF = {"h264", "mpeg4"}
 # Reorder depths beyond this are not measured (no encoder reorders more than 16 frames).
 _MAX_REORDER = 32
