@@ -272,13 +272,17 @@ def _window_views(found, frames: int, transform, clips: int, spec: ClipSpec, tmp
     files = window.encode_windows(
         found, frames, ranges, tmp, short_side=transform.short_side, gop=gop
     )
-    views = []
-    for start in starts:
+    out, done = None, 0
+    for start in starts:  # each clip from its window, its views written as read_views does
         first, path = next(
             (a, p) for (a, b), p in zip(ranges, files, strict=True) if a <= start < b
         )
-        views += transform.crops_of(read_clip(path, spec, start_gop=start - first))
-    return {k: torch.stack([v[k] for v in views]) for k in views[0]}
+        clip = read_clip(path, spec, start_gop=start - first)
+        if out is None:
+            views = len(starts) * transform.views_per_clip
+            out = transform.empty(views, len(clip.iframes), spec.num_pframes)
+        done += transform.write(clip, out, done)
+    return out
 
 
 @contextlib.contextmanager
