@@ -215,3 +215,13 @@ def test_other_sources_are_windowed_exactly(monkeypatch, tmp_path, name, codec, 
         **opts,
     )
     _check_windows(monkeypatch, tmp_path, src, views=SOME_VIEWS)
+
+
+def test_full_range_colour_and_a_cover_art_stream_are_windowed_exactly(monkeypatch, tmp_path):
+    from test_real_world import _two_streams
+
+    scene = moving_scene(frames=60, height=48, width=64, seed=4)
+    pc = write_raw(tmp_path / "pc.mp4", scene, "libx264", "yuvj420p", color_range="JPEG", bf="2")
+    still, _ = _two_streams(tmp_path / "still.mkv", "matroska", False)  # the still first
+    for src in (pc, still):
+        _check_windows(monkeypatch, tmp_path, src, views=[(1, 3), (2, 1)])
