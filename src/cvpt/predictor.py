@@ -1,9 +1,10 @@
 """``cvpt.Predictor``: load a trained model once, predict the classes of many videos.
 
-Videos are decoded (and re-encoded first when they are not in cvpt's compressed layout) in
-``workers`` processes, batched for the model, and each comes back as a :class:`Prediction`
-holding either its top classes or the error that stopped it: one bad file never stops the
-rest. ``cvpt predict`` is this class on the command line.
+Videos are decoded (and, when they are not in cvpt's compressed layout, the GOPs their views
+read re-encoded first: :func:`source_views`) in ``workers`` processes, batched for the model,
+and each comes back as a :class:`Prediction` holding either its top classes or the error that
+stopped it: one bad file never stops the rest. ``cvpt predict`` is this class on the command
+line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +28,9 @@ from cvpt.data.dataset import read_views, worker_init
 from cvpt.data.transforms import ClipTransform
 from cvpt.errors import CorruptVideoError, MissingFileError, UnpreparedVideoError, VideoError
 from cvpt.training.evaluate import predict_batch
+
+if TYPE_CHECKING:
+    from cvpt.codec.window import Survey
 
 LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv")
 
@@ -62,9 +67,10 @@ class Predictor:
     ``Predictor.from_pretrained(run)`` loads what ``cvpt train`` wrote (a run folder or one of its
     checkpoints) once; ``predictor.predict(paths)`` returns one :class:`Prediction` per path, in
     order. Each video is read as ``cvpt eval`` reads it: ``clips`` clips spread over the video ×
-    ``crops`` (1 or 3) crops = clips × crops *views*, softmax averaged over the views. Videos not in
-    the layout cvpt reads are re-encoded into a temporary folder first (``prepare=False``: an
-    :class:`cvpt.UnpreparedVideoError` in their ``error`` instead).
+    ``crops`` (1 or 3) crops = clips × crops *views*, softmax averaged over the views. Of videos
+    not in the layout cvpt reads, the GOPs the views read are re-encoded into a temporary
+    folder first, giving the inputs a whole re-encode would (:func:`source_views`;
+    ``prepare=False``: an :class:`cvpt.UnpreparedVideoError` in their ``error`` instead).
 
     ``device``: ``"cpu"``, ``"cuda"``, or ``None`` (the run's setting: CUDA when available);
     ``amp``: bf16 autocast on CUDA; ``batch_size``: videos per forward pass (× views clips);
@@ -261,8 +267,11 @@ def source_views(
         return read_views(out, transform, clips, spec)
 
 
-def _window_views(found, frames: int, transform, clips: int, spec: ClipSpec, tmp: Path) -> dict:
-    """:func:`source_views` from the windows of a re-encode of ``frames`` frames."""
+def _window_views(
+    found: Survey, frames: int, transform: ClipTransform, clips: int, spec: ClipSpec, tmp: Path
+) -> dict[str, torch.Tensor]:
+    """:func:`source_views` from the windows (in ``tmp``) of a re-encode of ``frames``
+    frames."""
     from cvpt.codec import window
 
     gop = window.PREPARED_GOP
