@@ -89,6 +89,21 @@ def write_raw(
     return path
 
 
+def concatenate(path: Path, parts: list[Path], step: int) -> Path:
+    """The packets of ``parts`` (video files of one codec) one after the other in ``path``,
+    with the first part's stream settings and part k's times shifted by k × ``step`` (in its
+    time base): a recording whose frame size changes where a part starts, as WebRTC writes."""
+    with av.open(str(parts[0])) as first, av.open(str(path), "w") as out:
+        o = out.add_stream_from_template(first.streams.video[0])
+        for k, part in enumerate(parts):
+            with av.open(str(part)) as inp:
+                for p in inp.demux(video=0):
+                    if p.size:
+                        p.pts, p.dts, p.stream = p.pts + step * k, p.dts + step * k, o
+                        out.mux(p)
+    return path
+
+
 @pytest.fixture(scope="session")
 def videos(tmp_path_factory) -> dict[str, Path]:
     """A few small videos in several codecs and layouts, made once per session."""

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import cvpt
-from conftest import write_raw
+from conftest import concatenate, write_raw
 from cvpt.cli.main import main
 from cvpt.codec.prepare import prepare
 from cvpt.codec.reader import count_gops
@@ -581,15 +581,7 @@ def test_probe_reports_a_frame_size_that_changes(tmp_path):
     for k, (w, h) in enumerate([(64, 48), (96, 32)]):
         frames = np.full((24, h, w, 3), 40 + 160 * k, np.uint8)
         parts.append(write_raw(tmp_path / f"part{k}.webm", frames, "libvpx"))
-    src = tmp_path / "recording.webm"
-    with av.open(str(parts[0])) as first, av.open(str(src), "w") as out:
-        o = out.add_stream_from_template(first.streams.video[0])
-        for k, part in enumerate(parts):
-            with av.open(str(part)) as inp:
-                for p in inp.demux(video=0):
-                    if p.size:
-                        p.pts, p.dts, p.stream = p.pts + 800 * k, p.dts + 800 * k, o
-                        out.mux(p)
+    src = concatenate(tmp_path / "recording.webm", parts, 800)
     info = cvpt.probe(src)
     assert (info.width, info.height, info.size_changes) == (64, 48, ["96x32 from frame 24"])
     assert any("frame size changes" in p for p in info.layout_problems())

@@ -1,9 +1,10 @@
 """``cvpt.Predictor``: load a trained model once, predict the classes of many videos.
 
-Videos are decoded (and re-encoded first when they are not in cvpt's compressed layout) in
-``workers`` processes, batched for the model, and each comes back as a :class:`Prediction`
-holding either its top classes or the error that stopped it: one bad file never stops the
-rest. ``cvpt predict`` is this class on the command line.
+Videos are decoded (and, when they are not in cvpt's compressed layout, the GOPs their views
+read re-encoded first: :func:`source_views`) in ``workers`` processes, batched for the model,
+and each comes back as a :class:`Prediction` holding either its top classes or the error that
+stopped it: one bad file never stops the rest. ``cvpt predict`` is this class on the command
+line.
 """
 
 from __future__ import annotations
@@ -14,17 +15,22 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cvpt.codec.container import is_video_file
-from cvpt.codec.sampling import ClipSpec
+from cvpt.codec.reader import read_clip
+from cvpt.codec.sampling import ClipSpec, view_start_gops
 from cvpt.data.dataset import read_views, worker_init
 from cvpt.data.transforms import ClipTransform
-from cvpt.errors import MissingFileError, UnpreparedVideoError, VideoError
+from cvpt.errors import CorruptVideoError, MissingFileError, UnpreparedVideoError, VideoError
 from cvpt.training.evaluate import predict_batch
+
+if TYPE_CHECKING:
+    from cvpt.codec.window import Survey
 
 LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv")
 
@@ -61,9 +67,10 @@ class Predictor:
     ``Predictor.from_pretrained(run)`` loads what ``cvpt train`` wrote (a run folder or one of its
     checkpoints) once; ``predictor.predict(paths)`` returns one :class:`Prediction` per path, in
     order. Each video is read as ``cvpt eval`` reads it: ``clips`` clips spread over the video ×
-    ``crops`` (1 or 3) crops = clips × crops *views*, softmax averaged over the views. Videos not in
-    the layout cvpt reads are re-encoded into a temporary folder first (``prepare=False``: an
-    :class:`cvpt.UnpreparedVideoError` in their ``error`` instead).
+    ``crops`` (1 or 3) crops = clips × crops *views*, softmax averaged over the views. Of videos
+    not in the layout cvpt reads, the GOPs the views read are re-encoded into a temporary
+    folder first, giving the inputs a whole re-encode would (:func:`source_views`;
+    ``prepare=False``: an :class:`cvpt.UnpreparedVideoError` in their ``error`` instead).
 
     ``device``: ``"cpu"``, ``"cuda"``, or ``None`` (the run's setting: CUDA when available);
     ``amp``: bf16 autocast on CUDA; ``batch_size``: videos per forward pass (× views clips);
@@ -208,8 +215,9 @@ class _Inputs(Dataset):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                with prepared(path, self.transform.short_side, self.prepare) as readable:
-                    out["inputs"] = read_views(readable, self.transform, self.clips, self.spec)
+                out["inputs"] = source_views(
+                    path, self.transform, self.clips, self.spec, prepare=self.prepare
+                )
             except VideoError as e:
                 out["error"] = e.reason
             except Exception as e:  # one undecodable file must not stop a batch job: reported
@@ -219,25 +227,102 @@ class _Inputs(Dataset):
         return out
 
 
+def source_views(
+    video: str | Path,
+    transform: ClipTransform,
+    clips: int,
+    spec: ClipSpec | None = None,
+    *,
+    prepare: bool = True,
+) -> dict[str, torch.Tensor]:
+    """``read_views(video, transform, clips, spec)`` (tensors ``[clips × crops, C, T, S, S]``)
+    of ``video`` as it is when it is in cvpt's layout, else of the copy :func:`prepared`
+    would re-encode, bit-identical, re-encoding only the GOPs the clips read when the source's
+    packets prove that exact (:mod:`cvpt.codec.window`: constant rate, nothing damaged or
+    hidden), the whole file otherwise. Readiness is decided from one pass over the packets
+    (``read_clip``'s own checks catch the rest, and such a file is then re-encoded); with
+    ``prepare=False`` an unprepared video raises :class:`cvpt.UnpreparedVideoError`."""
+    from cvpt.codec import window
+
+    video, spec = Path(video), spec or ClipSpec()
+    found = window.survey(video)
+    problems = window.layout_problems(video, found=found)
+    if not problems:
+        try:
+            return read_views(video, transform, clips, spec)
+        except (UnpreparedVideoError, CorruptVideoError) as e:  # seen on decoding a frame
+            if not prepare:
+                raise
+            problems = [e.reason]
+    if not prepare:
+        raise UnpreparedVideoError(video, problems[0])
+    frames = window.reencoded_frames(found)
+    if isinstance(frames, int) and spec.gop_size == window.PREPARED_GOP:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                return _window_views(found, frames, transform, clips, spec, Path(tmp))
+            except window.WindowMismatch:  # the decoder disagreed with the packets: all of it
+                pass
+    with _reencoded(video, transform.short_side) as out:
+        return read_views(out, transform, clips, spec)
+
+
+def _window_views(
+    found: Survey, frames: int, transform: ClipTransform, clips: int, spec: ClipSpec, tmp: Path
+) -> dict[str, torch.Tensor]:
+    """:func:`source_views` from the windows (in ``tmp``) of a re-encode of ``frames``
+    frames."""
+    from cvpt.codec import window
+
+    gop = window.PREPARED_GOP
+    num_gops = -(-frames // gop)
+    starts = view_start_gops(num_gops, spec.num_gops, clips)
+    ranges = window.gop_windows(starts, spec.num_gops, num_gops)
+    files = window.encode_windows(
+        found, frames, ranges, tmp, short_side=transform.short_side, gop=gop
+    )
+    out, done = None, 0
+    for start in starts:  # each clip from its window, its views written as read_views does
+        first, path = next(
+            (a, p) for (a, b), p in zip(ranges, files, strict=True) if a <= start < b
+        )
+        clip = read_clip(path, spec, start_gop=start - first)
+        if out is None:
+            views = len(starts) * transform.views_per_clip
+            out = transform.empty(views, len(clip.iframes), spec.num_pframes)
+        done += transform.write(clip, out, done)
+    return out
+
+
 @contextlib.contextmanager
 def prepared(video: str | Path, short_side: int, prepare: bool = True):
-    """``video`` itself when it is in the layout read_clip needs, else a re-encoded copy in a
-    temporary folder (removed on exit)."""
-    from cvpt.codec.encode import reencode
-    from cvpt.codec.probe import probe
+    """``video`` itself when it is in the layout read_clip needs (decided from its packets,
+    :func:`cvpt.codec.window.layout_problems`), else a copy re-encoded whole in a temporary
+    folder (removed on exit)."""
+    from cvpt.codec.window import layout_problems
 
     video = Path(video)
-    problems = probe(video).layout_problems()
+    problems = layout_problems(video)
     if not problems:
         yield video
         return
     if not prepare:
         raise UnpreparedVideoError(video, problems[0])
+    with _reencoded(video, short_side) as out:
+        yield out
+
+
+@contextlib.contextmanager
+def _reencoded(video: Path, short_side: int):
+    """``video`` re-encoded whole into a temporary folder (removed on exit); damage the
+    re-encode found is warned about."""
+    from cvpt.codec.encode import reencode
+
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / (video.stem + ".mp4")
         result = reencode(video, out, short_side=short_side)
         if result.damage:  # predicted from what decodes; the caller must know
-            warnings.warn(f"{video}: {result.damage}", stacklevel=3)
+            warnings.warn(f"{video}: {result.damage}", stacklevel=4)
         yield out
 
 

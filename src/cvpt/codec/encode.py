@@ -437,6 +437,50 @@ class _Resampler:
         return upright_frame(out, self.orient)
 
 
+class WindowEncoder:
+    """Output frames ``start, start + 1, …`` of what :func:`reencode` writes of a source, alone.
+
+    For a source whose frame ``k`` (in display order) is output frame ``k`` (a constant rate,
+    nothing dropped or repeated): opened on the source's first frame as :class:`_Resampler`
+    opens (its size and display rotation decide the output's), it converts each frame as
+    ``reencode`` does, and numbers the frames from ``start``. With ``start`` on the GOP grid
+    the packets are byte for byte those of the whole re-encode: FFmpeg's MPEG-4 encoder writes
+    each frame's time into its header and carries nothing from one GOP into the next
+    (tests/test_window.py). Used by :mod:`cvpt.codec.window`.
+    """
+
+    def __init__(
+        self,
+        dst: str | Path,
+        src: str | Path,
+        first: av.VideoFrame,
+        rate: Fraction,
+        start: int,
+        *,
+        gop: int = 12,
+        short_side: int | None = 256,
+        q: int = 2,
+        codec: str = "mpeg4",
+        dia_size: int | None = 4,
+    ):
+        self._resampler = _Resampler(dst, src, rate, gop, short_side, codec, q, dia_size)
+        self._resampler._open(first)
+        self.writer: VideoWriter = self._resampler.writer
+        self.writer._count = start  # the frame's number is its time in the bitstream
+
+    def convert(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """The source frame as ``reencode`` hands it to the encoder (upright, limited range)."""
+        return self._resampler._convert(frame)
+
+    def write(self, converted: av.VideoFrame) -> None:
+        """Encode the next output frame (a :meth:`convert` result; repeat it to repeat)."""
+        self.writer.write(converted)
+
+    def close(self) -> None:
+        """Flush the encoder and close the file."""
+        self.writer.close()
+
+
 def _encodable_rate(fps: float | Fraction) -> Fraction:
     """A frame rate whose time base MPEG-4 accepts (denominator of 1/rate at most 65535)."""
     rate = Fraction(fps).limit_denominator(1001)

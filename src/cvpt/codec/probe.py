@@ -189,10 +189,7 @@ def probe(path: str | Path) -> VideoInfo:
             rotation, mirrored = round(first.rotation), False
         header = listed_frames(stream)
         pict = "".join(types)
-        starts = [i for i, t in enumerate(pict) if t == "I"]
-        if not starts or starts[0] != 0:
-            starts = [0, *starts]
-        lengths = [b - a for a, b in itertools.pairwise([*starts, len(pict)])]
+        lengths = split_gops(pict)
         return VideoInfo(
             path=str(path),
             codec=stream.codec_context.name,
@@ -226,6 +223,15 @@ def probe(path: str | Path) -> VideoInfo:
         )
     finally:
         container.close()
+
+
+def split_gops(pict: str) -> list[int]:
+    """Frames per GOP of picture types ``pict`` (one letter per frame, display order): a GOP
+    starts at each I-frame, and at frame 0 whatever it is."""
+    starts = [i for i, t in enumerate(pict) if t == "I"]
+    if not starts or starts[0] != 0:
+        starts = [0, *starts]
+    return [b - a for a, b in itertools.pairwise([*starts, len(pict)])]
 
 
 def _decoded_duration(pts: list, last: av.VideoFrame, rate: Fraction) -> float:
