@@ -199,14 +199,16 @@ def test_an_unprepared_video_is_predicted_from_windows_as_from_its_whole_reencod
     """raw.mkv (H.264, B-frames, one GOP of 60 frames): only the windows the views read are
     re-encoded, and the probabilities are those of the whole file re-encoded, exactly."""
     raw = folder / "sub" / "raw.mkv"
-    model, cfg, _, _ = load_trained(tiny_run, device="cpu")
-    whole = cvpt.reencode(raw, tmp_path / "whole.mp4", short_side=cfg.short_side)
-    want = predict_batch(model, load_views(whole.dst, cfg, 2, 3), torch.device("cpu"))[0]
+    predictor = cvpt.Predictor.from_pretrained(tiny_run, device="cpu")
+    whole = cvpt.reencode(raw, tmp_path / "whole.mp4", short_side=predictor.transform.short_side)
+    views = cvpt.read_views(whole.dst, predictor.transform, predictor.clips, predictor.clip)
+    batch = {k: v[None] for k, v in views.items()}
+    want = predict_batch(predictor.model, batch, torch.device("cpu"))[0]
 
     def refuse(*_a, **_k):
         raise AssertionError("re-encoded the whole file")
 
     monkeypatch.setattr(cvpt.predictor, "_reencoded", refuse)
-    got = cvpt.Predictor.from_pretrained(tiny_run, device="cpu")(raw)
+    got = predictor(raw)
     assert got.ok, got.error
     np.testing.assert_array_equal(got.probs, want.numpy())

@@ -98,8 +98,10 @@ class Predictor:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.classes = list(classes)
+        # compact views (uint8 / float16 / int16): under half the bytes from the workers, made
+        # float32 on the device by predict_batch (cvpt.data.transforms.normalize_inputs)
         self.transform = ClipTransform(
-            size=size, short_side=short_side, crops=crops, mv_clip=mv_clip
+            size=size, short_side=short_side, crops=crops, mv_clip=mv_clip, compact=True
         )
         self.clips, self.crops = clips, crops
         self.amp, self.batch_size, self.workers = amp, batch_size, workers

@@ -103,7 +103,7 @@ def register(sub) -> None:
         "torchcodec), from prepared files and sources; cvpt predict on a raw video; DataLoader "
         "clips/s per worker",
         description=pipeline_bench.__doc__,
-        epilog="examples:\n  cvpt bench pipeline --rounds 5 --out bench-pipeline\n"
+        epilog="example:\n  cvpt bench pipeline --rounds 5 --out bench-pipeline\n"
         "  cvpt bench pipeline --videos ~/data/ucf-sample --inference --device cuda",
     )
     pl.add_argument(
