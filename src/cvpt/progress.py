@@ -11,8 +11,6 @@ import os
 import sys
 import time
 
-from tqdm import tqdm as _tqdm
-
 
 def interactive() -> bool:
     """Whether progress goes to a terminal."""
@@ -22,6 +20,8 @@ def interactive() -> bool:
 def tqdm(iterable=None, *, total=None, desc: str = "", disable: bool = False, **kwargs):
     """A tqdm bar on a terminal, :class:`LineProgress` otherwise (same methods)."""
     if interactive():
+        from tqdm import tqdm as _tqdm  # here: a batch job's log never needs it
+
         return _tqdm(iterable, total=total, desc=desc, disable=disable, **kwargs)
     return LineProgress(
         iterable,

@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 
-from cvpt.bench import model as model_bench
-from cvpt.bench import pipeline as pipeline_bench
-from cvpt.bench import reader as reader_bench
 from cvpt.cli.common import Formatter
+
+
+class _BenchParser(argparse.ArgumentParser):
+    """A benchmark's parser whose ``--help`` description is its module's docstring, imported
+    only when the help is shown (the model benchmarks import torch; ``cvpt --help`` must not)."""
+
+    def __init__(self, *args, doc_module: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.doc_module = doc_module
+
+    def format_help(self) -> str:
+        if self.doc_module and self.description is None:
+            self.description = importlib.import_module(self.doc_module).__doc__
+        return super().format_help()
 
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks (not tests): cvpt bench reader ...")
-    bsub = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    bsub = p.add_subparsers(dest="bench", required=True, metavar="BENCH", parser_class=_BenchParser)
     r = bsub.add_parser(
         "reader",
         formatter_class=Formatter,
         help="read_clip against the decode floor and a VideoMAE-style RGB clip",
-        description=reader_bench.__doc__,
+        doc_module="cvpt.bench.reader",
         epilog="example:\n  cvpt bench reader --repeats 15 --rounds 5 --out reader.json",
     )
     r.add_argument(
@@ -49,7 +61,7 @@ def register(sub) -> None:
         "model",
         formatter_class=Formatter,
         help="CVPT vs VideoMAE-16 forward, CVPT vs full fine-tuning train step, checkpoint sizes",
-        description=model_bench.__doc__,
+        doc_module="cvpt.bench.model",
         epilog="example:\n  cvpt bench model --batch 2 --repeats 3 --out model.json",
     )
     m.add_argument("--backbone", default="vit_base", help="registered backbone")
@@ -59,7 +71,7 @@ def register(sub) -> None:
     m.add_argument(
         "--low-rank", type=int, default=16, help="rank of the low-rank prompt embeddings"
     )
-    m.add_argument("--device", default="cuda" if _cuda() else "cpu", help="cpu or cuda")
+    m.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda if available)")
     m.add_argument(
         "--depth",
         type=int,
@@ -102,7 +114,7 @@ def register(sub) -> None:
         help="one model-ready view and each protocol, compressed vs raw RGB (PyAV, decord, "
         "torchcodec), from prepared files and sources; cvpt predict on a raw video; DataLoader "
         "clips/s per worker",
-        description=pipeline_bench.__doc__,
+        doc_module="cvpt.bench.pipeline",
         epilog="example:\n  cvpt bench pipeline --rounds 5 --out bench-pipeline\n"
         "  cvpt bench pipeline --videos ~/data/ucf-sample --inference --device cuda",
     )
@@ -120,15 +132,18 @@ def register(sub) -> None:
                     help="also time the model's forward (one view and each protocol)")  # fmt: skip
     pl.add_argument("--backbone", default="vit_base", help="with --inference: the backbone")
     pl.add_argument("--depth", type=int, default=None, help="override the backbone depth")
-    pl.add_argument("--device", default="cuda" if _cuda() else "cpu", help="cpu or cuda")
+    pl.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda if available)")
     pl.add_argument("--out", default="bench-pipeline", help="folder for results.json and PNG")
     pl.set_defaults(func=run_pipeline)
 
 
-def _cuda() -> bool:
+def _device(name: str) -> str:
+    """``--device``: ``auto`` is CUDA when torch sees a GPU, else the CPU."""
+    if name != "auto":
+        return name
     import torch
 
-    return torch.cuda.is_available()
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _depth_option(backbone: str, depth: int | None) -> dict | None:
@@ -148,7 +163,7 @@ def _model_settings(args) -> dict:
         size=args.size,
         batch=args.batch,
         repeats=args.repeats,
-        device=args.device,
+        device=_device(args.device),
         backbone_options=_depth_option(args.backbone, args.depth),
         amp=args.amp,
         frozen_bf16=not args.keep_frozen_fp32,
@@ -156,6 +171,7 @@ def _model_settings(args) -> dict:
 
 
 def run_model(args) -> int:
+    from cvpt.bench import model as model_bench
     from cvpt.io import write_json
 
     if args.sweep_checkpointing:
@@ -218,6 +234,7 @@ def run_model(args) -> int:
 def run_sweep(args) -> int:
     from pathlib import Path
 
+    from cvpt.bench import model as model_bench
     from cvpt.io import write_json
 
     res = model_bench.sweep_checkpointing(**_model_settings(args))
@@ -248,6 +265,7 @@ def _precision(res: dict) -> str:
 
 
 def run_reader(args) -> int:
+    from cvpt.bench import reader as reader_bench
     from cvpt.io import write_json
 
     res = reader_bench.bench_reader(
@@ -281,6 +299,7 @@ def run_reader(args) -> int:
 def run_pipeline(args) -> int:
     from pathlib import Path
 
+    from cvpt.bench import pipeline as pipeline_bench
     from cvpt.io import write_json
 
     res = pipeline_bench.bench_pipeline(
@@ -293,7 +312,7 @@ def run_pipeline(args) -> int:
         inference=args.inference,
         backbone=args.backbone,
         backbone_options=_depth_option(args.backbone, args.depth),
-        device=args.device,
+        device=_device(args.device),
         progress=lambda msg: print(f"  {msg} ...", flush=True),
     )
     print(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 
 from cvpt.cli.common import add_command
-from cvpt.codec.probe import probe
-from cvpt.codec.reader import read_clip
 
 
 def register(sub) -> None:
@@ -41,6 +39,8 @@ def register(sub) -> None:
 
 
 def run_probe(args) -> int:
+    from cvpt.codec.probe import probe
+
     info = probe(args.video)
     problems = info.layout_problems()
     if args.json:
@@ -74,6 +74,7 @@ def run_probe(args) -> int:
 
 
 def run_show(args) -> int:
+    from cvpt.codec.reader import read_clip
     from cvpt.training.plots import _plt
     from cvpt.viz.clip import plot_clip
 

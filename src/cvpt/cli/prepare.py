@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from cvpt.cli.common import add_command, parse_shard
-from cvpt.codec.prepare import prepare
 
 
 def register(sub) -> None:
@@ -57,6 +56,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from cvpt.codec.prepare import prepare
+
     report = prepare(
         args.src,
         args.dst,
