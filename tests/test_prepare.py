@@ -9,11 +9,19 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
+import av
 import numpy as np
+import pytest
 
 import cvpt
+from conftest import write_raw
+from cvpt.codec import container, encode
+from cvpt.codec.container import VIDEO_EXTENSIONS
+from cvpt.codec.orient import upright_frame
 from cvpt.codec.prepare import plan_jobs, prepare
 from cvpt.data.generate import moving_scene
 
@@ -40,10 +48,17 @@ def test_prepare_tree_verifies_and_resumes(tmp_path, videos):
         assert info.codec == "mpeg4" and not info.layout_problems(), p
         assert min(info.width, info.height) == 256
         cvpt.read_clip(p)  # readable
-    assert json.loads((dst / "prepare-report.json").read_text())["done"] == 3
+    saved = json.loads((dst / "prepare-report.json").read_text())
+    assert saved["done"] == 3
+    # bytes of what is there: every source (not the readme) and every output
+    source_bytes = sum(p.stat().st_size for p in src.rglob("*") if p.suffix in VIDEO_EXTENSIONS)
+    output_bytes = sum(p.stat().st_size for p in dst.rglob("*.mp4"))
+    assert (saved["source_bytes"], saved["output_bytes"]) == (source_bytes, output_bytes)
+    assert report.bytes_ratio == output_bytes / source_bytes
     mtimes = {p: p.stat().st_mtime_ns for p in dst.rglob("*.mp4")}
     again = prepare(src, dst, progress=False)
     assert (again.skipped, again.done) == (3, 0)
+    assert (again.source_bytes, again.output_bytes) == (source_bytes, output_bytes)
     assert mtimes == {p: p.stat().st_mtime_ns for p in dst.rglob("*.mp4")}
 
 
@@ -72,6 +87,11 @@ def test_failures_are_reported_and_exit_non_zero(tmp_path, videos):
     assert set(failed) == {"broken.avi", "x264.mp4"} or set(failed) == {"broken.avi", "x264.mkv"}
     assert "broken.avi" in proc.stderr and "same output name" in proc.stderr
     assert report["done"] == 3
+    # the summary: bytes of the outputs written, of their sources, and the ratio
+    ratio = report["output_bytes"] / report["source_bytes"]
+    kb = report["source_bytes"] / 1e3, report["output_bytes"] / 1e3  # < 1 MB of either
+    summary = f"{kb[1]:.1f} kB prepared from {kb[0]:.1f} kB of sources ({ratio:.2f}× the source"
+    assert summary in proc.stdout, proc.stdout
 
 
 def test_shards_partition_the_work(tmp_path, videos):
@@ -139,3 +159,159 @@ def test_killed_run_leaves_no_partial_output(tmp_path):
     rep = prepare(src, dst, progress=False)
     assert rep.failed == 0 and rep.skipped == len(finals) and rep.done == 6 - len(finals)
     assert not list(dst.glob(".*cvpt-tmp*"))  # the stale temp file was cleaned up
+
+
+# --- what prepare writes, and how it checks it, without decoding twice ------------------------
+
+
+def _per_frame_context_convert(self, frame):
+    """``_Resampler._convert`` before 2026-12: ``frame.reformat`` builds a swscale context for
+    every frame (the reference the kept context must reproduce byte for byte)."""
+    out = frame.reformat(
+        width=self.scaled[0],
+        height=self.scaled[1],
+        format="yuv420p",
+        dst_colorspace="ITU601",
+        dst_color_range="MPEG",
+        interpolation="BICUBIC",
+        threads=1,
+    )
+    return upright_frame(out, self.orient)
+
+
+def _awkward_sources(folder: Path, videos: dict) -> list[Path]:
+    """Sources that take every branch of the conversion: B-frames, VP8, odd size and yuv444p,
+    full range, a display rotation, a variable frame rate."""
+    scene = moving_scene(frames=30, height=48, width=64, seed=2)
+    times = [0, 33, 67, 100, 133, 233, 267, 300, 400, 433] + [466 + 33 * k for k in range(20)]
+    return [
+        videos["x264_bframes"],
+        videos["vp8"],
+        videos["odd"],
+        write_raw(folder / "full.mp4", scene, "libx264", "yuvj420p", color_range="JPEG"),
+        write_raw(folder / "phone.mp4", scene, "libx264", rotation=90),
+        write_raw(folder / "vfr.mkv", scene, "libx264", pts=times, time_base=Fraction(1, 1000)),
+    ]
+
+
+def test_output_bytes_are_what_the_per_frame_path_wrote(tmp_path, videos, monkeypatch):
+    # one swscale context per video, packet-level verification and one decode thread must not
+    # change a byte of the output: the encoder gets the same frames
+    sources = _awkward_sources(tmp_path, videos)
+    new = {}
+    for src in sources:
+        out = tmp_path / "new" / f"{src.stem}.mp4"
+        out.parent.mkdir(exist_ok=True)
+        new[src] = Path(cvpt.reencode(src, out, short_side=40).dst)
+        one = cvpt.reencode(src, tmp_path / f"one_{src.stem}.mp4", decode_threads="NONE")
+        two = cvpt.reencode(src, tmp_path / f"two_{src.stem}.mp4", decode_threads="AUTO")
+        assert Path(one.dst).read_bytes() == Path(two.dst).read_bytes(), src.name
+    monkeypatch.setattr(encode._Resampler, "_convert", _per_frame_context_convert)
+    for src in sources:
+        old = cvpt.reencode(src, tmp_path / f"old_{src.stem}.mp4", short_side=40, verify="decode")
+        assert Path(old.dst).read_bytes() == new[src].read_bytes(), src.name
+
+
+def test_packet_verification_sees_key_flags_a_decode_does_not(tmp_path, videos):
+    # seeking (read_clip) trusts the index's key frames: a P marked key, an I not marked
+    path = tmp_path / "flags.mp4"
+    with av.open(str(videos["prepared"])) as src, av.open(str(path), "w") as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for k, packet in enumerate(p for p in src.demux(video=0) if p.size):
+            packet.is_keyframe = k in (0, 5, 24, 36, 48, 60)  # 5: a P; 12: an I left unmarked
+            packet.stream = stream
+            out.mux(packet)
+    assert not cvpt.probe(path).layout_problems()  # the decoder does not look
+    problems, frames = encode._written_layout(path, 12, "packets")
+    assert "its key frames are at frames 0, 5, 24, 36" in problems[0] and frames == 72
+
+
+@pytest.mark.parametrize(
+    ("forced", "problem"),
+    [
+        ({"gop": 5}, "GOP pattern is|key frames are at frames 0, 5, 10"),
+        ({"max_b_frames": 2}, "B-frames"),
+    ],
+)
+def test_an_output_without_the_layout_is_refused(tmp_path, videos, monkeypatch, forced, problem):
+    class Wrong(encode.VideoWriter):  # an encoder that ignores what it is asked for
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, **forced})
+
+    monkeypatch.setattr(encode, "VideoWriter", Wrong)
+    dst = tmp_path / "out.mp4"
+    for verify in ("packets", "decode"):
+        with pytest.raises(cvpt.EncodeError, match=rf"out\.mp4.*does not verify.*({problem})"):
+            cvpt.reencode(videos["x264_bframes"], dst, verify=verify)
+        assert not dst.exists() and not list(tmp_path.glob(".*"))
+
+
+def test_quantiser_option(tmp_path, videos):
+    sizes = {}
+    for q in (2, 8):
+        res = cvpt.reencode(videos["x264_bframes"], tmp_path / f"q{q}.mp4", q=q, short_side=None)
+        assert not cvpt.probe(res.dst).layout_problems()
+        sizes[q] = Path(res.dst).stat().st_size
+    assert sizes[8] < 0.6 * sizes[2]
+    with pytest.raises(cvpt.EncodeError, match=r"q40\.mp4.*from 2 to 31, got 40"):
+        cvpt.reencode(videos["x264_bframes"], tmp_path / "q40.mp4", q=40)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cvpt.cli.main",
+            "prepare",
+            str(videos["vp8"]),
+            str(tmp_path),
+            "--q=1",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "q must be from 2 to 31, got 1" in proc.stderr
+
+
+# --- frame timing in pure Python (prepare does not import numpy): the numpy version's answers
+
+
+def _numpy_on_rate_grid(pts, time_base, rate) -> bool:
+    if len(pts) < 2:
+        return True
+    t = np.sort(np.asarray(pts, np.int64))
+    t -= t[0]
+    step = Fraction(time_base) * Fraction(rate)
+    slots = (t * step.numerator * 2 + step.denominator) // (2 * step.denominator)
+    return bool(np.array_equal(slots, np.arange(len(t))))
+
+
+def _numpy_typical_rate(t: np.ndarray, tb: Fraction) -> Fraction:
+    steps = np.diff(np.unique(t))
+    median = np.median(steps)
+    typical = Fraction(float(steps[np.abs(steps - median) <= 0.1 * median].mean()))
+    return container._snap_rate(1 / (typical * tb), Fraction(1, int(2 * median)))
+
+
+def test_frame_timing_gives_the_numpy_versions_answers():
+    rng = np.random.default_rng(0)
+    cases = 0
+    for tb in (Fraction(1, 1000), Fraction(1, 90000), Fraction(1, 15360), Fraction(1001, 30000)):
+        for fps in (Fraction(30000, 1001), Fraction(25), Fraction(12), Fraction(60)):
+            n = int(rng.integers(2, 300))
+            exact = np.arange(n) / float(fps) / float(tb)
+            for jitter in (0.0, 0.3, 0.6, 3.0):  # in units of the time base
+                t = np.round(exact + rng.uniform(-jitter, jitter, n)).astype(np.int64)
+                if rng.random() < 0.3:  # stalls
+                    t[n // 2 :] += int(rng.integers(1, 5 * (1 / fps / tb)))
+                if rng.random() < 0.3:
+                    t = rng.permutation(t)  # any order
+                pts = [int(x) for x in t]
+                stream = SimpleNamespace(
+                    time_base=tb, average_rate=fps, guessed_rate=fps * 2, base_rate=fps
+                )
+                rate, constant = container.frame_timing(stream, pts)
+                for r in (fps, rate, fps * 2, Fraction(24)):
+                    assert container.on_rate_grid(pts, tb, r) == _numpy_on_rate_grid(pts, tb, r)
+                if not constant:
+                    assert rate == _numpy_typical_rate(t, tb)
+                cases += 1 - constant
+    assert cases > 10  # the variable-rate branch was taken

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import statistics
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 
 from cvpt.errors import CorruptVideoError, NotAVideoError, VideoError, VideoNotFoundError
 
@@ -247,12 +247,16 @@ def scan_packets(container, stream, path) -> tuple[list[int | None], list[bool]]
 _RESYNC_GAP = 1024
 
 
-def skipped_bytes(path: str | Path) -> tuple[int, int]:
+def skipped_bytes(path: str | Path, format_name: str | None = None) -> tuple[int, int]:
     """``(bytes, offset of the first)`` a Matroska / WebM file holds between its packets that
     the demuxer skipped: damaged bytes in the middle, after which it resynchronises on the
     next cluster without an error, silently losing the frames in between. ``(0, -1)`` for
     other containers (whose packets come from an index, so a damaged packet is a decode
-    error) and for undamaged files. One demux pass over every stream, nothing decoded."""
+    error) and for undamaged files. One demux pass over every stream, nothing decoded.
+    ``format_name``: the container's ``format.name`` when the caller has it open already
+    (another container is then answered without opening the file again)."""
+    if format_name is not None and "matroska" not in format_name:
+        return 0, -1
     p = check_file(path)
     with av.open(str(p), metadata_errors="ignore") as container:
         if "matroska" not in container.format.name:
@@ -338,11 +342,11 @@ def on_rate_grid(pts: Sequence[int], time_base: Fraction, rate: Fraction) -> boo
     leaves as it is. Timestamps rounded to the time base (mkv's milliseconds) still pass."""
     if len(pts) < 2:
         return True
-    t = np.sort(np.asarray(pts, np.int64))
-    t -= t[0]
+    t = sorted(int(p) for p in pts)
     step = Fraction(time_base) * Fraction(rate)  # frames per pts unit
-    slots = (t * step.numerator * 2 + step.denominator) // (2 * step.denominator)  # round
-    return bool(np.array_equal(slots, np.arange(len(t))))
+    num, den = 2 * step.numerator, 2 * step.denominator
+    # slot of each frame, rounded to the nearest (integers: exact at any length)
+    return all(((p - t[0]) * num + step.denominator) // den == k for k, p in enumerate(t))
 
 
 def frame_timing(stream, pts: Sequence[int | None]) -> tuple[Fraction, bool]:
@@ -361,7 +365,7 @@ def frame_timing(stream, pts: Sequence[int | None]) -> tuple[Fraction, bool]:
     tb = stream.time_base
     if not tb or len(known) < 2:
         return rate, True
-    t = np.unique(np.asarray(known, np.int64))
+    t = sorted({int(p) for p in known})
     header = [Fraction(r) for r in (stream.guessed_rate,) if r and 0 < float(r) <= 1000]
     # each as the standard rate it is near first (an mp4's average 7200/241 for 30 fps, whose
     # last frame is shorter): on the grid too, it is the exact one
@@ -373,9 +377,10 @@ def frame_timing(stream, pts: Sequence[int | None]) -> tuple[Fraction, bool]:
         if on_rate_grid(known, tb, r):
             return r, True
     # the typical interval: the mean of those near the median (mkv rounds 1/30 s to 33 or 34 ms)
-    steps = np.diff(t)
-    median = np.median(steps)
-    typical = Fraction(float(steps[np.abs(steps - median) <= 0.1 * median].mean()))
+    steps = [b - a for a, b in itertools.pairwise(t)]
+    median = statistics.median(steps)
+    near = [s for s in steps if abs(s - median) <= 0.1 * median]
+    typical = Fraction(sum(near) / len(near))
     return _snap_rate(1 / (typical * tb), Fraction(1, int(2 * median))), False
 
 

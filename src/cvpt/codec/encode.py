@@ -10,9 +10,10 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
-import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from cvpt.codec.container import (
     FrameClock,
@@ -27,6 +28,9 @@ from cvpt.codec.orient import Orientation, frame_orientation, upright_frame
 from cvpt.codec.probe import header_end, probe, source_damage
 from cvpt.errors import EmptyVideoError, EncodeError, VideoError
 from cvpt.io import atomic_output
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where arrays are written: `cvpt prepare` never needs it
 
 # Codecs whose encoder takes a fixed quantiser (qscale) rather than a rate factor.
 _QSCALE_CODECS = {"mpeg4", "mpeg2video", "msmpeg4", "msmpeg4v2"}
@@ -101,7 +105,9 @@ class VideoWriter:
 
     def write(self, frame: np.ndarray | av.VideoFrame) -> None:
         """Encode one frame: ``uint8 [H, W, 3]`` RGB, or a decoded frame of the right size."""
-        if isinstance(frame, np.ndarray):
+        if not isinstance(frame, av.VideoFrame):
+            import numpy as np
+
             if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
                 raise ValueError(
                     f"expected uint8 [{self.height}, {self.width}, 3] RGB, "
@@ -137,6 +143,8 @@ class VideoWriter:
 
 def write_video(path: str | Path, frames: np.ndarray, **writer_options) -> Path:
     """Encode ``uint8 [T, H, W, 3]`` RGB frames to ``path`` (see :class:`VideoWriter`)."""
+    import numpy as np
+
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be [T, H, W, 3] RGB, got {list(frames.shape)}")
@@ -188,7 +196,8 @@ def reencode(
     codec: str = "mpeg4",
     dia_size: int | None = 4,
     overwrite: bool = False,
-    verify: bool = True,
+    verify: bool | str = True,
+    decode_threads: str = "AUTO",
 ) -> ReencodeResult:
     """Re-encode any video ``src`` into the compressed layout CVPT reads, written to ``dst``.
 
@@ -208,8 +217,18 @@ def reencode(
 
     Audio is dropped. ``dst`` is written through a temp file and renamed, so it is never half
     written; it is refused when it is ``src`` itself, and when it exists unless ``overwrite``.
-    With ``verify`` the output is decoded and its ``IPP…P`` pattern checked before the rename.
-    A truncated or damaged source is encoded as far as it decodes and says so in ``damage``.
+    With ``verify`` the output's layout is checked before the rename, as ``cvpt.probe(dst)
+    .layout_problems(gop)`` would check it, and its frame count. ``verify="packets"`` (what
+    ``True`` means) reads it from one pass over the packets, their headers' picture types
+    included (:func:`cvpt.codec.window.layout_problems`, which decodes only when the packets
+    cannot tell); ``verify="decode"`` decodes every frame (:func:`cvpt.probe`), which also
+    proves that every packet decodes. A truncated or damaged source is encoded as far as it
+    decodes and says so in ``damage``.
+
+    ``decode_threads`` is FFmpeg's ``thread_type`` for decoding the source: ``"AUTO"`` (frame
+    and slice threads, as the ffmpeg CLI) uses the cores of a lone process, ``"NONE"`` (one
+    thread) costs less CPU time in all (``cvpt.prepare`` takes it with several workers). The
+    decoded frames, and so the output, are the same either way.
 
     Raises :class:`cvpt.VideoError` subclasses naming ``src`` (unreadable input) or ``dst``
     (:class:`EncodeError`).
@@ -226,15 +245,21 @@ def reencode(
         raise EncodeError(dst, "the output must be an .mp4 file")
     if codec not in ("mpeg4", "libx264"):
         raise EncodeError(dst, f"codec must be 'mpeg4' or 'libx264', got {codec!r}")
+    if codec == "mpeg4" and not 2 <= q <= 31:
+        raise EncodeError(dst, f"the MPEG-4 quantiser q must be from 2 to 31, got {q}")
+    verify = "packets" if verify is True else verify
+    if verify not in (False, "packets", "decode"):
+        raise EncodeError(dst, f"verify must be True, False, 'packets' or 'decode', got {verify!r}")
 
     container, stream = open_video(src)
     try:  # one pass over the packets first: the frame times decide the output rate
         pts, _ = scan_packets(container, stream, src)
         rate, constant = frame_timing(stream, pts)
+        format_name = container.format.name
     finally:
         container.close()  # (stream is not to be touched after this)
 
-    container, stream = open_video(src, thread_type="AUTO")
+    container, stream = open_video(src, thread_type=decode_threads)
     expected_end = header_end(container, stream)
     header = listed_frames(stream)
     try:
@@ -248,12 +273,10 @@ def reencode(
             if enc.writer is None or enc.writer.frames_written == 0:
                 raise EmptyVideoError(src, "no decodable video frame")
             if verify:
-                info = probe(tmp)
-                problems = info.layout_problems(gop=gop)
-                if problems or info.frames != enc.writer.frames_written:
-                    problems.append(
-                        f"{info.frames} frames read back, {enc.writer.frames_written} written"
-                    )
+                problems, frames = _written_layout(tmp, gop, verify)
+                written = enc.writer.frames_written
+                if problems or frames != written:
+                    problems.append(f"{frames} frames read back, {written} written")
                     raise EncodeError(
                         dst, "the re-encoded output does not verify: " + "; ".join(problems)
                     )
@@ -288,13 +311,26 @@ def reencode(
                         expected_end=expected_end,
                         decoded_end=None if enc.jumps else enc.end_on_timeline,  # times broken
                         rate=rate,
-                        skipped=skipped_bytes(src),
+                        skipped=skipped_bytes(src, format_name),
                     ),
                     f"its timestamps jump {enc.jumps} time(s)" if enc.jumps else "",
                 ],
             )
         ),
     )
+
+
+def _written_layout(path: Path, gop: int, verify: str) -> tuple[list[str], int]:
+    """``(problems, frames)`` of a file just written: why ``read_clip`` would refuse it (empty:
+    it would not) and its frame count, from its packets (``verify="packets"``) or by decoding
+    every frame (``"decode"``)."""
+    if verify == "decode":
+        info = probe(path)
+        return info.layout_problems(gop), info.frames
+    from cvpt.codec.window import layout_problems, survey  # (window imports this module)
+
+    found = survey(path, gop)
+    return layout_problems(path, gop, found), found.frames
 
 
 # A jump in the frame times longer than this is a broken timestamp, not a pause (seconds).
@@ -322,6 +358,8 @@ class _Resampler:
         self.scaled = (0, 0)  # output size before turning upright
         self.options = dict(codec=codec, gop=gop, q=q, dia_size=dia_size)
         self.short_side = short_side
+        # one swscale context for the video: frame.reformat() builds a new one for every frame
+        self.reformatter = VideoReformatter()
         self.writer: VideoWriter | None = None
         self.orient: Orientation | None = None
         self.decoded = self.errors = self.next_slot = 0
@@ -425,7 +463,8 @@ class _Resampler:
         # Whatever the source's range and matrix (its frame's tags: full-range "yuvj"/pc,
         # BT.709, ...), the output is limited-range BT.601, which every decoder assumes of an
         # untagged stream.
-        out = frame.reformat(
+        out = self.reformatter.reformat(
+            frame,
             width=self.scaled[0],
             height=self.scaled[1],
             format="yuv420p",

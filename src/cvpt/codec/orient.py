@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import av
-import numpy as np
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _IDENTITY = (1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)
 
@@ -85,6 +88,8 @@ def upright_frame(frame: av.VideoFrame, orient: Orientation) -> av.VideoFrame:
     tags (range, matrix) are copied; the display matrix is not (it has been applied)."""
     if orient.is_identity:
         return frame
+    import numpy as np  # here: an upright source (most) never needs it
+
     w, h = frame.width, frame.height
     flat = frame.to_ndarray().ravel()  # yuv420p: Y, then U and V at half size, packed
     ends = np.cumsum([0, w * h, w * h // 4, w * h // 4])

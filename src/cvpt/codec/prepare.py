@@ -39,6 +39,8 @@ class Outcome:
     decode_errors: int = 0
     damage: str = ""  # the source is truncated or damaged (ReencodeResult.damage)
     source_frames: str = ""  # e.g. "123 of 240 decoded", for a damaged source
+    source_bytes: int = 0  # of the source and of its output ("done" and "skipped")
+    output_bytes: int = 0
 
 
 @dataclass
@@ -51,6 +53,9 @@ class PrepareReport:
     skipped: int = 0
     failed: int = 0
     seconds: float = 0.0
+    # bytes of the sources whose output is there ("done" or "skipped"), and of those outputs
+    source_bytes: int = 0
+    output_bytes: int = 0
     failures: list[dict] = field(default_factory=list)
     # encoded as far as they decode: truncated, or past damaged packets (src, reason, frames)
     damaged_sources: list[dict] = field(default_factory=list)
@@ -58,6 +63,11 @@ class PrepareReport:
     @property
     def ok(self) -> bool:
         return self.failed == 0
+
+    @property
+    def bytes_ratio(self) -> float | None:
+        """Output bytes over source bytes (None when no output is there)."""
+        return self.output_bytes / self.source_bytes if self.source_bytes else None
 
 
 def plan_jobs(src: str | Path, dst: str | Path, shard: tuple[int, int] = (0, 1)) -> list[Job]:
@@ -98,7 +108,7 @@ def prepare_one(job: Job, options: dict, overwrite: bool = False) -> Outcome:
             except VideoError as e:
                 info, problems = None, [e.reason]
             if not problems:
-                return Outcome(src, dst, "skipped", frames=info.frames)
+                return Outcome(src, dst, "skipped", frames=info.frames, **_sizes(job))
             if not overwrite:
                 return Outcome(
                     src,
@@ -121,6 +131,7 @@ def prepare_one(job: Job, options: dict, overwrite: bool = False) -> Outcome:
             damage=result.damage,
             source_frames=f"{result.decoded_frames} decoded"
             + (f" of {result.header_frames} in its header" if result.header_frames else ""),
+            **_sizes(job),
         )
     except VideoError as e:
         return Outcome(src, dst, "failed", e.reason, seconds=time.perf_counter() - t0)
@@ -128,6 +139,10 @@ def prepare_one(job: Job, options: dict, overwrite: bool = False) -> Outcome:
         return Outcome(
             src, dst, "failed", f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0
         )
+
+
+def _sizes(job: Job) -> dict[str, int]:
+    return {"source_bytes": job.src.stat().st_size, "output_bytes": job.dst.stat().st_size}
 
 
 def prepare(
@@ -148,6 +163,8 @@ def prepare(
     returns it.
     """
     t0 = time.perf_counter()
+    # several workers keep the cores busy: one decode thread each spends less CPU time
+    options = {"decode_threads": "NONE" if workers > 1 else "AUTO", **options}
     jobs = plan_jobs(src, dst, shard)
     shard_tag = f"{shard[0]}/{shard[1]}"
     report = PrepareReport(src=str(src), dst=str(dst), shard=shard_tag, total=len(jobs))
@@ -188,6 +205,8 @@ def prepare(
 
 def _record(report: PrepareReport, out: Outcome, bar: tqdm | None = None) -> None:
     setattr(report, out.status, getattr(report, out.status) + 1)
+    report.source_bytes += out.source_bytes
+    report.output_bytes += out.output_bytes
     if out.status == "failed":
         report.failures.append({"src": out.src, "reason": out.reason})
         if bar is not None:
