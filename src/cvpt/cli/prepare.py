@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from cvpt.cli.common import add_command, parse_shard
@@ -33,7 +34,13 @@ def register(sub) -> None:
         help="resize so the short side is this (0 keeps the size)",
     )
     p.add_argument("--gop", type=int, default=12, help="frames per GOP")
-    p.add_argument("--q", type=int, default=2, help="fixed MPEG-4 quantiser (2 = best)")
+    p.add_argument(
+        "--q",
+        type=parse_q,
+        default=2,
+        help="fixed MPEG-4 quantiser, 2 (best, the paper's) to 31: larger q, smaller files "
+        "(measured trade-off: docs/reader.md)",
+    )
     p.add_argument(
         "--codec",
         choices=["mpeg4", "libx264"],
@@ -53,6 +60,27 @@ def register(sub) -> None:
         "--report", default=None, help="report JSON path (default: DST/prepare-report.json)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def parse_q(text: str) -> int:
+    """``--q``: an MPEG-4 quantiser, 2..31 (1 is clipped to 2 by the encoder)."""
+    try:
+        q = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"q must be an integer from 2 to 31, got {text!r}"
+        ) from None
+    if not 2 <= q <= 31:
+        raise argparse.ArgumentTypeError(f"q must be from 2 to 31, got {q}")
+    return q
+
+
+def _size(n: int) -> str:
+    """Bytes in decimal units: ``'6.5 GB'``, ``'31.2 MB'``, ``'101.8 kB'``."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 1e3:.1f} kB"
 
 
 def run(args) -> int:
@@ -76,6 +104,11 @@ def run(args) -> int:
         f"prepared {report.total} video(s) in {report.seconds:.1f} s: {report.done} encoded, "
         f"{report.skipped} already done, {report.failed} failed"
     )
+    if report.bytes_ratio is not None:
+        print(
+            f"  {_size(report.output_bytes)} prepared from {_size(report.source_bytes)}"
+            f" of sources ({report.bytes_ratio:.2f}× the source bytes)"
+        )
     for d in report.damaged_sources:
         print(f"  warning: {d['src']}: {d['reason']} (encoded as far as it decodes)")
     for f in report.failures:
