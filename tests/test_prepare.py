@@ -167,15 +167,7 @@ def test_killed_run_leaves_no_partial_output(tmp_path):
 def _per_frame_context_convert(self, frame):
     """``_Resampler._convert`` before 2026-12: ``frame.reformat`` builds a swscale context for
     every frame (the reference the kept context must reproduce byte for byte)."""
-    out = frame.reformat(
-        width=self.scaled[0],
-        height=self.scaled[1],
-        format="yuv420p",
-        dst_colorspace="ITU601",
-        dst_color_range="MPEG",
-        interpolation="BICUBIC",
-        threads=1,
-    )
+    out = frame.reformat(width=self.scaled[0], height=self.scaled[1], **encode.CONVERSION)
     return upright_frame(out, self.orient)
 
 

@@ -460,20 +460,21 @@ class _Resampler:
         )
 
     def _convert(self, frame: av.VideoFrame) -> av.VideoFrame:
-        # Whatever the source's range and matrix (its frame's tags: full-range "yuvj"/pc,
-        # BT.709, ...), the output is limited-range BT.601, which every decoder assumes of an
-        # untagged stream.
-        out = self.reformatter.reformat(
-            frame,
-            width=self.scaled[0],
-            height=self.scaled[1],
-            format="yuv420p",
-            dst_colorspace="ITU601",
-            dst_color_range="MPEG",
-            interpolation="BICUBIC",
-            threads=1,
-        )
+        w, h = self.scaled
+        out = self.reformatter.reformat(frame, width=w, height=h, **CONVERSION)
         return upright_frame(out, self.orient)
+
+
+# What every source frame is converted to before encoding: whatever the source's range and
+# matrix (its frame's tags: full-range "yuvj"/pc, BT.709, ...), limited-range BT.601 yuv420p,
+# which every decoder assumes of an untagged stream; scaled bicubic, in one thread.
+CONVERSION = dict(
+    format="yuv420p",
+    dst_colorspace="ITU601",
+    dst_color_range="MPEG",
+    interpolation="BICUBIC",
+    threads=1,
+)
 
 
 class WindowEncoder:
