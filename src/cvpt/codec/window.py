@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import av
-import numpy as np
 
 from cvpt.codec.bitstream import h264_length_size, h264_type, mpeg4_type
 from cvpt.codec.container import (
@@ -56,6 +56,9 @@ from cvpt.codec.probe import (
     source_damage,
     split_gops,
 )
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where windows are planned: verifying a file never needs it
 
 # The GOP of the copy ``cvpt.predictor.prepared`` re-encodes (``reencode``'s default).
 PREPARED_GOP = 12
@@ -113,7 +116,8 @@ class Survey:
             return None
         if (first.width, first.height) != (self.width, self.height):
             return None
-        pict = "".join(self.types[i] for i in np.argsort(self.pts, kind="stable"))
+        shown = sorted(range(len(self.pts)), key=self.pts.__getitem__)  # stable, display order
+        pict = "".join(self.types[i] for i in shown)
         try:
             orient = frame_orientation(first)
             rotation, mirrored = orient.rotation, orient.mirrored
@@ -272,6 +276,8 @@ def reencoded_frames(s: Survey) -> int | str:
     constant rate's grid, none hidden or missing, and a decoder that outputs them in display
     order (:class:`cvpt.codec.container.FrameClock` then times them by their pts). Else the
     reason (a string): the caller re-encodes the whole file."""
+    import numpy as np
+
     n = s.frames
     if s.discarded:
         return "an edit list hides some of its frames"
@@ -306,6 +312,8 @@ def reencoded_frames(s: Survey) -> int | str:
 def _slots(offsets: np.ndarray, frames_per_tick: Fraction) -> np.ndarray:
     """``round(offset · frames_per_tick)`` in integers, half to even like ``round(Fraction)``
     (what _Resampler computes per frame)."""
+    import numpy as np
+
     num, den = frames_per_tick.numerator, frames_per_tick.denominator
     q, r = np.divmod(offsets * num, den)
     return q + ((2 * r > den) | ((2 * r == den) & (q % 2 == 1)))
@@ -314,6 +322,8 @@ def _slots(offsets: np.ndarray, frames_per_tick: Fraction) -> np.ndarray:
 def reorder_depth(pts: list[int]) -> int:
     """How many frames a decoder must hold back to output packets with these ``pts`` (decode
     order) in display order: the most packets decoded before one and shown after it."""
+    import numpy as np
+
     p = np.asarray(pts, np.int64)
     later = np.zeros(len(p), np.int64)
     for lag in range(1, min(_MAX_REORDER, len(p))):
@@ -354,6 +364,8 @@ def encode_windows(
     with ``.mp4``; return their paths. The source is decoded once, in order, seeking only
     forward to the key frame before a window when that skips packets. Raises
     :class:`WindowMismatch` when a decoded frame is not what the survey promised."""
+    import numpy as np
+
     n = s.frames
     ranges = [(a * gop, min(b * gop, frames)) for a, b in windows]
     needed = np.zeros(n, bool)
@@ -413,6 +425,8 @@ class _Source:
     decoder where that is exact (``_SKIPS_NONREF``)."""
 
     def __init__(self, s: Survey, needed: np.ndarray):
+        import numpy as np
+
         self.s, self.needed = s, needed
         self.container, self.stream = open_video(s.path)
         self.rank_of = {int(p): r for r, p in enumerate(np.sort(np.asarray(s.pts)))}
@@ -424,6 +438,8 @@ class _Source:
         """The last key packet at or before every packet of display ranks ``[first, stop)``
         in decode order, and shown no later than ``first``: decoding from it gives them all,
         none of them a leading picture of an open GOP."""
+        import numpy as np
+
         by_rank = np.argsort(np.asarray(self.s.pts), kind="stable")
         earliest = int(by_rank[first:stop].min())
         start = self.s.pts[int(by_rank[first])]
