@@ -307,3 +307,23 @@ def test_frame_timing_gives_the_numpy_versions_answers():
                     assert rate == _numpy_typical_rate(t, tb)
                 cases += 1 - constant
     assert cases > 10  # the variable-rate branch was taken
+
+
+def test_the_bytes_written_do_not_depend_on_the_machine_s_core_count(tmp_path):
+    """libavcodec would give the mpeg4 encoder one slice per core + 1, and other slices are
+    other frames: a process that sees one core must write what this one writes."""
+    script = (
+        "import os, sys\n"
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "from cvpt.codec.encode import write_video\n"
+        "from cvpt.data.generate import moving_scene\n"
+        "write_video(sys.argv[1], moving_scene(frames=24, height=96, width=128, seed=3))\n"
+    )
+    for name in ("one_core.mp4", "control.mp4"):  # the control: every core
+        code = script if name == "one_core.mp4" else script.replace("os.sched_setaffinity", "#")
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], timeout=120)
+        assert done.returncode == 0
+    here = tmp_path / "here.mp4"
+    cvpt.write_video(here, moving_scene(frames=24, height=96, width=128, seed=3))
+    assert (tmp_path / "one_core.mp4").read_bytes() == here.read_bytes()
+    assert (tmp_path / "control.mp4").read_bytes() == here.read_bytes()

@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 
 # Codecs whose encoder takes a fixed quantiser (qscale) rather than a rate factor.
 _QSCALE_CODECS = {"mpeg4", "mpeg2video", "msmpeg4", "msmpeg4v2"}
+# Encoder threads, fixed: the mpeg4 encoder cuts every frame into one slice per thread (x264's
+# threads change its decisions too), and libavcodec's own count is the machine's cores + 1, so
+# the same source prepared on a 16-core machine decoded to other frames (up to 26 levels apart
+# on a 342x256 scene) than on a 2-core one. 3 is what libavcodec picks on the 2-core machines
+# every result shipped with cvpt was made on, so their files are unchanged.
+ENCODER_THREADS = 3
 
 
 class VideoWriter:
@@ -48,6 +54,9 @@ class VideoWriter:
     ``dia_size`` widens the MPEG-4 encoder's diamond motion search (FFmpeg's default, which CoViAR
     used, is ``None`` here). Measured on translating textures (docs/design.md): at 8 px/frame the
     share of exact MVs rises from 88–98% to 97–99.6% for +10% encode time, so 4 is the default.
+
+    The encoder runs :data:`ENCODER_THREADS` threads whatever the machine: the bytes written are
+    a function of the frames and the options only, not of the core count.
     """
 
     def __init__(
@@ -78,6 +87,7 @@ class VideoWriter:
             cc = stream.codec_context
             cc.gop_size = gop
             cc.max_b_frames = max_b_frames
+            cc.thread_count = ENCODER_THREADS  # the same bytes on every machine
             opts: dict[str, str] = {}
             if codec in _QSCALE_CODECS:
                 cc.qscale = True
