@@ -74,13 +74,15 @@ TARGETS = {
 
 class _Views(Dataset):
     """One view of a video per item, by ``kind``: the fused path (``fused``, a
-    ``CompressedVideoDataset`` item), the step-by-step one (``reference``) or RGB (``rgb``)."""
+    ``CompressedVideoDataset`` item; ``compact``, its compact form, what ``cvpt train``'s
+    workers send), the step-by-step one (``reference``) or RGB (``rgb``)."""
 
     def __init__(self, paths: list[Path], kind: str, train: bool = False, seed: int = 0):
         self.paths, self.kind, self.train, self.seed = paths, kind, train, seed
         self.fused = CompressedVideoDataset(
-            Path("/"), [Sample(str(p.resolve()), 0) for p in paths], train=train, seed=seed
-        )
+            Path("/"), [Sample(str(p.resolve()), 0) for p in paths], train=train, seed=seed,
+            compact=kind == "compact",
+        )  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -88,8 +90,9 @@ class _Views(Dataset):
     def __getitem__(self, i: int):
         if self.kind == "rgb":
             return pyav_views(self.paths[i])[0]
-        if self.kind == "fused":
-            return self.fused[i]["mvs"]
+        if self.kind in ("fused", "compact"):
+            item = self.fused[i]
+            return {k: item[k] for k in ("iframes", "mvs", "residuals")}
         return reference_item(self.paths[i], self.train, np.random.default_rng([self.seed, 0, i]))
 
 
@@ -253,9 +256,11 @@ def _targets(res: dict) -> dict:
         out[name] = {"target": f"{sign} {target}", "measured": got,
                      "met": got <= target if sign == "≤" else got >= target}  # fmt: skip
     dl = res["dataloader"]
-    if "fused_per_worker" in dl and "reference_per_worker" in dl:
-        got = dl["fused_per_worker"] / dl["reference_per_worker"]
-        out["DataLoader clips/s per worker: fused / step-by-step"] = {
+    if "compact_per_worker" in dl and "reference_per_worker" in dl:
+        # against the step-by-step views on today's reader; against main before the fused views
+        # itself: scripts/bench_dataloader.py (docs/benchmarks.md)
+        got = dl["compact_per_worker"] / dl["reference_per_worker"]
+        out["DataLoader views/s per worker: compact / step-by-step"] = {
             "target": "≥ 2", "measured": got, "met": got >= 2}  # fmt: skip
     for name, target in (("one view", 1.2), ("protocol", 0.6)):
         pr = (res.get("predict") or {}).get("ratios", {}).get(name)
@@ -266,12 +271,14 @@ def _targets(res: dict) -> dict:
 
 
 def _loader_throughput(paths: list[Path], workers: tuple[int, ...], items: int) -> dict:
-    """Clips/s through a DataLoader (batch 1, spawn workers, warmed) of eval views, for the fused
-    path, the step-by-step one and RGB; per worker = clips/s ÷ max(workers, 1)."""
+    """Views/s through a DataLoader (batch 1, spawn workers, warmed, every tensor of a view sent)
+    of eval views, for the fused path (float32 and compact), the step-by-step one and RGB; per
+    worker = views/s ÷ workers (the best of the worker counts)."""
     cycled = [paths[i % len(paths)] for i in range(items)]
     out: dict = {}
+    kinds = ("fused", "compact", "reference", "rgb")
     for w in workers:
-        for kind in ("fused", "reference", "rgb"):
+        for kind in kinds:
             ds = _Views(cycled, kind)
             loader = DataLoader(
                 ds, batch_size=1, num_workers=w, persistent_workers=w > 0,
@@ -284,7 +291,7 @@ def _loader_throughput(paths: list[Path], workers: tuple[int, ...], items: int) 
                 pass
             out[f"{kind}_workers_{w}"] = items / (time.perf_counter() - t0)
             del loader
-    for kind in ("fused", "reference", "rgb"):
+    for kind in kinds:
         rates = [out[f"{kind}_workers_{w}"] / max(w, 1) for w in workers if w > 0]
         if rates:  # the best per-worker rate measured (one worker: no sharing of the cores)
             out[f"{kind}_per_worker"] = max(rates)
@@ -357,7 +364,8 @@ def plot_pipeline(res: dict, out: str | Path) -> None:
     axes[0].set_title(f"{res['video']} (source {res['source']})", fontsize=9)
     dl = res["dataloader"]
     ws = sorted({int(k.rsplit("_", 1)[1]) for k in dl if "_workers_" in k})
-    for kind, color in (("fused", "tab:orange"), ("reference", "tab:purple"), ("rgb", "tab:blue")):
+    for kind, color in (("fused", "tab:orange"), ("compact", "tab:red"),
+                        ("reference", "tab:purple"), ("rgb", "tab:blue")):  # fmt: skip
         axes[1].plot(ws, [dl[f"{kind}_workers_{w}"] for w in ws], "o-", color=color, label=kind)
     axes[1].set_xlabel("DataLoader workers")
     axes[1].set_ylabel("eval views / s")

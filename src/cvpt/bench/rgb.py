@@ -147,14 +147,8 @@ def decord_views(
 
     vr = decord.VideoReader(str(path), num_threads=1)
     wanted = wanted_frames(len(vr), clips, frames, stride)
-    order = sorted(wanted)
-    batch = vr.get_batch(order).asnumpy()
-    picked = np.empty((clips, frames), object)
-    for i, rgb in zip(order, batch, strict=True):
-        small = short_side(rgb, size)
-        for c, j in wanted[i]:
-            picked[c, j] = small
-    return to_views(picked, crops, size)
+    batch = vr.get_batch(sorted(wanted)).asnumpy()
+    return to_views(_picked(wanted, batch, clips, frames, size), crops, size)
 
 
 def torchcodec_views(
@@ -167,14 +161,19 @@ def torchcodec_views(
 
     dec = VideoDecoder(str(path), num_ffmpeg_threads=1, dimension_order="NHWC")
     wanted = wanted_frames(dec.metadata.num_frames, clips, frames, stride)
-    order = sorted(wanted)
-    batch = dec.get_frames_at(order).data.numpy()
+    batch = dec.get_frames_at(sorted(wanted)).data.numpy()
+    return to_views(_picked(wanted, batch, clips, frames, size), crops, size)
+
+
+def _picked(wanted: dict, batch: np.ndarray, clips: int, frames: int, size: int) -> np.ndarray:
+    """The ``[clips, frames]`` object array :func:`to_views` takes, from ``batch``: the wanted
+    frames in index order, ``uint8 [n, H, W, 3]``."""
     picked = np.empty((clips, frames), object)
-    for i, rgb in zip(order, batch, strict=True):
+    for i, rgb in zip(sorted(wanted), batch, strict=True):
         small = short_side(rgb, size)
         for c, j in wanted[i]:
             picked[c, j] = small
-    return to_views(picked, crops, size)
+    return picked
 
 
 READERS: dict[str, tuple[str, Callable[..., torch.Tensor]]] = {

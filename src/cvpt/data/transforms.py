@@ -312,12 +312,7 @@ def _image_view(frames: np.ndarray, box: Box, crop: Crop, compact: bool, out=Non
     s = crop.size
     res = _output(out, (3, len(frames), s, s), np.uint8 if compact else np.float32)
     for t, frame in enumerate(frames):
-        roi = frame[y0:y1, x0:x1]
-        if roi.shape[:2] != (s, s):
-            roi = cv2.resize(roi, (s, s), interpolation=cv2.INTER_LINEAR)
-        if crop.flip:
-            roi = cv2.flip(roi, 1)
-        for c, plane in enumerate(cv2.split(roi)):
+        for c, plane in enumerate(_planes(frame[y0:y1, x0:x1], crop)):
             if compact:
                 res[c, t] = plane
             else:
@@ -384,17 +379,24 @@ def _residual_view(cur, pred, crop: Crop, compact: bool, out=None) -> torch.Tens
                 _scale_residual(res[c, t], c)
             continue
         r = frame if pred is None else difference(frame, pred[t])
-        if r.shape[:2] != (s, s):
-            r = cv2.resize(r, (s, s), interpolation=cv2.INTER_LINEAR)
-        if crop.flip:
-            r = cv2.flip(r, 1)
-        for c, plane in enumerate(cv2.split(r)):
+        for c, plane in enumerate(_planes(r, crop)):
             if compact:
                 res[c, t] = plane
-            else:
-                np.copyto(res[c, t], plane)
-                _scale_residual(res[c, t], c)
+            else:  # int16 → float32 and / 255 in one pass, then / std: normalize_residuals' steps
+                np.divide(plane, np.float32(255.0), out=res[c, t], dtype=np.float32)
+                res[c, t] /= IMAGENET_STD[c]
     return torch.from_numpy(res)
+
+
+def _planes(image: np.ndarray, crop: Crop) -> tuple[np.ndarray, ...]:
+    """The channel planes of a crop's ``[h, w, 3]`` pixels at the output size: resized
+    bilinearly (unless already ``crop.size``²) and flipped as the crop says."""
+    s = crop.size
+    if image.shape[:2] != (s, s):
+        image = cv2.resize(image, (s, s), interpolation=cv2.INTER_LINEAR)
+    if crop.flip:
+        image = cv2.flip(image, 1)
+    return cv2.split(image)
 
 
 def _scale_residual(plane: np.ndarray, c: int) -> None:
