@@ -2,7 +2,8 @@
 
 Per view, on every prepared video (MPEG-4, GOP 12, short side 256) and on the source it was
 prepared from, interleaved video by video and case by case, medians per round, ratios the
-median of the rounds' ratios:
+median of the rounds' ratios; one decode, OpenCV and torch thread for every case (as in a
+DataLoader worker):
 
 - ``floor``: the decode floor of the clip's frames (open, seek, decode its 4 GOPs, nothing else);
 - ``read_clip``: :func:`cvpt.read_clip` (I-frames, accumulated motion on the cell grid, the
@@ -29,6 +30,7 @@ the model's forward for one view and each protocol.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import platform
@@ -38,6 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -141,9 +144,10 @@ def bench_pipeline(
             for s in sources
             if (tmp / "prepared" / s.relative_to(src).with_suffix(".mp4")).exists()
         ]
-        cases = _view_cases(pairs, readers)
         say(f"per view and per protocol: {rounds} round(s) × {repeats} × {len(pairs)} video(s)")
-        per_round = [_round(pairs, cases, repeats) for _ in range(rounds)]
+        with _one_thread():  # as in a DataLoader worker (worker_init), for every case alike
+            cases = _view_cases(pairs, readers)
+            per_round = [_round(pairs, cases, repeats) for _ in range(rounds)]
         say("DataLoader throughput")
         loader = _loader_throughput([p for p, _ in pairs], workers, loader_items)
         predict_res = None
@@ -169,6 +173,19 @@ def bench_pipeline(
     )
     res["targets"] = _targets(res)
     return res
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """OpenCV and torch on one thread inside the block (what ``worker_init`` sets)."""
+    cv, th = cv2.getNumThreads(), torch.get_num_threads()
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(cv)
+        torch.set_num_threads(th)
 
 
 def _view_cases(pairs: list[tuple[Path, Path]], readers: dict[str, str]) -> dict[str, Callable]:
@@ -355,7 +372,7 @@ def plot_pipeline(res: dict, out: str | Path) -> None:
     med = res["median_ms"]
     fig, axes = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [2.2, 1]})
     names = list(med)
-    colors = ["tab:gray" if n == "floor" else "tab:blue" if n.startswith("rgb_") else
+    colors = ["tab:gray" if n == "floor" else "tab:blue" if "rgb" in n else
               "tab:purple" if n.startswith("ref_") else "tab:orange" for n in names]  # fmt: skip
     axes[0].bar(range(len(names)), [med[n] for n in names], color=colors)
     axes[0].set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
