@@ -123,3 +123,26 @@ def test_reencode_never_overwrites(tmp_path, videos):
     with pytest.raises(cvpt.EncodeError, match="exists"):
         cvpt.reencode(src, out)
     assert out.read_bytes() == b"user data" and src.read_bytes() == before
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_an_unprepared_layout_is_named_whatever_its_gop_and_frame_order(tmp_path, train):
+    """A camera file (one key frame, or a long GOP, with or without B-frames) read as it is:
+    read_clip says what is not in cvpt's layout and to prepare it, never that it is corrupt."""
+    from cvpt.data.generate import moving_scene
+
+    frames = moving_scene(frames=100, height=48, width=64, seed=2)
+    kinds = {
+        "one_key_mpeg4": dict(gop=250),
+        "one_key_h264": dict(codec="libx264", gop=250),
+        "b_frames_h264": dict(codec="libx264", gop=250, max_b_frames=2),
+        "gop30_h264": dict(codec="libx264", gop=30),
+        "gop24_mpeg4": dict(gop=24),
+        "b_frames_mpeg4": dict(max_b_frames=2),
+    }
+    for name, kw in kinds.items():
+        path = cvpt.write_video(tmp_path / f"{name}.mp4", frames, **kw)
+        for seed in range(3):
+            with pytest.raises(cvpt.UnpreparedVideoError, match="cvpt prepare") as e:
+                cvpt.read_clip(path, train=train, rng=seed)
+            assert "corrupt" not in e.value.reason.lower(), (name, e.value.reason)

@@ -20,4 +20,5 @@ def test_one_small_benchmark_run_reports_every_case(tmp_path):
         for side in ("cvpt", "rgb", "before"):
             assert res["median_ms"][f"{side}_{key}"] > 0
         assert res["where_ms"][case]["encode MPEG-4"] > 0
+        assert res["where_ms"][case]["convert frames (swscale)"] > 0  # the scaler is found
     assert set(res["before_over_rgb"]) == set(CASES)

@@ -212,3 +212,13 @@ def test_an_unprepared_video_is_predicted_from_windows_as_from_its_whole_reencod
     got = predictor(raw)
     assert got.ok, got.error
     np.testing.assert_array_equal(got.probs, want.numpy())
+
+
+def test_the_table_shows_every_class_of_top():
+    from cvpt.cli.predict import result_line
+
+    top = [(f"class{k}", 0.3 - 0.05 * k) for k in range(5)]
+    line = result_line(cvpt.Prediction("v.mp4", top, warning="2 damaged packet(s) skipped"))
+    assert line.count("%") == 5 and "class4 10.0%" in line and "warning: 2 damaged" in line
+    failed = result_line(cvpt.Prediction("v.mp4", error="no such file"))
+    assert failed == "v.mp4: FAILED no such file"

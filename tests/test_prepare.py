@@ -327,3 +327,34 @@ def test_the_bytes_written_do_not_depend_on_the_machine_s_core_count(tmp_path):
     cvpt.write_video(here, moving_scene(frames=24, height=96, width=128, seed=3))
     assert (tmp_path / "one_core.mp4").read_bytes() == here.read_bytes()
     assert (tmp_path / "control.mp4").read_bytes() == here.read_bytes()
+
+
+def test_a_rerun_with_other_settings_names_the_outputs_it_would_not_match(tmp_path, capsys):
+    """Outputs carry their settings: a second run asking for another quantiser or short side
+    does not take them for done (with --overwrite it re-encodes them); the same settings
+    skip them, from the packets alone."""
+    from cvpt.cli.main import main
+    from cvpt.codec.encode import settings_of
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for k in range(2):
+        cvpt.write_video(src / f"v{k}.mp4", moving_scene(frames=30, height=48, width=64, seed=k))
+    dst = tmp_path / "dst"
+    assert main(["prepare", str(src), str(dst), "--short-side", "48", "--quiet"]) == 0
+    assert settings_of(dst / "v0.mp4") == {
+        "codec": "mpeg4", "gop": "12", "q": "2", "short_side": "48", "dia_size": "4"
+    }  # fmt: skip
+    before = (dst / "v0.mp4").read_bytes()
+    for extra, what in ((["--q", "4"], "q=2, not q=4"), (["--short-side", "32"], "short_side=48")):
+        capsys.readouterr()
+        assert main(["prepare", str(src), str(dst), "--quiet", "--short-side", "48", *extra]) == 1
+        err = capsys.readouterr().err
+        assert err.count("exists and was prepared with") == 2 and what in err
+        assert (dst / "v0.mp4").read_bytes() == before  # nothing the user owns replaced
+    assert main(["prepare", str(src), str(dst), "--short-side", "48", "--quiet"]) == 0
+    assert "0 encoded, 2 already prepared (skipped)" in capsys.readouterr().out
+    args = ["prepare", str(src), str(dst), "--short-side", "48", "--q", "4", "--overwrite"]
+    assert main([*args, "--quiet"]) == 0
+    assert settings_of(dst / "v0.mp4")["q"] == "4"
+    assert len((dst / "v0.mp4").read_bytes()) < len(before)

@@ -40,6 +40,7 @@ _EXPORTS = {
     "open_splits": "cvpt.data.splits",
     "synthesize": "cvpt.data.synth",
     "ClipTransform": "cvpt.data.transforms",
+    "normalize_inputs": "cvpt.data.transforms",
     "ConfigError": "cvpt.errors",
     "CorruptVideoError": "cvpt.errors",
     "CvptError": "cvpt.errors",
@@ -96,7 +97,7 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see: the names themselve
     from cvpt.data.dataset import CompressedVideoDataset, EpochSampler, collate, read_views
     from cvpt.data.splits import Sample, open_splits
     from cvpt.data.synth import synthesize
-    from cvpt.data.transforms import ClipTransform
+    from cvpt.data.transforms import ClipTransform, normalize_inputs
     from cvpt.errors import (
         ConfigError,
         CorruptVideoError,
@@ -181,6 +182,7 @@ __all__ = [
     "load_backbone",
     "load_config",
     "load_model",
+    "normalize_inputs",
     "open_splits",
     "prepare",
     "probe",

@@ -88,7 +88,8 @@ def _before(path: Path, clips: int, crops: int) -> dict:
 # steps (time with everything they call), each (file, function name).
 _LEAVES = {
     "decode source": "method 'decode' of 'av.packet.Packet' objects",
-    "convert frames (swscale)": "method 'reformat' of 'av.video.frame.VideoFrame' objects",
+    # one scaler for the video (encode.py): the reformatter's method, not the frame's
+    "convert frames (swscale)": "'reformat' of 'av.video.reformatter.VideoReformatter'",
     "encode MPEG-4": "method 'encode' of 'av.video.stream.VideoStream' objects",
 }
 _STEPS = {

@@ -69,11 +69,7 @@ def run(args) -> int:
         print(json.dumps(rows, indent=2))
     else:
         for r in results:
-            if r.ok:
-                best = ", ".join(f"{c} {100 * p:.1f}%" for c, p in r.top[:3])
-                print(f"{r.path}: {best}" + (f" (warning: {r.warning})" if r.warning else ""))
-            else:
-                print(f"{r.path}: FAILED {r.error}")
+            print(result_line(r))
     failed = sum(not r.ok for r in results)
     print(
         f"{len(results)} video(s), {failed} failed, {count(predictor.views, 'view')} each "
@@ -100,3 +96,12 @@ def write_results(rows: list[dict], out: str | Path, top: int) -> None:
             cells = [x for t in r["top"] for x in (t["class"], f"{t['probability']:.6f}")]
             cells += [""] * (2 * top - len(cells))  # a failed video: empty class columns
             w.writerow([r["path"], r["error"] or "", r["warning"] or "", *cells])
+
+
+def result_line(r) -> str:
+    """One video's line of the table output: every class of its ``top`` (``--top``) with its
+    probability, or why it failed."""
+    if not r.ok:
+        return f"{r.path}: FAILED {r.error}"
+    best = ", ".join(f"{c} {100 * p:.1f}%" for c, p in r.top)
+    return f"{r.path}: {best}" + (f" (warning: {r.warning})" if r.warning else "")

@@ -54,7 +54,9 @@ def register(sub) -> None:
         help="MPEG-4 motion-search diamond size (0: FFmpeg's default, as CoViAR)",
     )
     p.add_argument(
-        "--overwrite", action="store_true", help="re-encode outputs that exist but do not verify"
+        "--overwrite",
+        action="store_true",
+        help="re-encode outputs that exist but do not verify or were prepared with other settings",
     )
     p.add_argument(
         "--report", default=None, help="report JSON path (default: DST/prepare-report.json)"
@@ -101,8 +103,9 @@ def run(args) -> int:
         dia_size=args.dia_size or None,
     )
     print(
-        f"prepared {report.total} video(s) in {report.seconds:.1f} s: {report.done} encoded, "
-        f"{report.skipped} already done, {report.failed} failed"
+        f"{report.total} video(s) in {report.seconds:.1f} s: {report.done} encoded, "
+        f"{report.skipped} already prepared (skipped), {report.failed} failed; report: "
+        f"{report.report_path}"
     )
     if report.bytes_ratio is not None:
         print(

@@ -74,12 +74,15 @@ class VideoWriter:
         dia_size: int | None = 4,
         container_format: str | None = None,
         options: dict[str, str] | None = None,
+        comment: str | None = None,
     ):
         if width % 2 or height % 2:
             raise ValueError(f"yuv420p needs even frame sizes, got {width}x{height}")
         self.path = Path(path)
         self.width, self.height = width, height
         self._container = av.open(str(self.path), mode="w", format=container_format)
+        if comment:  # the container's comment tag (mp4: udta ©cmt), read back by any tool
+            self._container.metadata["comment"] = comment
         try:
             rate = _encodable_rate(fps)
             stream = self._container.add_stream(codec, rate=rate)
@@ -194,6 +197,33 @@ class ReencodeResult:
     constant_rate: bool = True  # False: a variable-frame-rate source, resampled by timestamp
     rotation: int = 0  # the source's display rotation (degrees counter-clockwise), applied
     damage: str = ""  # why the source looks truncated or damaged ("" when it does not)
+
+
+SETTINGS_PREFIX = "cvpt prepare:"
+
+
+def settings_tag(*, codec: str, gop: int, q: int, short_side: int | None, dia_size) -> str:
+    """What a prepared file was written with, as the comment tag it carries, e.g. ``cvpt
+    prepare: codec=mpeg4 gop=12 q=2 short_side=256 dia_size=4``: a rerun with other settings
+    can tell the file is not what it asks for (:func:`settings_of`)."""
+    return (
+        f"{SETTINGS_PREFIX} codec={codec} gop={gop} q={q} short_side={short_side} "
+        f"dia_size={dia_size}"
+    )
+
+
+def settings_of(path: str | Path) -> dict[str, str] | None:
+    """The settings a file prepared by cvpt carries (:func:`settings_tag`), as strings; None
+    for a file without them (another tool's, or cvpt's before it wrote them). Reads the header
+    only."""
+    container, _ = open_video(path)
+    try:
+        tag = container.metadata.get("comment", "")
+    finally:
+        container.close()
+    if not tag.startswith(SETTINGS_PREFIX):
+        return None
+    return dict(kv.split("=", 1) for kv in tag[len(SETTINGS_PREFIX) :].split() if "=" in kv)
 
 
 def reencode(
@@ -466,8 +496,9 @@ class _Resampler:
         w, h = target_size(*self.orient.display_size(coded_w, coded_h), self.short_side)
         self.scaled = self.orient.display_size(w, h)  # the same size, before turning upright
         self.writer = VideoWriter(
-            self.tmp, width=w, height=h, fps=self.rate, container_format="mp4", **self.options
-        )
+            self.tmp, width=w, height=h, fps=self.rate, container_format="mp4",
+            comment=settings_tag(short_side=self.short_side, **self.options), **self.options,
+        )  # fmt: skip
 
     def _convert(self, frame: av.VideoFrame) -> av.VideoFrame:
         w, h = self.scaled

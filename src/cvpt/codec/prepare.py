@@ -15,8 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cvpt.codec.container import is_video_file
-from cvpt.codec.encode import reencode
-from cvpt.codec.probe import probe
+from cvpt.codec.encode import reencode, settings_of
 from cvpt.errors import ConfigError, MissingFileError, VideoError
 from cvpt.io import stale_temps_for, write_json
 from cvpt.progress import tqdm
@@ -59,6 +58,7 @@ class PrepareReport:
     failures: list[dict] = field(default_factory=list)
     # encoded as far as they decode: truncated, or past damaged packets (src, reason, frames)
     damaged_sources: list[dict] = field(default_factory=list)
+    report_path: str = ""  # where this report was written as JSON
 
     @property
     def ok(self) -> bool:
@@ -102,20 +102,25 @@ def prepare_one(job: Job, options: dict, overwrite: bool = False) -> Outcome:
         if job.dst.exists():
             if job.src.resolve() == job.dst.resolve():
                 return Outcome(src, dst, "failed", "the output path is the source itself")
-            try:
-                info = probe(job.dst)
-                problems = info.layout_problems(options.get("gop", 12))
+            from cvpt.codec import window  # window imports encode: not at the top
+
+            gop = options.get("gop", 12)
+            try:  # the packet-level check reencode verifies its own outputs with
+                found = window.survey(job.dst, gop)
+                problems = window.layout_problems(job.dst, gop, found=found)
+                other = not problems and _other_settings(job.dst, found, options)
             except VideoError as e:
-                info, problems = None, [e.reason]
-            if not problems:
-                return Outcome(src, dst, "skipped", frames=info.frames, **_sizes(job))
+                found, problems, other = None, [e.reason], ""
+            if not problems and not other:
+                return Outcome(src, dst, "skipped", frames=found.frames, **_sizes(job))
             if not overwrite:
+                why = f"was prepared {other}" if other else f"does not verify ({problems[0]})"
                 return Outcome(
                     src,
                     dst,
                     "failed",
-                    f"{dst} exists and does not verify ({problems[0]}); "
-                    "delete it or pass --overwrite",
+                    f"{dst} exists and {why}; delete it, pass --overwrite, or prepare into "
+                    "another folder",
                 )
         for stale in stale_temps_for(job.dst):  # left by a killed run on this shard's file
             with contextlib.suppress(FileNotFoundError):
@@ -139,6 +144,34 @@ def prepare_one(job: Job, options: dict, overwrite: bool = False) -> Outcome:
         return Outcome(
             src, dst, "failed", f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0
         )
+
+
+def _other_settings(dst: Path, found, options: dict) -> str:
+    """How an existing output differs from what this run would write ("" when it does not, as
+    far as it can tell): the settings it carries (:func:`cvpt.codec.encode.settings_of`), or,
+    for one written before cvpt tagged its outputs, its short side."""
+    want = {
+        "codec": options.get("codec", "mpeg4"),
+        "gop": options.get("gop", 12),
+        "q": options.get("q", 2),
+        "short_side": options.get("short_side", 256),
+        "dia_size": options.get("dia_size", 4),
+    }
+    have = settings_of(dst)
+    if have is None:
+        side = want["short_side"]
+        got = min(found.width, found.height)
+        if side and got != side - side % 2:
+            return f"at short side {got}, not {side}"
+        return ""
+    if want["codec"] != "mpeg4":  # the quantiser is MPEG-4's (libx264 takes crf)
+        want.pop("q")
+    keys = [k for k, v in want.items() if have.get(k) != str(v)]
+    if not keys:
+        return ""
+    return f"with {' '.join(f'{k}={have.get(k)}' for k in keys)}, not " + " ".join(
+        f"{k}={want[k]}" for k in keys
+    )
 
 
 def _sizes(job: Job) -> dict[str, int]:
@@ -199,6 +232,7 @@ def prepare(
         base = Path(dst) if Path(src).is_dir() else Path(jobs[0].dst).parent if jobs else Path(dst)
         suffix = "" if shard == (0, 1) else f"-shard-{shard[0]}-of-{shard[1]}"
         report_path = base / f"prepare-report{suffix}.json"
+    report.report_path = str(report_path)
     write_json(report_path, asdict(report))
     return report
 
@@ -209,7 +243,7 @@ def _record(report: PrepareReport, out: Outcome, bar: tqdm | None = None) -> Non
     report.output_bytes += out.output_bytes
     if out.status == "failed":
         report.failures.append({"src": out.src, "reason": out.reason})
-        if bar is not None:
+        if bar is not None and not getattr(bar, "disable", False):  # --quiet: listed once
             bar.write(f"FAILED {out.src}: {out.reason}")
     if out.damage:
         report.damaged_sources.append(

@@ -149,6 +149,19 @@ class VideoInfo:
         return d
 
 
+def key_frame_problem(key_at: list[int], frames: int, gop: int) -> str | None:
+    """Why key frames at the indices ``key_at`` of ``frames`` frames are not one every ``gop``
+    frames, in words (None when they are): read_clip's and the packet survey's message."""
+    if key_at == list(range(0, frames, gop)):
+        return None
+    if not key_at:
+        return f"it has no key frame, where a GOP of {gop} needs one every {gop} frames"
+    if len(key_at) == 1:
+        return f"its only key frame is frame {key_at[0]}, not one every {gop} frames"
+    shown = ", ".join(map(str, key_at[:6])) + (", …" if len(key_at) > 6 else "")
+    return f"its key frames are at frames {shown}, not every {gop} frames"
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Decode ``path`` once and describe it: codec, size, fps, frames and GOP pattern, display
     rotation, colour range, constant or variable frame rate, the video streams and which one is

@@ -33,7 +33,7 @@ from cvpt.codec.container import (
 )
 from cvpt.codec.motion import Accumulator, MotionRecords, grid_shape, grid_to_dense
 from cvpt.codec.orient import has_display_matrix
-from cvpt.codec.probe import READABLE_CODECS
+from cvpt.codec.probe import READABLE_CODECS, key_frame_problem
 from cvpt.codec.sampling import (
     ClipSpec,
     choose_start_gop,
@@ -244,12 +244,9 @@ def _demux_index(path: str, container, stream, gop_size: int) -> _Index:
     if any(b <= a for a, b in itertools.pairwise(pts)):
         raise UnpreparedVideoError(path, "its frames are stored out of display order (B-frames)")
     key_at = [i for i, k in enumerate(keys) if k]
-    expected = list(range(0, len(pts), gop_size))
-    if key_at != expected:
-        shown = ", ".join(map(str, key_at[:6])) + (", …" if len(key_at) > 6 else "")
-        raise UnpreparedVideoError(
-            path, f"its key frames are at frames {shown or 'none'}, not every {gop_size} frames"
-        )
+    problem = key_frame_problem(key_at, len(pts), gop_size)
+    if problem:
+        raise UnpreparedVideoError(path, problem)
     if not frame_timing(stream, pts)[1]:
         raise UnpreparedVideoError(path, "its frame rate is variable")
     cc = stream.codec_context
@@ -407,6 +404,8 @@ def _decode_clip(path, container, stream, index, gops, positions, req: _Request,
             for pos in range(last + 1):
                 frame = next(frames, None)
                 if frame is None:
+                    if index.computed:  # GOP starts assumed from the header: ask the packets
+                        raise _SeekMismatch
                     raise CorruptVideoError(path, f"GOP {g} ends after {pos} of its frames")
                 _check_frame(path, frame, index, g, pos, gop_size)
                 if pos == 0:
@@ -446,6 +445,8 @@ def _frames_from(container, stream, path, index: _Index, gop: int, gop_size: int
             yield frame
             break
         if skipped >= 2 * gop_size:
+            if index.computed:  # e.g. key frames further apart than the header arithmetic says
+                raise _SeekMismatch
             raise CorruptVideoError(path, "seeking to a GOP landed too far before its I-frame")
     for frame in frames:  # not `yield from`: PyAV's iterator may end with a bare StopIteration
         yield frame

@@ -52,6 +52,7 @@ from cvpt.codec.probe import (
     _decoded_duration,
     _first_time,
     header_end,
+    key_frame_problem,
     probe,
     source_damage,
     split_gops,
@@ -257,10 +258,9 @@ def packet_problems(s: Survey, gop: int = 12) -> list[str]:
     known = [p for p in s.pts if p is not None]
     if any(b <= a for a, b in itertools.pairwise(known)):
         problems.append("its frames are stored out of display order (B-frames)")
-    key_at = [i for i, k in enumerate(s.keys) if k]
-    if key_at != list(range(0, s.frames, gop)):
-        shown = ", ".join(map(str, key_at[:6])) + (", …" if len(key_at) > 6 else "")
-        problems.append(f"its key frames are at frames {shown or 'none'}, not every {gop} frames")
+    keys = key_frame_problem([i for i, k in enumerate(s.keys) if k], s.frames, gop)
+    if keys:
+        problems.append(keys)
     if not s.constant:
         problems.append("its frame rate is variable")
     if s.damage:
