@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import torch
@@ -155,7 +156,10 @@ def bench_pipeline(
             say("cvpt predict on a generated 10 s 1280x720 H.264 file (model excluded)")
             predict_res = _predict_case(tmp, rounds)
         infer = _inference(pairs[0][0], backbone, backbone_options, device) if inference else None
-        info = _video_info(pairs[0][0]), _video_info(pairs[0][1])
+        info = (
+            _describe([_video_info(p) for p, _ in pairs]),
+            _describe([_video_info(s) for _, s in pairs]),
+        )
     res = _summary(per_round)
     res.update(
         videos=len(pairs),
@@ -169,7 +173,9 @@ def bench_pipeline(
         predict=predict_res,
         inference=infer,
         machine=f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} "
-        f"cores, Python {platform.python_version()}, torch {torch.__version__}",
+        f"cores, Python {platform.python_version()}, torch {torch.__version__}, PyAV "
+        f"{av.__version__}, OpenCV {cv2.__version__}, numpy {np.__version__}",
+        date=time.strftime("%Y-%m-%d %H:%M"),
     )
     res["targets"] = _targets(res)
     return res
@@ -272,13 +278,9 @@ def _targets(res: dict) -> dict:
         got = res["ratios"][name]["median"]
         out[name] = {"target": f"{sign} {target}", "measured": got,
                      "met": got <= target if sign == "≤" else got >= target}  # fmt: skip
-    dl = res["dataloader"]
-    if "compact_per_worker" in dl and "reference_per_worker" in dl:
-        # against the step-by-step views on today's reader; against main before the fused views
-        # itself: scripts/bench_dataloader.py (docs/benchmarks.md)
-        got = dl["compact_per_worker"] / dl["reference_per_worker"]
-        out["DataLoader views/s per worker: compact / step-by-step"] = {
-            "target": "≥ 2", "measured": got, "met": got >= 2}  # fmt: skip
+    # The DataLoader's target is against main before the fused views, which this process cannot
+    # run: scripts/bench_dataloader.py measures it (docs/benchmarks.md); here the ratio to the
+    # step-by-step views on today's reader is reported in res["dataloader"], not judged.
     for name, target in (("one view", 1.2), ("protocol", 0.6)):
         pr = (res.get("predict") or {}).get("ratios", {}).get(name)
         if pr is not None:
@@ -312,6 +314,8 @@ def _loader_throughput(paths: list[Path], workers: tuple[int, ...], items: int) 
         rates = [out[f"{kind}_workers_{w}"] / max(w, 1) for w in workers if w > 0]
         if rates:  # the best per-worker rate measured (one worker: no sharing of the cores)
             out[f"{kind}_per_worker"] = max(rates)
+    if "compact_per_worker" in out and "reference_per_worker" in out:
+        out["compact_over_step_by_step"] = out["compact_per_worker"] / out["reference_per_worker"]
     return out
 
 
@@ -353,6 +357,12 @@ def _inference(path: Path, backbone: str, options: dict | None, device: str) -> 
             fn()
             out[name] = statistics.median(timed(fn, dev) * 1e3 for _ in range(3))
     return {"backbone": backbone, "device": str(dev), "median_ms": out}
+
+
+def _describe(infos: list[str]) -> str:
+    """One line for several videos' descriptions: the one they share, or each distinct one."""
+    distinct = list(dict.fromkeys(infos))
+    return distinct[0] if len(distinct) == 1 else "; ".join(distinct)
 
 
 def _video_info(path: Path) -> str:

@@ -113,7 +113,7 @@ def register(sub) -> None:
         formatter_class=Formatter,
         help="one model-ready view and each protocol, compressed vs raw RGB (PyAV, decord, "
         "torchcodec), from prepared files and sources; cvpt predict on a raw video; DataLoader "
-        "clips/s per worker",
+        "views/s per worker",
         doc_module="cvpt.bench.pipeline",
         epilog="example:\n  cvpt bench pipeline --rounds 5 --out bench-pipeline\n"
         "  cvpt bench pipeline --videos ~/data/ucf-sample --inference --device cuda",
@@ -330,6 +330,7 @@ def run_pipeline(args) -> int:
         print(f"  {k:<40} {r['median']:>7.2f} {cpu:>7.2f}  {each}")
     dl = res["dataloader"]
     print("  DataLoader views/s: " + ", ".join(f"{k} {v:.1f}" for k, v in dl.items()))
+    print("  (against main before the fused views: scripts/bench_dataloader.py)")
     pr = res.get("predict")
     if pr:
         print("  cvpt predict inputs vs the RGB pipeline on " + pr["video"] + ":")

@@ -38,7 +38,7 @@ _QSCALE_CODECS = {"mpeg4", "mpeg2video", "msmpeg4", "msmpeg4v2"}
 # threads change its decisions too), and libavcodec's own count is the machine's cores + 1, so
 # the same source prepared on a 16-core machine decoded to other frames (up to 26 levels apart
 # on a 342x256 scene) than on a 2-core one. 3 is what libavcodec picks on the 2-core machines
-# every result shipped with cvpt was made on, so their files are unchanged.
+# every CPU result shipped with cvpt (docs/results/cpu) was made on: their files are unchanged.
 ENCODER_THREADS = 3
 
 
