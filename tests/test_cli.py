@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,7 +103,10 @@ def test_every_command_has_help_with_an_example(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args([*cmd, "--help"])
     assert e.value.code == 0
-    assert "example:" in capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "example:" in out
+    assert "(default: None)" not in out and "(default: False)" not in out
+    assert not re.search(r"\(default: [^)]*\) \(default:", out)  # a stated default said twice
 
 
 def test_bench_reader_runs_on_a_folder(tmp_path, videos):

@@ -6,7 +6,15 @@ import argparse
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep the examples in epilogs as written, and show defaults."""
+    """Keep the examples in epilogs as written, and show defaults: those that mean something
+    (not None, not an option's off state), and only where the help does not already say."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        shown = action.default is not None and action.default is not False
+        if not shown or "default:" in text or isinstance(action.default, list | tuple):
+            return text  # tuples and lists: e.g. --shard 0/1 kept as (0, 1), an empty --set
+        return super()._get_help_string(action)
 
 
 def add_command(sub, name: str, help: str, example: str, func) -> argparse.ArgumentParser:

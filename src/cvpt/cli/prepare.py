@@ -25,7 +25,8 @@ def register(sub) -> None:
         type=parse_shard,
         default=(0, 1),
         metavar="I/N",
-        help="process every N-th file from the I-th (0-based), to split across machines",
+        help="process every N-th file from the I-th (0-based), to split across machines "
+        "(default: 0/1, every file)",
     )
     p.add_argument(
         "--short-side",
