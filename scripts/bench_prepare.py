@@ -80,6 +80,30 @@ def cvpt_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "cvpt.cli.main", *args]
 
 
+def stage_sources(folder: Path, staged: Path) -> list[Path]:
+    """The readable videos anywhere under ``folder`` (a class-folder tree too), linked flat into
+    ``staged`` with unique names, so that both tools see the same files; a file FFmpeg cannot
+    read is left out and named."""
+    from cvpt.codec.container import is_video_file, open_video
+    from cvpt.errors import VideoError
+
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir(parents=True)
+    out = []
+    for p in sorted(x for x in folder.rglob("*") if x.is_file() and is_video_file(x)):
+        try:
+            open_video(p)[0].close()
+        except VideoError as e:
+            print(f"bench_prepare: left out {p}: {e.reason}", file=sys.stderr)
+            continue
+        link = staged / "__".join(p.relative_to(folder).parts)
+        link.symlink_to(p.resolve())
+        out.append(link)
+    if not out:
+        sys.exit(f"bench_prepare: no readable video under {folder}")
+    return out
+
+
 def output_size(src: Path, short_side: int = 256) -> tuple[int, int]:
     """The size ``cvpt prepare`` writes for ``src`` (short side 256, even sizes)."""
     from cvpt.codec.encode import target_size
@@ -239,7 +263,9 @@ def machine() -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument(
         "--sources", type=Path, default=None, help="folder of videos (default: generated)"
     )
@@ -261,9 +287,7 @@ def main() -> None:
         sources = sorted(src_dir.glob("*.mp4")) if src_dir.is_dir() else []
         sources = sources if len(sources) == 4 else make_sources(src_dir)
     else:
-        from cvpt.codec.container import is_video_file
-
-        sources = sorted(p for p in args.sources.iterdir() if p.is_file() and is_video_file(p))
+        sources = stage_sources(args.sources, args.work / "sources-staged")
     result: dict = {"machine": machine(), "sources": [s.name for s in sources]}
     if args.q_sizes:
         rows = q_sizes(sources, args.work, [int(q) for q in args.q_sizes.split(",")])
