@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -77,6 +78,13 @@ def bench(videos: Path, trees: dict[str, str], workers: list[int], items: int, r
             "rounds": rates}  # fmt: skip
 
 
+def _commit(src: str) -> str:
+    """The git commit of the checkout holding ``src`` ("" outside a git checkout)."""
+    done = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True)  # fmt: skip
+    return done.stdout.strip()
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--one":
         videos, workers, items, mode = sys.argv[2:6]
@@ -104,6 +112,10 @@ def main() -> None:
         trees = {"this": here, "baseline": args.baseline_pythonpath}
         res = bench(videos, trees, [int(w) for w in args.workers.split(",")], args.items,
                     args.rounds)  # fmt: skip
+    res["trees"] = {name: {"src": src, "commit": _commit(src)} for name, src in trees.items()}
+    res["date"] = time.strftime("%Y-%m-%d %H:%M")
+    cores = os.cpu_count()
+    res["machine"] = f"{platform.machine()}, {cores} cores, Python {platform.python_version()}"
     for k, v in res["this_over_baseline"].items():
         print(f"{k}: this / baseline per worker = {v:.2f}")
     for k, v in res["per_worker"].items():
