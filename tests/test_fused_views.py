@@ -193,3 +193,97 @@ def test_a_crop_outside_the_frame_is_refused(sources):
     clip = cvpt.read_clip(sources["mpeg4_96x64"])
     with pytest.raises(ValueError, match="not inside the 96x64 frame"):
         apply_crop(clip, Crop(40, 0, 64, 64, 64))
+
+
+def test_the_residuals_are_the_codec_s_whatever_the_clip_s_owner_does(sources):
+    """Editing a read clip's I-frames or motion grid in place (an augmentation) changes those,
+    never the residuals, before or after a view was made; a view's I-frames show the edit."""
+    path = sources["mpeg4_200x120"]
+    crop = eval_crops(120, 200, size=96)[0]
+    want = reference_view(_pair(path)[1], crop)
+    for view_first in (False, True):
+        clip = cvpt.read_clip(path)
+        if view_first:
+            apply_crop(clip, crop)
+        clip.iframes[...] = 255 - clip.iframes
+        clip.mv_grid[...] = 0
+        got = apply_crop(clip, crop)
+        assert torch.equal(got["residuals"], want["residuals"])
+        assert not torch.equal(got["iframes"], want["iframes"])
+        assert torch.all(got["mvs"] == 0)
+
+
+def test_a_clip_refuses_arrays_that_do_not_describe_its_frames():
+    rng = np.random.default_rng(0)
+    i = rng.integers(0, 256, (4, 32, 48, 3), dtype=np.uint8)
+    mvs = rng.normal(0, 3, (12, 32, 48, 2))  # float64: made float32, as every view computes
+    res = rng.integers(-255, 256, (12, 32, 48, 3)).astype(np.int32)
+    clip = cvpt.CompressedClip("hand.mp4", i, mvs, res)
+    assert clip.mvs.dtype == np.float32 and clip.residuals.dtype == np.int16
+    as_read = cvpt.CompressedClip("hand.mp4", i, mvs.astype(np.float32), res.astype(np.int16))
+    crop = Crop(3, 2, 30, 20, 40)
+    _assert_equal(apply_crop(clip, crop), reference_view(as_read, crop), "cast")
+    bad = {
+        "iframes must be uint8": dict(iframes=i.astype(np.float32)),
+        "iframes must be uint8 \\[T_I, H, W, 3\\]": dict(iframes=i[..., 0]),
+        "mvs must be \\[T_P, H, W, 2\\]": dict(mvs=mvs[:, :10, :10]),
+        "residuals must be \\[T_P, H, W, 3\\]": dict(residuals=res[:5]),
+        "residuals must be integers": dict(residuals=res.astype(np.float32)),
+        "motion must be floating point": dict(mvs=mvs.astype(np.int32)),
+    }
+    for message, change in bad.items():
+        args = dict(iframes=i, mvs=mvs, residuals=res) | change
+        with pytest.raises(ValueError, match=f"hand.mp4: {message}"):
+            cvpt.CompressedClip("hand.mp4", **args)
+    with pytest.raises(ValueError, match="mv_grid must be"):
+        cvpt.CompressedClip(
+            "hand.mp4", i, mv_grid=np.zeros((12, 3, 3, 2), np.float32), mv_cell=16, residuals=res
+        )  # fmt: skip  (48x32 is 3x2 cells)
+
+
+def test_replace_keeps_the_grid_s_cells(sources):
+    clip = cvpt.read_clip(sources["mpeg4_96x64"])
+    doubled = clip.replace(mv_grid=clip.mv_grid * 2)
+    assert doubled.mv_cell == clip.mv_cell == 16
+    np.testing.assert_array_equal(doubled.mvs, clip.mvs * 2)
+    with pytest.raises(ValueError, match="mv_grid must be"):
+        clip.replace(mv_grid=clip.mv_grid, mv_cell=8)
+
+
+def test_outputs_and_crops_are_checked_before_anything_is_written(sources):
+    clip = cvpt.read_clip(sources["mpeg4_96x64"])
+    t = ClipTransform(size=32, short_side=64, crops=3)
+    out = t.empty(3, 4, 12)
+    for k in out:
+        out[k].fill_(7)
+    for bad, message in (
+        ({**out, "residuals": out["residuals"][:, :, :5]}, "out\\['residuals'\\] must be"),
+        ({k: v for k, v in out.items() if k != "mvs"}, "out\\['mvs'\\] must be"),
+        ({**out, "mvs": out["mvs"].to(torch.float16)}, "out\\['mvs'\\] must be"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            t.write(clip, bad)
+        assert all(torch.all(v == 7) for v in out.values())  # nothing written
+    with pytest.raises(ValueError, match="do not fit in outputs of 3"):
+        t.write(clip, out, first=1)
+    strided = {k: v.transpose(-1, -2) for k, v in t.empty(3, 4, 12).items()}
+    with pytest.raises(ValueError, match="must be contiguous"):
+        t.write(clip, strided)
+    for crop in (Crop(0, 0, 0, 10, 8), Crop(5, 0, -5, 10, 8), Crop(0, 0, 10, 10, 0)):
+        with pytest.raises(ValueError, match=r"empty|not inside"):
+            apply_crop(clip, crop)
+
+
+def test_a_read_clip_pickles_at_its_own_size_after_a_view(sources):
+    """The views' predictions are made from references the clip keeps whole, not from strided
+    views of them that a pickle (a DataLoader worker's) would write out cell-fold."""
+    import pickle
+
+    clip = cvpt.read_clip(sources["mpeg4_200x120"])
+    before = len(pickle.dumps(clip))
+    apply_crop(clip, eval_crops(120, 200, size=96)[0])
+    after = pickle.dumps(clip)
+    assert len(after) < 1.2 * before
+    again = pickle.loads(after)
+    crop = eval_crops(120, 200, size=96)[0]
+    _assert_equal(apply_crop(again, crop), apply_crop(clip, crop), "unpickled")

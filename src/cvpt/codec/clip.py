@@ -61,6 +61,12 @@ class CompressedClip:
             raise ValueError("CompressedClip: give the motion as mvs or as mv_grid, not both")
         if (residuals is None) == (residual_source is None):
             raise ValueError("CompressedClip: give residuals or a residual_source, not both")
+        iframes = np.asarray(iframes)
+        if iframes.dtype != np.uint8 or iframes.ndim != 4 or iframes.shape[-1] != 3:
+            raise ValueError(
+                f"{path}: iframes must be uint8 [T_I, H, W, 3] RGB, got {iframes.dtype} "
+                f"{list(iframes.shape)}"
+            )
         self.path, self.iframes = path, iframes
         self.gop_indices = np.arange(len(iframes)) if gop_indices is None else gop_indices
         self.positions = positions
@@ -71,7 +77,7 @@ class CompressedClip:
         if mvs is not None:
             self.mvs = mvs
         else:
-            self.mv_grid, self.mv_cell = mv_grid, mv_cell
+            self.mv_grid, self.mv_cell = _motion(path, mv_grid, self.height, self.width, mv_cell)
         if residuals is not None:
             self.residuals = residuals
         else:
@@ -95,7 +101,7 @@ class CompressedClip:
 
     @mvs.setter
     def mvs(self, value: np.ndarray) -> None:
-        self._mvs = self.mv_grid = value
+        self._mvs = self.mv_grid = _motion(self.path, value, self.height, self.width, 1)[0]
         self.mv_cell = 1
 
     @property
@@ -111,6 +117,23 @@ class CompressedClip:
 
     @residuals.setter
     def residuals(self, value: np.ndarray) -> None:
+        value = np.asarray(value)
+        want = (len(self.mv_grid), self.height, self.width, 3)
+        if value.shape != want:
+            raise ValueError(
+                f"{self.path}: residuals must be [T_P, H, W, 3] = {list(want)} (as the motion "
+                f"and the I-frames), got {list(value.shape)}"
+            )
+        if value.dtype != np.int16:
+            if not np.issubdtype(value.dtype, np.integer) or (
+                value.size and (value.min() < -255 or value.max() > 255)
+            ):
+                seen = f" from {value.min()} to {value.max()}" if value.size else ""
+                raise ValueError(
+                    f"{self.path}: residuals must be integers in [-255, 255] (int16), got "
+                    f"{value.dtype}{seen}"
+                )
+            value = value.astype(np.int16)
         self._residuals = value
         self.residual_source = DenseResiduals(value)
 
@@ -144,6 +167,8 @@ class CompressedClip:
         )
         if "mvs" not in changes and "mv_grid" not in changes:
             args.update(mv_grid=self.mv_grid, mv_cell=self.mv_cell)
+        elif "mv_grid" in changes:  # a new grid on the same cells unless it says otherwise
+            args.update(mv_cell=self.mv_cell)
         if "residuals" not in changes and "residual_source" not in changes:
             args.update(residual_source=self.residual_source)
         return CompressedClip(**{**args, **changes})
@@ -156,6 +181,24 @@ class CompressedClip:
             f"{'accumulated' if self.accumulated else 'per-frame'} motion on a "
             f"{self.mv_cell}-px grid)"
         )
+
+
+def _motion(path: str, grid, height: int, width: int, cell: int) -> tuple[np.ndarray, int]:
+    """``grid`` checked against the frame it describes: ``[T_P, Hc, Wc, 2]`` covering
+    ``height × width`` with ``cell``-pixel cells (cell 1: dense), floating point (made float32,
+    the dtype every view computes in)."""
+    grid = np.asarray(grid)
+    hc, wc = -(-height // cell), -(-width // cell)
+    if grid.ndim != 4 or grid.shape[1:] != (hc, wc, 2):
+        what = "mvs must be [T_P, H, W, 2]" if cell == 1 else "mv_grid must be [T_P, Hc, Wc, 2]"
+        raise ValueError(
+            f"{path}: {what} = [T_P, {hc}, {wc}, 2] for {width}x{height} frames"
+            + (f" and {cell}-px cells" if cell > 1 else "")
+            + f", got {list(grid.shape)}"
+        )
+    if not np.issubdtype(grid.dtype, np.floating):
+        raise ValueError(f"{path}: motion must be floating point (px), got {grid.dtype}")
+    return (grid if grid.dtype == np.float32 else grid.astype(np.float32)), cell
 
 
 def difference(cur: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -204,23 +247,23 @@ class PredictedResiduals(ResidualSource):
 class ShiftedResiduals(ResidualSource):
     """Decoded P-frames against their GOP's I-frame moved by the accumulated motion, whole
     pixels per cell (CoViAR's nearest prediction, :class:`cvpt.codec.warp.Predictor`), made
-    only inside the box asked for. ``current``: T_P frames ``uint8 [H, W, 3]``; ``iframes``
-    ``uint8 [T_I, H, W, 3]``; ``grid``: accumulated motion ``float32 [T_P, Hc, Wc, 2]``;
-    P-frame t is predicted from I-frame ``t // (T_P / T_I)``."""
+    only inside the box asked for. ``current``: T_P frames ``uint8 [H, W, 3]``; ``references``:
+    one per I-frame, ``Predictor.reference`` of it (the source's own copies: editing the clip's
+    I-frames or motion later does not change its residuals); ``grid``: accumulated motion
+    ``float32 [T_P, Hc, Wc, 2]``, copied; P-frame t is predicted from reference
+    ``t // (T_P / T_I)``."""
 
-    def __init__(self, current: Sequence[np.ndarray], iframes: np.ndarray, grid: np.ndarray,
-                 cell: int):  # fmt: skip
-        self.current, self.iframes, self.grid = current, iframes, grid
-        self.predictor = Predictor(iframes.shape[1], iframes.shape[2], cell, "nearest")
-        self._refs: dict[int, np.ndarray] = {}
+    def __init__(self, current: Sequence[np.ndarray], references: Sequence[np.ndarray],
+                 grid: np.ndarray, cell: int):  # fmt: skip
+        self.current, self.references, self.grid = current, references, grid.copy()
+        h, w = references[0].shape[0] - 2 * cell, references[0].shape[1] - 2 * cell
+        self.predictor = Predictor(h, w, cell, "nearest")
 
     def parts(self, box: Box) -> tuple[list[np.ndarray], list[np.ndarray]]:
         y0, y1, x0, x1 = box
-        p = len(self.grid) // len(self.iframes)
+        p = len(self.grid) // len(self.references)
         preds: list[np.ndarray] = []
-        for g in range(len(self.iframes)):
-            if g not in self._refs:
-                self._refs[g] = self.predictor.reference(self.iframes[g])
+        for g, ref in enumerate(self.references):
             fields = self.grid[g * p : (g + 1) * p]
-            preds += list(self.predictor.predict(self._refs[g], fields, box=box))
+            preds += list(self.predictor.predict(ref, fields, box=box))
         return [f[y0:y1, x0:x1] for f in self.current], preds

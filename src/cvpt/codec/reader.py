@@ -295,6 +295,7 @@ class _ClipBuffers:
         # per-frame and bilinear modes predict each frame now, from a reference gone later.
         self.lazy = accumulate and interp == "nearest"
         self.predictions: list[np.ndarray | None] = [None] * t_p
+        self.refs: list[np.ndarray | None] = [None] * t_i  # each I-frame as a reference
         self._predictor = Predictor(h, w, cell, interp)
         # One swscale context for the clip: a frame's own to_ndarray(format=...) builds a new one
         # for every frame.
@@ -311,8 +312,9 @@ class _ClipBuffers:
         self.iframes[slot] = rgb = self._to_rgb(frame)
         for out in outs:
             self.grid[out] = 0
-            self.pframes[out] = self.predictions[out] = self.iframes[slot]
-        self._ref = None if self.lazy else self._predictor.reference(rgb)
+            self.pframes[out] = self.predictions[out] = rgb
+        # the residuals' own copy of their reference: the clip's I-frames are the user's to edit
+        self.refs[slot] = self._ref = self._predictor.reference(rgb)
         self._gops.append((len(self._records), []))
 
     def p_frame(self, frame: av.VideoFrame, outs: list[int], next_wanted: bool) -> None:
@@ -330,6 +332,7 @@ class _ClipBuffers:
     def repeat_slot(self, dst: int, src: int) -> None:
         """Slot ``dst`` repeats the GOP decoded for slot ``src`` (short videos)."""
         self.iframes[dst] = self.iframes[src]
+        self.refs[dst] = self.refs[src]
         self._copies.append((dst, src))
 
     def finish(self) -> None:
@@ -372,7 +375,7 @@ class _ClipBuffers:
 
     def residual_source(self) -> ShiftedResiduals | PredictedResiduals:
         if self.lazy:
-            return ShiftedResiduals(self.pframes, self.iframes, self.grid, self.cell)
+            return ShiftedResiduals(self.pframes, self.refs, self.grid, self.cell)
         return PredictedResiduals(self.pframes, self.predictions)
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
@@ -465,7 +468,8 @@ def _check_frame(path, frame, index: _Index, gop: int, pos: int, gop_size: int) 
         got = {_I: "I", _P: "P", _B: "B"}.get(frame.pict_type, "?")
         raise UnpreparedVideoError(
             path,
-            f"frame {pos} of GOP {gop} is a {got}-frame where a GOP of {gop_size} "
+            f"frame {pos} of GOP {gop} is {'an' if got == 'I' else 'a'} {got}-frame where a GOP "
+            f"of {gop_size} "
             f"(I then {gop_size - 1} P) needs {'I' if pos == 0 else 'P'}",
         )
     if pos == 0 and has_display_matrix(frame):  # its pixels are not upright

@@ -55,14 +55,19 @@ class Predictor:
             self._pixels = np.dstack([gx, gy])
 
     def reference(self, rgb: np.ndarray) -> np.ndarray:
-        """Prepare ``uint8 [H, W, 3]`` RGB as a reference (nearest: a view of the padded frame
-        whose item k is the ``cell`` pixels from flat pixel k on; linear: the frame itself)."""
+        """Prepare ``uint8 [H, W, 3]`` RGB as a reference: nearest, a copy padded by one cell
+        on every side (replicated); linear, the frame itself. Either is the reference's own:
+        later edits to ``rgb`` do not reach it (nearest)."""
         if self.interp == "linear":
             return rgb
         c = self.cell
-        padded = cv2.copyMakeBorder(rgb, c, c, c, c, cv2.BORDER_REPLICATE)
-        # One item per pixel, `cell` pixels wide: gathering these whole (one memcpy per item)
-        # is 2.5× faster than gathering rows of a [n, 3·cell] uint8 view.
+        return cv2.copyMakeBorder(rgb, c, c, c, c, cv2.BORDER_REPLICATE)
+
+    def _segments(self, padded: np.ndarray) -> np.ndarray:
+        """The padded reference as one item per pixel, ``cell`` pixels wide: gathering these
+        whole (one memcpy per item) is 2.5× faster than gathering rows of a [n, 3·cell] uint8
+        view. A view (overlapping items): made per call, never stored or pickled."""
+        c = self.cell
         segment = np.dtype((np.void, 3 * c))
         return np.ndarray((self._hp * self._wp - c + 1,), segment, buffer=padded, strides=(3,))
 
@@ -105,7 +110,7 @@ class Predictor:
         sy += sx
         rows = np.arange(y0, y1)
         starts = sy[..., rows // c - i0, :] + self._row_offset[rows % c]
-        out = ref[starts]  # [..., h, j1 − j0] segments: pixel row y, cell column j
+        out = self._segments(ref)[starts]  # [..., h, j1 − j0] segments: row y, cell column j
         out = out.view(np.uint8).reshape(*out.shape[:-1], -1, 3)
         return out[..., x0 - j0 * c : x1 - j0 * c, :]
 

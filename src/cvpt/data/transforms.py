@@ -121,6 +121,8 @@ def apply_crop(
     ``out``: tensors of those shapes and dtypes to write into (e.g. one view of a stack),
     returned. Raises ``ValueError`` for a crop that does not lie inside the frame."""
     h, w = clip.height, clip.width
+    if min(crop.w, crop.h, crop.size) < 1:
+        raise ValueError(f"{clip.path}: crop {crop} is empty (width, height and size ≥ 1)")
     if not (crop.x >= 0 and crop.x + crop.w <= w and crop.y >= 0 and crop.y + crop.h <= h):
         raise ValueError(
             f"{clip.path}: crop {crop.w}x{crop.h} at ({crop.x}, {crop.y}) is not inside the "
@@ -129,6 +131,8 @@ def apply_crop(
     box = (crop.y, crop.y + crop.h, crop.x, crop.x + crop.w)
     cur, pred = clip.residual_parts(box)
     out = out or {}
+    if out:
+        _check_outputs(out, len(clip.iframes), len(clip.mv_grid), crop.size, compact, clip.path)
     return {
         "iframes": _image_view(clip.iframes, box, crop, compact, out.get("iframes")),
         "mvs": _motion_view(
@@ -139,15 +143,32 @@ def apply_crop(
 
 
 def _output(out: torch.Tensor | None, shape: tuple, dtype) -> np.ndarray:
-    """``out`` as a numpy view (checked), or a new array."""
-    if out is None:
-        return np.empty(shape, dtype)
-    a = out.numpy()
-    if a.shape != shape or a.dtype != dtype:
-        raise ValueError(
-            f"out: expected {np.dtype(dtype)} {list(shape)}, got {a.dtype} {list(a.shape)}"
-        )
-    return a
+    """``out`` as a numpy view (checked by :func:`_check_outputs`), or a new array."""
+    return np.empty(shape, dtype) if out is None else out.numpy()
+
+
+def _check_outputs(out: dict, t_i: int, t_p: int, size: int, compact: bool, path) -> None:
+    """Every output a view is written into, checked before any is written: the three keys,
+    each a C-contiguous CPU tensor of the view's shape and dtype."""
+    dtypes = _DTYPES[compact]
+    want = {"iframes": (3, t_i), "mvs": (2, t_p), "residuals": (3, t_p)}
+    for key, (c, t) in want.items():
+        x = out.get(key)
+        shape = (c, t, size, size)
+        if x is None or tuple(x.shape) != shape or x.dtype != dtypes[key] or x.device.type != "cpu":
+            got = "nothing" if x is None else f"{x.dtype} {list(x.shape)} on {x.device}"
+            raise ValueError(
+                f"{path}: out[{key!r}] must be a CPU {dtypes[key]} tensor {list(shape)}, got {got}"
+            )
+        if not x.is_contiguous():
+            raise ValueError(f"{path}: out[{key!r}] must be contiguous (a view of an empty())")
+
+
+# the dtypes of a view's tensors: float32, or compact (normalised by normalize_inputs later)
+_DTYPES = {
+    False: {"iframes": torch.float32, "mvs": torch.float32, "residuals": torch.float32},
+    True: {"iframes": torch.uint8, "mvs": torch.float16, "residuals": torch.int16},
+}
 
 
 def normalize_rgb(frames: np.ndarray) -> np.ndarray:
@@ -193,13 +214,17 @@ def normalize_inputs(batch: dict) -> dict:
     out = dict(batch)
     i, r = batch["iframes"], batch["residuals"]
     # the channels axis is the 4th from the end: [..., 3, T, H, W]
+    # Divisors are tensors on the device: CUDA divides by a Python number as a multiplication
+    # by its reciprocal (1 ulp off for half the values); a tensor is divided, as numpy does.
     if i.dtype == torch.uint8:  # in place after the one new tensor: the same float32 steps
+        f255 = torch.tensor(255.0, device=i.device)
         mean = torch.as_tensor(IMAGENET_MEAN, device=i.device).view(3, 1, 1, 1)
         std = torch.as_tensor(IMAGENET_STD, device=i.device).view(3, 1, 1, 1)
-        out["iframes"] = i.float().div_(255.0).sub_(mean).div_(std)
+        out["iframes"] = i.float().div_(f255).sub_(mean).div_(std)
     if r.dtype == torch.int16:
+        f255 = torch.tensor(255.0, device=r.device)
         std = torch.as_tensor(IMAGENET_STD, device=r.device).view(3, 1, 1, 1)
-        out["residuals"] = r.float().div_(255.0).div_(std)
+        out["residuals"] = r.float().div_(f255).div_(std)
     if batch["mvs"].dtype != torch.float32:
         out["mvs"] = batch["mvs"].float()
     return out
@@ -259,12 +284,11 @@ class ClipTransform:
     def empty(self, views: int, t_i: int, t_p: int) -> dict[str, torch.Tensor]:
         """Uninitialised outputs for ``views`` views of clips of ``t_i`` I-frames and ``t_p``
         P-frames: ``[views, C, T, S, S]`` each, in this transform's dtypes (:meth:`write`)."""
-        s = self.size
-        dtypes = (torch.uint8, torch.float16, torch.int16) if self.compact else (torch.float32,) * 3
+        s, dtypes = self.size, _DTYPES[self.compact]
         return {
-            "iframes": torch.empty((views, 3, t_i, s, s), dtype=dtypes[0]),
-            "mvs": torch.empty((views, 2, t_p, s, s), dtype=dtypes[1]),
-            "residuals": torch.empty((views, 3, t_p, s, s), dtype=dtypes[2]),
+            "iframes": torch.empty((views, 3, t_i, s, s), dtype=dtypes["iframes"]),
+            "mvs": torch.empty((views, 2, t_p, s, s), dtype=dtypes["mvs"]),
+            "residuals": torch.empty((views, 3, t_p, s, s), dtype=dtypes["residuals"]),
         }
 
     def write(
@@ -277,6 +301,12 @@ class ClipTransform:
         """Write this transform's views of ``clip`` into ``out[k][first:]`` (from :meth:`empty`)
         without an intermediate copy; returns how many were written."""
         boxes = self.boxes(clip, rng)
+        room = min(len(t) for t in out.values()) - first if out else 0
+        if first < 0 or room < len(boxes):
+            raise ValueError(
+                f"{clip.path}: {len(boxes)} view(s) from index {first} do not fit in outputs "
+                f"of {room + first} view(s)"
+            )
         clip = resize_short_side(clip, self.short_side)
         for k, box in enumerate(boxes):
             view = {key: t[first + k] for key, t in out.items()}
