@@ -140,23 +140,35 @@ def test_a_transform_short_side_other_than_the_video_s(sources):
 
 
 def test_compact_views_normalise_to_the_same_tensors(sources):
-    path = sources["mpeg4_134x90"]
-    for train in (False, True):
-        clip = cvpt.read_clip(path, train=train, rng=1)
-        kw = dict(size=80, short_side=90, train=train, crops=1 if train else 3)
-        full = ClipTransform(**kw)(clip, np.random.default_rng(4))
-        compact = ClipTransform(**kw, compact=True)(clip, np.random.default_rng(4))
-        assert compact["iframes"].dtype == torch.uint8
-        assert compact["residuals"].dtype == torch.int16
-        assert compact["mvs"].dtype == torch.float16
-        batch = {k: v[None] for k, v in compact.items()}  # as a DataLoader batches them
-        back = {k: v[0] for k, v in normalize_inputs(batch).items()}
-        assert torch.equal(back["iframes"], full["iframes"])
-        assert torch.equal(back["residuals"], full["residuals"])
-        assert (back["mvs"] - full["mvs"]).abs().max() <= 2**-12  # float16: the documented bound
-        assert back["mvs"].dtype == torch.float32
-    again = normalize_inputs(full)  # float32 inputs pass through untouched
-    assert all(again[k] is full[k] for k in full)
+    """uint8 I-frames, int16 residuals and the motion cells a view reads with their row and
+    column maps, made dense and float32 afterwards: the float32 views, exactly; batched with
+    views of other frame sizes (other cell spans, padded) too."""
+    from cvpt.data.dataset import stack_views
+
+    for name in ("mpeg4_134x90", "h264_112x80", "mpeg4_200x120"):
+        for train in (False, True):
+            clip = cvpt.read_clip(sources[name], train=train, rng=1)
+            side = min(clip.height, clip.width)
+            kw = dict(size=side - 10, short_side=side, train=train, crops=1 if train else 3)
+            full = ClipTransform(**kw)(clip, np.random.default_rng(4))
+            compact = ClipTransform(**kw, compact=True)(clip, np.random.default_rng(4))
+            assert compact["iframes"].dtype == torch.uint8
+            assert compact["residuals"].dtype == torch.int16
+            assert compact["mvs"].dtype == torch.float32 and compact["mv_rows"].dtype == torch.int64
+            assert compact["mvs"].shape[-2:] < full["mvs"].shape[-2:]  # cells, not pixels
+            batch = {k: v[None] for k, v in compact.items()}  # as a DataLoader batches them
+            back = {k: v[0] for k, v in normalize_inputs(batch).items()}
+            assert set(back) == {"iframes", "mvs", "residuals"}
+            for k in full:
+                assert torch.equal(back[k], full[k]), (name, train, k)
+    items = [ClipTransform(size=40, short_side=side, compact=True)(cvpt.read_clip(sources[n]))
+             for n, side in (("mpeg4_96x64", 64), ("h264_112x80", 80))]  # fmt: skip
+    assert items[0]["mvs"].shape != items[1]["mvs"].shape  # 16-px and 4-px cells
+    made = normalize_inputs(stack_views(items))
+    for item, got in zip(items, made["mvs"], strict=True):
+        assert torch.equal(got, normalize_inputs({k: v[None] for k, v in item.items()})["mvs"][0])
+    again = normalize_inputs(made)  # float32 inputs pass through untouched
+    assert all(again[k] is made[k] for k in made)
 
 
 def test_the_dense_arrays_once_made_are_what_the_views_read(sources):
@@ -287,3 +299,28 @@ def test_a_read_clip_pickles_at_its_own_size_after_a_view(sources):
     again = pickle.loads(after)
     crop = eval_crops(120, 200, size=96)[0]
     _assert_equal(apply_crop(again, crop), apply_crop(clip, crop), "unpickled")
+
+
+def test_compact_batches_of_mixed_sizes_cross_from_a_worker_unchanged(sources):
+    """A spawn worker stacks compact views of videos with other cell grids (padded) into shared
+    memory: the batch is the one stacked in this process, and normalises to the float32 one."""
+    from torch.utils.data import DataLoader
+
+    from cvpt.data.dataset import CompressedVideoDataset, collate, worker_init
+    from cvpt.data.splits import Sample
+
+    names = ["mpeg4_96x64", "h264_112x80", "mpeg4_134x90", "mpeg4_200x120"]
+    samples = [Sample(str(sources[n]), 0) for n in names]
+    kw = dict(train=False, size=48, short_side=64, crops=3, views=2)
+    compact = CompressedVideoDataset("/", samples, compact=True, **kw)
+    full = CompressedVideoDataset("/", samples, **kw)
+    here = collate([compact[i] for i in range(4)])
+    loader = DataLoader(compact, batch_size=4, num_workers=1, collate_fn=collate,
+                        multiprocessing_context="spawn", worker_init_fn=worker_init)  # fmt: skip
+    (there,) = list(loader)
+    for k in ("iframes", "mvs", "residuals", "mv_rows", "mv_cols"):
+        assert torch.equal(here[k], there[k]), k
+    made = normalize_inputs(there)
+    want = collate([full[i] for i in range(4)])
+    for k in ("iframes", "mvs", "residuals"):
+        assert torch.equal(made[k], want[k]), k

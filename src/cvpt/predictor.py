@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from cvpt.codec.container import is_video_file
 from cvpt.codec.reader import read_clip
 from cvpt.codec.sampling import ClipSpec, view_start_gops
-from cvpt.data.dataset import read_views, worker_init
+from cvpt.data.dataset import read_views, stack_views, worker_init, write_views
 from cvpt.data.transforms import ClipTransform
 from cvpt.errors import CorruptVideoError, MissingFileError, UnpreparedVideoError, VideoError
 from cvpt.training.evaluate import predict_batch
@@ -183,10 +183,7 @@ class Predictor:
                 ok = [it for it in items if it["error"] is None]
                 probs = []
                 if ok:
-                    batch = {
-                        key: torch.stack([it["inputs"][key] for it in ok])
-                        for key in ("iframes", "mvs", "residuals")
-                    }
+                    batch = stack_views([it["inputs"] for it in ok])
                     probs = predict_batch(self.model, batch, self.device, self.amp).cpu().numpy()
                 done = iter(probs)
                 for it in items:
@@ -283,17 +280,15 @@ def _window_views(
     files = window.encode_windows(
         found, frames, ranges, tmp, short_side=transform.short_side, gop=gop
     )
-    out, done = None, 0
-    for start in starts:  # each clip from its window, its views written as read_views does
-        first, path = next(
-            (a, p) for (a, b), p in zip(ranges, files, strict=True) if a <= start < b
-        )
-        clip = read_clip(path, spec, start_gop=start - first)
-        if out is None:
-            views = len(starts) * transform.views_per_clip
-            out = transform.empty(views, len(clip.iframes), spec.num_pframes)
-        done += transform.write(clip, out, done)
-    return out
+
+    def clips():  # each clip from its window, its views written as read_views does
+        for start in starts:
+            first, path = next(
+                (a, p) for (a, b), p in zip(ranges, files, strict=True) if a <= start < b
+            )
+            yield read_clip(path, spec, start_gop=start - first)
+
+    return write_views(transform, clips(), len(starts))
 
 
 @contextlib.contextmanager

@@ -54,7 +54,13 @@ from cvpt.codec.prepare import prepare
 from cvpt.codec.reader import read_clip
 from cvpt.data.dataset import CompressedVideoDataset, read_views, worker_init
 from cvpt.data.splits import Sample
-from cvpt.data.transforms import ClipTransform, eval_crops, normalize_inputs, train_crop
+from cvpt.data.transforms import (
+    INPUT_KEYS,
+    ClipTransform,
+    eval_crops,
+    normalize_inputs,
+    train_crop,
+)
 from cvpt.errors import MissingFileError
 from cvpt.io import atomic_output
 
@@ -96,7 +102,7 @@ class _Views(Dataset):
             return pyav_views(self.paths[i])[0]
         if self.kind in ("fused", "compact"):
             item = self.fused[i]
-            return {k: item[k] for k in ("iframes", "mvs", "residuals")}
+            return {k: item[k] for k in INPUT_KEYS if k in item}
         return reference_item(self.paths[i], self.train, np.random.default_rng([self.seed, 0, i]))
 
 

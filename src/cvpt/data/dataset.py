@@ -9,7 +9,9 @@ rule) and reported with the batch, so that the run can count and list every skip
 from __future__ import annotations
 
 import logging
+import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from torch.utils.data import Dataset, Sampler
 from cvpt.codec.reader import count_gops, read_clip
 from cvpt.codec.sampling import ClipSpec, view_start_gops
 from cvpt.data.splits import Sample, resolve_video
-from cvpt.data.transforms import ClipTransform
+from cvpt.data.transforms import INPUT_KEYS, ClipTransform
 from cvpt.errors import DataError, VideoError
 
 log = logging.getLogger("cvpt.data")
@@ -42,7 +44,7 @@ class CompressedVideoDataset(Dataset):
     key by ``(epoch, index)``. ``train=False``: ``views`` clips spread over the video ×
     ``crops`` (1 or 3) crops, the same every epoch. ``clip`` (:class:`ClipSpec`, the paper's
     4 GOPs × 3 P-frames by default: T_I = 4, T_P = 12) is handed to every :func:`read_clip`.
-    ``compact=True``: uint8 I-frames, float16 motion, int16 residuals, for
+    ``compact=True``: uint8 I-frames, int16 residuals, the motion's cells and maps, for
     :func:`cvpt.data.transforms.normalize_inputs` to make float32 on the device (what
     ``cvpt train`` does: a worker makes and sends half the bytes).
 
@@ -133,35 +135,59 @@ def read_views(
         starts = [None]
     else:
         starts = view_start_gops(count_gops(path, spec.gop_size), spec.num_gops, clips)
+    return write_views(transform, (read_clip(path, spec, start_gop=s) for s in starts), len(starts))
+
+
+def write_views(transform: ClipTransform, clips: Iterable, n: int) -> dict[str, torch.Tensor]:
+    """The views of ``n`` clips, read one at a time from ``clips``, written in place into one
+    ``[n × views per clip, ...]`` output (no stacking copy); every clip of one video has the
+    same frame size, so the first sizes the output (compact motion's cells included)."""
     out, done = None, 0
-    for start in starts:
-        clip = read_clip(path, spec, start_gop=start)
-        if out is None:  # every view is written in place: no stacking copy
-            out = transform.empty(
-                len(starts) * transform.views_per_clip, len(clip.iframes), spec.num_pframes
-            )
+    for clip in clips:
+        if out is None:
+            cells = transform.cells(clip) if transform.compact else None
+            views = n * transform.views_per_clip
+            out = transform.empty(views, len(clip.iframes), len(clip.mv_grid), cells)
         done += transform.write(clip, out, done)
     return out
 
 
 def collate(items: list[dict]) -> dict:
-    """Batch dataset items: tensors stacked (``[B, ...]``), ``label`` and ``index`` as ``[B]``
-    int64, ``failed`` one flat list of every ``(path, reason)`` replaced on the way. In a
-    DataLoader worker the tensors are stacked straight into shared memory (as PyTorch's default
-    collate does), not stacked and then copied there when the batch is sent."""
-    shared = torch.utils.data.get_worker_info() is not None
-    out = {}
-    for k in ("iframes", "mvs", "residuals"):
-        xs = [it[k] for it in items]
-        dst = None
-        if shared:
-            n = len(xs) * xs[0].numel()
-            storage = xs[0]._typed_storage()._new_shared(n, device=xs[0].device)
-            dst = xs[0].new(storage).view(len(xs), *xs[0].shape)
-        out[k] = torch.stack(xs, out=dst)
+    """Batch dataset items: tensors stacked (``[B, ...]``, :func:`stack_views`), ``label`` and
+    ``index`` as ``[B]`` int64, ``failed`` one flat list of every ``(path, reason)`` replaced on
+    the way."""
+    out = stack_views(items)
     out["label"] = torch.tensor([it["label"] for it in items])
     out["index"] = torch.tensor([it["index"] for it in items])
     out["failed"] = [f for it in items for f in it["failed"]]
+    return out
+
+
+def stack_views(items: list[dict]) -> dict[str, torch.Tensor]:
+    """The model-input tensors of ``items`` stacked ``[B, ...]``: the three modalities, and a
+    compact view's ``mv_rows`` / ``mv_cols`` (its motion cells padded with zeros to the largest
+    item's, which no index reads). In a DataLoader worker they are stacked straight into shared
+    memory (as PyTorch's default collate does), not stacked and then copied there when the
+    batch is sent."""
+    shared = torch.utils.data.get_worker_info() is not None
+    out = {}
+    for k in INPUT_KEYS:
+        if k not in items[0]:
+            continue
+        xs = [it[k] for it in items]
+        shape = [max(x.shape[d] for x in xs) for d in range(xs[0].dim())]
+        dst = None
+        if shared:
+            n = len(xs) * math.prod(shape)
+            storage = xs[0]._typed_storage()._new_shared(n, device=xs[0].device)
+            dst = xs[0].new(storage).view(len(xs), *shape)
+        if any(list(x.shape) != shape for x in xs):  # compact motion of other sizes
+            dst = torch.zeros((len(xs), *shape), dtype=xs[0].dtype) if dst is None else dst.zero_()
+            for j, x in enumerate(xs):
+                dst[j][tuple(slice(0, n) for n in x.shape)] = x
+            out[k] = dst
+        else:
+            out[k] = torch.stack(xs, out=dst)
     return out
 
 

@@ -30,6 +30,8 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # VideoMAE's I-fram
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 MV_CLIP = 20.0  # px: CoViAR clips motion at ±20 and maps it to ±1 here
 MODALITIES = ("iframes", "mvs", "residuals")  # the model's inputs, in its argument order
+# what a batch carries for them: compact motion adds which cell each output row and column reads
+INPUT_KEYS = (*MODALITIES, "mv_rows", "mv_cols")
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,9 @@ def apply_crop(
     Images and residuals are resized bilinearly, motion by nearest neighbour (its fields are
     block-constant: no invented vectors) with its values scaled by the per-axis factors.
     ``compact=True`` leaves the normalisation to :func:`normalize_inputs` (on the device, after
-    batching): ``iframes`` uint8 and ``residuals`` int16 as they are before it, ``mvs``
-    float16 normalised (within 2⁻¹² of the float32 value, 0.005 px at ``mv_clip`` 20).
+    batching): ``iframes`` uint8 and ``residuals`` int16 as they are before it, ``mvs`` the
+    normalised float32 cells the view reads with ``mv_rows`` / ``mv_cols`` (which cell each
+    output row and column reads): the same values once made dense (:func:`expand_motion`).
     ``out``: tensors of those shapes and dtypes to write into (e.g. one view of a stack),
     returned. Raises ``ValueError`` for a crop that does not lie inside the frame."""
     h, w = clip.height, clip.width
@@ -132,12 +135,17 @@ def apply_crop(
     cur, pred = clip.residual_parts(box)
     out = out or {}
     if out:
-        _check_outputs(out, len(clip.iframes), len(clip.mv_grid), crop.size, compact, clip.path)
+        t_i, t_p, size = len(clip.iframes), len(clip.mv_grid), crop.size
+        want = {"iframes": (3, t_i, size, size), "residuals": (3, t_p, size, size)}
+        if compact:
+            gh, gw = _cells_read(clip.mv_cell, box, crop)
+            want.update(mvs=(2, t_p, gh, gw), mv_rows=(size,), mv_cols=(size,))
+        else:
+            want["mvs"] = (2, t_p, size, size)
+        _check_outputs(out, want, compact, clip.path)
     return {
         "iframes": _image_view(clip.iframes, box, crop, compact, out.get("iframes")),
-        "mvs": _motion_view(
-            clip.mv_grid, clip.mv_cell, box, crop, mv_clip, compact, out.get("mvs")
-        ),
+        **_motion_view(clip.mv_grid, clip.mv_cell, box, crop, mv_clip, compact, out),
         "residuals": _residual_view(cur, pred, crop, compact, out.get("residuals")),
     }
 
@@ -147,18 +155,23 @@ def _output(out: torch.Tensor | None, shape: tuple, dtype) -> np.ndarray:
     return np.empty(shape, dtype) if out is None else out.numpy()
 
 
-def _check_outputs(out: dict, t_i: int, t_p: int, size: int, compact: bool, path) -> None:
-    """Every output a view is written into, checked before any is written: the three keys,
-    each a C-contiguous CPU tensor of the view's shape and dtype."""
-    dtypes = _DTYPES[compact]
-    want = {"iframes": (3, t_i), "mvs": (2, t_p), "residuals": (3, t_p)}
-    for key, (c, t) in want.items():
-        x = out.get(key)
-        shape = (c, t, size, size)
-        if x is None or tuple(x.shape) != shape or x.dtype != dtypes[key] or x.device.type != "cpu":
+def _check_outputs(out: dict, want: dict[str, tuple], compact: bool, path) -> None:
+    """Every output a view is written into, checked before any is written: each key of
+    ``want`` (its shape; compact motion's cells may be larger), a contiguous CPU tensor of the
+    view's dtype."""
+    for key, shape in want.items():
+        x, dtype = out.get(key), _DTYPES[compact][key]
+        fits = x is not None and x.dim() == len(shape) and x.dtype == dtype
+        if fits and key == "mvs" and compact:  # cells: at least the view's
+            fits = tuple(x.shape[:2]) == shape[:2] and all(
+                a >= b for a, b in zip(x.shape[2:], shape[2:], strict=True)
+            )
+        elif fits:
+            fits = tuple(x.shape) == shape
+        if not fits or x.device.type != "cpu":
             got = "nothing" if x is None else f"{x.dtype} {list(x.shape)} on {x.device}"
             raise ValueError(
-                f"{path}: out[{key!r}] must be a CPU {dtypes[key]} tensor {list(shape)}, got {got}"
+                f"{path}: out[{key!r}] must be a CPU {dtype} tensor {list(shape)}, got {got}"
             )
         if not x.is_contiguous():
             raise ValueError(f"{path}: out[{key!r}] must be contiguous (a view of an empty())")
@@ -167,7 +180,13 @@ def _check_outputs(out: dict, t_i: int, t_p: int, size: int, compact: bool, path
 # the dtypes of a view's tensors: float32, or compact (normalised by normalize_inputs later)
 _DTYPES = {
     False: {"iframes": torch.float32, "mvs": torch.float32, "residuals": torch.float32},
-    True: {"iframes": torch.uint8, "mvs": torch.float16, "residuals": torch.int16},
+    True: {
+        "iframes": torch.uint8,
+        "mvs": torch.float32,  # the cells the view reads (expand_motion)
+        "mv_rows": torch.int64,
+        "mv_cols": torch.int64,
+        "residuals": torch.int16,
+    },
 }
 
 
@@ -208,9 +227,10 @@ def normalize(
 def normalize_inputs(batch: dict) -> dict:
     """Model inputs from :func:`apply_crop`'s ``compact`` tensors, wherever they are (on the
     GPU after ``.to(device)``: less than half the bytes cross from the workers and the bus):
-    ``iframes`` uint8 → ImageNet mean/std, ``residuals`` int16 → / 255 / std, ``mvs`` → float32.
-    The same float32 operations as :func:`normalize`, so the same values. Float32 inputs are
-    returned as they are; other keys are kept."""
+    ``iframes`` uint8 → ImageNet mean/std, ``residuals`` int16 → / 255 / std, motion cells and
+    ``mv_rows``/``mv_cols`` → dense ``mvs`` (:func:`expand_motion`). The same float32
+    operations as :func:`normalize`, so the same values, exactly. Float32 inputs are returned
+    as they are; other keys are kept."""
     out = dict(batch)
     i, r = batch["iframes"], batch["residuals"]
     # the channels axis is the 4th from the end: [..., 3, T, H, W]
@@ -225,8 +245,8 @@ def normalize_inputs(batch: dict) -> dict:
         f255 = torch.tensor(255.0, device=r.device)
         std = torch.as_tensor(IMAGENET_STD, device=r.device).view(3, 1, 1, 1)
         out["residuals"] = r.float().div_(f255).div_(std)
-    if batch["mvs"].dtype != torch.float32:
-        out["mvs"] = batch["mvs"].float()
+    if "mv_rows" in batch:  # compact motion: the cells a view reads and which, per pixel
+        out["mvs"] = expand_motion(batch["mvs"], out.pop("mv_rows"), out.pop("mv_cols"))
     return out
 
 
@@ -241,8 +261,9 @@ class ClipTransform:
 
     ``transform(clip)`` gives float32 tensors ``iframes [3, T_I, S, S]``, ``mvs [2, T_P, S, S]``,
     ``residuals [3, T_P, S, S]`` for one crop, or the same with a leading ``[crops]`` axis for 3.
-    ``compact=True``: uint8 I-frames, float16 motion and int16 residuals, normalised later by
-    :func:`normalize_inputs` (on the device; see :func:`apply_crop`).
+    ``compact=True``: uint8 I-frames, int16 residuals and the motion's cells with their maps,
+    made the same float32 inputs later by :func:`normalize_inputs` (on the device; see
+    :func:`apply_crop`).
     Raises :class:`cvpt.errors.ConfigError` for ``crops`` other than 1 or 3, ``ValueError`` for
     ``train=True`` without an ``rng``.
     """
@@ -281,15 +302,34 @@ class ClipTransform:
         clip = resize_short_side(clip, self.short_side)
         return [apply_crop(clip, box, self.mv_clip, compact=self.compact) for box in boxes]
 
-    def empty(self, views: int, t_i: int, t_p: int) -> dict[str, torch.Tensor]:
+    def cells(self, clip: CompressedClip, rng: np.random.Generator | None = None) -> tuple:
+        """``(rows, columns)``: the most cells of ``clip``'s motion grid one of this
+        transform's views reads (compact views' motion size; :meth:`empty`'s ``cells``)."""
+        boxes = self.boxes(clip, rng)
+        clip = resize_short_side(clip, self.short_side)
+        spans = [_cells_read(clip.mv_cell, (b.y, b.y + b.h, b.x, b.x + b.w), b) for b in boxes]
+        return max(r for r, _ in spans), max(c for _, c in spans)
+
+    def empty(
+        self, views: int, t_i: int, t_p: int, cells: tuple[int, int] | None = None
+    ) -> dict[str, torch.Tensor]:
         """Uninitialised outputs for ``views`` views of clips of ``t_i`` I-frames and ``t_p``
-        P-frames: ``[views, C, T, S, S]`` each, in this transform's dtypes (:meth:`write`)."""
+        P-frames: ``[views, C, T, S, S]`` each, in this transform's dtypes (:meth:`write`);
+        compact: motion ``[views, 2, T_P, *cells]`` (:meth:`cells`) and ``mv_rows``,
+        ``mv_cols [views, S]``."""
         s, dtypes = self.size, _DTYPES[self.compact]
-        return {
+        out = {
             "iframes": torch.empty((views, 3, t_i, s, s), dtype=dtypes["iframes"]),
             "mvs": torch.empty((views, 2, t_p, s, s), dtype=dtypes["mvs"]),
             "residuals": torch.empty((views, 3, t_p, s, s), dtype=dtypes["residuals"]),
         }
+        if self.compact:
+            if cells is None:
+                raise ValueError("compact outputs need the motion's cells: empty(..., cells=)")
+            out["mvs"] = torch.empty((views, 2, t_p, *cells), dtype=dtypes["mvs"])
+            out["mv_rows"] = torch.empty((views, s), dtype=torch.int64)
+            out["mv_cols"] = torch.empty((views, s), dtype=torch.int64)
+        return out
 
     def write(
         self,
@@ -320,7 +360,8 @@ class ClipTransform:
         if len(boxes) == 1:
             clip = resize_short_side(clip, self.short_side)
             return apply_crop(clip, boxes[0], self.mv_clip, compact=self.compact)
-        out = self.empty(len(boxes), len(clip.iframes), len(clip.mv_grid))
+        cells = self.cells(clip) if self.compact else None  # eval crops: no rng drawn
+        out = self.empty(len(boxes), len(clip.iframes), len(clip.mv_grid), cells)
         self.write(clip, out, 0, rng)
         return out
 
@@ -352,25 +393,70 @@ def _image_view(frames: np.ndarray, box: Box, crop: Crop, compact: bool, out=Non
 
 def _motion_view(
     grid: np.ndarray, cell: int, box: Box, crop: Crop, mv_clip: float, compact: bool, out=None
-) -> torch.Tensor:
-    """``[2, T, S, S]`` of motion on a grid of ``cell``-px cells (``float32 [T, Hc, Wc, 2]``):
-    the crop's pixels resized by nearest neighbour read the cells their source pixels lie in, so
-    the values are scaled, flipped and normalised on the grid and gathered into the output last.
-    """
-    y0, y1, x0, x1 = box
+) -> dict[str, torch.Tensor]:
+    """The motion of a view, from motion on a grid of ``cell``-px cells (``float32 [T, Hc, Wc,
+    2]``): the crop's pixels resized by nearest neighbour read the cells their source pixels lie
+    in, so the values are scaled, flipped and normalised on the grid and gathered last.
+    ``{"mvs": [2, T, S, S]}``; compact: ``{"mvs": [2, T, gh, gw]}``, the normalised cells the
+    view reads (``out`` may be larger: the rest is zero), and ``mv_rows``, ``mv_cols`` (``int64
+    [S]``), which of them each output row and column reads: :func:`expand_motion` gathers the
+    same float32 values on the device."""
     s = crop.size
-    ymap, xmap = _nearest_maps(y1 - y0, x1 - x0, s)
-    rows, cols = (y0 + ymap) // cell, (x0 + xmap) // cell
+    rows, cols = _cell_maps(cell, box, crop)
+    y0, y1, x0, x1 = box
     g = grid * np.array([s / (x1 - x0), s / (y1 - y0)], np.float32)
     if crop.flip:
-        cols = cols[::-1]
         g = g * np.array([-1.0, 1.0], np.float32)  # content moving right now moves left
-    g = normalize_motion(g, mv_clip).astype(np.float16 if compact else np.float32)
+    g = normalize_motion(g, mv_clip).astype(np.float32)
     g = np.ascontiguousarray(g.transpose(3, 0, 1, 2))  # [2, T, Hc, Wc]
-    res = _output(out, (2, len(grid), s, s), g.dtype)
+    out = out or {}
+    if compact:
+        r0, c0 = rows.min(), cols.min()
+        gh, gw = rows.max() - r0 + 1, cols.max() - c0 + 1
+        cells = out.get("mvs")
+        if cells is None:
+            cells = torch.empty((2, len(grid), gh, gw))
+        a = cells.numpy()
+        a[:, :, :gh, :gw] = g[:, :, r0 : r0 + gh, c0 : c0 + gw]
+        a[:, :, gh:], a[:, :, :gh, gw:] = 0, 0  # a larger output's padding
+        found = {"mv_rows": rows - r0, "mv_cols": cols - c0}
+        for key, v in found.items():
+            t = out.get(key)
+            if t is None:
+                t = torch.empty(s, dtype=torch.int64)
+            t.numpy()[:] = v
+            found[key] = t
+        return {"mvs": cells, **found}
+    res = _output(out.get("mvs"), (2, len(grid), s, s), np.float32)
     # mode="clip": the indices are in range, and without it numpy takes into a temporary first
     np.take(np.take(g, cols, axis=3, mode="clip"), rows, axis=2, out=res, mode="clip")
-    return torch.from_numpy(res)
+    return {"mvs": torch.from_numpy(res)}
+
+
+def _cells_read(cell: int, box: Box, crop: Crop) -> tuple[int, int]:
+    """``(rows, columns)`` of cells a view of ``box`` reads (compact motion's size)."""
+    rows, cols = _cell_maps(cell, box, crop)
+    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+
+
+def _cell_maps(cell: int, box: Box, crop: Crop) -> tuple[np.ndarray, np.ndarray]:
+    """``intp [S]`` each: the cell row every output row reads and the cell column every output
+    column reads (flipped when the crop is), for a crop resized by nearest neighbour."""
+    y0, y1, x0, x1 = box
+    ymap, xmap = _nearest_maps(y1 - y0, x1 - x0, crop.size)
+    rows, cols = (y0 + ymap) // cell, (x0 + xmap) // cell
+    return rows, (cols[::-1] if crop.flip else cols)
+
+
+def expand_motion(cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Compact motion made dense where it is (a GPU): ``cells [..., 2, T, gh, gw]``, ``rows``
+    and ``cols [..., S]`` → ``float32 [..., 2, T, S, S]``, ``out[..., y, x] = cells[..., rows[y],
+    cols[x]]``: copies of the same float32 values the float32 view gathers."""
+    lead, (two, t, gh, gw), s = cells.shape[:-4], cells.shape[-4:], rows.shape[-1]
+    c = cells.reshape(-1, two * t, gh, gw)
+    r, k = rows.reshape(-1, 1, s, 1), cols.reshape(-1, 1, 1, s)
+    x = torch.gather(c, 3, k.expand(len(c), two * t, gh, s))
+    return torch.gather(x, 2, r.expand(len(c), two * t, s, s)).reshape(*lead, two, t, s, s)
 
 
 @functools.lru_cache(maxsize=512)

@@ -20,10 +20,9 @@ from torch.utils.data import DataLoader
 from cvpt.codec.probe import probe
 from cvpt.data.dataset import CompressedVideoDataset, worker_init
 from cvpt.data.splits import ListSplits
+from cvpt.data.transforms import MODALITIES
 from cvpt.io import atomic_output
 from cvpt.progress import tqdm
-
-MODALITIES = ("iframes", "mvs", "residuals")
 
 
 @dataclass

@@ -69,8 +69,8 @@ class TrainConfig:
     checkpoint_every_minutes: float = 30.0  # also after M minutes without one (0: off)
     # runtime
     workers: int = 2  # DataLoader processes per training process
-    # uint8 I-frames, int16 residuals, float16 MVs from the workers (under half the bytes), made
-    # float32 on the device by cvpt.data.transforms.normalize_inputs (MVs within 2^-12)
+    # uint8 I-frames, int16 residuals and the MVs' cells from the workers (under a third of the
+    # bytes), made the same float32 inputs on the device (cvpt.data.transforms.normalize_inputs)
     compact_inputs: bool = True  # workers send compact inputs, normalised on the device
     seed: int = 0  # new weights, a random backbone, clip sampling, data order
     device: str = "auto"  # auto | cpu | cuda

@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cvpt.data.transforms import MODALITIES, normalize_inputs
+from cvpt.data.transforms import INPUT_KEYS, MODALITIES, normalize_inputs
 
 
 @torch.no_grad()
 def predict_batch(model, batch: dict, device: torch.device, amp: bool = False) -> torch.Tensor:
     """``[B, V, ...]`` views (float32, or compact: normalised here, on ``device``) → class
     probabilities ``[B, K]`` averaged over the V views."""
-    i, m, r = normalize_inputs({k: batch[k].to(device) for k in MODALITIES}).values()
+    x = normalize_inputs({k: batch[k].to(device) for k in INPUT_KEYS if k in batch})
+    i, m, r = (x[k] for k in MODALITIES)
     b, v = i.shape[:2]
     with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
         logits = model(i.flatten(0, 1), m.flatten(0, 1), r.flatten(0, 1))

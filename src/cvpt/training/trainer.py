@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from cvpt.data.dataset import CompressedVideoDataset, EpochSampler, collate, worker_init
 from cvpt.data.splits import open_splits
-from cvpt.data.transforms import MODALITIES, normalize_inputs
+from cvpt.data.transforms import INPUT_KEYS, MODALITIES, normalize_inputs
 from cvpt.errors import RunExistsError
 from cvpt.io import atomic_output, write_json
 from cvpt.models.factory import create_model
@@ -392,7 +392,7 @@ class Run:
         return summary
 
     def _loss(self, net, batch) -> torch.Tensor:
-        x = normalize_inputs({k: batch[k].to(self.device) for k in MODALITIES})
+        x = normalize_inputs({k: batch[k].to(self.device) for k in INPUT_KEYS if k in batch})
         logits = net(*(x[k] for k in MODALITIES))
         return classification_loss(logits, batch["label"].to(self.device), self.cfg.label_smoothing)
 
