@@ -11,7 +11,7 @@ import contextlib
 import itertools
 import statistics
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -93,6 +93,30 @@ def open_video(
         container.close()
         raise
     return container, stream
+
+
+try:  # the class behind ``frame.side_data`` (PyAV >= 12), made here without the frame's cache
+    from av.sidedata.sidedata import SideDataContainer as _SideDataContainer
+except ImportError:  # pragma: no cover - a PyAV that moved it: the property still works
+    _SideDataContainer = None
+
+
+def frame_side_data(frame: av.VideoFrame) -> Mapping:
+    """The frame's side data (``"MOTION_VECTORS"``, ``"DISPLAYMATRIX"``, ...) by type name.
+
+    Use this, not ``frame.side_data``: PyAV's property caches its container on the frame and the
+    container points back at the frame, so every frame read that way lives until the garbage
+    collector runs, and the decoder, unable to reuse the pictures still held, allocates new
+    ones. Measured on 320x240 MPEG-4 with motion vectors read from every frame: a 48-frame
+    decode took 1.3-3.5x as long (the more the busier the machine). A container made here
+    refers to the frame, but the frame not to it: freed as soon as the caller drops it.
+    """
+    if _SideDataContainer is not None:
+        try:
+            return _SideDataContainer(frame)
+        except TypeError:  # pragma: no cover - a PyAV whose container is built another way
+            pass
+    return frame.side_data
 
 
 def _mp4_index_problem(path: Path) -> str | None:

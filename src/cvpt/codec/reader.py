@@ -26,6 +26,7 @@ from av.video.reformatter import VideoReformatter
 from cvpt.codec.clip import CompressedClip, PredictedResiduals, ShiftedResiduals
 from cvpt.codec.container import (
     ffmpeg_errors,
+    frame_side_data,
     frame_timing,
     open_video,
     scan_packets,
@@ -325,7 +326,7 @@ class _ClipBuffers:
             self.pframes[out] = rgb
             self._gops[-1][1].append(_Sampled(out, len(self._records), self._ref))
         if self.accumulate or outs:  # non-accumulated: only sampled frames' MVs
-            self._records.append(frame.side_data.get("MOTION_VECTORS"))
+            self._records.append(frame_side_data(frame).get("MOTION_VECTORS"))
         if not self.accumulate and next_wanted:  # the next sampled frame is predicted from this
             self._ref = self._predictor.reference(rgb if rgb is not None else self._to_rgb(frame))
 
