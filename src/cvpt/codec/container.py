@@ -423,14 +423,26 @@ class FrameClock:
 def on_rate_grid(pts: Sequence[int], time_base: Fraction, rate: Fraction) -> bool:
     """True when frame ``k`` of these presentation times (any order) is at ``k / rate`` from
     the first, to the nearest frame: a constant frame rate, which resampling at ``rate``
-    leaves as it is. Timestamps rounded to the time base (mkv's milliseconds) still pass."""
+    leaves as it is. Timestamps rounded to the time base (mkv's milliseconds) still pass,
+    also where a tick is longer than half a frame (mkv at 1200 fps: several frames share a
+    millisecond): then frame ``k`` is on the grid within one tick of ``k / rate``."""
     if len(pts) < 2:
         return True
     t = sorted(int(p) for p in pts)
     step = Fraction(time_base) * Fraction(rate)  # frames per pts unit
+    if coarse_time_base(time_base, rate):  # (integers: exact at any length)
+        n, d = step.numerator, step.denominator
+        return all(abs((p - t[0]) * n - k * d) <= n for k, p in enumerate(t))
     num, den = 2 * step.numerator, 2 * step.denominator
     # slot of each frame, rounded to the nearest (integers: exact at any length)
     return all(((p - t[0]) * num + step.denominator) // den == k for k, p in enumerate(t))
+
+
+def coarse_time_base(time_base: Fraction | None, rate: Fraction) -> bool:
+    """True when a tick of ``time_base`` is longer than half a frame at ``rate``: frame times
+    rounded to it cannot tell the frames apart (mkv's milliseconds at 1200 fps), so frames of
+    a constant-rate stream are numbered by count, not placed by their times."""
+    return bool(time_base) and Fraction(time_base) * Fraction(rate) > Fraction(1, 2)
 
 
 def frame_timing(stream, pts: Sequence[int | None]) -> tuple[Fraction, bool]:

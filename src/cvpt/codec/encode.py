@@ -20,6 +20,7 @@ from cvpt.codec.container import (
     MAX_FPS,
     DecodeStats,
     FrameClock,
+    coarse_time_base,
     decode_tolerant,
     frame_timing,
     listed_frames,
@@ -323,6 +324,7 @@ def reencode(
     try:  # one pass over the packets first: the frame times decide the output rate
         pts, _ = scan_packets(container, stream, src)
         rate, constant = frame_timing(stream, pts)
+        by_count = constant and coarse_time_base(stream.time_base, rate)
         format_name = container.format.name
     finally:
         container.close()  # (stream is not to be touched after this)
@@ -341,7 +343,9 @@ def reencode(
     stats = DecodeStats()
     try:
         with atomic_output(dst) as tmp:
-            enc = _Resampler(tmp, src, rate, gop, short_side, codec, q, dia_size, sar=sar)
+            enc = _Resampler(
+                tmp, src, rate, gop, short_side, codec, q, dia_size, sar=sar, by_count=by_count
+            )
             try:
                 for frame in decode_tolerant(container, stream, src, stats=stats):
                     enc.add(frame)
@@ -440,12 +444,16 @@ class _Resampler:
     Pixels of shape ``sar`` (the source's sample aspect ratio) are scaled square at the
     picture's display aspect. Frames flagged interlaced are deinterlaced (from the first such
     frame on, every frame goes through :class:`cvpt.codec.interlace.Deinterlacer`, one frame
-    late; its times stay the decoded frame's).
+    late; its times stay the decoded frame's). ``by_count``: a constant-rate source whose time
+    base is too coarse to tell its frames apart (:func:`cvpt.codec.container.coarse_time_base`)
+    has frame ``k`` in slot ``k``, whatever its rounded time says (nothing dropped).
     """
 
-    def __init__(self, tmp, src, rate, gop, short_side, codec, q, dia_size, sar=Fraction(1)):
+    def __init__(
+        self, tmp, src, rate, gop, short_side, codec, q, dia_size, sar=Fraction(1), by_count=False
+    ):
         self.tmp, self.src, self.rate = tmp, src, rate
-        self.sar = sar
+        self.sar, self.by_count = sar, by_count
         self.max_gap = max(1, round(MAX_GAP_S * rate))  # in frames
         self.jumps = 0
         self.scaled = (0, 0)  # output size before turning upright
@@ -521,7 +529,7 @@ class _Resampler:
             if self.first_pts is None:
                 self.first_pts, self.time_base = pts, frame.time_base
             now = (pts - self.first_pts) * frame.time_base
-            slot = round(now * self.rate)
+            slot = self.next_slot if self.by_count else round(now * self.rate)
             if abs(slot - self.next_slot) > self.max_gap:  # re-based to follow on
                 self.jumps += 1
                 self.first_pts += round((now - self.next_slot / self.rate) / frame.time_base)
@@ -547,7 +555,7 @@ class _Resampler:
                 for decoded, picture in self.deinterlacer.flush():
                     self._take(decoded, picture)
             self._release()
-            if self.last is not None and self.end_time is not None:
+            if self.last is not None and self.end_time is not None and not self.by_count:
                 self._fill(round(Fraction(self.end_time) * self.rate))
         finally:
             self.writer.close()

@@ -252,6 +252,11 @@ def probe(path: str | Path) -> VideoInfo:
         # every frame timed by the faults of all of them
         pts = [clock.time(SimpleNamespace(pts=p, dts=d)) for p, d in times]
         rate, constant = frame_timing(stream, pts)
+        if not constant:  # as reencode times them (the packets' times): mkv's milliseconds at
+            # 2000 fps repeat, and the clock then takes the times of the frames drained last
+            # for faults and runs them on by whole ticks
+            packet_timing = frame_timing(stream, [p for p, _ in times])
+            rate, constant = packet_timing if packet_timing[1] else (rate, constant)
         duration = _decoded_duration(pts, end, rate)
         try:
             orient = frame_orientation(first)
