@@ -186,6 +186,8 @@ def test_a_prepared_layout_file_with_non_square_pixels_is_not_ready(tmp_path, ca
     out = json.loads(capsys.readouterr().out)
     assert (out["sample_aspect"], out["display_aspect"], out["ready"]) == ("12:11", "2:1", False)
     assert any("not square" in p for p in out["problems"])
+    assert main(["probe", str(src)]) == 0
+    assert "sample aspect 12:11, shown at 2:1" in capsys.readouterr().out
     with pytest.raises(UnpreparedVideoError, match=r"anamorphic\.mp4.*sample aspect 12:11"):
         cvpt.read_clip(src)
 

@@ -399,6 +399,10 @@ def source_damage(
         why.append(f"{packets - decoded} of its {packets} frames do not decode")
     if errors:
         why.append(f"{errors} damaged packet(s) skipped")
+    if corrupt and why and why[-1].startswith("truncated") and corrupt[-1] == decoded - leading - 1:
+        # the last frame, cut part-way: the truncation (which the packets show too, so the
+        # readiness check from the packets says the same), not damage inside the file
+        corrupt, tainted = corrupt[:-1], tainted - 1
     if corrupt:
         at = ", ".join(map(str, corrupt[:5])) + (", …" if len(corrupt) > 5 else "")
         why.append(
