@@ -38,6 +38,8 @@ class Outcome:
     decode_errors: int = 0
     damage: str = ""  # the source is truncated or damaged (ReencodeResult.damage)
     source_frames: str = ""  # e.g. "123 of 240 decoded", for a damaged source
+    leading_frames: int = 0  # source frames before its first key frame, dropped
+    corrupt_frames: int = 0  # source frames the decoder flagged corrupt (damage it concealed)
     source_bytes: int = 0  # of the source and of its output ("done" and "skipped")
     output_bytes: int = 0
 
@@ -136,6 +138,8 @@ def prepare_one(job: Job, options: dict, overwrite: bool = False) -> Outcome:
             damage=result.damage,
             source_frames=f"{result.decoded_frames} decoded"
             + (f" of {result.header_frames} in its header" if result.header_frames else ""),
+            leading_frames=result.leading_frames,
+            corrupt_frames=result.corrupt_frames,
             **_sizes(job),
         )
     except VideoError as e:
@@ -252,6 +256,8 @@ def _record(report: PrepareReport, out: Outcome, bar: tqdm | None = None) -> Non
                 "reason": out.damage,
                 "damaged_packets": out.decode_errors,
                 "frames": out.source_frames,
+                "dropped_before_key_frame": out.leading_frames,
+                "corrupt_frames": out.corrupt_frames,
             }
         )
     if bar is not None:
