@@ -28,6 +28,7 @@ from cvpt.data.dataset import read_views, stack_views, worker_init, write_views
 from cvpt.data.transforms import ClipTransform
 from cvpt.errors import CorruptVideoError, MissingFileError, UnpreparedVideoError, VideoError
 from cvpt.training.evaluate import predict_batch
+from cvpt.tree import walk_files
 
 if TYPE_CHECKING:
     from cvpt.codec.window import Survey
@@ -345,7 +346,9 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and is_video_file(f))
+            walk = walk_files(p, is_video_file)
+            # a link to nothing stays in the list: its prediction says so
+            found = sorted(map(str, walk.files + walk.broken))
             if not found:
                 raise MissingFileError(f"{p}: no video files under this folder")
             out += found
