@@ -1,9 +1,19 @@
-"""Atomic file output: a reader never sees a half-written file under its final name.
+"""The file system: outputs written atomically (a reader never sees a half-written file under
+its final name), and trees of files walked through linked folders.
 
 Temp files are hidden siblings named after the host and process that write them
 (:func:`temp_path_for`), so that another process can tell a live writer's temp from one a
 killed run left behind (:func:`stale_temps_for`); :func:`output_lock` lets processes that may
-write the same output (two ``cvpt prepare`` runs into one folder) take turns.
+write the same output (two ``cvpt prepare`` runs into one folder) take turns;
+:func:`disk_trouble` says why a folder takes no file (full, read-only, a size limit).
+
+``Path.rglob`` (and ``os.walk`` by default) does not descend into a linked folder, so a class
+folder that is a symbolic link (``src/jump -> ../elsewhere/jump``, how datasets are often
+assembled) vanished from ``cvpt prepare``, ``cvpt predict FOLDER`` and the folder datasets
+without a word. :func:`walk_files`, the one walk every command uses, follows links to folders
+and to files, as a player or ``cp -rL`` would, and never loops: a link to a folder that is
+already on the way down (itself or one above it) is not followed, and is named in
+:attr:`Walk.not_followed`, as is a link to nothing and a folder that cannot be read.
 """
 
 from __future__ import annotations
@@ -13,7 +23,9 @@ import errno
 import json
 import os
 import socket
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +88,16 @@ def stale_temps_for(dst: Path) -> list[Path]:
             continue
         out.append(tmp)
     return out
+
+
+def remove_leftovers(dst: Path, pid: int) -> None:
+    """Remove what process ``pid`` of this host, killed while writing ``dst``, left: its temp
+    file, and the lock file unless another process holds it now (removing a held lock file
+    would let a third process lock a new one beside it)."""
+    with contextlib.suppress(OSError):
+        temp_path_for(dst, pid).unlink()
+    with contextlib.suppress(OutputBusy, OSError), output_lock(dst, wait=False):
+        pass  # released at once: the release removes the lock file
 
 
 def lock_path_for(dst: Path) -> Path:
@@ -165,7 +187,8 @@ def _errnos(error: BaseException | None) -> set[int]:
     return out
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
+    """Bytes in decimal units: ``'6.5 GB'``, ``'31.2 MB'``, ``'101.8 kB'``, ``'512 bytes'``."""
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
@@ -177,9 +200,9 @@ def disk_trouble(folder: str | Path, error: BaseException | None = None) -> tupl
     when nothing is wrong with it that can be seen. ``lasting``: every other file written there
     would fail the same way now (read-only, not writable, or full even for a small file).
 
-    Read from ``error``'s errno (``ENOSPC``, ``EDQUOT``, ``EROFS``, ``EACCES``), and, since an
-    encoder may report a full disk as something else (``EINVAL`` from a muxer whose writes
-    failed), from the folder itself: its file system's read-only flag, its free space, and a
+    Read from ``error``'s errno (``ENOSPC``, ``EDQUOT``, ``EROFS``, ``EACCES``, ``EFBIG``), and,
+    since an encoder may report a full disk as something else (``EINVAL`` from a muxer whose
+    writes failed), from the folder itself: its file system's read-only flag, its free space, and a
     small file written and removed (``PROBE_BYTES``). A file that did not fit is not lasting
     trouble when a small one still does: the space it took is free again."""
     folder = Path(folder)
@@ -199,17 +222,37 @@ def disk_trouble(folder: str | Path, error: BaseException | None = None) -> tupl
         return f"cannot write in {folder}: its file system is read-only", True
     if probe in _DENIED or (codes & _DENIED and probe is not None):
         return f"cannot write in {folder}: permission denied", True
-    space = f" ({_size(free)} free)" if free is not None else ""
+    if probe == errno.EFBIG or errno.EFBIG in codes:
+        return _too_large(folder), probe == errno.EFBIG
+    space = f" ({size_text(free)} free)" if free is not None else ""
     if probe in _FULL:
         quota = probe != errno.ENOSPC
         what = "the disk quota is used up" if quota else "no space left on its device"
         return f"cannot write in {folder}: {what}{space}", True
     if codes & _FULL:  # this file did not fit; a small one still does
-        now = f" ({_size(free)} free now)" if free is not None else ""
+        now = f" ({size_text(free)} free now)" if free is not None else ""
         if codes & {errno.ENOSPC}:
             return f"no space left on the device of {folder} while writing this file{now}", False
         return f"the disk quota ran out while writing this file in {folder}{now}", False
     return "", False
+
+
+def _too_large(folder: Path) -> str:
+    """Why a file in ``folder`` stopped growing with ``EFBIG``: this process's file size limit
+    (``ulimit -f``, set on some cluster nodes) or the file system's largest file (FAT32)."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        limited = limit != resource.RLIM_INFINITY
+    except (ImportError, OSError, ValueError):  # no resource module (Windows)
+        limit, limited = 0, False
+    if limited:
+        return (
+            f"cannot write a file over {size_text(limit)} in {folder}: the file size limit of this "
+            "process (`ulimit -f`)"
+        )
+    return f"cannot write a file this large in {folder}: its file system's largest file"
 
 
 def _probe_write(folder: Path) -> int | None:
@@ -232,3 +275,97 @@ def _probe_write(folder: Path) -> int | None:
         with contextlib.suppress(OSError):
             os.unlink(path)
     return None
+
+
+@dataclass
+class Walk:
+    """What :func:`walk_files` found under ``root``.
+
+    ``files``: the files selected, as paths under ``root`` (through the links, not resolved:
+    ``root/jump/a.avi`` for a linked ``jump``), sorted by their parts relative to ``root``;
+    ``not_followed``: ``(path, reason)`` of every link not followed and every folder that could
+    not be read, sorted; ``broken``: of those, the links to nothing whose names ``select``
+    takes (a listed video that cannot be read)."""
+
+    root: Path
+    files: list[Path] = field(default_factory=list)
+    not_followed: list[tuple[Path, str]] = field(default_factory=list)
+    broken: list[Path] = field(default_factory=list)
+
+
+def walk_files(
+    root: str | Path,
+    select: Callable[[Path], bool] | None = None,
+    *,
+    exclude: str | Path | None = None,
+) -> Walk:
+    """Every file under ``root`` (recursively, through linked folders) whose path ``select``
+    takes (default: all). A folder whose real path lies in ``exclude`` (an output folder inside
+    the source tree, or linked from it) is not entered, nor is a link to a file in it kept."""
+    root = Path(root)
+    select = select or (lambda p: True)
+    skip = Path(exclude).resolve() if exclude is not None else None
+    out = Walk(root)
+    try:
+        top = os.stat(root)
+    except OSError as e:
+        out.not_followed.append((root, _why(e)))
+        return out
+    # (folder, (device, inode) of the folders on the way down to it, itself included)
+    stack: list[tuple[Path, frozenset]] = [(root, frozenset({(top.st_dev, top.st_ino)}))]
+    while stack:
+        folder, above = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as e:
+            out.not_followed.append((folder, f"cannot be read ({_why(e)})"))
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                link = entry.is_symlink()
+                st = entry.stat(follow_symlinks=True)
+            except OSError as e:  # a link to nothing, or to itself
+                if link:
+                    target = _target(path)
+                    out.not_followed.append((path, f"a link to {target}, which {_why(e)}"))
+                    if select(path):
+                        out.broken.append(path)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if key in above:
+                    out.not_followed.append(
+                        (
+                            path,
+                            f"a link to {_target(path)}, a folder above it (following it would "
+                            "loop); its files are listed once, under that folder",
+                        )
+                    )
+                    continue
+                if skip is not None and path.resolve().is_relative_to(skip):
+                    continue
+                stack.append((path, above | {key}))
+            elif stat.S_ISREG(st.st_mode) and select(path):
+                if skip is not None and link and path.resolve().is_relative_to(skip):
+                    continue
+                out.files.append(path)
+    out.files.sort(key=lambda p: p.relative_to(root).parts)
+    out.not_followed.sort(key=lambda x: x[0].relative_to(root).parts)
+    out.broken.sort(key=lambda p: p.relative_to(root).parts)
+    return out
+
+
+def _target(link: Path) -> str:
+    try:
+        return os.readlink(link)
+    except OSError:
+        return "?"
+
+
+def _why(e: OSError) -> str:
+    if e.errno == errno.ENOENT:
+        return "does not exist"
+    if e.errno == errno.ELOOP:
+        return "leads back to itself (a loop of links)"
+    return e.strerror or str(e)

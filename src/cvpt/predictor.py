@@ -27,8 +27,8 @@ from cvpt.codec.sampling import ClipSpec, view_start_gops
 from cvpt.data.dataset import read_views, stack_views, worker_init, write_views
 from cvpt.data.transforms import ClipTransform
 from cvpt.errors import CorruptVideoError, MissingFileError, UnpreparedVideoError, VideoError
+from cvpt.io import walk_files
 from cvpt.training.evaluate import predict_batch
-from cvpt.tree import walk_files
 
 if TYPE_CHECKING:
     from cvpt.codec.window import Survey

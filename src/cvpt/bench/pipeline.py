@@ -62,8 +62,7 @@ from cvpt.data.transforms import (
     train_crop,
 )
 from cvpt.errors import MissingFileError
-from cvpt.io import atomic_output
-from cvpt.tree import walk_files
+from cvpt.io import atomic_output, walk_files
 
 VIDEOMAE_VIEWS = (5, 3)  # temporal clips × spatial crops at test time (VideoMAE)
 CVPT_VIEWS = (2, 3)  # the paper's protocol for CVPT

@@ -24,7 +24,7 @@ from cvpt.codec.encode import write_video
 from cvpt.codec.reader import clear_index_cache, read_clip
 from cvpt.data.generate import moving_scene
 from cvpt.errors import MissingFileError
-from cvpt.tree import walk_files
+from cvpt.io import walk_files
 
 
 def decode_floor(path: Path, num_gops: int = 4, gop: int = 12) -> None:

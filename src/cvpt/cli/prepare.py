@@ -79,14 +79,6 @@ def parse_q(text: str) -> int:
     return q
 
 
-def _size(n: int) -> str:
-    """Bytes in decimal units: ``'6.5 GB'``, ``'31.2 MB'``, ``'101.8 kB'``."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n / 1e3:.1f} kB"
-
-
 def run(args) -> int:
     from cvpt.codec.prepare import PrepareInterrupted, prepare
 
@@ -127,6 +119,8 @@ def _sigterm(signum, frame):
 
 def summarize(report) -> None:
     """The one-line summary (always), then bytes, warnings and failures."""
+    from cvpt.io import size_text
+
     where = report.report_path or "not written"
     print(
         f"{report.total} video(s) in {report.seconds:.1f} s: {report.done} encoded, "
@@ -138,7 +132,7 @@ def summarize(report) -> None:
         print(f"  stopped: {report.stopped}", file=sys.stderr)
     if report.bytes_ratio is not None:
         print(
-            f"  {_size(report.output_bytes)} prepared from {_size(report.source_bytes)}"
+            f"  {size_text(report.output_bytes)} prepared from {size_text(report.source_bytes)}"
             f" of sources ({report.bytes_ratio:.2f}× the source bytes)"
         )
     for d in report.damaged_sources:

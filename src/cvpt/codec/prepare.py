@@ -4,7 +4,7 @@ Resumable (a verified output is skipped), shardable across machines (``shard=(i,
 across processes, atomic per file, and never touching a source. Ends with a report of every
 failure and its reason, whatever failed (docs/reader.md, "When prepare meets trouble"):
 
-- linked folders in the source tree are followed (:func:`cvpt.tree.walk_files`); a link not
+- linked folders in the source tree are followed (:func:`cvpt.io.walk_files`); a link not
   followed (a loop, a link to nothing) is named in the report;
 - a full or read-only output disk is named as such (whatever errno the encoder gave), and once
   nothing can be written there the files not yet started are reported as not attempted;
@@ -32,15 +32,16 @@ from cvpt.codec.encode import reencode, settings_of
 from cvpt.errors import ConfigError, MissingFileError, VideoError
 from cvpt.io import (
     OutputBusy,
+    Walk,
     disk_trouble,
     output_lock,
+    remove_leftovers,
     stale_temps_for,
-    temp_path_for,
+    walk_files,
     write_json,
 )
 from cvpt.pool import WorkerDied, WorkerPool
 from cvpt.progress import tqdm
-from cvpt.tree import Walk, walk_files
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Outcome:
     status: str  # "done", "skipped" (verified output already there), "failed"; "busy" (internal)
     reason: str = ""
     # why no file can be written in the output folder now (read-only, full): the files not yet
-    # started are not attempted
+    # started look at their folder first
     stop: str = ""
     frames: int = 0
     seconds: float = 0.0
@@ -131,14 +132,15 @@ def _plan(
 
 
 def prepare_one(
-    job: Job, options: dict, overwrite: bool = False, wait: bool = True, refuse: str = ""
+    job: Job, options: dict, overwrite: bool = False, wait: bool = True, check_disk: bool = False
 ) -> Outcome:
     """Re-encode one file unless a verified output is already there. Never raises.
 
     The output is written while holding its lock (:func:`cvpt.io.output_lock`); with
     ``wait=False`` an output another process is writing comes back as status ``"busy"`` at
-    once. ``refuse``: why nothing can be written now (the file fails as not attempted unless
-    its output is already there)."""
+    once. ``check_disk``: look at the output folder first (after a file of this run found it
+    full or read-only): the file fails as not attempted, naming the folder's trouble, while it
+    lasts (unless its output is already there)."""
     t0 = time.perf_counter()
     src, dst = str(job.src), str(job.dst)
     try:
@@ -149,8 +151,10 @@ def prepare_one(
         found = _already_there(job, options, overwrite)
         if found is not None:
             return found
-        if refuse:
-            return Outcome(src, dst, "failed", f"not attempted: {refuse}")
+        if check_disk:
+            trouble, lasting = disk_trouble(job.dst.parent)
+            if lasting:
+                return Outcome(src, dst, "failed", f"not attempted: {trouble}", stop=trouble)
         with output_lock(job.dst, wait=wait):
             found = _already_there(job, options, overwrite)  # another run may have written it
             if found is not None:
@@ -311,19 +315,23 @@ def prepare(
 
     bar = tqdm(total=len(queue), unit="video", desc="prepare", disable=not progress)
     tasks = _Tasks(queue, options, overwrite, report)
+    outcomes = _outcomes(tasks, workers)
     try:
-        for job, out in _outcomes(tasks, workers):
+        for job, out in outcomes:
             if out.status == "busy":  # another run writes it: once the rest is done, wait
                 queue.append((job, True))
                 continue
             if out.stop and not report.stopped:  # nothing can be written there now: the
-                report.stopped = out.stop  # files not yet started are not attempted
+                report.stopped = out.stop  # files not yet started look at their folder first
             _record(report, out, bar)
     except BaseException as e:  # Ctrl-C, SIGTERM, a bug: what was not done is reported
-        report.stopped = report.stopped or f"interrupted ({str(e) or type(e).__name__})"
-        for job in [*tasks.running.values(), *(j for j, _ in queue)]:
-            why = f"not attempted: {report.stopped}"
-            _record(report, Outcome(str(job.src), str(job.dst), "failed", why))
+        outcomes.close()  # the workers stop (their temp files removed) before the report
+        why = f"interrupted ({str(e) or type(e).__name__})"
+        report.stopped = f"{report.stopped}; {why}" if report.stopped else why
+        for job in tasks.running.values():
+            _record(report, Outcome(str(job.src), str(job.dst), "failed", f"not finished: {why}"))
+        for job, _ in queue:
+            _record(report, Outcome(str(job.src), str(job.dst), "failed", f"not attempted: {why}"))
         bar.close()
         _finish(report, src, dst, jobs, shard, report_path, t0)
         if isinstance(e, KeyboardInterrupt):
@@ -336,8 +344,8 @@ def prepare(
 
 class _Tasks:
     """The jobs still to do as :class:`cvpt.pool.WorkerPool` takes them: one at a time, when a
-    worker is free, so that each goes with what is known when it starts (``report.stopped``:
-    nothing can be written, so it is not attempted) and jobs added later are taken too.
+    worker is free, so that each goes with what is known when it starts (``report.stopped``: an
+    output folder took no file, so it is looked at first) and jobs added later are taken too.
     ``running``: the jobs taken and not answered, by output."""
 
     def __init__(self, queue: deque, options: dict, overwrite: bool, report: PrepareReport):
@@ -350,7 +358,7 @@ class _Tasks:
     def popleft(self) -> tuple[Path, tuple]:
         job, wait = self.queue.popleft()
         self.running[job.dst] = job
-        return job.dst, (job, self.options, self.overwrite, wait, self.report.stopped)
+        return job.dst, (job, self.options, self.overwrite, wait, bool(self.report.stopped))
 
     def appendleft(self, task: tuple[Path, tuple]) -> None:
         job, wait = self.running.pop(task[0]), task[1][3]
@@ -370,8 +378,7 @@ def _outcomes(tasks: _Tasks, workers: int):
         for key, out in pool.run(tasks):
             job = tasks.running.pop(key)
             if isinstance(out, WorkerDied):
-                with contextlib.suppress(OSError):  # its temp file, if it got that far
-                    temp_path_for(job.dst, out.pid).unlink()
+                remove_leftovers(job.dst, out.pid)  # its temp and lock files
                 out = Outcome(str(job.src), str(job.dst), "failed", out.reason)
             yield job, out
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cvpt.codec.container import VIDEO_EXTENSIONS
 from cvpt.errors import DataError, MissingFileError
-from cvpt.tree import walk_files
+from cvpt.io import walk_files
 
 
 @dataclass(frozen=True)
@@ -340,7 +340,7 @@ class ListSplits:
 class FolderSplits:
     """Folder per class: ``root/<subset>/<class>/<video>`` when subset folders exist, else
     ``root/<class>/<video>`` as one subset ``all``. Classes are the sorted folder names.
-    Linked folders are followed (:func:`cvpt.tree.walk_files`); a link that is not (a loop, a
+    Linked folders are followed (:func:`cvpt.io.walk_files`); a link that is not (a loop, a
     link to nothing) is warned about."""
 
     def __init__(self, annotations: str | Path, split: int = 1):
@@ -365,7 +365,7 @@ class FolderSplits:
         out = []
         for label, cls in enumerate(self.classes):
             folder = base / cls
-            if folder.is_dir():  # through linked folders (cvpt.tree.walk_files)
+            if folder.is_dir():  # through linked folders (cvpt.io.walk_files)
                 walk = walk_files(folder, lambda f: f.suffix.lower() in VIDEO_EXTENSIONS)
                 for f in walk.files:
                     out.append(Sample(f.relative_to(self.root).as_posix(), label))
