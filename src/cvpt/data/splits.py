@@ -211,7 +211,7 @@ class ListEntry:
     whole: str
 
 
-def read_list(path: str | Path) -> list[ListEntry]:
+def read_list(path: str | Path, comments: list[tuple[int, str]] | None = None) -> list[ListEntry]:
     """The entries of a video list: ``path`` or ``path label`` per line, the one reader of
     ``list`` datasets and of ``cvpt predict`` lists. The rules (docs/training.md, "List files"):
 
@@ -230,13 +230,18 @@ def read_list(path: str | Path) -> list[ListEntry]:
     - blank lines are skipped; spaces around a path or a label are not part of it; the file
       is read as a text editor saved it (:func:`read_annotation`).
 
-    Raises :class:`DataError` naming the file and the line of a row it cannot split."""
+    ``comments``, when given, receives ``(line number, text)`` of every comment line. Raises
+    :class:`DataError` naming the file and the line of a row it cannot split."""
     path = Path(path)
     is_csv = path.suffix.lower() == ".csv"
     out = []
     for k, line in enumerate(read_annotation(path).splitlines(), 1):
         text = line.strip()
-        if not text or (text.startswith("#") and not is_csv):
+        if not text:
+            continue
+        if text.startswith("#") and not is_csv:
+            if comments is not None:
+                comments.append((k, text))
             continue
         out.append(_csv_entry(path, k, text) if is_csv else _text_entry(path, k, text))
     return out
