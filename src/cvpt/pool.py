@@ -47,7 +47,7 @@ class WorkerDied:
                 name = signal.Signals(-code).name
             except ValueError:
                 name = f"signal {-code}"
-            why = f"was killed by {name}"
+            why = f"was killed by {name} (signal {-code})"
             if -code == signal.SIGKILL:
                 why += " (on Linux usually the out-of-memory killer: `dmesg` names it)"
         else:
