@@ -116,7 +116,7 @@ def test_a_linked_class_folder_is_prepared_predicted_and_trained_on(tmp_path):
     _sources(src / "walk", 1)
     _sources(tmp_path / "elsewhere" / "jump", 2)
     (src / "jump").symlink_to("../elsewhere/jump")
-    (tmp_path / "elsewhere" / "jump" / "loop").symlink_to("..")
+    (tmp_path / "elsewhere" / "jump" / "loop").symlink_to(".")
     dst = tmp_path / "dst"
     report = prepare(src, dst, progress=False)
     assert (report.total, report.done, report.failed) == (3, 3, 0)
@@ -291,7 +291,18 @@ def test_a_really_full_disk(tmp_path):
     mount = f"mount -t tmpfs -o size=32k tmpfs '{dst}'"
     script = f'{mount} && "$@"; rc=$?; cat "{dst}/prepare-report.json"; exit $rc'
     run = subprocess.run(
-        ["unshare", "-m", "sh", "-c", script, "sh", *CLI, str(tmp_path / "src"), str(dst), "-q"],
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            *CLI,
+            str(tmp_path / "src"),
+            str(dst),
+            "--quiet",
+        ],
         capture_output=True,
         text=True,
         env=_env(tmp_path),
@@ -405,7 +416,16 @@ def _running(pid: int) -> bool:
 def test_a_killed_worker_fails_its_file_only(tmp_path):
     _slow_sources(tmp_path / "src", 4)
     dst = tmp_path / "dst"
-    cmd = [*CLI, str(tmp_path / "src"), str(dst), "-q", "--workers", "2", "--short-side", "480"]
+    cmd = [
+        *CLI,
+        str(tmp_path / "src"),
+        str(dst),
+        "--quiet",
+        "--workers",
+        "2",
+        "--short-side",
+        "480",
+    ]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path)
     )
@@ -428,7 +448,16 @@ def test_a_killed_worker_fails_its_file_only(tmp_path):
 def test_workers_exit_when_the_parent_is_killed(tmp_path):
     _slow_sources(tmp_path / "src", 2)
     dst = tmp_path / "dst"
-    cmd = [*CLI, str(tmp_path / "src"), str(dst), "-q", "--workers", "2", "--short-side", "480"]
+    cmd = [
+        *CLI,
+        str(tmp_path / "src"),
+        str(dst),
+        "--quiet",
+        "--workers",
+        "2",
+        "--short-side",
+        "480",
+    ]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(tmp_path)
     )

@@ -10,6 +10,7 @@ the line. Nothing here touches a video.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import re
 import warnings
@@ -282,7 +283,13 @@ def _text_entry(list_path: Path, k: int, text: str) -> ListEntry:
             i = j + 2
         rest = text[j + 1 :]
         if rest and not (rest[0].isspace() or rest[0] == ","):
-            raise _bad_line(list_path, k, text, "a space, a tab or a comma after the quoted path")
+            raise _bad_line(
+                list_path,
+                k,
+                text,
+                "a space, a tab or a comma after the quoted path (a path that starts with a "
+                'double quote is written in double quotes, "" for each quote in it)',
+            )
         path = "".join(chars)
         return _entry(k, text, path, rest.strip().removeprefix(","), path)
     m = _TRAILING_LABEL.fullmatch(text)
@@ -316,7 +323,8 @@ class ListSplits:
             raise MissingFileError(f"{p}: no .txt or .csv list files")
         self._files = {f.stem: f for f in files}
         self.subsets = tuple(self._files)
-        labels = {s.label for sub in self.subsets for s in self.samples(sub)}
+        self._samples = {sub: self._read(f) for sub, f in self._files.items()}  # warns once
+        labels = {s.label for sub in self.subsets for s in self._samples[sub]}
         self.classes = [str(i) for i in range(max(labels) + 1)] if labels else []
         folder = p if p.is_dir() else p.parent
         if (folder / "classes.json").exists():
@@ -333,12 +341,25 @@ class ListSplits:
     def samples(self, subset: str) -> list[Sample]:
         if subset not in self._files:
             raise DataError(f"subsets are {self.subsets}; got {subset!r}")
-        path = self._files[subset]
+        return list(self._samples[subset])
+
+    @staticmethod
+    def _read(path: Path) -> list[Sample]:
         out = []
-        for e in read_list(path):
+        comments: list[tuple[int, str]] = []
+        for e in read_list(path, comments):
             if e.label is None or not e.label.isdigit():
                 raise _bad_line(path, e.line, e.text, "'path label'")
             out.append(Sample(e.path, int(e.label)))
+        for k, text in comments:  # '#take 1.mp4 3' is a comment, though it reads as an entry
+            with contextlib.suppress(DataError):
+                e = _text_entry(path, k, text)
+                if e.label is not None and e.label.isdigit() and _is_video_name(e.path):
+                    warnings.warn(
+                        f"{path}, line {k}: {text!r} is read as a comment (it starts with '#'); "
+                        "if it lists a video, write its path in double quotes",
+                        stacklevel=4,
+                    )
         return out
 
 
