@@ -5,6 +5,7 @@ files; a full disk is simulated where it cannot be made."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -335,6 +336,27 @@ def test_a_live_process_s_temp_file_is_not_stale(tmp_path):
         alive.wait()
 
 
+@pytest.mark.parametrize("about", ["source", "temp", "output"])
+def test_a_source_is_blamed_only_for_its_own_errors(tmp_path, monkeypatch, about):
+    """An error about another file (the temp another run removed, the output) names that file,
+    never reads as the source's; an error about the source is the source's reason alone."""
+    from cvpt.errors import VideoNotFoundError
+
+    src = tmp_path / "src" / "v.avi"
+    src.parent.mkdir()
+    src.write_bytes(b"x")
+    dst = tmp_path / "dst" / "v.mp4"
+    bad = {"source": src, "temp": temp_path_for(dst), "output": dst}[about]
+
+    def reencode(s, d, **kw):
+        raise VideoNotFoundError(bad, "no such file")
+
+    monkeypatch.setattr(prepare_mod, "reencode", reencode)
+    (failure,) = prepare(src, dst, progress=False).failures
+    assert failure["src"] == str(src)
+    assert failure["reason"] == ("no such file" if about == "source" else f"{bad}: no such file")
+
+
 def test_two_runs_on_one_output_folder_share_the_work(tmp_path):
     srcs = _sources(tmp_path / "src", 6, frames=48)
     dst = tmp_path / "dst"
@@ -414,7 +436,7 @@ def _running(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_killed_worker_fails_its_file_only(tmp_path):
-    _slow_sources(tmp_path / "src", 4)
+    _slow_sources(tmp_path / "src", 3)
     dst = tmp_path / "dst"
     cmd = [
         *CLI,
@@ -436,7 +458,7 @@ def test_a_killed_worker_fails_its_file_only(tmp_path):
     assert proc.returncode == 1, err
     assert "BrokenProcessPool" not in err + out
     saved = json.loads((dst / "prepare-report.json").read_text())
-    assert (saved["total"], saved["done"], saved["failed"]) == (4, 3, 1)
+    assert (saved["total"], saved["done"], saved["failed"]) == (3, 2, 1)
     (failure,) = saved["failures"]
     victim_src = tmp_path / "src" / victim.name.split(TMP_MARK)[0].removeprefix(".")
     assert failure["src"] == str(victim_src) + ".mp4"
@@ -444,9 +466,18 @@ def test_a_killed_worker_fails_its_file_only(tmp_path):
     assert _leftovers(dst) == []
 
 
+def _children(pid: int) -> set[int]:
+    """The child processes of ``pid`` (Linux)."""
+    out = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out |= {int(c) for c in (task / "children").read_text().split()}
+    return out
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_exit_when_the_parent_is_killed(tmp_path):
-    _slow_sources(tmp_path / "src", 2)
+    _slow_sources(tmp_path / "src", 3)
     dst = tmp_path / "dst"
     cmd = [
         *CLI,
@@ -461,13 +492,16 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(tmp_path)
     )
-    temps = _wait_for_temps(dst, proc, 2)
-    workers = {int(p.name.split(TMP_MARK)[1].removesuffix(".mp4").rsplit("-", 1)[1]) for p in temps}
-    assert proc.pid not in workers and all(_running(w) for w in workers)
+    _wait_for_temps(dst, proc, 1)  # at work
+    deadline = time.time() + 60
+    while len(workers := _children(proc.pid)) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    workers = _children(proc.pid)  # the 2 workers, and multiprocessing's resource tracker
+    assert len(workers) >= 2 and all(_running(w) for w in workers)
     proc.kill()
     proc.wait()
-    deadline = time.time() + 5
-    while time.time() < deadline and any(_running(w) for w in workers):
+    t0 = time.time()
+    while time.time() < t0 + 5 and any(_running(w) for w in workers):
         time.sleep(0.05)
     assert not any(_running(w) for w in workers), "workers outlived their parent"
     time.sleep(0.2)
