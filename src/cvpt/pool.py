@@ -93,7 +93,11 @@ def _worker(conn, fn: Callable, parent: int) -> None:
         if task is None:
             return
         key, args = task
-        conn.send((key, fn(*args)))
+        result = fn(*args)
+        try:
+            conn.send((key, result))
+        except OSError:  # the parent is gone (a broken pipe): nobody to answer, nothing to say
+            return
 
 
 class _Proc:
