@@ -28,7 +28,7 @@ from cvpt.codec.prepare import prepare
 from cvpt.data.generate import moving_scene
 from cvpt.data.splits import FolderSplits
 from cvpt.errors import EncodeError
-from cvpt.io import TMP_MARK, stale_temps_for, temp_path_for, walk_files
+from cvpt.io import TMP_MARK, stale_temps_for, temp_owner, temp_path_for, walk_files
 from cvpt.pool import WorkerDied, WorkerPool
 from cvpt.predictor import expand_inputs
 
@@ -410,9 +410,15 @@ def test_a_pool_survives_a_killed_worker():
     assert got == {k: k for k in range(9)}
 
 
-def _slow_sources(folder: Path, n: int) -> list[Path]:
-    """Sources whose prepare takes long enough to be caught at work (upscaled to 480)."""
-    return _sources(folder, n, frames=120, size=(240, 320), name="v{}.mp4")
+def _parallel_prepare(tmp_path: Path, output) -> tuple[Path, subprocess.Popen]:
+    """``cvpt prepare --workers 2`` started on 3 sources slow enough to be caught at work
+    (upscaled to 480); ``output``: where its stdout and stderr go."""
+    _sources(tmp_path / "src", 3, frames=120, size=(240, 320), name="v{}.mp4")
+    dst = tmp_path / "dst"
+    cmd = [*CLI, str(tmp_path / "src"), str(dst), "--quiet", "--workers", "2"]
+    cmd += ["--short-side", "480"]
+    proc = subprocess.Popen(cmd, stdout=output, stderr=output, text=True, env=_env(tmp_path))
+    return dst, proc
 
 
 def _wait_for_temps(dst: Path, proc: subprocess.Popen, count: int) -> list[Path]:
@@ -436,23 +442,9 @@ def _running(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_killed_worker_fails_its_file_only(tmp_path):
-    _slow_sources(tmp_path / "src", 3)
-    dst = tmp_path / "dst"
-    cmd = [
-        *CLI,
-        str(tmp_path / "src"),
-        str(dst),
-        "--quiet",
-        "--workers",
-        "2",
-        "--short-side",
-        "480",
-    ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path)
-    )
+    dst, proc = _parallel_prepare(tmp_path, subprocess.PIPE)
     victim = _wait_for_temps(dst, proc, 1)[0]
-    pid = int(victim.name.split(TMP_MARK)[1].removesuffix(".mp4").rsplit("-", 1)[1])
+    pid = temp_owner(victim)[1]
     os.kill(pid, signal.SIGKILL)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err
@@ -477,21 +469,7 @@ def _children(pid: int) -> set[int]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_exit_when_the_parent_is_killed(tmp_path):
-    _slow_sources(tmp_path / "src", 3)
-    dst = tmp_path / "dst"
-    cmd = [
-        *CLI,
-        str(tmp_path / "src"),
-        str(dst),
-        "--quiet",
-        "--workers",
-        "2",
-        "--short-side",
-        "480",
-    ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(tmp_path)
-    )
+    dst, proc = _parallel_prepare(tmp_path, subprocess.DEVNULL)
     _wait_for_temps(dst, proc, 1)  # at work
     deadline = time.time() + 60
     while len(workers := _children(proc.pid)) < 2 and time.time() < deadline:
