@@ -337,6 +337,9 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
             walk = walk_files(p, is_video_file)
             # a link to nothing stays in the list: its prediction says so
             found = sorted(map(str, walk.files + walk.broken))
+            for link, why in walk.not_followed:
+                if link not in walk.broken:
+                    warnings.warn(f"{link}: {why}; not followed", stacklevel=2)
             if not found:
                 raise MissingFileError(f"{p}: no video files under this folder")
             out += found
