@@ -336,6 +336,8 @@ def prepare(
         _finish(report, src, dst, jobs, shard, report_path, t0)
         if isinstance(e, KeyboardInterrupt):
             raise PrepareInterrupted(report) from e
+        where = report.report_path or f"not written ({report.report_error})"
+        e.add_note(f"cvpt prepare stopped here; its report of every file so far: {where}")
         raise
     bar.close()
     _finish(report, src, dst, jobs, shard, report_path, t0)
