@@ -414,12 +414,12 @@ def test_a_pool_survives_a_killed_worker():
     assert got == {k: k for k in range(9)}
 
 
-def _parallel_prepare(tmp_path: Path, output) -> tuple[Path, subprocess.Popen]:
+def _parallel_prepare(tmp_path: Path, output, workers: int = 2) -> tuple[Path, subprocess.Popen]:
     """``cvpt prepare --workers 2`` started on 3 sources slow enough to be caught at work
     (upscaled to 480); ``output``: where its stdout and stderr go."""
     _sources(tmp_path / "src", 3, frames=120, size=(240, 320), name="v{}.mp4")
     dst = tmp_path / "dst"
-    cmd = [*CLI, str(tmp_path / "src"), str(dst), "--quiet", "--workers", "2"]
+    cmd = [*CLI, str(tmp_path / "src"), str(dst), "--quiet", "--workers", str(workers)]
     cmd += ["--short-side", "480"]
     proc = subprocess.Popen(cmd, stdout=output, stderr=output, text=True, env=_env(tmp_path))
     return dst, proc
@@ -488,6 +488,28 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
     assert not any(_running(w) for w in workers), "workers outlived their parent"
     time.sleep(0.2)
     assert not [p for p in dst.rglob(f".*{TMP_MARK}*")]  # each removed its temp file as it left
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_writes_the_report_and_the_summary(tmp_path, workers):
+    """A job scheduler's SIGTERM: the workers stop (their temps removed), every file is in the
+    report (finished, not finished, not attempted), the summary is printed, exit 143. In one
+    process the SIGTERM lands inside FFmpeg, which PyAV turns into an EINVAL: the file being
+    written is still "not finished", not failed with the encoder's error."""
+    dst, proc = _parallel_prepare(tmp_path, subprocess.PIPE, workers)
+    _wait_for_temps(dst, proc, 1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert re.match(
+        r"3 video\(s\) in .* s: \d encoded, 0 already prepared \(skipped\), \d failed", out
+    )
+    assert "stopped: interrupted (SIGTERM)" in err
+    saved = json.loads((dst / "prepare-report.json").read_text())
+    kinds = sorted(f["reason"].split(":")[0] for f in saved["failures"])
+    assert saved["done"] + saved["failed"] == 3 and "not finished" in kinds
+    assert set(kinds) <= {"not finished", "not attempted"}
+    assert _leftovers(dst) == []
 
 
 def test_interrupted_prepare_reports_what_was_not_done(tmp_path, monkeypatch):

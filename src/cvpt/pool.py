@@ -55,16 +55,43 @@ class WorkerDied:
         return f"the worker process preparing it (pid {self.pid}) {why}"
 
 
+_STOPPING = threading.Event()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is (:func:`stop_on_sigterm`), so that a run ends as
+    Ctrl-C ends it."""
+
+
+def stop_on_sigterm(error: Callable[[], BaseException] = lambda: Terminated("SIGTERM")):
+    """Handle ``SIGTERM`` in this process: remember it (:func:`stop_requested`), restore the
+    default action (a second one ends the process at once) and raise ``error()`` where the
+    process is. Returns the handler it replaced.
+
+    The raise can be swallowed: raised while FFmpeg runs inside PyAV, it comes back as an FFmpeg
+    error (``EINVAL`` from ``avcodec_send_frame``) that the task reports as its failure; so a
+    loop over tasks checks :func:`stop_requested` after each one."""
+    _STOPPING.clear()
+
+    def _handler(signum, frame):
+        _STOPPING.set()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise error()
+
+    return signal.signal(signal.SIGTERM, _handler)
+
+
+def stop_requested() -> bool:
+    """Whether this process was sent ``SIGTERM`` since :func:`stop_on_sigterm`."""
+    return _STOPPING.is_set()
+
+
 def exit_with_parent(parent: int) -> None:
     """Make this process leave when process ``parent`` dies: ``SIGTERM`` raises
     ``SystemExit(143)`` (``finally`` blocks run), the kernel sends it on the parent's death
     (Linux), and a watchdog thread sends it when this process is handed to another parent
     (every platform, within a second)."""
-
-    def _terminate(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm(lambda: SystemExit(143))
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             import ctypes
@@ -94,6 +121,8 @@ def _worker(conn, fn: Callable, parent: int) -> None:
             return
         key, args = task
         result = fn(*args)
+        if stop_requested():  # told to stop while fn ran: its answer is not one
+            raise SystemExit(143)
         try:
             conn.send((key, result))
         except OSError:  # the parent is gone (a broken pipe): nobody to answer, nothing to say

@@ -81,9 +81,10 @@ def parse_q(text: str) -> int:
 
 def run(args) -> int:
     from cvpt.codec.prepare import PrepareInterrupted, prepare
+    from cvpt.pool import Terminated, stop_on_sigterm
 
     # a job scheduler's SIGTERM ends the run as Ctrl-C does: the report is written first
-    previous = signal.signal(signal.SIGTERM, _sigterm)
+    previous = stop_on_sigterm()
     try:
         report = prepare(
             args.src,
@@ -102,19 +103,11 @@ def run(args) -> int:
     except PrepareInterrupted as e:
         summarize(e.report)
         stopped_by = e.__cause__
-        return 143 if isinstance(stopped_by, _Terminated) else 130
+        return 143 if isinstance(stopped_by, Terminated) else 130
     finally:
         signal.signal(signal.SIGTERM, previous)
     summarize(report)
     return 0 if report.ok else 1
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the run is, so that it ends as Ctrl-C does."""
-
-
-def _sigterm(signum, frame):
-    raise _Terminated("SIGTERM")
 
 
 def summarize(report) -> None:

@@ -40,7 +40,7 @@ from cvpt.io import (
     walk_files,
     write_json,
 )
-from cvpt.pool import WorkerDied, WorkerPool
+from cvpt.pool import Terminated, WorkerDied, WorkerPool, stop_requested
 from cvpt.progress import tqdm
 
 
@@ -374,6 +374,8 @@ def _outcomes(tasks: _Tasks, workers: int):
         while tasks:
             key, args = tasks.popleft()
             out = prepare_one(*args)
+            if stop_requested():  # SIGTERM while FFmpeg ran: PyAV made it an FFmpeg error
+                raise Terminated("SIGTERM")
             yield tasks.running.pop(key), out
         return
     with WorkerPool(prepare_one, workers) as pool:
