@@ -93,6 +93,7 @@ def _linked_tree(base: Path, seed: int) -> tuple[Path, list[str], list[str]]:
             (elsewhere / f"f{c}.mkv").write_bytes(b"")
             (folder / "linked.mkv").symlink_to(elsewhere / f"f{c}.mkv")
             want.append(f"{cls}/linked.mkv")
+    (root / f".v{TMP_MARK}host-1.mp4").write_bytes(b"")  # a killed prepare's temp: not a video
     (root / "gone.mp4").symlink_to(base / "nowhere.mp4")  # a link to nothing
     named.append("gone.mp4")
     return root, sorted(want), sorted(named)

@@ -300,8 +300,10 @@ def walk_files(
     exclude: str | Path | None = None,
 ) -> Walk:
     """Every file under ``root`` (recursively, through linked folders) whose path ``select``
-    takes (default: all). A folder whose real path lies in ``exclude`` (an output folder inside
-    the source tree, or linked from it) is not entered, nor is a link to a file in it kept."""
+    takes (default: all), except cvpt's own temp files (a prepared tree being written, or
+    left by a killed run, holds ``.NAME.cvpt-tmp-HOST-PID.mp4``). A folder whose real path
+    lies in ``exclude`` (an output folder inside the source tree, or linked from it) is not
+    entered, nor is a link to a file in it kept."""
     root = Path(root)
     select = select or (lambda p: True)
     skip = Path(exclude).resolve() if exclude is not None else None
@@ -321,6 +323,8 @@ def walk_files(
             out.not_followed.append((folder, f"cannot be read ({_why(e)})"))
             continue
         for entry in entries:
+            if TMP_MARK in entry.name:  # a file being written (or left by a killed writer)
+                continue
             path = Path(entry.path)
             try:
                 link = entry.is_symlink()

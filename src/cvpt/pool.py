@@ -10,7 +10,8 @@ Workers are started with ``spawn`` (FFmpeg's and OpenCV's threads do not survive
 safely) and exit when their parent dies, even by ``SIGKILL``: on Linux the kernel sends them
 ``SIGTERM`` (``prctl(PR_SET_PDEATHSIG)``), elsewhere a thread sees the parent change; ``SIGTERM``
 raises ``SystemExit`` in a worker, so that the task's ``finally`` blocks run (a temp file is
-removed) before it exits.
+removed) before it exits. :func:`stop_on_sigterm` is that handler, and the command's own (a job
+scheduler's ``SIGTERM`` ends ``cvpt prepare`` as Ctrl-C does).
 """
 
 from __future__ import annotations
