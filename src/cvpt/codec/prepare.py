@@ -6,15 +6,16 @@ failure and its reason, whatever failed (docs/reader.md, "When prepare meets tro
 
 - linked folders in the source tree are followed (:func:`cvpt.io.walk_files`); a link not
   followed (a loop, a link to nothing) is named in the report;
-- a full or read-only output disk is named as such (whatever errno the encoder gave), and once
-  nothing can be written there the files not yet started are reported as not attempted;
+- a full, read-only or size-limited output disk is named as such, with the folder (whatever
+  errno the encoder gave: :func:`cvpt.io.disk_trouble`); once a folder took no file, each later
+  file looks at its own folder first and is "not attempted" while the trouble lasts;
 - runs that share an output folder take turns per output (:func:`cvpt.io.output_lock`): no run
   removes another's temp file, and a file another run is writing is waited for, then skipped;
 - a worker process that dies (the out-of-memory killer) fails its own file only: a new worker
   takes the rest (:class:`cvpt.pool.WorkerPool`), and workers exit when the run dies;
 - the report is written even when ``dst`` cannot take it (to the temp folder instead, and
-  :attr:`PrepareReport.report_error` says why), and on Ctrl-C / SIGTERM, listing what was not
-  attempted.
+  :attr:`PrepareReport.report_error` says why), and on Ctrl-C / SIGTERM, listing what was
+  "not finished" and "not attempted".
 """
 
 from __future__ import annotations
@@ -287,7 +288,8 @@ def prepare(
     ``dst/prepare-report[-shard-I-of-N].json`` for a folder, beside the output for a file) and
     returns it. When that path cannot be written (a full or read-only disk) the report goes to
     the system's temp folder and ``report_error`` says why (``report_path`` is where it is, ""
-    when nowhere). Ctrl-C raises :class:`PrepareInterrupted` after writing the report.
+    when nowhere). Ctrl-C (and SIGTERM under :func:`cvpt.pool.stop_on_sigterm`, as ``cvpt
+    prepare`` runs it) raises :class:`PrepareInterrupted` after writing the report.
     """
     t0 = time.perf_counter()
     # several workers keep the cores busy: one decode thread each spends less CPU time
