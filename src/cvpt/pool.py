@@ -42,6 +42,11 @@ class WorkerDied:
 
     @property
     def reason(self) -> str:
+        """What happened, in words, for ``cvpt prepare``'s report."""
+        return self.describe("preparing it")
+
+    def describe(self, doing: str) -> str:
+        """What happened to the worker ``doing`` the task (e.g. "making it"), in words."""
         code = self.exitcode
         if code is not None and code < 0:
             try:
@@ -53,7 +58,7 @@ class WorkerDied:
                 why += " (on Linux usually the out-of-memory killer: `dmesg` names it)"
         else:
             why = f"exited with status {code} without an answer"
-        return f"the worker process preparing it (pid {self.pid}) {why}"
+        return f"the worker process {doing} (pid {self.pid}) {why}"
 
 
 _STOPPING = threading.Event()
