@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from contextlib import contextmanager
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -42,3 +43,24 @@ class StopRequest:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous.clear()
+
+
+@contextmanager
+def signals_held(signals=SIGNALS):
+    """Block the stop signals in this thread while DataLoader workers start.
+
+    A worker process inherits the mask of the thread that starts it, so a SIGTERM sent to the
+    whole process group (SLURM, torchrun) stays pending in a half-started worker until
+    :func:`cvpt.data.dataset.worker_init` ignores it, instead of killing the worker and with
+    it the epoch (and, under DDP, every rank). This process still records the signal: another
+    of its threads takes it now, or this one when the block ends. Outside the main thread it
+    does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
