@@ -674,8 +674,9 @@ def evaluate(self, stop=None):
     armed.append(os.environ.get("RANK") == "0")
     return real_evaluate(self, stop)
 SpawnProcess.start, trainer.Run.evaluate = start, evaluate
-from cvpt.cli.main import main
-sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":  # not in the spawned workers, which import this file again
+    from cvpt.cli.main import main
+    sys.exit(main(sys.argv[1:]))
 """
 
 
