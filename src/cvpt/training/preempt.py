@@ -15,7 +15,8 @@ class StopRequest:
 
     The handlers only record the signal; the training loop looks at it between optimiser
     steps. A second SIGINT while waiting raises ``KeyboardInterrupt`` at once (an impatient
-    Ctrl-C). The previous handlers come back on exit. Outside the main thread (where Python
+    Ctrl-C). The previous handlers come back on exit, except SIGTERM after a SIGTERM stop,
+    which stays ignored: the process is on its way out. Outside the main thread (where Python
     cannot install handlers) it does nothing.
     """
 
@@ -41,6 +42,11 @@ class StopRequest:
 
     def __exit__(self, *exc) -> None:
         for s, handler in self._previous.items():
+            if s == signal.SIGTERM and self.signum == signal.SIGTERM:
+                # on its way out after a stop: another SIGTERM (torchrun sends one to the ranks
+                # still running when the first leaves; SLURM may repeat it) must not kill the
+                # process while it exits with 143
+                handler = signal.SIG_IGN
             signal.signal(s, handler)
         self._previous.clear()
 
