@@ -322,14 +322,15 @@ class Run:
                 for p in range(1, 1 + batch_then // self.cfg.batch_size)
                 if batch_then % (self.cfg.batch_size * p) == 0
             ]
+            world, bs = self.info.world, self.cfg.batch_size
+            ways = [f"on {' or '.join(map(str, fits))} process(es) at batch_size {bs}"] * bool(fits)
+            if batch_then % world == 0:
+                ways.append(f"on {world} at a batch_size that divides {batch_then // world}")
             raise RunError(
                 f"{ckpt}: the run was trained by {world_then} process(es) at effective batch "
-                f"{batch_then}; {self.info.world} process(es) of batch_size "
-                f"{self.cfg.batch_size} give {self.effective_batch} (batch_size × processes × "
-                f"accumulation), another run. Resume it on "
-                f"{' or '.join(map(str, fits)) or 'a number of'} process(es) at batch_size "
-                f"{self.cfg.batch_size}, or with a batch_size that divides {batch_then} into "
-                f"{self.info.world} equal parts"
+                f"{batch_then}; {world} process(es) of batch_size {bs} give "
+                f"{self.effective_batch} (batch_size × processes × accumulation), another run. "
+                f"Resume it {', or '.join(ways) or 'with the settings it was trained with'}"
             )
         if "samples_in_epoch" not in progress:  # written before the position was global
             per_rank = int(saved.get("batch_size") or self.cfg.batch_size)
