@@ -12,8 +12,9 @@ and after ``checkpoint_every_minutes``, and at the next step boundary after SIGT
 (or between evaluation batches), after which every rank stops; ``--resume`` continues
 bit-exactly from any of them. The data position is a count of the epoch's global samples, and
 global step s reads samples [s·E, (s+1)·E) of the epoch's permutation whatever the number of
-processes P (E = effective batch = batch_size × P × accumulation): a run resumes exactly on any
-P that gives the same E, and is refused, naming both, on one that does not. A resume never
+processes P (E = effective batch = batch_size × P × accumulation): a run resumes on any P that
+gives the same E with the same batches (bit-exact on the same P, to float rounding on another:
+sums in another order), and is refused, naming both, on one that does not. A resume never
 rewrites ``config.yaml``: it is refused when a key that changes the run differs, and what it ran
 with is written to ``config.resume-step-<n>.yaml``.
 """
