@@ -716,6 +716,9 @@ def test_sigterm_as_eval_workers_start_under_torchrun_then_resume_on_one_process
     config = (run / "config.yaml").read_bytes()
     started = yaml.safe_load(config)["resolved"]
     assert started["processes"] == 2 and started["accumulation"] == 1
+    # a kill after the owed evaluation was logged, before its checkpoint: logged once again
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"kind": "eval", "step": 2, "epoch": 1, "top1": 9.0}) + "\n")
     assert main(["train", "--out", str(run), "--resume", "--set", "workers=0"]) == 0
     _same_run(run, straight)
     assert (run / "config.yaml").read_bytes() == config  # how the run started, kept

@@ -347,8 +347,14 @@ class Run:
         metrics_file = self.out / "metrics.jsonl"
         if metrics_file.exists():
             rows = [json.loads(ln) for ln in metrics_file.read_text().splitlines()]
-            # rows logged after the checkpoint will be logged again: drop them from the file
-            self.rows = [r for r in rows if r["step"] <= self.progress["global_step"]]
+            # rows logged after the checkpoint will be logged again: drop them from the file,
+            # and the evaluation it owes if one was logged before a kill
+            step, owed = self.progress["global_step"], self.progress.get("eval_pending")
+            self.rows = [
+                r
+                for r in rows
+                if r["step"] < step or (r["step"] == step and not (owed and r["kind"] == "eval"))
+            ]
             if self.info.main and len(self.rows) < len(rows):
                 with atomic_output(metrics_file) as tmp:
                     tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
