@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run one sub-command. A :class:`cvpt.errors.CvptError` (bad input the user can fix) is
     printed as one line with exit status 2; anything else is a bug and raises with its traceback,
     as does everything under ``--debug``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["torchrun"] and not {"-h", "--help"} & set(argv[1:2]):
+        # torchrun's own options follow, which argparse would take for cvpt's
+        argv = ["torchrun", "--", *argv[1:]]
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

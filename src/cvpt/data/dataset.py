@@ -230,7 +230,9 @@ def worker_init(_worker_id: int) -> None:
     import cv2
 
     for s in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(s, signal.SIG_IGN)
+        signal.signal(s, signal.SIG_IGN)  # also drops one held while the worker started
+    # started with them blocked (cvpt.training.preempt.signals_held): ignored from now on
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM, signal.SIGINT))
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
