@@ -3,6 +3,8 @@ small configs, nothing downloaded) and against the official VideoMAE checkpoint 
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -93,7 +95,8 @@ def test_official_pth_formats_give_the_same_logits(hf_classifier, tmp_path):
         assert torch.allclose(_ours(loaded, x), _hf_logits(hf, x), atol=1e-4, rtol=0)
 
 
-def test_official_pretraining_checkpoint_loads_with_its_allowed_leftovers(tmp_path, capsys):
+def test_official_pretraining_checkpoint_loads_with_its_allowed_leftovers(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="cvpt.models")  # the key table of each load
     vit = create_backbone("vit_tiny", depth=2, num_heads=3, num_classes=0)
     _perturb(vit)
     sd = {f"encoder.{k}": v for k, v in vit.state_dict().items() if not k.startswith("fc_norm")}
@@ -106,7 +109,7 @@ def test_official_pretraining_checkpoint_loads_with_its_allowed_leftovers(tmp_pa
     path = tmp_path / "pretrain.pth"
     torch.save({"model": sd}, path)
     loaded = load_backbone(path, num_heads=3)
-    table = capsys.readouterr().err
+    table = caplog.text
     assert "official VideoMAE pre-training" in table
     assert "pre-training decoder" in table and "mask token" in table and "new fc_norm" in table
     x = _video(size=32)
@@ -165,7 +168,8 @@ def test_pickles_are_read_with_weights_only(tmp_path):
         load_backbone(tmp_path / "evil.pth", verbose=False)
 
 
-def test_cvpt_safetensors_round_trip_and_head_resize(tmp_path, capsys):
+def test_cvpt_safetensors_round_trip_and_head_resize(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="cvpt.models")  # the key table of each load
     vit = create_backbone("vit_tiny", depth=2, num_classes=7)
     _perturb(vit)
     path = save_backbone(vit, tmp_path / "b.safetensors")
@@ -174,7 +178,7 @@ def test_cvpt_safetensors_round_trip_and_head_resize(tmp_path, capsys):
     assert torch.equal(_ours(again, x), _ours(vit, x))
     resized = load_backbone(path, num_classes=3)
     assert resized.head.out_features == 3
-    assert "head re-sized to 3 classes" in capsys.readouterr().err
+    assert "head re-sized to 3 classes" in caplog.text
     save_file({"x": torch.zeros(1)}, tmp_path / "other.safetensors")
     with pytest.raises(CheckpointError, match="metadata"):
         load_backbone(tmp_path / "other.safetensors")

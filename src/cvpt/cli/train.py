@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from cvpt.cli.common import add_command, count
@@ -85,7 +84,6 @@ def run_train(args) -> int:
     from cvpt.training.api import train
     from cvpt.training.config import describe_keys, list_configs, load_config
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.list_configs:
         for name in list_configs():
             print(name)

@@ -21,9 +21,9 @@ lacks or that is re-sized) is an error. Pickles are read only with ``weights_onl
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import re
-import sys
 import zipfile
 from pathlib import Path
 
@@ -36,6 +36,11 @@ from cvpt.models import swin
 from cvpt.models.backbone import VideoBackbone, family_of
 from cvpt.models.hub import resolve_checkpoint
 from cvpt.models.vit import ViTConfig
+
+# the key table of every load, at INFO: silent unless the application shows cvpt's INFO
+# records (the `cvpt` command does; `logging.getLogger("cvpt").setLevel(logging.WARNING)`
+# silences it there too)
+log = logging.getLogger("cvpt.models")
 
 # what load_backbone reads, for the message on a checkpoint of no supported family
 SUPPORTED = (
@@ -302,8 +307,10 @@ def load_backbone(path: str | Path, *, verbose: bool = True, **overrides) -> Vid
 
     ``overrides`` set fields of the family's config (:class:`ViTConfig`,
     :class:`~cvpt.models.swin.SwinConfig`), e.g. ``num_classes=101`` (a head of another size is
-    re-initialised, and said so) or ``num_heads`` for a non-standard ViT. Prints the key table
-    (``verbose``) and raises :class:`CheckpointError` on any key not on the allow-lists.
+    re-initialised, and said so) or ``num_heads`` for a non-standard ViT. Logs the key table
+    (``verbose``; logger ``cvpt.models``, level INFO: shown by the ``cvpt`` command, silent in
+    Python unless logging shows INFO) and raises :class:`CheckpointError` on any key not on the
+    allow-lists.
     ``path`` may also be a Hugging Face hub id, ``org/name`` or ``hf-hub:org/name@revision``
     (:mod:`cvpt.models.hub`: the local cache, ``HF_HUB_OFFLINE``, the ``cvpt[hub]`` extra).
     """
@@ -337,7 +344,7 @@ def load_backbone(path: str | Path, *, verbose: bool = True, **overrides) -> Vid
         if own[k].shape != sd[k].shape:
             bad.append(f"{k}: checkpoint {list(sd[k].shape)} vs model {list(own[k].shape)}")
     if verbose:
-        print(_table(path, kind, cfg, len(set(own) & set(sd)), notes), file=sys.stderr)
+        log.info("%s", _table(path, kind, cfg, len(set(own) & set(sd)), notes))
     if bad:
         raise CheckpointError(path, "keys do not fit the backbone: " + "; ".join(bad[:10]))
     model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
