@@ -5,6 +5,7 @@ the CLI's training run and prepare as functions."""
 from __future__ import annotations
 
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -62,6 +63,98 @@ def test_each_epoch_draws_other_clips_and_each_is_reproducible(motion_dataset):
     assert torch.equal(a["iframes"], a2["iframes"]) and torch.equal(a["mvs"], a2["mvs"])
     assert not torch.equal(a["mvs"], b["mvs"])  # another crop, flip or GOP every epoch
     assert torch.equal(ds[(1, 3)]["mvs"], b["mvs"][3])  # the sampler's (epoch, index) keys agree
+
+
+def _passes(loader: DataLoader, epochs: int) -> list[dict[int, torch.Tensor]]:
+    """What a loop that never calls ``set_epoch`` sees (Lightning's, accelerate's, a plain
+    ``for epoch`` loop): the same DataLoader iterated again; per epoch ``{index: mvs}``."""
+    out = []
+    for _ in range(epochs):
+        got = {}
+        for batch in loader:
+            got.update(zip(batch["index"].tolist(), batch["mvs"], strict=True))
+        out.append(got)
+    return out
+
+
+# spawning workers takes seconds (each epoch spawns them anew): 2 epochs there
+@pytest.mark.parametrize(("workers", "n_epochs"), [(0, 3), (2, 2)])
+def test_a_loop_without_set_epoch_draws_new_clips_each_epoch(motion_dataset, workers, n_epochs):
+    torch.manual_seed(0)  # the worker seeds (drawn by each DataLoader iterator) follow it
+    ds = _dataset(motion_dataset)
+    loader = DataLoader(
+        ds,
+        batch_size=3,
+        shuffle=True,
+        collate_fn=cvpt.collate,
+        num_workers=workers,
+        multiprocessing_context="spawn" if workers else None,
+    )
+    epochs = _passes(loader, n_epochs)
+    for e, got in enumerate(epochs):
+        assert sorted(got) == list(range(len(ds))), e
+    for i in range(len(ds)):  # another crop, flip or P-frame choice of every video, each epoch
+        for later in range(1, n_epochs):
+            for earlier in range(later):
+                assert not torch.equal(epochs[earlier][i], epochs[later][i]), (i, earlier, later)
+    if workers == 0:  # in one process, pass p draws exactly what set_epoch(p) would
+        for e, got in enumerate(epochs):
+            for i, mvs in got.items():
+                assert torch.equal(mvs, ds[(e, i)]["mvs"]), (e, i)
+
+
+def test_persistent_workers_draw_new_clips_each_epoch(motion_dataset, monkeypatch):
+    """Persistent workers keep their copy and count their own passes: each reads some indices
+    the other read the epoch before, so their keys hold their seeds. Two copies of the dataset
+    stand for the two workers here (real ones take seconds to spawn)."""
+    import copy
+
+    ds = _dataset(motion_dataset)
+    workers = [copy.deepcopy(ds) for _ in range(2)]
+    seen: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(ds))}
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        order = rng.permutation(len(ds))
+        for j, i in enumerate(order):  # batches of 2 dealt in turn to the workers
+            w = (j // 2) % 2
+            info = SimpleNamespace(id=w, seed=1000 + w, num_workers=2)
+            monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda info=info: info)
+            seen[int(i)].append(workers[w][int(i)]["mvs"])
+    for i, draws in seen.items():
+        for later in range(1, len(draws)):
+            for earlier in range(later):
+                assert not torch.equal(draws[earlier], draws[later]), (i, earlier, later)
+
+
+def test_set_epoch_wins_over_counted_passes(motion_dataset):
+    ds = _dataset(motion_dataset)
+    loader = DataLoader(ds, batch_size=4, shuffle=True, collate_fn=cvpt.collate)
+    _passes(loader, 1)  # counted pass 0
+    ds.set_epoch(5)
+    first, again = _passes(loader, 2)
+    for i, mvs in first.items():
+        assert torch.equal(mvs, again[i]) and torch.equal(mvs, ds[(5, i)]["mvs"]), i
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_counted_passes_never_draw_one_key_twice(seed):
+    """Under any order of reads (shuffled epochs, a distributed sampler's padding, subsets,
+    epochs abandoned midway), no (pass, index) key of one process comes twice, and whole
+    permutations are counted as epochs 0, 1, 2..."""
+    from cvpt.data.dataset import _Passes
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 12))
+    passes, keys = _Passes(None, n), []
+    for epoch in range(4):  # whole shuffled epochs first: pass e is epoch e
+        order = rng.permutation(n)
+        assert all(passes.key(int(i)) == [epoch, int(i)] for i in order)
+    for _ in range(30):  # then anything: padded, partial, repeated reads
+        order = rng.integers(n, size=int(rng.integers(1, 2 * n + 2)))
+        keys += [tuple(passes.key(int(i))) for i in order]
+    assert len(keys) == len(set(keys))
+    worker = _Passes(1234, n)
+    assert worker.key(0) == [0, 0, 1234]  # a worker's key holds its seed
 
 
 def test_collate_survives_a_replaced_video(motion_dataset, tmp_path):
