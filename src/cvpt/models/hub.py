@@ -10,6 +10,7 @@ here runs for a path that exists on disk: a local folder named ``org/name`` wins
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -20,6 +21,8 @@ PREFIX = "hf-hub:"
 _HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<rev>[\w./-]+))?$")
 # the weights a VideoMAE folder may hold, in the order load_backbone prefers them
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# or the index of a sharded model (cvpt.models.checkpoint reads the shards it lists)
+SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 # a bare `dir/file.pth` that does not exist is a mistyped path, not a hub id
 _FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt", ".pkl")
 
@@ -81,7 +84,17 @@ def resolve_checkpoint(spec: str | Path) -> str | Path:
                 return config.parent
             except errors.EntryNotFoundError:
                 continue
-        raise CheckpointError(spec, f"the hub model has none of {', '.join(WEIGHT_FILES)}")
+        for index in SHARD_INDEXES:  # a sharded model: its index, then every shard it lists
+            try:
+                file = Path(hub.hf_hub_download(repo, index, revision=revision))
+            except errors.EntryNotFoundError:
+                continue
+            for shard in sorted(set(json.loads(file.read_text()).get("weight_map", {}).values())):
+                hub.hf_hub_download(repo, shard, revision=revision)
+            return config.parent
+        raise CheckpointError(
+            spec, f"the hub model has none of {', '.join(WEIGHT_FILES + SHARD_INDEXES)}"
+        )
     except errors.LocalEntryNotFoundError as e:
         raise CheckpointError(
             spec,
