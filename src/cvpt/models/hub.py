@@ -107,3 +107,40 @@ def resolve_checkpoint(spec: str | Path) -> str | Path:
         raise CheckpointError(spec, "the hub model has no config.json: not a VideoMAE") from e
     except OSError as e:  # network errors other than the above
         raise CheckpointError(spec, f"cannot fetch it from the hub ({where}): {e}") from e
+
+
+def locate_checkpoint(spec: str | Path) -> tuple[str | Path, str]:
+    """``(what to read, how to record it)`` for a backbone checkpoint: a hub id reads its
+    cached snapshot and is recorded as ``hf-hub:org/name@<commit>`` (the revision resolved:
+    the snapshot folder of huggingface_hub's cache is named by its commit), so that a model
+    tuned on it loads on any machine from the same weights; a path is recorded absolute."""
+    parsed = parse_hub_id(spec)
+    if parsed is None:
+        return spec, str(Path(spec).resolve())
+    folder = Path(resolve_checkpoint(spec))
+    return folder, f"{PREFIX}{parsed[0]}@{folder.name}"
+
+
+def push_folder(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str = "Upload a cvpt tuned model",
+) -> str:
+    """Upload every file of ``folder`` to the hub model repository ``repo_id`` (created when
+    missing); returns the commit's URL. Needs ``huggingface_hub`` (``cvpt[hub]``) and a token
+    with write access (``token`` or ``huggingface-cli login``)."""
+    hub = require("huggingface_hub", extra="hub", feature="push_to_hub")
+    api = hub.HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    info = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(folder),
+        repo_type="model",
+        revision=revision,
+        commit_message=commit_message,
+    )
+    return str(getattr(info, "commit_url", None) or info)
