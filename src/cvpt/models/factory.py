@@ -11,6 +11,16 @@ from cvpt.models.hub import locate_checkpoint
 from cvpt.models.registry import create_backbone
 
 
+def list_models(pattern: str = "*") -> list[str]:
+    """The methods :func:`create_model` builds (its first argument; timm's ``list_models``
+    names what its ``create_model`` takes), in the paper's order, those matching the
+    shell-style ``pattern``: ``cvpt``, ``linear``, ``vpt``, ``adaptformer``, ``full``. The
+    backbones they tune are :func:`cvpt.models.list_backbones`."""
+    import fnmatch
+
+    return [m for m in METHODS if fnmatch.fnmatchcase(m, pattern)]
+
+
 def create_model(
     method: str,
     *,
