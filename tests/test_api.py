@@ -4,6 +4,7 @@ the CLI's training run and prepare as functions."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from types import SimpleNamespace
 
@@ -205,3 +206,25 @@ def test_train_and_prepare_from_python_take_the_cli_options(motion_dataset, tiny
     report = cvpt.prepare(motion_dataset / "videos" / "c0_0.mp4", tmp_path / "p", progress=False)
     assert report.ok and report.done == 1
     assert cvpt.probe(tmp_path / "p" / "c0_0.mp4").layout_problems() == []
+
+
+def test_loads_print_nothing_and_log_their_key_table(tmp_path, capsys, caplog):
+    """create_model / load_model print nothing; each load's key table is an INFO record of the
+    ``cvpt.models`` logger, which an application shows or silences (the CLI shows it)."""
+    from cvpt.models import create_backbone
+
+    backbone = create_backbone("vit_tiny", depth=1, num_classes=2)
+    path = cvpt.save_backbone(backbone, tmp_path / "b")  # safetensors, told by content, not name
+    with caplog.at_level(logging.WARNING):
+        model = cvpt.create_model("linear", backbone_checkpoint=path, num_classes=3)
+        model.save_pretrained(tmp_path / "m", class_names=["a", "b", "c"])
+        cvpt.load_model(tmp_path / "m")
+    assert capsys.readouterr().err == "" and caplog.records == []
+    caplog.set_level(logging.INFO, logger="cvpt.models")
+    cvpt.load_model(tmp_path / "m")
+    (record,) = caplog.records
+    assert record.name == "cvpt.models" and record.levelno == logging.INFO
+    assert record.getMessage() == (
+        f"loaded {path} (cvpt safetensors): ViT d=192 depth=1 heads=3 classes=2, 19 tensors"
+    )
+    assert capsys.readouterr().err == ""

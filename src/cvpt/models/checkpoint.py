@@ -217,7 +217,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], object, 
     try:
         if path.is_dir():
             return _read_hf_folder(path)
-        if path.suffix == ".safetensors":
+        if path.suffix == ".safetensors" or _is_safetensors(path):
             return _read_cvpt_safetensors(path)
         return _read_official(path)
     except CheckpointError:
@@ -226,6 +226,15 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], object, 
         raise CheckpointError(path, f"{REFUSED_PICKLE} ({e})") from e
     except (KeyError, ValueError, RuntimeError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise CheckpointError(path, f"cannot read it as a VideoMAE checkpoint ({e})") from e
+
+
+def _is_safetensors(path: Path) -> bool:
+    """Whether ``path`` starts as a safetensors file does (whatever its name): an 8-byte
+    little-endian header length, then the header's JSON object."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    size = path.stat().st_size
+    return len(head) == 9 and head[8:] == b"{" and int.from_bytes(head[:8], "little") < size
 
 
 def _read_official(path: Path):
