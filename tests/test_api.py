@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -228,3 +229,12 @@ def test_loads_print_nothing_and_log_their_key_table(tmp_path, capsys, caplog):
         f"loaded {path} (cvpt safetensors): ViT d=192 depth=1 heads=3 classes=2, 19 tensors"
     )
     assert capsys.readouterr().err == ""
+
+
+def test_push_to_hub_without_huggingface_hub_says_what_to_install(monkeypatch, tmp_path):
+    model = cvpt.create_model(
+        "linear", backbone="vit_tiny", num_classes=2, backbone_options={"depth": 1}
+    )
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if not installed
+    with pytest.raises(cvpt.MissingDependencyError, match=r"pip install 'cvpt\[hub\]'"):
+        model.push_to_hub("acme/tuned")
