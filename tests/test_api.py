@@ -147,16 +147,19 @@ def test_counted_passes_never_draw_one_key_twice(seed):
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 12))
-    passes, keys = _Passes(None, n), []
+    # one process, a worker (its seed), two ranks of a distributed run, a worker of rank 1
+    tokens = [(None, 0), (1234, 0), (None, 1), (None, 2), (1234, 1)]
+    processes, keys = [_Passes(t, n) for t in tokens], []
     for epoch in range(4):  # whole shuffled epochs first: pass e is epoch e
         order = rng.permutation(n)
-        assert all(passes.key(int(i)) == [epoch, int(i)] for i in order)
-    for _ in range(30):  # then anything: padded, partial, repeated reads
+        assert all(processes[0].key(int(i)) == [epoch, int(i)] for i in order)
+    for _ in range(30):  # then anything, in any process: padded, partial, repeated reads
+        passes = processes[int(rng.integers(len(processes)))]
         order = rng.integers(n, size=int(rng.integers(1, 2 * n + 2)))
         keys += [tuple(passes.key(int(i))) for i in order]
     assert len(keys) == len(set(keys))
-    worker = _Passes(1234, n)
-    assert worker.key(0) == [0, 0, 1234]  # a worker's key holds its seed
+    assert _Passes((1234, 0), n).key(0) == [0, 0, 1, 1234, 0]  # a worker's key: its seed
+    assert _Passes((None, 2), n).key(0) == [0, 0, 0, 0, 2]  # a rank's: its rank
 
 
 def test_collate_survives_a_replaced_video(motion_dataset, tmp_path):

@@ -49,7 +49,8 @@ class CompressedVideoDataset(Dataset):
     the same (a pass ends where an index comes again), so loops that re-iterate a
     ``DataLoader`` without calling ``set_epoch`` (Lightning, accelerate) lose no augmentation;
     in ``DataLoader`` workers those draws also depend on the worker's seed (reproducible under
-    ``torch.manual_seed``, but not the same as with 0 workers).
+    ``torch.manual_seed``, but not the same as with 0 workers), in a distributed run on the
+    rank.
 
     ``train=False``: ``views`` clips spread over the video × ``crops`` (1 or 3) crops, the
     same every epoch. ``clip`` (:class:`ClipSpec`, the paper's 4 GOPs × 3 P-frames by
@@ -138,7 +139,9 @@ class CompressedVideoDataset(Dataset):
         if self._epoch_set or not self.train:
             return [self.epoch, index]
         info = torch.utils.data.get_worker_info()
-        token = None if info is None else int(info.seed)
+        dist = torch.distributed
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        token = (None if info is None else int(info.seed), rank)
         if self._passes is None or self._passes.token != token:
             self._passes = _Passes(token, len(self.samples))
         return self._passes.key(index)
@@ -160,11 +163,13 @@ class _Passes:
     sampler (shuffled, distributed and padded, a subset, an iterator abandoned mid-epoch).
     The main process (0 workers) has no other clue, and its pass ``p`` draws what
     ``set_epoch(p)`` would. A DataLoader worker is a new copy for each iterator (unless
-    ``persistent_workers``), which starts counting again from 0: its key also holds
-    ``token``, the worker's seed, drawn anew by each iterator and different for each worker,
-    so two passes (or two workers) never share a key."""
+    ``persistent_workers``), which starts counting again from 0: its key also holds the
+    worker's seed, drawn anew by each iterator and different for each worker, so two passes
+    (or two workers) never share a key. ``token`` is ``(worker seed or None, process rank)``:
+    the ranks of a distributed run (whose worker seeds may agree) each read other indices each
+    epoch, and their keys differ by rank too."""
 
-    def __init__(self, token: int | None, n: int):
+    def __init__(self, token: tuple[int | None, int], n: int):
         self.token, self.epoch = token, 0
         self.seen = bytearray(n)  # 1 where the index was read in this pass
 
@@ -173,8 +178,10 @@ class _Passes:
             self.epoch += 1
             self.seen = bytearray(len(self.seen))
         self.seen[index] = 1
-        key = [self.epoch, index]
-        return key if self.token is None else [*key, self.token]
+        seed, rank = self.token
+        if seed is None and rank == 0:  # one process: pass p is epoch p
+            return [self.epoch, index]
+        return [self.epoch, index, int(seed is not None), seed or 0, rank]
 
 
 def read_views(
