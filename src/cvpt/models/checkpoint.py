@@ -10,10 +10,15 @@ Formats, told apart by what the path holds (the family by the keys of the state 
 - a Video Swin ``.pth``: official Video-Swin-Transformer / mmaction2 0.x or mmaction2 1.x
   (under ``state_dict``, ``backbone.layers.*`` and ``cls_head.fc_cls``), or a torchvision
   ``swin3d_*`` state dict (``features.*``); its filter lives in :mod:`cvpt.models.swin`;
-- cvpt's own ``.safetensors`` (our key names, family and config in the metadata).
+- cvpt's own ``.safetensors`` (our key names, family and config in the metadata); a
+  ``.safetensors`` without that metadata is a bare state dict, read by its keys as above;
+- a sharded Hugging Face folder (``model.safetensors.index.json`` and the shards it lists);
+- a training checkpoint that also pickles other objects (mmengine's ``message_hub``): its
+  weights are read, the other objects replaced by inert placeholders (:func:`_load_pickle`).
+An image model (a 2-D patch embedding) is refused, naming the video checkpoints to use.
 
 One filter function per format maps keys to ours (timm's ``checkpoint_filter_fn`` idea). Loading
-is strict: leftover keys are printed as a table, and any that is not on an allow-list of keys
+is strict: leftover keys are logged as a table, and any that is not on an allow-list of keys
 known to be unused (decoder, mask token, pre-training ``norm``; a head or fc_norm the checkpoint
 lacks or that is re-sized) is an error. Pickles are read only with ``weights_only=True``.
 """
