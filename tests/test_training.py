@@ -399,6 +399,15 @@ def test_save_pretrained_and_load_model(tiny_dataset, backbones, tmp_path):
     other = cvpt.load_model(tmp_path / "shared", backbone_checkpoint=b, allow_other_backbone=True)
     with torch.no_grad():
         assert not torch.equal(other(*x), back(*x))
+    # shared with a machine that lacks the backbone file: the error names the fix, which works
+    gone = Path(shutil.copy(a, tmp_path / "gone.safetensors"))
+    mine = cvpt.create_model("vpt", num_classes=2, backbone_checkpoint=gone,
+                             backbone_options={"use_mean_pooling": True})  # fmt: skip
+    mine.save_pretrained(tmp_path / "away", class_names=["left", "right"])
+    gone.unlink()
+    with pytest.raises(cvpt.CheckpointError, match=r"gone\.safetensors, which is not on this ma"):
+        cvpt.load_model(tmp_path / "away")
+    assert cvpt.load_model(tmp_path / "away", backbone_checkpoint=a).class_names[0] == "left"
 
 
 def test_existing_run_folder_is_a_one_line_error(tiny_dataset, tmp_path, capsys):

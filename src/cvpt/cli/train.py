@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -104,7 +103,6 @@ def run_train(args) -> int:
     from cvpt.training.api import train
     from cvpt.training.config import describe_keys, list_configs, load_config
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.list_configs:
         for name in list_configs():
             print(name)

@@ -25,6 +25,7 @@ import csv
 import json
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -57,7 +58,7 @@ from cvpt.training.step import (
     flush_denormals,
     prepare_precision,
 )
-from cvpt.training.trackers import Trackers, parse_loggers
+from cvpt.training.trackers import Trackers, check_installed, parse_loggers
 
 log = logging.getLogger("cvpt.train")
 
@@ -172,7 +173,7 @@ class Run:
         allow_other_backbone: bool = False,
     ):
         self.cfg, self.out, self.resume = cfg, Path(out), resume
-        parse_loggers(cfg.logger)  # an unknown tracker fails before any work
+        check_installed(cfg.logger)  # an unknown or missing tracker fails before any work
         self.allow_other_backbone = allow_other_backbone
         if not resume and ((self.out / "checkpoints").exists() or self._has_config()):
             raise RunExistsError(
@@ -251,6 +252,8 @@ class Run:
         elif saved is not None:
             self._check_same_run(saved)
         if self.info.main:
+            fresh = last_checkpoint(self.out) is None  # nothing to keep if the start fails
+            made = not self.out.exists()
             self.out.mkdir(parents=True, exist_ok=True)
             resolved = self._resolved()
             # a run's config.yaml says how it started; a resume's values go beside it
@@ -260,11 +263,26 @@ class Run:
             save_config(self.cfg, self.out / name, resolved=resolved, identity=self.identity)
             write_json(self.out / "classes.json", self.classes)
             # the `logger` key: each tracker imported only when chosen (optional extras)
-            self.trackers = Trackers(
-                parse_loggers(self.cfg.logger),
-                self.out,
-                {**self.cfg.to_dict(), "resolved": resolved},
-            )
+            try:
+                self.trackers = Trackers(
+                    parse_loggers(self.cfg.logger),
+                    self.out,
+                    {**self.cfg.to_dict(), "resolved": resolved},
+                )
+            except BaseException:
+                if fresh:  # a tracker that cannot start (no login...) must not block a retry
+                    self._undo_start(made)
+                raise
+
+    def _undo_start(self, made: bool) -> None:
+        """Remove what :meth:`_start` wrote for a run that never started: the folder itself
+        when it made it, else the files that mark a run (``config.yaml``, ``classes.json``,
+        ``trackers.json``)."""
+        if made:
+            shutil.rmtree(self.out, ignore_errors=True)
+            return
+        for name in ("config.yaml", "classes.json", "trackers.json"):
+            (self.out / name).unlink(missing_ok=True)
 
     def _resolved(self) -> dict:
         return {
