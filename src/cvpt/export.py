@@ -1,9 +1,11 @@
 """``cvpt export``: a trained model as a ``torch.export`` program (``.pt2``) or ONNX graph.
 
-What is exported is the network only: three input tensors ``iframes [B, 3, 4, S, S]``,
-``mvs [B, 2, 12, S, S]``, ``residuals [B, 3, 12, S, S]`` (float32, normalised as
-:class:`cvpt.ClipTransform` does) → ``logits [B, num_classes]``. The batch size is dynamic;
-``S`` (the run's crop size) and the clip length are fixed. Decoding the compressed stream
+What is exported is the network only: three input tensors ``iframes [B, 3, T_I, S, S]``,
+``mvs [B, 2, T_P, S, S]``, ``residuals [B, 3, T_P, S, S]`` (float32, normalised as
+:class:`cvpt.ClipTransform` does) → ``logits [B, num_classes]``, at the clip geometry the
+model was built for (``model.clip``: T_I = ``num_gops`` GOPs, T_P = ``num_gops·p_per_gop``
+P-frames; 4 and 12 for the paper's clips). The batch size is dynamic; ``S`` (the run's crop
+size) and the clip length are fixed: the program refuses inputs of another length. Decoding the compressed stream
 (I-frames, motion vectors, residuals) stays in Python (PyAV, :func:`cvpt.read_clip`): no export
 format carries it. Every export is checked against the eager model on random inputs at two
 batch sizes, by reloading the ``.pt2``, or by running the ONNX file in onnxruntime (when
@@ -17,8 +19,9 @@ from pathlib import Path
 import torch
 
 from cvpt.errors import ConfigError, CvptError, require
+from cvpt.models.flops import INPUT_NAMES, model_inputs
 
-INPUTS = ("iframes", "mvs", "residuals")
+INPUTS = INPUT_NAMES
 FORMATS = ("torch", "onnx")
 
 
@@ -26,11 +29,14 @@ class ExportError(CvptError):
     """The exported model does not compute what the eager model computes."""
 
 
-def example_inputs(size: int, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Random float32 inputs of the model's shapes (batch ``batch``, crop ``size``)."""
+def example_inputs(
+    model: torch.nn.Module, size: int, batch: int = 2, seed: int = 0
+) -> tuple[torch.Tensor, ...]:
+    """Random float32 inputs of ``model``'s shapes: batch ``batch``, crop ``size``, its clip
+    geometry (``model.clip``)."""
     g = torch.Generator().manual_seed(seed)
-    shapes = [(3, 4), (2, 12), (3, 12)]
-    return tuple(torch.randn(batch, c, t, size, size, generator=g) for c, t in shapes)
+    shapes = model_inputs(model, batch, size=size)
+    return tuple(torch.randn(x.shape, generator=g) for x in shapes)
 
 
 def export_model(
@@ -38,7 +44,9 @@ def export_model(
 ) -> dict:
     """Export ``model`` (float32, CPU) to ``out`` and check it numerically against eager.
 
-    Returns ``{"format", "path", "checked_with", "max_abs_diff", "batch_sizes"}``. Raises
+    The program takes clips of ``model.clip``'s geometry (the one it was trained on).
+    Returns ``{"format", "path", "checked_with", "max_abs_diff", "batch_sizes", "inputs"}``
+    (``inputs``: each input's shape, ``"B"`` for the dynamic batch). Raises
     :class:`ConfigError` for an unknown ``format``, :class:`cvpt.errors.MissingDependencyError`
     for ONNX without the ``onnx`` extra, and :class:`ExportError` when the exported model's
     logits differ from eager by more than ``atol``."""
@@ -47,7 +55,7 @@ def export_model(
     from cvpt.io import atomic_output
 
     model = model.float().cpu().eval()
-    args = example_inputs(size, batch=2)
+    args = example_inputs(model, size, batch=2)  # traced at the model's own clip geometry
     batch = torch.export.Dim("batch", min=1, max=4096)
     dynamic = tuple({0: batch} for _ in INPUTS)
     out = Path(out)
@@ -72,7 +80,7 @@ def export_model(
     for b in (
         sizes if run is not None else ()
     ):  # other batch sizes than the one traced: the batch axis is really dynamic
-        x = example_inputs(size, batch=b, seed=b)
+        x = example_inputs(model, size, batch=b, seed=b)
         with torch.no_grad():
             want = model(*x)
         diff = max(diff, float((torch.as_tensor(run(x)) - want).abs().max()))
@@ -84,6 +92,7 @@ def export_model(
         "checked_with": checked_with,
         "max_abs_diff": diff if run is not None else None,
         "batch_sizes": list(sizes),
+        "inputs": {k: ["B", *x.shape[1:]] for k, x in zip(INPUTS, args, strict=True)},
     }
 
 

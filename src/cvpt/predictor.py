@@ -74,7 +74,9 @@ class Predictor:
 
     ``device``: ``"cpu"``, ``"cuda"``, or ``None`` (the run's setting: CUDA when available);
     ``amp``: bf16 autocast on CUDA; ``batch_size``: videos per forward pass (× views clips);
-    ``workers``: decoding processes (0: in this process).
+    ``workers``: decoding processes (0: in this process); ``clip``: what one clip is (default
+    the model's own ``model.clip``, the geometry it was trained on; another number of GOPs or
+    P-frames per GOP is a ``ValueError``).
     """
 
     def __init__(
@@ -106,7 +108,7 @@ class Predictor:
         self.clips, self.crops = clips, crops
         self.amp, self.batch_size, self.workers = amp, batch_size, workers
         self.prepare, self.source = prepare, source
-        self.clip = clip or ClipSpec()
+        self.clip = _model_clip(model, clip)
 
     @property
     def views(self) -> int:
@@ -143,8 +145,7 @@ class Predictor:
             short_side=cfg.short_side,
             mv_clip=cfg.mv_clip,
             amp=cfg.amp,
-            clip=cfg.clip,
-        )
+        )  # clips: the model's own geometry (model.clip)
         device = next(model.parameters()).device
         return cls(model, classes, device=device, source=str(ckpt), **{**settings, **options})
 
@@ -195,6 +196,23 @@ class Predictor:
                     top_k = [(self.classes[i], float(p[i])) for i in best]
                     yield Prediction(it["path"], top_k, probs=p, warning=it["warning"])
                 bar.update(len(items))
+
+
+def _model_clip(model: torch.nn.Module, clip: ClipSpec | None) -> ClipSpec:
+    """The clips a Predictor reads for ``model``: ``clip`` when given, else the model's own
+    (``model.clip``; the paper's default for a model that carries none). Raises
+    ``ValueError`` for a ``clip`` of another geometry (GOPs or P-frames per GOP) than the
+    model's: its predictions would come from clips it was not trained on."""
+    own = getattr(model, "clip", None)
+    if clip is None:
+        return own if own is not None else ClipSpec()
+    if own is not None and (clip.num_gops, clip.p_per_gop) != (own.num_gops, own.p_per_gop):
+        raise ValueError(
+            f"clip has {clip.num_gops} GOPs × {clip.p_per_gop} P-frames, the model was built "
+            f"for {own.num_gops} × {own.p_per_gop} (model.clip): leave clip out to read the "
+            "model's own"
+        )
+    return clip
 
 
 class _Inputs(Dataset):

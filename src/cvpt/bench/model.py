@@ -31,7 +31,7 @@ from cvpt.bench.memory import PeakTensorMemory
 from cvpt.codec.sampling import ClipSpec
 from cvpt.io import atomic_output
 from cvpt.models.factory import create_model
-from cvpt.models.flops import compressed_inputs
+from cvpt.models.flops import model_inputs
 from cvpt.models.registry import create_backbone
 from cvpt.models.report import RAW_VIDEO
 from cvpt.progress import tqdm
@@ -60,6 +60,7 @@ class StepCase:
     grad_checkpointing: bool | int = False  # recompute (the first k) blocks in the backward
     amp: bool = False  # bf16 autocast (the trainer's default on CUDA)
     frozen_bf16: bool = True  # with amp: frozen matmul weights in bf16, as the trainer does
+    clip: ClipSpec | None = None  # the model's clip geometry (None: the paper's, 4 GOPs × 3 P)
 
     def setup(self) -> tuple:
         """``(model, optimiser, inputs, labels)``: a fresh model (seed 0) in train mode."""
@@ -70,13 +71,14 @@ class StepCase:
             backbone=self.backbone,
             num_classes=self.num_classes,
             backbone_options=self.backbone_options or {},
+            clip=self.clip,
         ).to(dev)
         model.set_grad_checkpointing(self.grad_checkpointing)
         if self.amp and self.frozen_bf16:  # as prepare_precision does where amp runs (CUDA)
             model.cast_frozen_weights(torch.bfloat16)
         # cvpt train's optimiser: AdamW, no weight decay on norms, biases or ω
         opt = torch.optim.AdamW(param_groups(model, TrainConfig.weight_decay), lr=1e-4)
-        shapes = compressed_inputs(self.batch, ClipSpec.num_gops, self.size, device=dev)
+        shapes = model_inputs(model, self.batch, size=self.size, device=dev)
         inputs = tuple(torch.randn_like(x) for x in shapes)
         labels = torch.randint(0, self.num_classes, (self.batch,), device=dev)
         return model.train(), opt, inputs, labels
@@ -239,9 +241,7 @@ def bench_model(
     cvpt_model, full_model = trained["cvpt"][0], trained["full"][0]
     bopts = backbone_options or {}
     rgb_model = create_backbone(backbone, num_classes=num_classes, **bopts).to(dev).eval()
-    one = tuple(
-        torch.randn_like(x) for x in compressed_inputs(1, ClipSpec.num_gops, size, device=dev)
-    )
+    one = tuple(torch.randn_like(x) for x in model_inputs(cvpt_model, 1, size=size, device=dev))
     rgb_name, rgb_frames, _ = RAW_VIDEO[rgb_model.family]
     rgb = torch.randn(1, 3, rgb_frames, size, size, device=dev)
 

@@ -41,10 +41,10 @@ def run(args) -> int:
         print(json.dumps(report, indent=2))
     else:
         diff = report["max_abs_diff"]
+        shapes = ", ".join(f"{k} [{', '.join(map(str, s))}]" for k, s in report["inputs"].items())
         print(
-            f"wrote {out} ({args.format}; inputs [B, 3, 4, {cfg.size}, {cfg.size}], "
-            f"[B, 2, 12, ...], [B, 3, 12, ...] -> logits [B, {len(classes)}]); checked with "
-            f"{report['checked_with']}"
+            f"wrote {out} ({args.format}; inputs {shapes} -> logits [B, {len(classes)}]); "
+            f"checked with {report['checked_with']}"
             + (f": max |logit difference| {diff:.1e}" if diff is not None else "")
         )
     return 0

@@ -55,9 +55,23 @@ class TuningOptions:
 
 class CompressedVideoModel(nn.Module):
     """``model(iframes [B,3,T_I,H,W], mvs [B,2,T_P,H,W], residuals [B,3,T_P,H,W]) → logits``
-    with T_P = 3·T_I (3 P-frames per GOP; 4 and 12 in the paper), float32, normalised."""
+    with T_P = ``clip.p_per_gop``·T_I, float32, normalised.
 
-    def __init__(self, backbone: VideoBackbone, method: str, options: TuningOptions):
+    ``clip`` (:class:`ClipSpec`, default the paper's: 4 GOPs × 3 P-frames, so T_I = 4 and
+    T_P = 12) is the clip geometry the model is built for and carries (``model.clip``): its
+    P-frames per GOP size the prompt embeddings, and whatever reads clips for it, measures it
+    or exports it (:class:`cvpt.Predictor`, FLOPs, ``cvpt export``) reads ``model.clip``.
+    The forward pass takes any T_I that tiles the backbone's tubelet (positions are a
+    sinusoid table), but only ``clip.p_per_gop`` P-frames per I-frame. Raises ``ValueError``
+    for a ``clip`` whose ``num_gops`` the tubelet does not divide."""
+
+    def __init__(
+        self,
+        backbone: VideoBackbone,
+        method: str,
+        options: TuningOptions,
+        clip: ClipSpec | None = None,
+    ):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -87,9 +101,16 @@ class CompressedVideoModel(nn.Module):
             raise ValueError(f"sccp_layers must be in 0..{depth}, got {k}")
         self.method, self.options, self.sccp_layers = method, options, k if method == "cvpt" else 0
         self.backbone = backbone
-        # 3 P-frames per GOP and `tubelet` GOPs per I-token → 3·tubelet P-frames per prompt token
+        self.clip = clip = clip if clip is not None else ClipSpec()
+        # p_per_gop P-frames per GOP and `tubelet` GOPs per I-token → p_per_gop·tubelet P-frames
+        # per prompt token
         tubelet, p, _ = backbone.patch_kernel
-        self.p_per_token = ClipSpec.p_per_gop * tubelet
+        if clip.num_gops % tubelet:
+            raise ValueError(
+                f"clip.num_gops={clip.num_gops}: the {backbone.family} backbone groups "
+                f"{tubelet} I-frames (GOPs) per token, so a clip must have a multiple of {tubelet}"
+            )
+        self.p_per_token = clip.p_per_gop * tubelet
         rank = options.prompt_embed_rank
         motion = options.inputs == "all"
         self.mv_embed = PromptEmbed(2, d, p, self.p_per_token, rank) if motion else None
@@ -300,7 +321,7 @@ class CompressedVideoModel(nn.Module):
         check_video(iframes, self.backbone.patch_kernel, 3, "iframes")
         t_i = iframes.shape[2]
         b, _, _, h, w = iframes.shape
-        t_p = t_i * ClipSpec.p_per_gop
+        t_p = t_i * self.clip.p_per_gop
         expect = {"mvs": (mvs, 2), "residuals": (residuals, 3)}
         if self.res_embed is None and residuals is None:
             expect.pop("residuals")
@@ -311,8 +332,9 @@ class CompressedVideoModel(nn.Module):
                 got = None if x is None else list(x.shape)
                 raise ValueError(
                     f"{name} must be [B, {c}, {t_p}, H, W] = {[b, c, t_p, h, w]} for iframes "
-                    f"{list(iframes.shape)} (batch, channels, frames, height, width; 3 P-frames "
-                    f"per I-frame); got {got}"
+                    f"{list(iframes.shape)} (batch, channels, frames, height, width; "
+                    f"{self.clip.p_per_gop} P-frames per I-frame: the model's clip.p_per_gop); "
+                    f"got {got}"
                 )
 
     def embed(self, iframes, mvs, residuals):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cvpt.codec.sampling import ClipSpec
 from cvpt.errors import ConfigError
 from cvpt.models.checkpoint import load_backbone
 from cvpt.models.compressed import METHODS, CompressedVideoModel, TuningOptions
@@ -28,6 +29,7 @@ def create_model(
     num_classes: int,
     backbone_checkpoint: str | Path | None = None,
     backbone_options: dict | None = None,
+    clip: ClipSpec | dict | None = None,
     **options,
 ) -> CompressedVideoModel:
     """Build a compressed-domain model tuned by ``method`` (one of :data:`METHODS`).
@@ -39,7 +41,11 @@ def create_model(
     state dict; or cvpt safetensors; or a Hugging Face hub id), whose head is replaced by one
     for ``num_classes``. The model records where its backbone came from (``model.origin``): a
     hub id as ``hf-hub:org/name@<commit>``, a path absolute.
-    ``options`` are :class:`TuningOptions` fields.
+    ``clip``: the clip geometry the model reads (a :class:`ClipSpec` or its ``to_dict()``;
+    default the paper's, 4 GOPs × 3 P-frames), carried as ``model.clip`` and saved with it.
+    ``options`` are :class:`TuningOptions` fields. Raises :class:`ConfigError` for an unknown
+    method or option; ``ValueError`` for a clip whose GOPs the backbone's tubelet does not
+    divide.
     """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -67,7 +73,9 @@ def create_model(
             vit.reset_classifier(num_classes)
     else:
         vit = create_backbone(backbone, num_classes=num_classes, **(backbone_options or {}))
-    model = CompressedVideoModel(vit, method, TuningOptions(**options))
+    if isinstance(clip, dict):
+        clip = ClipSpec(**clip)
+    model = CompressedVideoModel(vit, method, TuningOptions(**options), clip)
     model.origin = {
         "backbone_checkpoint": source,
         "backbone_options": dict(backbone_options or {}),

@@ -24,6 +24,8 @@ from cvpt.codec.sampling import ClipSpec
 # and the batched matmuls the math path decomposes into (e.g. on the meta device). Our models
 # have no other batched matmul, so these are subtracted and attention is counted once, here.
 _ATTENTION_OPS = ("bmm", "scaled_dot_product", "_flash_attention", "_efficient_attention")
+# the model's three inputs, in the order it takes them (compressed_inputs returns)
+INPUT_NAMES = ("iframes", "mvs", "residuals")
 
 
 class _AttentionMACs(TorchFunctionMode):
@@ -59,15 +61,34 @@ def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
 
 def compressed_inputs(
     batch: int = 1,
-    num_iframes: int = ClipSpec.num_gops,
+    *,
+    clip: ClipSpec | None = None,
     size: int = 224,
     device: str | torch.device = "meta",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Zero inputs of the paper's shapes (:class:`ClipSpec`: 4 I-frames, 12 P-frames),
-    ``size``²."""
-    t_p = ClipSpec.p_per_gop * num_iframes
+    """Zero inputs of one clip's shapes, ``size``²: ``iframes [batch, 3, T_I, S, S]``,
+    ``mvs [batch, 2, T_P, S, S]``, ``residuals [batch, 3, T_P, S, S]`` with
+    T_I = ``clip.num_gops`` and T_P = ``clip.num_pframes``. ``clip``: a model's own
+    (``model.clip``; :func:`model_inputs`), default the paper's (4 I-frames, 12 P-frames)."""
+    clip = clip if clip is not None else ClipSpec()
+    t_i, t_p = clip.num_gops, clip.num_pframes
     return (
-        torch.zeros(batch, 3, num_iframes, size, size, device=device),
+        torch.zeros(batch, 3, t_i, size, size, device=device),
         torch.zeros(batch, 2, t_p, size, size, device=device),
         torch.zeros(batch, 3, t_p, size, size, device=device),
     )
+
+
+def model_inputs(
+    model: nn.Module,
+    batch: int = 1,
+    *,
+    size: int = 224,
+    device: str | torch.device | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`compressed_inputs` at the clip geometry ``model`` was built for
+    (``model.clip``): what its FLOPs, benchmarks and exports measure. ``device``: default
+    the model's (``meta`` for a model built there)."""
+    if device is None:
+        device = next(model.parameters()).device
+    return compressed_inputs(batch, clip=model.clip, size=size, device=device)

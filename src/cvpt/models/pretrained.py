@@ -2,7 +2,8 @@
 
 The folder is laid out as a Hugging Face model folder:
 
-- ``config.json``: the method, its options, the class names, the input it expects (clip
+- ``config.json``: the method, its options, the clip geometry it is built for (``clip``: a
+  :class:`~cvpt.codec.sampling.ClipSpec`), the class names, the input it expects (clip
   specification, crop size, MV scaling) and the backbone's identity: its architecture, where it
   came from (a checkpoint path, or a seeded random initialisation) and a fingerprint of its
   frozen weights;
@@ -23,6 +24,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from cvpt.codec.sampling import ClipSpec
 from cvpt.errors import CvptError
 from cvpt.models.checkpoint import CheckpointError
 
@@ -138,13 +140,22 @@ def save_pretrained(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     origin = getattr(model, "origin", {}) or {}
+    spec = input_spec if input_spec is not None else model.input_spec
+    clip = model.clip.to_dict()
+    if spec and spec.get("clip") is not None and spec["clip"] != clip:
+        raise ValueError(
+            f"{folder}: input_spec['clip'] {spec['clip']} is not the model's clip {clip} "
+            "(model.clip, set by create_model(clip=...)): the model would be read with clips "
+            "of another geometry than it was built for"
+        )
     config = {
         "format": FORMAT,
         "method": model.method,
         "options": model.options.to_dict(),
+        "clip": clip,
         "num_classes": model.backbone.cfg.num_classes,
         "class_names": class_names if class_names is not None else model.class_names,
-        "input": input_spec if input_spec is not None else model.input_spec,
+        "input": spec,
         "backbone_family": model.backbone.family,
         "backbone_config": model.backbone.cfg.to_dict(),
         "backbone_options": origin.get("backbone_options") or {},
@@ -178,6 +189,17 @@ def recorded_backbone(where, recorded: str | None) -> str | None:
         "backbone_checkpoint= (cvpt predict --backbone-checkpoint) with a copy of it (its "
         "fingerprint is checked), or tune on a hub id (org/name) to share the model whole",
     )
+
+
+def saved_clip(config: dict) -> ClipSpec:
+    """The clip geometry a saved model was built for (its ``config.json`` as a dict)."""
+    if config.get("clip") is not None:
+        return ClipSpec(**config["clip"])
+    # saved before the model carried its clip: every model then was built for 3 P-frames per
+    # GOP (the class default), and read clips of its run's input spec, when one was recorded;
+    # with none, the paper's default (4 GOPs × 3 P-frames), the only geometry of that time
+    recorded = (config.get("input") or {}).get("clip")
+    return ClipSpec(**recorded) if recorded is not None else ClipSpec()
 
 
 def read_config(folder: str | Path) -> dict:
@@ -236,6 +258,7 @@ def load_model(
         num_classes=config["num_classes"],
         backbone_checkpoint=ckpt,
         backbone_options=options,
+        clip=saved_clip(config),
         **tuning,
     )
     model.origin = {

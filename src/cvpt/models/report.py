@@ -7,7 +7,7 @@ import torch
 from cvpt.codec.sampling import ClipSpec
 from cvpt.models.compressed import METHODS
 from cvpt.models.factory import create_model
-from cvpt.models.flops import compressed_inputs, count_macs
+from cvpt.models.flops import INPUT_NAMES, count_macs, model_inputs
 
 
 def model_row(
@@ -17,20 +17,25 @@ def model_row(
     num_classes: int,
     views: int = 6,
     size: int = 224,
-    num_iframes: int = ClipSpec.num_gops,
+    clip: ClipSpec | dict | None = None,
     **options,
 ) -> dict:
-    """Tunable / total parameters and GMACs per view (and × ``views``) of one method.
+    """Tunable / total parameters and GMACs per view (and × ``views``) of one method, at the
+    clip geometry ``clip`` (:class:`ClipSpec` or its dict; default the paper's: 4 GOPs × 3
+    P-frames), measured on the model's own ``model.clip``.
 
     Built on the ``meta`` device: no weights are allocated, so ViT-L costs nothing to report.
     """
     with torch.device("meta"):
-        model = create_model(method, backbone=backbone, num_classes=num_classes, **options)
+        model = create_model(
+            method, backbone=backbone, num_classes=num_classes, clip=clip, **options
+        )
     counts = model.param_counts()
-    inputs = compressed_inputs(1, num_iframes, size)
+    inputs = model_inputs(model, 1, size=size)
     gmacs = count_macs(model, *inputs) / 1e9
     t, ph, pw = model.backbone.patch_kernel
-    n = (num_iframes // t) * (size // ph) * (size // pw)  # tokens per stream at the first block
+    t_i = model.clip.num_gops
+    n = (t_i // t) * (size // ph) * (size // pw)  # tokens per stream at the first block
     return {
         "method": method,
         "backbone": backbone,
@@ -47,11 +52,7 @@ def model_row(
         "gmacs_total": gmacs * views,
         "tokens_per_block": model.num_streams * n
         + (len(model.prompts) if model.prompts is not None else 0),
-        "inputs": {
-            "iframes": [1, 3, num_iframes, size, size],
-            "mvs": [1, 2, ClipSpec.p_per_gop * num_iframes, size, size],
-            "residuals": [1, 3, ClipSpec.p_per_gop * num_iframes, size, size],
-        },
+        "inputs": {name: list(x.shape) for name, x in zip(INPUT_NAMES, inputs, strict=True)},
         "options": options,
         # the reading of Eq. 7 this CVPT runs (docs/design.md: how the default was chosen)
         **({"sccp_update": model.options.sccp_update} if method == "cvpt" else {}),

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 
-from cvpt.codec.sampling import ClipSpec
 from cvpt.data.dataset import read_views
 from cvpt.data.transforms import ClipTransform
 from cvpt.errors import MissingFileError, RunError
@@ -99,22 +98,22 @@ def _load_pretrained(folder: Path, device, backbone_checkpoint, allow_other_back
             f"{folder / CONFIG}: records no {'input spec' if not spec else 'class names'}; "
             "it cannot be used for prediction (save it with class_names= and input_spec=)"
         )
+    model = load_model(
+        folder,
+        backbone_checkpoint=backbone_checkpoint,
+        allow_other_backbone=allow_other_backbone,
+        device=pick_device(str(device) if device else TrainConfig.device),
+    )
     cfg = TrainConfig(
         method=config["method"],
         size=spec["size"],
         short_side=spec["short_side"],
         mv_clip=spec["mv_clip"],
-        clip=ClipSpec(**spec["clip"]),
+        clip=model.clip,  # the geometry the model was built for (saved in its config.json)
         backbone_checkpoint=str(backbone_checkpoint or config.get("backbone_checkpoint") or "")
         or None,
         backbone_options=config.get("backbone_options") or {},
         model_options=config["options"],
-    )
-    model = load_model(
-        folder,
-        backbone_checkpoint=backbone_checkpoint,
-        allow_other_backbone=allow_other_backbone,
-        device=pick_device(str(device) if device else cfg.device),
     )
     return model.eval(), cfg, list(classes), folder
 

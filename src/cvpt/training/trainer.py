@@ -119,16 +119,10 @@ def build_model(cfg: TrainConfig, num_classes: int, device: torch.device):
         num_classes=num_classes,
         backbone_checkpoint=cfg.backbone_checkpoint,
         backbone_options=cfg.backbone_options,
+        clip=cfg.clip,  # the model is built for, and saves, the run's clip geometry
         **cfg.model_options,
     )
     model.origin["seed"] = cfg.seed  # a random backbone is this seed's (cvpt.load_model)
-    tubelet = model.backbone.patch_kernel[0]  # I-frames (GOPs) per token, any family
-    p_per_gop = model.p_per_token // tubelet
-    if cfg.clip.p_per_gop != p_per_gop or cfg.clip.num_gops % tubelet:
-        raise ValueError(
-            f"clip.p_per_gop={cfg.clip.p_per_gop}, clip.num_gops={cfg.clip.num_gops}: the model "
-            f"takes {p_per_gop} P-frames per GOP and a multiple of {tubelet} GOPs"
-        )
     model.set_grad_checkpointing(cfg.grad_checkpointing)
     return model.to(device)
 
