@@ -5,11 +5,12 @@ What is exported is the network only: three input tensors ``iframes [B, 3, T_I, 
 :class:`cvpt.ClipTransform` does) → ``logits [B, num_classes]``, at the clip geometry the
 model was built for (``model.clip``: T_I = ``num_gops`` GOPs, T_P = ``num_gops·p_per_gop``
 P-frames; 4 and 12 for the paper's clips). The batch size is dynamic; ``S`` (the run's crop
-size) and the clip length are fixed: the program refuses inputs of another length. Decoding the compressed stream
-(I-frames, motion vectors, residuals) stays in Python (PyAV, :func:`cvpt.read_clip`): no export
-format carries it. Every export is checked against the eager model on random inputs at two
-batch sizes, by reloading the ``.pt2``, or by running the ONNX file in onnxruntime (when
-installed; otherwise ``onnx.checker`` validates the graph and the report says so).
+size) and the clip length are fixed: the program refuses inputs of another length. Decoding
+the compressed stream (I-frames, motion vectors, residuals) stays in Python (PyAV,
+:func:`cvpt.read_clip`): no export format carries it. Every export is checked against the
+eager model on random inputs at two batch sizes, by reloading the ``.pt2``, or by running the
+ONNX file in onnxruntime (when installed; otherwise ``onnx.checker`` validates the graph and
+the report says so).
 """
 
 from __future__ import annotations
