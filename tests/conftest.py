@@ -141,17 +141,22 @@ def translation_videos(tmp_path_factory):
 def motion_dataset(tmp_path_factory) -> Path:
     """12 prepared videos, 2 classes (a texture moving right or left), with ``train.txt`` and
     ``test.txt`` list files beside ``videos/``: the public-API tests' dataset."""
-    from cvpt.data.generate import translating_texture
+    return write_motion_dataset(tmp_path_factory.mktemp("motion"), frames=48, train=4, test=2)
 
-    d = tmp_path_factory.mktemp("motion")
+
+def write_motion_dataset(d: Path, *, frames: int, train: int, test: int) -> Path:
+    """``d/videos/c{label}_{i}.mp4`` prepared videos of ``frames`` frames (32×48; a texture
+    moving right for label 0, left for 1), ``train + test`` per class, and the ``train.txt`` /
+    ``test.txt`` lists beside them (the first ``train`` of each class train)."""
     (d / "videos").mkdir()
     rows: dict[str, list[str]] = {"train": [], "test": []}
     for label, dx in enumerate((2, -2)):
-        for i in range(6):
+        for i in range(train + test):
             name = f"c{label}_{i}.mp4"
-            frames = translating_texture(dx, 0, frames=48, height=32, width=48, seed=10 * label + i)
-            write_video(d / "videos" / name, frames)
-            rows["train" if i < 4 else "test"].append(f"{name} {label}")
+            seed = 10 * label + i
+            video = translating_texture(dx, 0, frames=frames, height=32, width=48, seed=seed)
+            write_video(d / "videos" / name, video)
+            rows["train" if i < train else "test"].append(f"{name} {label}")
     for subset, lines in rows.items():
         (d / f"{subset}.txt").write_text("\n".join(lines) + "\n")
     return d

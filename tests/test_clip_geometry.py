@@ -11,11 +11,9 @@ import pytest
 import torch
 
 import cvpt
-from conftest import TINY_RUN
+from conftest import TINY_RUN, write_motion_dataset
 from cvpt.cli.main import main
-from cvpt.codec.encode import write_video
 from cvpt.codec.sampling import ClipSpec
-from cvpt.data.generate import translating_texture
 from cvpt.models.flops import count_macs, model_inputs
 from cvpt.models.pretrained import CONFIG
 from cvpt.models.report import model_row
@@ -28,18 +26,7 @@ GOPS = 8  # twice the paper's 4: every place that read the class default would r
 @pytest.fixture(scope="module")
 def long_dataset(tmp_path_factory):
     """6 prepared videos of 8 GOPs (96 frames), 2 classes (texture moving right / left)."""
-    d = tmp_path_factory.mktemp("long")
-    (d / "videos").mkdir()
-    rows: dict[str, list[str]] = {"train": [], "test": []}
-    for label, dx in enumerate((2, -2)):
-        for i in range(3):
-            name = f"c{label}_{i}.mp4"
-            frames = translating_texture(dx, 0, frames=12 * GOPS, height=32, width=48, seed=i)
-            write_video(d / "videos" / name, frames)
-            rows["train" if i < 2 else "test"].append(f"{name} {label}")
-    for subset, lines in rows.items():
-        (d / f"{subset}.txt").write_text("\n".join(lines) + "\n")
-    return d
+    return write_motion_dataset(tmp_path_factory.mktemp("long"), frames=12 * GOPS, train=2, test=1)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """``cvpt bench model``: what the compressed model costs next to the raw-video backbone, in one
 run.
 
-- forward latency per clip (batch 1, inference): CVPT on 3N tokens (4 I-frames + 12 P-frames)
-  vs the backbone on RGB frames as published (VideoMAE: 16 frames, 1568 tokens; Video Swin: 32
-  frames), same backbone;
+- forward latency per clip (batch 1, inference): CVPT on 3N tokens (the model's clip,
+  ``model.clip``: 4 I-frames + 12 P-frames by default) vs the backbone on RGB frames as
+  published (VideoMAE: 16 frames, 1568 tokens; Video Swin: 32 frames), same backbone;
 - train step (forward + backward + AdamW) and its peak memory: CVPT vs full fine-tuning, same
   batch and inputs;
 - per-task checkpoint size (the tuned tensors as safetensors): CVPT with full-rank and low-rank
