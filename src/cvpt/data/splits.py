@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import json
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -367,7 +368,12 @@ class FolderSplits:
     """Folder per class: ``root/<subset>/<class>/<video>`` when subset folders exist, else
     ``root/<class>/<video>`` as one subset ``all``. Classes are the sorted folder names.
     Linked folders are followed (:func:`cvpt.io.walk_files`); a link that is not (a loop, a
-    link to nothing) is warned about."""
+    link to nothing) is warned about.
+
+    Raises :class:`DataError` where a label would silently be another one: a class folder
+    that is a link to nothing (an unmounted disk: the class would vanish and every later
+    class's label shift), and a video reached under two classes (a class linked to the
+    dataset folder, to another class, or a link inside one class to another)."""
 
     def __init__(self, annotations: str | Path, split: int = 1):
         self.root = Path(annotations)
@@ -376,12 +382,17 @@ class FolderSplits:
         subdirs = [d.name for d in self.root.iterdir() if d.is_dir()]
         nested = {"train", "val", "validation", "test"} & set(subdirs)
         self.subsets = tuple(sorted(nested)) if nested else ("all",)
-        class_dirs = {
-            d.name
-            for s in self.subsets
-            for d in (self.root / s if nested else self.root).iterdir()
-            if d.is_dir()
-        }
+        class_dirs = set()
+        for s in self.subsets:
+            for d in (self.root / s if nested else self.root).iterdir():
+                if d.is_dir():
+                    class_dirs.add(d.name)
+                elif d.is_symlink() and not d.exists():
+                    raise DataError(
+                        f"{d}: a link to {os.readlink(d)}, which does not exist; were it a "
+                        "class folder (a disk not mounted?), the class would be missing and "
+                        "every later class's label shifted: mount it, or remove the link"
+                    )
         self.classes = sorted(class_dirs)
 
     def samples(self, subset: str) -> list[Sample]:
@@ -389,12 +400,22 @@ class FolderSplits:
             raise DataError(f"subsets are {self.subsets}; got {subset!r}")
         base = self.root if subset == "all" else self.root / subset
         out = []
+        seen: dict[str, Sample] = {}  # real path of each video → where it was first found
         for label, cls in enumerate(self.classes):
             folder = base / cls
             if folder.is_dir():  # through linked folders (cvpt.io.walk_files)
                 walk = walk_files(folder, lambda f: f.suffix.lower() in VIDEO_EXTENSIONS)
                 for f in walk.files:
-                    out.append(Sample(f.relative_to(self.root).as_posix(), label))
+                    sample = Sample(f.relative_to(self.root).as_posix(), label)
+                    first = seen.setdefault(os.path.realpath(f), sample)
+                    if first.label != label:
+                        raise DataError(
+                            f"{self.root}: {first.path} (class {self.classes[first.label]}) "
+                            f"and {sample.path} (class {cls}) are the same video under two "
+                            "classes: a linked folder leads from one class into another (or "
+                            "to the dataset folder); remove the link"
+                        )
+                    out.append(sample)
                 for f, why in walk.not_followed:
                     warnings.warn(f"{f}: {why}; not followed", stacklevel=2)
         return out
