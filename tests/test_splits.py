@@ -371,3 +371,34 @@ def test_folder_labels_never_shift_or_double_through_links(tmp_path, link, targe
     with pytest.raises(DataError, match=problem) as err:
         FolderSplits(root).samples(subset)
     assert link.split("/")[0] in str(err.value)  # the link, or the class it lies in, is named
+
+
+@pytest.mark.parametrize("header", [None, "path,label", "video, class", '"path","label"'])
+@pytest.mark.parametrize("suffix", [".csv", ".CSV", ".lst", ".list", ".txt"])
+def test_list_files_by_any_list_suffix_with_or_without_a_csv_header(tmp_path, header, suffix):
+    """A list folder finds its lists by every list suffix (any case); a CSV's first row that
+    names its columns is a header, not a video; elsewhere such a row is an error naming it."""
+    from cvpt.errors import DataError
+
+    sep = "," if suffix.lower() == ".csv" else " "
+    rows = [f"a, b/x y.mp4{sep}1", f"c/z.webm{sep}0"] if sep == "," else ["b/x.mp4 1", "c/z.webm 0"]
+    lines = ([header] if header else []) + rows
+    (tmp_path / f"train{suffix}").write_text("\n".join(lines) + "\n")
+    if header and sep != ",":
+        with pytest.raises(DataError, match="line 1"):
+            ListSplits(tmp_path)
+        return
+    lists = ListSplits(tmp_path)
+    assert lists.subsets == ("train",)
+    want = [rows[0].rsplit(sep, 1)[0].strip(), rows[1].rsplit(sep, 1)[0]]
+    assert [(s.path, s.label) for s in lists.samples("train")] == [(want[0], 1), (want[1], 0)]
+
+
+def test_class_names_as_labels_are_refused_naming_classes_json(tmp_path):
+    from cvpt.errors import DataError
+
+    (tmp_path / "train.txt").write_text("a/x.mp4 0\nb/y.mp4 jump\n")
+    with pytest.raises(
+        DataError, match=r"line 2: the label 'jump' is not a class number.*classes\.json"
+    ):
+        ListSplits(tmp_path)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import warnings
 
 from cvpt import __version__
 from cvpt.cli import (
@@ -76,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     show_cvpt_logs()
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            if not args.debug:  # one line each, as the errors, not where the code raised it
+                warnings.showwarning = _one_line_warning(args.command)
+            return int(args.func(args) or 0)
+    except BrokenPipeError:  # `cvpt probe … | head`: the reader left; nothing more to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the exit flush does not fail again
+        return 141  # 128 + SIGPIPE, as a shell tool that met a closed pipe
     except CvptError as e:
         if args.debug:
             raise
@@ -85,6 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cvpt {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line_warning(command: str):
+    """``warnings.showwarning`` for the command line: ``cvpt CMD: warning: MESSAGE``."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"cvpt {command}: warning: {message}", file=file or sys.stderr)
+
+    return show
 
 
 if __name__ == "__main__":

@@ -229,6 +229,8 @@ def read_list(path: str | Path, comments: list[tuple[int, str]] | None = None) -
     - ``#`` starts a comment only as a line's first character (after spaces) in a text list;
       a ``#`` anywhere else belongs to the path (``take #2/clip#3.mp4``); a CSV file has no
       comments;
+    - a CSV's first row is a header, and skipped, when it names no video file and has no class
+      number (``path,label``);
     - blank lines are skipped; spaces around a path or a label are not part of it; the file
       is read as a text editor saved it (:func:`read_annotation`).
 
@@ -245,8 +247,17 @@ def read_list(path: str | Path, comments: list[tuple[int, str]] | None = None) -
             if comments is not None:
                 comments.append((k, text))
             continue
-        out.append(_csv_entry(path, k, text) if is_csv else _text_entry(path, k, text))
+        entry = _csv_entry(path, k, text) if is_csv else _text_entry(path, k, text)
+        if is_csv and not out and _is_header(entry):  # `path,label` as pandas writes it
+            continue
+        out.append(entry)
     return out
+
+
+def _is_header(entry: ListEntry) -> bool:
+    """A CSV's first row naming its columns (``path,label``, ``video,class``): no video file
+    name, and no class number where a label goes."""
+    return not _is_video_name(entry.path) and not (entry.label or "").isdigit()
 
 
 def _entry(k: int, text: str, path: str, label: str | None, whole: str) -> ListEntry:
@@ -303,6 +314,10 @@ def _text_entry(list_path: Path, k: int, text: str) -> ListEntry:
 _TRAILING_LABEL = re.compile(r"(?P<path>.*?)[\s,]+(?P<label>[^\s,]+)")
 
 
+def _is_list_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in LIST_SUFFIXES
+
+
 def _is_video_name(token: str) -> bool:
     return Path(token).suffix.lower() in VIDEO_EXTENSIONS
 
@@ -310,18 +325,16 @@ def _is_video_name(token: str) -> bool:
 class ListSplits:
     """A generic list (VideoMAE / mmaction2 style): one ``path label`` per line, separated by a
     space, a tab or a comma (the rules, quotes and comments: :func:`read_list`); ``annotations``
-    is a folder with ``<subset>.txt`` / ``.csv`` files,
+    is a folder with ``<subset>.txt`` / ``.csv`` / ``.lst`` / ``.list`` files,
     or one file (its subset is its stem). Class names are the label numbers, or the names in an
     optional ``classes.json`` (a list) beside the lists; an optional ``dataset.json`` with
     ``{"flip": false}`` says that training must not flip (labels that name directions)."""
 
     def __init__(self, annotations: str | Path, split: int = 1):
         p = Path(annotations)
-        files = (
-            [p] if p.is_file() else sorted(f for f in p.glob("*") if f.suffix in (".txt", ".csv"))
-        )
+        files = [p] if p.is_file() else sorted(f for f in p.glob("*") if _is_list_file(f))
         if not files:
-            raise MissingFileError(f"{p}: no .txt or .csv list files")
+            raise MissingFileError(f"{p}: no list files ({', '.join(LIST_SUFFIXES)})")
         self._files = {f.stem: f for f in files}
         self.subsets = tuple(self._files)
         self._samples = {sub: self._read(f) for sub, f in self._files.items()}  # warns once
@@ -349,7 +362,14 @@ class ListSplits:
         out = []
         comments: list[tuple[int, str]] = []
         for e in read_list(path, comments):
-            if e.label is None or not e.label.isdigit():
+            if e.label is not None and not e.label.isdigit():
+                raise DataError(
+                    f"{path}, line {e.line}: the label {e.label!r} is not a class number; a "
+                    "list gives each video's class as a number (0, 1, …) and the class names, "
+                    "in that order, in a classes.json list beside it (docs/training.md, "
+                    f"'List files'); got {e.text!r}"
+                )
+            if e.label is None:
                 raise _bad_line(path, e.line, e.text, "'path label'")
             out.append(Sample(e.path, int(e.label)))
         for k, text in comments:  # '#take 1.mp4 3' is a comment, though it reads as an entry
