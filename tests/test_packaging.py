@@ -1,6 +1,6 @@
 """cvpt installs beside a researcher's other tools: ranges in pyproject.toml, exact versions only
-in CI's constraints.txt. (The wheel itself is installed in a fresh venv beside the lowest allowed
-numpy by `make wheel-check`, which `make test` runs.)"""
+in CI's constraints.txt. (The wheel itself is installed at every declared floor, and at pip's
+newest picks on Python 3.13, by `make wheel-check`, which `make test` runs.)"""
 
 from __future__ import annotations
 
