@@ -4,7 +4,10 @@ the CLI's training run and prepare as functions."""
 
 from __future__ import annotations
 
+import logging
 import shutil
+import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -64,6 +67,101 @@ def test_each_epoch_draws_other_clips_and_each_is_reproducible(motion_dataset):
     assert torch.equal(ds[(1, 3)]["mvs"], b["mvs"][3])  # the sampler's (epoch, index) keys agree
 
 
+def _passes(loader: DataLoader, epochs: int) -> list[dict[int, torch.Tensor]]:
+    """What a loop that never calls ``set_epoch`` sees (Lightning's, accelerate's, a plain
+    ``for epoch`` loop): the same DataLoader iterated again; per epoch ``{index: mvs}``."""
+    out = []
+    for _ in range(epochs):
+        got = {}
+        for batch in loader:
+            got.update(zip(batch["index"].tolist(), batch["mvs"], strict=True))
+        out.append(got)
+    return out
+
+
+# spawning workers takes seconds (each epoch spawns them anew): 2 epochs there
+@pytest.mark.parametrize(("workers", "n_epochs"), [(0, 3), (2, 2)])
+def test_a_loop_without_set_epoch_draws_new_clips_each_epoch(motion_dataset, workers, n_epochs):
+    torch.manual_seed(0)  # the worker seeds (drawn by each DataLoader iterator) follow it
+    ds = _dataset(motion_dataset)
+    loader = DataLoader(
+        ds,
+        batch_size=3,
+        shuffle=True,
+        collate_fn=cvpt.collate,
+        num_workers=workers,
+        multiprocessing_context="spawn" if workers else None,
+    )
+    epochs = _passes(loader, n_epochs)
+    for e, got in enumerate(epochs):
+        assert sorted(got) == list(range(len(ds))), e
+    for i in range(len(ds)):  # another crop, flip or P-frame choice of every video, each epoch
+        for later in range(1, n_epochs):
+            for earlier in range(later):
+                assert not torch.equal(epochs[earlier][i], epochs[later][i]), (i, earlier, later)
+    if workers == 0:  # in one process, pass p draws exactly what set_epoch(p) would
+        for e, got in enumerate(epochs):
+            for i, mvs in got.items():
+                assert torch.equal(mvs, ds[(e, i)]["mvs"]), (e, i)
+
+
+def test_persistent_workers_draw_new_clips_each_epoch(motion_dataset, monkeypatch):
+    """Persistent workers keep their copy and count their own passes: each reads some indices
+    the other read the epoch before, so their keys hold their seeds. Two copies of the dataset
+    stand for the two workers here (real ones take seconds to spawn)."""
+    import copy
+
+    ds = _dataset(motion_dataset)
+    workers = [copy.deepcopy(ds) for _ in range(2)]
+    seen: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(ds))}
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        order = rng.permutation(len(ds))
+        for j, i in enumerate(order):  # batches of 2 dealt in turn to the workers
+            w = (j // 2) % 2
+            info = SimpleNamespace(id=w, seed=1000 + w, num_workers=2)
+            monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda info=info: info)
+            seen[int(i)].append(workers[w][int(i)]["mvs"])
+    for i, draws in seen.items():
+        for later in range(1, len(draws)):
+            for earlier in range(later):
+                assert not torch.equal(draws[earlier], draws[later]), (i, earlier, later)
+
+
+def test_set_epoch_wins_over_counted_passes(motion_dataset):
+    ds = _dataset(motion_dataset)
+    loader = DataLoader(ds, batch_size=4, shuffle=True, collate_fn=cvpt.collate)
+    _passes(loader, 1)  # counted pass 0
+    ds.set_epoch(5)
+    first, again = _passes(loader, 2)
+    for i, mvs in first.items():
+        assert torch.equal(mvs, again[i]) and torch.equal(mvs, ds[(5, i)]["mvs"]), i
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_counted_passes_never_draw_one_key_twice(seed):
+    """Under any order of reads (shuffled epochs, a distributed sampler's padding, subsets,
+    epochs abandoned midway), no (pass, index) key of one process comes twice, and whole
+    permutations are counted as epochs 0, 1, 2..."""
+    from cvpt.data.dataset import _Passes
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 12))
+    # one process, a worker (its seed), two ranks of a distributed run, a worker of rank 1
+    tokens = [(None, 0), (1234, 0), (None, 1), (None, 2), (1234, 1)]
+    processes, keys = [_Passes(t, n) for t in tokens], []
+    for epoch in range(4):  # whole shuffled epochs first: pass e is epoch e
+        order = rng.permutation(n)
+        assert all(processes[0].key(int(i)) == [epoch, int(i)] for i in order)
+    for _ in range(30):  # then anything, in any process: padded, partial, repeated reads
+        passes = processes[int(rng.integers(len(processes)))]
+        order = rng.integers(n, size=int(rng.integers(1, 2 * n + 2)))
+        keys += [tuple(passes.key(int(i))) for i in order]
+    assert len(keys) == len(set(keys))
+    assert _Passes((1234, 0), n).key(0) == [0, 0, 1, 1234, 0]  # a worker's key: its seed
+    assert _Passes((None, 2), n).key(0) == [0, 0, 0, 0, 2]  # a rank's: its rank
+
+
 def test_collate_survives_a_replaced_video(motion_dataset, tmp_path):
     root = tmp_path / "ds"
     shutil.copytree(motion_dataset, root)
@@ -112,3 +210,34 @@ def test_train_and_prepare_from_python_take_the_cli_options(motion_dataset, tiny
     report = cvpt.prepare(motion_dataset / "videos" / "c0_0.mp4", tmp_path / "p", progress=False)
     assert report.ok and report.done == 1
     assert cvpt.probe(tmp_path / "p" / "c0_0.mp4").layout_problems() == []
+
+
+def test_loads_print_nothing_and_log_their_key_table(tmp_path, capsys, caplog):
+    """create_model / load_model print nothing; each load's key table is an INFO record of the
+    ``cvpt.models`` logger, which an application shows or silences (the CLI shows it)."""
+    from cvpt.models import create_backbone
+
+    backbone = create_backbone("vit_tiny", depth=1, num_classes=2)
+    path = cvpt.save_backbone(backbone, tmp_path / "b")  # safetensors, told by content, not name
+    with caplog.at_level(logging.WARNING):
+        model = cvpt.create_model("linear", backbone_checkpoint=path, num_classes=3)
+        model.save_pretrained(tmp_path / "m", class_names=["a", "b", "c"])
+        cvpt.load_model(tmp_path / "m")
+    assert capsys.readouterr().err == "" and caplog.records == []
+    caplog.set_level(logging.INFO, logger="cvpt.models")
+    cvpt.load_model(tmp_path / "m")
+    (record,) = caplog.records
+    assert record.name == "cvpt.models" and record.levelno == logging.INFO
+    assert record.getMessage() == (
+        f"loaded {path} (cvpt safetensors): ViT d=192 depth=1 heads=3 classes=2, 19 tensors"
+    )
+    assert capsys.readouterr().err == ""
+
+
+def test_push_to_hub_without_huggingface_hub_says_what_to_install(monkeypatch, tmp_path):
+    model = cvpt.create_model(
+        "linear", backbone="vit_tiny", num_classes=2, backbone_options={"depth": 1}
+    )
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if not installed
+    with pytest.raises(cvpt.MissingDependencyError, match=r"pip install 'cvpt\[hub\]'"):
+        model.push_to_hub("acme/tuned")

@@ -3,6 +3,10 @@ small configs, nothing downloaded) and against the official VideoMAE checkpoint 
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -93,7 +97,8 @@ def test_official_pth_formats_give_the_same_logits(hf_classifier, tmp_path):
         assert torch.allclose(_ours(loaded, x), _hf_logits(hf, x), atol=1e-4, rtol=0)
 
 
-def test_official_pretraining_checkpoint_loads_with_its_allowed_leftovers(tmp_path, capsys):
+def test_official_pretraining_checkpoint_loads_with_its_allowed_leftovers(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="cvpt.models")  # the key table of each load
     vit = create_backbone("vit_tiny", depth=2, num_heads=3, num_classes=0)
     _perturb(vit)
     sd = {f"encoder.{k}": v for k, v in vit.state_dict().items() if not k.startswith("fc_norm")}
@@ -106,7 +111,7 @@ def test_official_pretraining_checkpoint_loads_with_its_allowed_leftovers(tmp_pa
     path = tmp_path / "pretrain.pth"
     torch.save({"model": sd}, path)
     loaded = load_backbone(path, num_heads=3)
-    table = capsys.readouterr().err
+    table = caplog.text
     assert "official VideoMAE pre-training" in table
     assert "pre-training decoder" in table and "mask token" in table and "new fc_norm" in table
     x = _video(size=32)
@@ -155,17 +160,61 @@ def test_unknown_or_missing_keys_are_refused(tmp_path):
         load_backbone(tmp_path / "nope.pth")
 
 
-def test_pickles_are_read_with_weights_only(tmp_path):
+@pytest.mark.parametrize("call", [print, os.system, eval])
+def test_pickles_are_read_with_weights_only(tmp_path, capfd, call):
     class Evil:
         def __reduce__(self):
-            return (print, ("pwned",))
+            return (call, ("print('pwned')" if call is eval else "echo pwned",))
 
     torch.save({"model": Evil()}, tmp_path / "evil.pth")
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match=r"evil\.pth: holds pickled objects other than"):
         load_backbone(tmp_path / "evil.pth", verbose=False)
+    assert "pwned" not in capfd.readouterr().out  # nothing the pickle names ran
 
 
-def test_cvpt_safetensors_round_trip_and_head_resize(tmp_path, capsys):
+def test_a_sharded_hugging_face_folder_loads_its_shards(hf_classifier, tmp_path):
+    """``model.safetensors.index.json`` and the shards it lists, as transformers writes a
+    large model: the same logits as the one-file folder; a missing shard is named."""
+    hf, folder = hf_classifier
+    sd = load_file(folder / "model.safetensors")
+    names = sorted(sd)
+    shards = {f"model-0000{i + 1}-of-00002.safetensors": names[i::2] for i in range(2)}
+    for shard, keys in shards.items():
+        save_file({k: sd[k] for k in keys}, tmp_path / shard)
+    weight_map = {k: shard for shard, keys in shards.items() for k in keys}
+    index = {"metadata": {"total_size": 0}, "weight_map": weight_map}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    (tmp_path / "config.json").write_text((folder / "config.json").read_text())
+    x = _video()
+    assert torch.allclose(_ours(load_backbone(tmp_path), x), _hf_logits(hf, x), atol=1e-4, rtol=0)
+    (tmp_path / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=r"model-00002-of-00002\.safetensors: no such file"):
+        load_backbone(tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_an_image_vit_is_refused_naming_what_to_use(tmp_path, suffix):
+    """A timm image ViT (cls token, 2-D patch embedding, qkv bias), as .pth or safetensors."""
+    vit = create_backbone("vit_tiny", depth=2, num_classes=10)
+    sd = {k: v for k, v in vit.state_dict().items() if not k.startswith("fc_norm")}
+    sd["patch_embed.proj.weight"] = torch.zeros(192, 3, 16, 16)
+    sd["cls_token"] = torch.zeros(1, 1, 192)
+    sd["pos_embed"] = torch.zeros(1, 197, 192)
+    sd["norm.weight"], sd["norm.bias"] = torch.ones(192), torch.zeros(192)
+    path = tmp_path / f"vit_tiny_patch16_224{suffix}"
+    if suffix == ".pth":
+        torch.save(sd, path)
+    else:
+        save_file({k: v.contiguous() for k, v in sd.items()}, path)
+    with pytest.raises(CheckpointError) as e:
+        load_backbone(path)
+    msg = str(e.value)
+    assert msg.startswith(str(path)) and "an image model" in msg and "[192, 3, 16, 16]" in msg
+    assert "VideoMAE" in msg and "videomae-base" in msg and "Video Swin" in msg
+
+
+def test_cvpt_safetensors_round_trip_and_head_resize(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="cvpt.models")  # the key table of each load
     vit = create_backbone("vit_tiny", depth=2, num_classes=7)
     _perturb(vit)
     path = save_backbone(vit, tmp_path / "b.safetensors")
@@ -174,10 +223,10 @@ def test_cvpt_safetensors_round_trip_and_head_resize(tmp_path, capsys):
     assert torch.equal(_ours(again, x), _ours(vit, x))
     resized = load_backbone(path, num_classes=3)
     assert resized.head.out_features == 3
-    assert "head re-sized to 3 classes" in capsys.readouterr().err
+    assert "head re-sized to 3 classes" in caplog.text
     save_file({"x": torch.zeros(1)}, tmp_path / "other.safetensors")
-    with pytest.raises(CheckpointError, match="metadata"):
-        load_backbone(tmp_path / "other.safetensors")
+    with pytest.raises(CheckpointError, match="not a checkpoint of a supported backbone family"):
+        load_backbone(tmp_path / "other.safetensors")  # no metadata: read by its keys
 
 
 def test_create_model_on_a_real_checkpoint(hf_classifier):

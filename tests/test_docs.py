@@ -129,6 +129,20 @@ def test_marked_python_blocks_run_as_written(page, code, tmp_path):
     assert proc.returncode == 0, f"{page.name}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
 
 
+def test_the_api_page_covers_every_public_name():
+    """docs/api.md names (as code) everything ``cvpt`` exports, and the methods a user calls on
+    what it returns: a model's save_pretrained / push_to_hub, a predictor's calls."""
+    import cvpt
+    from cvpt.predictor import Predictor
+
+    text = (ROOT / "docs" / "api.md").read_text()
+    predictor = [n for n in vars(Predictor) if not n.startswith("_")]
+    names = [*cvpt.__all__, *predictor, "save_pretrained", "push_to_hub"]
+    missing = [n for n in names if not re.search(rf"`[\w.]*\b{re.escape(n)}\b", text)]
+    assert not missing, f"docs/api.md does not name {missing}"
+    assert "`predictor(video" in text  # Predictor.__call__
+
+
 def test_docs_and_sources_cite_only_the_repository():
     """The docs stand alone: no page, source or test cites a design file outside the repository
     (our design record is docs/design.md)."""

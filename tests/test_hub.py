@@ -5,6 +5,7 @@ both key layouts (transformers 4.x names as published, and 5.x in-memory names).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from cvpt.models import CheckpointError, load_backbone
 from cvpt.models.hub import parse_hub_id
@@ -75,6 +76,16 @@ def hub_cache(tmp_path_factory):
         },
         refs=["main"],
     )
+    # the same weights in two shards and their index, as transformers writes a large model
+    sd = load_file(tmp / "4x" / "model.safetensors")
+    shards = {f"model-0000{i + 1}-of-00002.safetensors": sorted(sd)[i::2] for i in range(2)}
+    files = {"config.json": config}
+    for shard, keys in shards.items():
+        save_file({k: sd[k] for k in keys}, tmp / shard)
+        files[shard] = (tmp / shard).read_bytes()
+    index = {"weight_map": {k: shard for shard, keys in shards.items() for k in keys}}
+    files["model.safetensors.index.json"] = json.dumps(index).encode()
+    _add_snapshot(cache, "acme/videomae-tiny-sharded", "e" * 40, files, refs=["main"])
     for k, refs in (("5x-old", ["v1"]), ("5x", ["main"])):
         sd = {n: v.contiguous() for n, v in models[k].state_dict().items()}  # 5.x names
         save_file(sd, tmp / f"{k}.safetensors")
@@ -87,9 +98,11 @@ def hub_cache(tmp_path_factory):
 
 
 def _offline(cache: Path, code: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter with only this cache and HF_HUB_OFFLINE=1."""
+    """Run ``code`` in a fresh interpreter with only this cache and HF_HUB_OFFLINE=1 (the hub's
+    address a closed port on loopback besides: nothing can reach the network)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env.update(HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "home"))
+    env.update(HF_ENDPOINT="http://127.0.0.1:9")
     return subprocess.run(
         [sys.executable, "-c", code, *args], cwd=tmp_path, env=env, capture_output=True, text=True
     )
@@ -116,6 +129,7 @@ def test_hub_ids_load_offline_from_the_cache(hub_cache, tmp_path):
         "hf-hub:acme/videomae-tiny": "4x",
         f"hf-hub:acme/videomae-tiny@{COMMIT['4x']}": "4x",
         "acme/videomae-tiny-5x": "5x",
+        "acme/videomae-tiny-sharded": "4x",
         "hf-hub:acme/videomae-tiny-5x@main": "5x",
         "hf-hub:acme/videomae-tiny-5x@v1": "5x-old",
         f"acme/videomae-tiny-5x@{COMMIT['5x-old']}": "5x-old",
@@ -184,3 +198,116 @@ def test_paths_are_never_taken_for_hub_ids(tmp_path, monkeypatch):
         load_backbone("checkpoints/vit_b.pth")
     with pytest.raises(CheckpointError, match="not a hub id"):
         parse_hub_id("hf-hub:no-slash")
+
+
+# push_to_hub's two calls to the hub, replaced: the pushed files land in the cache as a new
+# commit of the repository, as a download after the push would leave them
+FAKE_PUSH = (
+    """
+import hashlib, os, types
+from pathlib import Path
+import huggingface_hub
+"""
+    + inspect.getsource(_add_snapshot)
+    + """
+calls = []
+
+
+def create_repo(self, repo_id, **kw):
+    calls.append(("create_repo", repo_id))
+
+
+def upload_folder(self, *, repo_id, folder_path, **kw):
+    files = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+    calls.append(("upload_folder", repo_id, sorted(files)))
+    _add_snapshot(Path(os.environ["HF_HUB_CACHE"]), repo_id, "d" * 40, files, refs=["main"])
+    return types.SimpleNamespace(commit_url=f"https://hub.invalid/{repo_id}/commit/" + "d" * 40)
+
+
+huggingface_hub.HfApi.create_repo = create_repo
+huggingface_hub.HfApi.upload_folder = upload_folder
+"""
+)
+
+SHARE = """
+import os, shutil, torch
+import cvpt
+
+model = cvpt.create_model("cvpt", backbone_checkpoint="acme/videomae-tiny", num_classes=3)
+assert model.origin["backbone_checkpoint"] == "hf-hub:acme/videomae-tiny@" + "a" * 40
+g = torch.Generator().manual_seed(0)
+with torch.no_grad():
+    for p in model.parameters():
+        if p.requires_grad:
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+model.eval()
+x = [torch.randn(2, *s, generator=g) for s in ((3, 4, 32, 32), (2, 12, 32, 32), (3, 12, 32, 32))]
+with torch.no_grad():
+    want = model(*x)
+url = model.push_to_hub("acme/tuned", class_names=["a", "b", "c"])
+assert url.endswith("d" * 40), url
+assert calls == [
+    ("create_repo", "acme/tuned"),
+    ("upload_folder", "acme/tuned", ["config.json", "model.safetensors"]),
+]
+got = {}
+for spec in ("acme/tuned", "hf-hub:acme/tuned@" + "d" * 40):
+    loaded = cvpt.load_model(spec)
+    assert loaded.class_names == ["a", "b", "c"], spec
+    got[spec] = loaded
+model.save_pretrained("mine")  # a copied folder, loaded from another working directory
+shutil.copytree("mine", "elsewhere/copied")
+shutil.rmtree("mine")
+os.chdir("elsewhere")
+got["copied"] = cvpt.load_model("copied")
+for spec, loaded in got.items():
+    with torch.no_grad():
+        assert torch.equal(loaded(*x), want), spec
+print("shared", len(got))
+"""
+
+
+def test_a_model_tuned_on_a_hub_id_is_shared_by_push_and_by_copy(hub_cache, tmp_path):
+    """``push_to_hub`` (its upload replaced: nothing reaches the network) then
+    ``cvpt.load_model("org/name")`` from the cache, and a copied folder loaded elsewhere: the
+    backbone is recorded as the hub id at its commit, so each gives the same logits."""
+    cache, _ = hub_cache
+    proc = _offline(cache, FAKE_PUSH + SHARE, tmp_path)
+    assert proc.returncode == 0 and "shared 3" in proc.stdout, proc.stderr[-3000:]
+
+
+TRAIN_COPY_PREDICT = """
+import json, os, shutil, sys
+import cvpt
+from cvpt.cli.main import main
+
+data, video = sys.argv[1], sys.argv[2]
+cvpt.train(out="runs/hub", root=data + "/videos", annotations=data, dataset="list", size=32,
+           short_side=32, batch_size=2, effective_batch=4, epochs=1, workers=0, max_steps=1,
+           backbone_checkpoint="acme/videomae-tiny")
+ckpt = json.loads(open("runs/hub/checkpoints/last.json").read())["checkpoint"]
+saved = json.loads(open(f"runs/hub/checkpoints/{ckpt}/config.json").read())
+assert saved["backbone_checkpoint"] == "hf-hub:acme/videomae-tiny@" + "a" * 40, saved
+want = cvpt.Predictor.from_pretrained("runs/hub", clips=1, crops=1)(video).probs
+shutil.copytree("runs/hub", "other-machine/hub")
+shutil.rmtree("runs")
+os.chdir("other-machine")
+got = cvpt.Predictor.from_pretrained("hub", clips=1, crops=1)(video).probs
+assert (got == want).all(), (got, want)
+assert cvpt.load_model("hub").class_names == ["0", "1"]
+sys.exit(main(["predict", "--checkpoint", "hub", video, "--clips", "1", "--crops", "1",
+               "--workers", "0", "--json", "--quiet"]))
+"""
+
+
+def test_a_run_on_a_hub_backbone_predicts_from_a_copied_folder(hub_cache, motion_dataset, tmp_path):
+    """``cvpt train`` on a hub id, its run folder copied elsewhere (the original gone), then
+    predicted from another working directory, from Python and with ``cvpt predict`` (which
+    shows the backbone's key table at its default verbosity)."""
+    cache, _ = hub_cache
+    video = str(motion_dataset / "videos" / "c0_4.mp4")
+    proc = _offline(cache, TRAIN_COPY_PREDICT, tmp_path, str(motion_dataset), video)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = json.loads(proc.stdout[proc.stdout.index("[") :])
+    assert row["path"] == video and row["error"] is None
+    assert "loaded " in proc.stderr and "Hugging Face folder" in proc.stderr

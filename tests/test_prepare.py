@@ -272,8 +272,11 @@ def _numpy_on_rate_grid(pts, time_base, rate) -> bool:
     t = np.sort(np.asarray(pts, np.int64))
     t -= t[0]
     step = Fraction(time_base) * Fraction(rate)
+    k = np.arange(len(t))
+    if step > Fraction(1, 2):  # ticks too coarse to place frames: within one tick of k / rate
+        return bool((np.abs(t * step.numerator - k * step.denominator) <= step.numerator).all())
     slots = (t * step.numerator * 2 + step.denominator) // (2 * step.denominator)
-    return bool(np.array_equal(slots, np.arange(len(t))))
+    return bool(np.array_equal(slots, k))
 
 
 def _numpy_typical_rate(t: np.ndarray, tb: Fraction) -> Fraction:

@@ -217,3 +217,111 @@ def test_invisible_characters_never_end_up_in_a_path(tmp_path):
     assert UCF101Splits(tmp_path).classes == ["Archery", "Biking"]
     (tmp_path / "classInd.txt").write_text("1 Caf\u00e9\n", encoding="utf-8")  # kept
     assert UCF101Splits(tmp_path).classes == ["Caf\u00e9"]
+
+
+# --- list files whose paths hold commas, quotes, spaces and '#' --------------------------------
+
+_AWKWARD = [  # folder and file name parts as real datasets have them
+    "Putting something, something and something on the table",
+    "take #2",
+    "clip#3",
+    'say "hi"',
+    "a b",
+    "#lead",
+    '"quoted"',
+    "x,y",
+    "plain",
+    " spaced ",
+]
+
+
+def _awkward_paths(seed: int, n: int = 8) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    return [
+        f"{rng.choice(_AWKWARD).strip()}/{rng.choice(_AWKWARD).strip()}{k}.webm" for k in range(n)
+    ]
+
+
+def _write_list(path: Path, style: str, rows: list[tuple[str, int | None]]) -> None:
+    """``rows`` (path, label or None) as a user's tool writes them: ``raw`` (``path label``
+    with a space, as typed), ``quoted`` (the path in double quotes, ``""`` inside), ``csv``
+    (``csv.writer``: commas, quotes where needed), into a ``.txt`` or a ``.csv`` file."""
+    import csv
+    import io
+
+    if style == "csv":
+        buf = io.StringIO()
+        csv.writer(buf).writerows([[p] if lab is None else [p, lab] for p, lab in rows])
+        path.write_text(buf.getvalue())
+        return
+    if style == "quoted":
+        rows = [('"' + p.replace('"', '""') + '"', lab) for p, lab in rows]
+    path.write_text("".join(p + ("" if lab is None else f" {lab}") + "\n" for p, lab in rows))
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(
+    "style,suffix", [("raw", ".txt"), ("quoted", ".txt"), ("csv", ".csv"), ("csv", ".txt")]
+)
+def test_list_paths_with_commas_quotes_and_hashes_are_read_right_or_refused(
+    tmp_path, seed, style, suffix
+):
+    """Each listed path is read as written (the dataset's samples, predict's videos), or the
+    list is refused naming the line; a line that a '#' makes a comment is warned about. Never
+    another path."""
+    import warnings
+
+    from cvpt.errors import DataError
+    from cvpt.predictor import expand_inputs
+
+    paths = _awkward_paths(seed)
+    labels = [k % 3 for k in range(len(paths))]
+    for p in paths:
+        (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / p).write_bytes(b"")
+    for labelled in (True, False):
+        lst = tmp_path / (("train" if labelled else "predict") + suffix)
+        _write_list(
+            lst,
+            style,
+            [(p, lab if labelled else None) for p, lab in zip(paths, labels, strict=True)],
+        )
+        lines = lst.read_text().splitlines()
+        # lines a text list reads as comments: they start with '#' (csv.writer quotes a path
+        # only when it holds a comma or a quote)
+        commented = {k for k, ln in enumerate(lines) if suffix == ".txt" and ln[0] == "#"}
+        # an unquoted path starting with a quote cannot be told from a quoted one: refused
+        refused = style == "raw" and any(
+            p[0] == '"' for k, p in enumerate(paths) if k not in commented
+        )
+        want = [w for k, w in enumerate(zip(paths, labels, strict=True)) if k not in commented]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                got = (
+                    [(s.path, s.label) for s in ListSplits(lst).samples("train")]
+                    if labelled
+                    else expand_inputs([lst])
+                )
+            except DataError as e:
+                assert refused, e
+                assert str(lst) in str(e) and ", line " in str(e) and "double quote" in str(e)
+                continue
+        assert not refused
+        if labelled:
+            assert got == want
+        else:
+            assert got == [str(tmp_path / p) for p, _ in want]
+        said = " ".join(str(w.message) for w in caught)
+        for k in commented:
+            assert f"line {k + 1}:" in said and "read as a comment" in said
+        assert len(caught) == len(commented)
+
+
+def test_predict_arguments_keep_their_hashes(tmp_path):
+    from cvpt.predictor import expand_inputs
+
+    video = tmp_path / "videos" / "take #2" / "clip#3.mp4"
+    assert expand_inputs([str(video)]) == [str(video)]

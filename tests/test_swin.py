@@ -3,9 +3,12 @@ CVPT's three streams on it (joint windows, docs/design.md, *Video Swin*)."""
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -156,7 +159,8 @@ def _official_from_torchvision(sd: dict) -> dict:
     return out
 
 
-def test_three_checkpoint_formats_load_strictly_and_give_torchvision_logits(tmp_path, capsys):
+def test_three_checkpoint_formats_load_strictly_and_give_torchvision_logits(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="cvpt.models")  # the key table of each load
     tv, _ = _pair(num_classes=7)
     x = torch.randn(1, 3, 8, 64, 64, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
@@ -172,14 +176,14 @@ def test_three_checkpoint_formats_load_strictly_and_give_torchvision_logits(tmp_
         path = tmp_path / f"swin_{len(kind)}.pth"
         torch.save(obj, path)
         model = load_backbone(path).eval()
-        assert kind in capsys.readouterr().err
+        assert kind in caplog.text
         assert model.cfg.window_size == (8, 7, 7) and model.cfg.depths == (2, 2, 2, 2)
         assert model.cfg.num_heads == (1, 2, 2, 4) and model.cfg.num_classes == 7
         with torch.no_grad():
             assert (model(x) - ref).abs().max() <= 1e-4, kind
     # a new head for another task is said so; the backbone still loads
     model = load_backbone(tmp_path / f"swin_{len('torchvision swin3d')}.pth", num_classes=3)
-    assert "head re-sized to 3 classes" in capsys.readouterr().err
+    assert "head re-sized to 3 classes" in caplog.text
     assert model.head.out_features == 3
 
 
@@ -461,3 +465,78 @@ def test_a_tuned_swin_model_saves_and_loads_with_its_family(tmp_path):
     x = _clips(1)
     with torch.no_grad():
         assert torch.equal(model(*x), back(*x))
+
+
+def test_a_plain_safetensors_state_dict_loads_like_its_pth(tmp_path):
+    """torchvision's swin3d state dict saved with safetensors (no cvpt metadata), as people
+    convert their .pth files: the same keys, the same logits."""
+    from safetensors.torch import save_file
+
+    tv, _ = _pair(num_classes=7)
+    x = torch.randn(1, 3, 8, 64, 64, generator=torch.Generator().manual_seed(5))
+    save_file({k: v.contiguous() for k, v in tv.state_dict().items()}, tmp_path / "b.safetensors")
+    model = load_backbone(tmp_path / "b.safetensors", verbose=False).eval()
+    with torch.no_grad():
+        assert (model(x) - tv(x)).abs().max() <= 1e-4
+    assert model.cfg.num_heads == (1, 2, 2, 4) and model.cfg.num_classes == 7
+
+
+def _fake_mmengine(monkeypatch, built: list) -> type:
+    """mmengine's HistoryBuffer as a training checkpoint pickles it (by reference to its
+    module); its ``__setstate__`` records any run of its code."""
+    import types
+
+    module = types.ModuleType("mmengine.logging.history_buffer")
+
+    class HistoryBuffer:
+        def __init__(self, values):
+            self._log_history = np.asarray(values)
+
+        def __setstate__(self, state):
+            built.append(state)
+            self.__dict__.update(state)
+
+    HistoryBuffer.__module__, HistoryBuffer.__qualname__ = module.__name__, "HistoryBuffer"
+    module.HistoryBuffer = HistoryBuffer
+    for name in ("mmengine", "mmengine.logging", module.__name__):
+        monkeypatch.setitem(sys.modules, name, sys.modules.get(name) or types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return HistoryBuffer
+
+
+def test_an_mmengine_training_checkpoint_loads_its_state_dict_only(tmp_path, monkeypatch, caplog):
+    """The user's own mmaction2 1.x training checkpoint: ``meta``, ``message_hub`` (mmengine
+    objects, numpy arrays), ``optimizer``, ``state_dict``. The weights load; no pickled class
+    is built (mmengine need not be installed); a file whose weights are not plain tensors is
+    refused with the fix."""
+    caplog.set_level(logging.INFO, logger="cvpt.models")
+    built: list = []
+    buffer = _fake_mmengine(monkeypatch, built)
+    tv, _ = _pair(num_classes=7)
+    weights = _official_from_torchvision(tv.state_dict())
+    opt = torch.optim.AdamW(tv.parameters())
+    tv(torch.randn(1, 3, 4, 32, 32)).sum().backward()
+    opt.step()
+    ckpt = {
+        "meta": {"epoch": 3, "iter": 120, "seed": np.int64(42), "mmengine_version": "0.10.4"},
+        "message_hub": {"log_scalars": {"train/loss": buffer([0.9, 0.7])}, "runtime_info": {}},
+        "optimizer": opt.state_dict(),
+        "param_schedulers": [{"base_lrs": [1e-3], "last_step": 120}],
+        "state_dict": weights,
+    }
+    torch.save(ckpt, tmp_path / "epoch_3.pth")
+    torch.save({"state_dict": {"w": buffer([1.0])}}, tmp_path / "odd.pth")
+    for name in ("mmengine", "mmengine.logging", "mmengine.logging.history_buffer"):
+        monkeypatch.delitem(sys.modules, name)  # loaded where mmengine is not installed
+    model = load_backbone(tmp_path / "epoch_3.pth").eval()
+    x = torch.randn(1, 3, 8, 64, 64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        assert (model(x) - tv(x)).abs().max() <= 1e-4
+    assert built == []  # no code of the pickled classes ran
+    assert "read its 'state_dict' only" in caplog.text
+    assert "mmengine.logging.history_buffer.HistoryBuffer" in caplog.text
+    with pytest.raises(CheckpointError) as e:
+        load_backbone(tmp_path / "odd.pth")
+    msg = str(e.value)
+    assert "odd.pth" in msg and "HistoryBuffer" in msg and "weights_only=False" in msg
+    assert built == []

@@ -156,3 +156,43 @@ def test_masked_pretraining_hides_tubes_learns_and_saves_the_encoder(tmp_path):
     assert record["objective"] == "masked reconstruction" and record["source_test_top1"] is None
     assert record["test_reconstruction_loss"] > 0
     assert cvpt.load_backbone(out).cfg.depth == 1  # the encoder only: no decoder keys saved
+
+
+def test_a_killed_worker_fails_its_video_only_and_a_rerun_makes_it(tmp_path):
+    """``cvpt synth --workers 2`` with one worker killed (as the out-of-memory killer does):
+    the other videos are made, the error names the video and the signal, no temp file is left,
+    and a rerun makes just the missing video."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import pytest
+
+    from cvpt.io import TMP_MARK, temp_owner
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the test kills a worker by the pid in its temp file name")
+    out = tmp_path / "data"
+    cmd = [sys.executable, "-m", "cvpt.cli.main", "synth", str(out), "--videos", "6"]
+    cmd += ["--size", "128", "--frames", "96", "--workers", "2"]
+    env = {**os.environ, "PYTHONPATH": str(Path(cvpt.__file__).parents[1])}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline, victim = time.time() + 120, None
+    while victim is None and time.time() < deadline and proc.poll() is None:
+        temps = list((out / "videos").glob(f".*{TMP_MARK}*")) if (out / "videos").exists() else []
+        victim = next((t for t in temps if temp_owner(t)), None)
+        time.sleep(0.005)
+    assert victim is not None, f"no video was caught being written (exit {proc.poll()})"
+    name = victim.name.split(TMP_MARK)[0].removeprefix(".") + victim.suffix
+    os.kill(temp_owner(victim)[1], signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err  # the CLI's exit status for a cvpt error
+    assert "1 of 6 video(s) not made" in err and "killed by SIGKILL (signal 9)" in err
+    assert name in err and "BrokenProcessPool" not in err
+    made = sorted(p.name for p in (out / "videos").iterdir())
+    assert len(made) == 5 and name not in made  # the others were made, no temp left
+    main(["synth", str(out), "--videos", "6", "--size", "128", "--frames", "96"])
+    assert name in {p.name for p in (out / "videos").iterdir()}

@@ -79,3 +79,46 @@ def test_an_unknown_logger_is_a_config_error(motion_dataset, tmp_path):
             annotations=str(motion_dataset), **{**TINY_RUN, "logger": "wandb,neptune"},
         )  # fmt: skip
     assert not (tmp_path / "r").exists()
+
+
+def test_a_tracker_that_fails_to_start_leaves_no_run(motion_dataset, tmp_path, monkeypatch):
+    """``logger=wandb`` without wandb fails before any work; a tracker that fails as it starts
+    (no login, no server) takes back the run it was starting; either way the retry (once
+    fixed) starts the run without ``resume``."""
+    from cvpt.training import trackers
+
+    opts = dict(root=str(motion_dataset / "videos"), annotations=str(motion_dataset), **TINY_RUN)
+    run = tmp_path / "run"
+    monkeypatch.setitem(sys.modules, "wandb", None)  # not installed: its import fails
+    with pytest.raises(cvpt.MissingDependencyError, match=r"pip install 'cvpt\[wandb\]'"):
+        cvpt.train(out=run, logger="wandb", **opts)
+    assert not run.exists()
+
+    closed = []
+
+    class Started:  # a tracker that starts, then is closed when the next one fails
+        run_id = None
+
+        def __init__(self, out, config, run_id):
+            (out / "started").mkdir()
+
+        def close(self):
+            closed.append(True)
+
+    class NoLogin:
+        def __init__(self, out, config, run_id):
+            raise RuntimeError("no API key")
+
+    for name, tracker in (("tensorboard", Started), ("mlflow", NoLogin)):
+        monkeypatch.setitem(trackers._OPEN, name, tracker)
+        monkeypatch.setitem(trackers.MODULES, name, "json")  # "installed"
+    for made_by_user in (False, True):
+        if made_by_user:
+            run.mkdir()
+        with pytest.raises(RuntimeError, match="no API key"):
+            cvpt.train(out=run, logger="tensorboard,mlflow", **opts)
+        assert run.exists() == made_by_user and len(closed) == 1 + made_by_user
+        if made_by_user:  # the user's folder stays; the files that mark a run are gone
+            assert not {"config.yaml", "classes.json"} & {p.name for p in run.iterdir()}
+    summary = cvpt.train(out=run, logger="none", max_steps=1, **opts)
+    assert summary["steps"] == 1 and (run / "config.yaml").exists()

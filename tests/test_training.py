@@ -194,43 +194,6 @@ def test_cli_train_stop_and_resume(tiny_dataset, tmp_path, capsys):
     assert "done: 4 steps, 2 epochs, effective batch 4" in out and "Resume with" not in out
 
 
-def test_torchrun_two_processes_match_one(tiny_dataset, tmp_path):
-    common = [
-        *TINY,
-        "epochs=2",
-        f"root={tiny_dataset / 'videos'}",
-        f"annotations={tiny_dataset / 'ann'}",
-    ]
-    Run(load_config(None, common), tmp_path / "one").train()
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env["OMP_NUM_THREADS"] = "1"
-    torchrun = Path(sys.executable).parent / "torchrun"
-    proc = subprocess.run(
-        [
-            str(torchrun),
-            "--nproc_per_node=2",
-            "--standalone",  # a free port: test runs side by side must not share one
-            "-m",
-            "cvpt.cli.main",
-            "train",
-            "--out",
-            str(tmp_path / "two"),
-            "--set",
-            *common,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    config = (tmp_path / "two" / "config.yaml").read_text()
-    assert "processes: 2" in config and "accumulation: 1" in config
-    a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
-
-
 def test_predict_any_video_with_a_run(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
     Run(_cfg(tiny_dataset, "epochs=1"), run).train()
@@ -436,6 +399,15 @@ def test_save_pretrained_and_load_model(tiny_dataset, backbones, tmp_path):
     other = cvpt.load_model(tmp_path / "shared", backbone_checkpoint=b, allow_other_backbone=True)
     with torch.no_grad():
         assert not torch.equal(other(*x), back(*x))
+    # shared with a machine that lacks the backbone file: the error names the fix, which works
+    gone = Path(shutil.copy(a, tmp_path / "gone.safetensors"))
+    mine = cvpt.create_model("vpt", num_classes=2, backbone_checkpoint=gone,
+                             backbone_options={"use_mean_pooling": True})  # fmt: skip
+    mine.save_pretrained(tmp_path / "away", class_names=["left", "right"])
+    gone.unlink()
+    with pytest.raises(cvpt.CheckpointError, match=r"gone\.safetensors, which is not on this ma"):
+        cvpt.load_model(tmp_path / "away")
+    assert cvpt.load_model(tmp_path / "away", backbone_checkpoint=a).class_names[0] == "left"
 
 
 def test_existing_run_folder_is_a_one_line_error(tiny_dataset, tmp_path, capsys):
@@ -654,3 +626,240 @@ def test_every_training_loop_takes_the_one_step(tiny_dataset, tmp_path, monkeypa
     pretrain(tmp_path / "src", tmp_path / "bb.safetensors", depth=1, epochs=1, batch_size=4,
              progress=False)  # fmt: skip
     assert calls and set(calls) == {"VisionTransformer"}
+
+
+# ---------------------------------------------------------------- clusters: world sizes, SLURM
+
+# the eval-start SIGTERM driver: rank 0 signals the whole process group (as SLURM does) right
+# after its first evaluation's DataLoader worker is spawned, before the worker ignores signals
+EVAL_START_SIGTERM = """
+import os, signal, sys
+from multiprocessing.context import SpawnProcess
+from cvpt.training import trainer
+armed = []
+real_start, real_evaluate = SpawnProcess.start, trainer.Run.evaluate
+def start(self):
+    real_start(self)
+    if armed and armed.pop():
+        os.killpg(os.getpgid(0), signal.SIGTERM)
+def evaluate(self, stop=None):
+    armed.append(os.environ.get("RANK") == "0")
+    return real_evaluate(self, stop)
+SpawnProcess.start, trainer.Run.evaluate = start, evaluate
+if __name__ == "__main__":  # not in the spawned workers, which import this file again
+    from cvpt.cli.main import main
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _settings(ds: Path) -> list[str]:
+    """2 steps an epoch at effective batch 4: 2 micro-batches on 1 process, 1 each on 2."""
+    return [*TINY, "epochs=2", f"root={ds / 'videos'}", f"annotations={ds / 'ann'}"]
+
+
+@pytest.fixture(scope="module")
+def straight(tiny_dataset, tmp_path_factory):
+    """The uninterrupted 1-process run the resumed ones must equal."""
+    run = tmp_path_factory.mktemp("straight") / "run"
+    Run(load_config(None, _settings(tiny_dataset)), run).train()
+    return run
+
+
+def _rows(run: Path, kind: str) -> list[dict]:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["kind"] == kind]
+
+
+def _same_run(run: Path, straight: Path) -> None:
+    """Same global batches: the same losses, evaluations and tuned weights as the straight run
+    (to float sums in another order: other processes, other accumulation)."""
+    steps, want = _rows(run, "step"), _rows(straight, "step")
+    assert [r["step"] for r in steps] == [r["step"] for r in want] == [1, 2, 3, 4]
+    np.testing.assert_allclose([r["loss"] for r in steps], [r["loss"] for r in want], rtol=1e-4)
+    evals, want_evals = _rows(run, "eval"), _rows(straight, "eval")
+    assert [(r["step"], r["epoch"]) for r in evals] == [(2, 1), (4, 2)]  # the final one too
+    assert [r["top1"] for r in evals] == [r["top1"] for r in want_evals]
+    a, b = _weights(straight), _weights(run)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow  # two real processes and their workers
+def test_sigterm_as_eval_workers_start_under_torchrun_then_resume_on_one_process(
+    tiny_dataset, straight, tmp_path
+):
+    """A real 2-process torchrun (gloo; its steps are 1-process steps, see _same_run). SIGTERM
+    to rank 0's group while its first evaluation worker starts: both ranks write the stop
+    checkpoint (the evaluation owed) and leave cleanly, `cvpt torchrun` exits 143 as
+    documented; the run resumed on 1 process evaluates first, then ends as the run that was
+    never stopped."""
+    run, driver = tmp_path / "run", tmp_path / "driver.py"
+    driver.write_text(EVAL_START_SIGTERM)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    cmd = [sys.executable, "-m", "cvpt.cli.main", "torchrun", "--nproc_per_node=2",
+           "--standalone", str(driver), "train", "--out", str(run), "--set",
+           *_settings(tiny_dataset), "workers=1"]  # fmt: skip
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,  # the group it signals is its own
+    )
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stdout.count("stopped by SIGTERM after step 2 (epoch 1, batch 0)") == 1
+    last = json.loads((run / "checkpoints" / "last.json").read_text())
+    assert last["eval_pending"] and last["global_step"] == 2 and last["processes"] == 2
+    assert _rows(run, "eval") == []
+    config = (run / "config.yaml").read_bytes()
+    started = yaml.safe_load(config)["resolved"]
+    assert started["processes"] == 2 and started["accumulation"] == 1
+    # a kill after the owed evaluation was logged, before its checkpoint: logged once again
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"kind": "eval", "step": 2, "epoch": 1, "top1": 9.0}) + "\n")
+    assert main(["train", "--out", str(run), "--resume", "--set", "workers=0"]) == 0
+    _same_run(run, straight)
+    assert (run / "config.yaml").read_bytes() == config  # how the run started, kept
+    resumed = yaml.safe_load((run / "config.resume-step-0000002.yaml").read_text())
+    assert resumed["resolved"]["processes"] == 1 and resumed["workers"] == 0
+
+
+@pytest.mark.slow  # two real processes
+def test_srun_tasks_resume_a_one_process_run_as_one_two_process_run(
+    tiny_dataset, straight, tmp_path
+):
+    """Two plain `cvpt train` processes with srun's SLURM_* variables (no torchrun) form one
+    2-process run, not two duplicates; it resumes a 1-process run stopped mid-epoch onto the
+    same global batches. A resume that changes the recipe is refused, config.yaml untouched."""
+    run = tmp_path / "run"
+    Run(load_config(None, _settings(tiny_dataset)), run).train(stop_at=1)  # mid-epoch 0
+    config = (run / "config.yaml").read_bytes()
+    argv = ["train", "--out", str(run), "--resume"]
+    with pytest.raises(cvpt.RunError, match=r"base_lr: run 0\.001, here 0\.5.*new --out"):
+        cvpt.train(out=run, resume=True, base_lr=0.5)
+    assert (run / "config.yaml").read_bytes() == config
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    slurm = {"SLURM_JOB_ID": "4242", "SLURM_STEP_NUM_TASKS": "2", "SLURM_NTASKS": "2",
+             "SLURM_STEP_NODELIST": "localhost", "MASTER_PORT": str(_free_port()),
+             "OMP_NUM_THREADS": "1"}  # fmt: skip
+    tasks = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cvpt.cli.main", *argv],
+            env={**env, **slurm, "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outs = [t.communicate(timeout=300) for t in tasks]
+    assert [t.returncode for t in tasks] == [0, 0], outs[0][1][-3000:] + outs[1][1][-3000:]
+    assert "done: 4 steps" in outs[0][0] and outs[1][0] == ""  # rank 0 speaks
+    resumed = yaml.safe_load((run / "config.resume-step-0000001.yaml").read_text())
+    assert resumed["resolved"]["processes"] == 2 and resumed["resolved"]["accumulation"] == 1
+    assert (run / "config.yaml").read_bytes() == config
+    _same_run(run, straight)
+
+
+def test_resume_on_a_number_of_processes_that_changes_the_batch_is_refused(tiny_dataset, tmp_path):
+    """A checkpoint of 3 processes at effective batch 6: 1 process of batch_size 2 makes 4,
+    another run; refused naming both sizes and the counts that fit."""
+    run = tmp_path / "run"
+    Run(load_config(None, _settings(tiny_dataset)), run).train(stop_at=1)
+    ckpt = run / "checkpoints" / "step-0000001" / "state.pt"
+    state = torch.load(ckpt, weights_only=True)
+    state["progress"].update(processes=3, effective_batch=6)
+    torch.save(state, ckpt)
+    with pytest.raises(cvpt.RunError) as e:
+        Run(load_config(None, _settings(tiny_dataset)), run, resume=True).train()
+    assert (
+        "trained by 3 process(es) at effective batch 6; 1 process(es) of batch_size 2 give 4"
+        in str(e.value)
+    )
+    assert str(e.value).endswith(
+        "Resume it on 1 or 3 process(es) at batch_size 2, or on 1 at a batch_size that divides 6"
+    )
+
+
+def test_the_final_evaluation_runs_when_the_last_step_ends_mid_epoch(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    Run(load_config(None, [*_settings(tiny_dataset), "max_steps=3"]), run).train()
+    assert [(r["step"], r["epoch"]) for r in _rows(run, "eval")] == [(2, 1), (3, 1)]
+
+
+@pytest.mark.parametrize(
+    ("env", "want"),
+    [
+        # an srun task of a 4-task step on nodes gpu[07-09,12]: task 0 runs on gpu07
+        ({"SLURM_STEP_NUM_TASKS": "4", "SLURM_PROCID": "3", "SLURM_LOCALID": "1",
+          "SLURM_STEP_NODELIST": "gpu[07-09,12]", "SLURM_JOB_ID": "123456"},
+         {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "gpu07",
+          "MASTER_PORT": str(15000 + 123456 % 20000)}),
+        # the job's MASTER_ADDR / MASTER_PORT win; SLURM_NODELIST when the step has none
+        ({"SLURM_STEP_NUM_TASKS": "2", "SLURM_PROCID": "0", "SLURM_NODELIST": "a1,a2",
+          "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"},
+         {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "10.0.0.1",
+          "MASTER_PORT": "29500"}),
+        ({"SLURM_STEP_NUM_TASKS": "2", "SLURM_PROCID": "1", "SLURM_LAUNCH_NODE_IPADDR": "10.1.2.3",
+          "SLURM_JOB_ID": "7"},
+         {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "10.1.2.3",
+          "MASTER_PORT": "15007"}),
+        # a batch script running cvpt itself (no srun step) or a 1-task step: one process
+        ({"SLURM_NTASKS": "8", "SLURM_PROCID": "0", "SLURM_NODELIST": "n[1-2]"}, None),
+        ({"SLURM_STEP_NUM_TASKS": "1", "SLURM_PROCID": "0", "SLURM_NODELIST": "n1"}, None),
+    ],
+)  # fmt: skip
+def test_slurm_task_variables_give_the_rendezvous(env, want):
+    from cvpt.training.dist import slurm_environment
+
+    assert slurm_environment(env) == want
+
+
+def test_slurm_without_a_rendezvous_host_is_a_clear_error():
+    from cvpt.training.dist import first_host, slurm_environment
+
+    with pytest.raises(cvpt.ConfigError, match="torchrun per node"):
+        slurm_environment({"SLURM_STEP_NUM_TASKS": "2", "SLURM_PROCID": "0"})
+    assert first_host("node[001-004]x") == "node001x"
+    with pytest.raises(cvpt.ConfigError, match="cannot read its first host"):
+        first_host("[,]")
+
+
+def test_cvpt_torchrun_turns_stopped_ranks_into_the_signal_status(monkeypatch, capsys):
+    """torchrun reports ranks that exit 143 as failed (exit 1); `cvpt torchrun` says 143 for
+    that, 128+n when torchrun itself got signal n, and passes any other failure on."""
+    import torch.distributed.run as run_mod
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    def failing(code):
+        def fake(argv):
+            assert argv == ["--nproc_per_node=2", "x.py"]  # as given, "--" dropped
+            failure = ProcessFailure(local_rank=0, pid=1, exitcode=code, error_file="")
+            raise ChildFailedError("x.py", {0: failure})
+
+        return fake
+
+    argv = ["torchrun", "--nproc_per_node=2", "x.py"]
+    monkeypatch.setattr(run_mod, "main", failing(143))
+    assert main(argv) == 143 and "stopped by SIGTERM (exit status 143)" in capsys.readouterr().err
+    monkeypatch.setattr(run_mod, "main", failing(1))
+    with pytest.raises(ChildFailedError):
+        main(argv)
+
+    def signalled(argv):
+        raise SignalException("got 2", sigval=signal.SIGINT)
+
+    monkeypatch.setattr(run_mod, "main", signalled)
+    assert main(argv) == 130

@@ -106,17 +106,14 @@ def test_motion_records_fast_path_equals_the_general_path(videos):
     np.testing.assert_array_equal(fast, general)
 
 
-class _FakeVectors:
-    """Stands in for PyAV's MotionVectors side data: records we write ourselves."""
+class _FakeVectors(bytes):
+    """Stands in for PyAV's MotionVectors side data (a buffer of 40-byte records, and
+    ``to_ndarray``): records we write ourselves."""
 
-    def __init__(self, array: np.ndarray):
+    def __new__(cls, array: np.ndarray):
+        self = super().__new__(cls, array.tobytes())
         self.array = array
-
-    def __len__(self) -> int:
-        return len(self.array)
-
-    def __bytes__(self) -> bytes:
-        return self.array.tobytes()
+        return self
 
     def to_ndarray(self) -> np.ndarray:
         return self.array

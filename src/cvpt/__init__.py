@@ -3,9 +3,10 @@
 Compressed-domain action recognition (I-frames, motion vectors, residuals read with PyAV) and
 parameter-efficient tuning of frozen raw-video transformers. The public Python API is what this
 module exports (docs/api.md): reading (:func:`read_clip`), model inputs (:class:`ClipTransform`,
-:class:`CompressedVideoDataset`, :func:`collate`), models (:func:`create_model`,
-:func:`load_backbone`), training (:func:`train`), prediction (:class:`Predictor`) and
-re-encoding (:func:`prepare`). Everything else is internal and may change.
+:class:`CompressedVideoDataset`, :func:`collate`), models (:func:`list_models`,
+:func:`list_backbones`, :func:`create_model`, :func:`load_backbone`, :func:`load_model`),
+training (:func:`train`), prediction (:class:`Predictor`) and re-encoding (:func:`prepare`).
+Everything else is internal and may change.
 
 The names are imported on first use (PEP 562), so ``import cvpt`` and the commands that do not
 need them (``cvpt prepare``, ``cvpt probe``) do not load torch: ``cvpt.read_clip`` loads the
@@ -59,6 +60,8 @@ _EXPORTS = {
     "CheckpointError": "cvpt.models",
     "CompressedVideoModel": "cvpt.models",
     "create_model": "cvpt.models",
+    "list_backbones": "cvpt.models",
+    "list_models": "cvpt.models",
     "load_backbone": "cvpt.models",
     "load_model": "cvpt.models",
     "save_backbone": "cvpt.models",
@@ -119,6 +122,8 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see: the names themselve
         CheckpointError,
         CompressedVideoModel,
         create_model,
+        list_backbones,
+        list_models,
         load_backbone,
         load_model,
         save_backbone,
@@ -179,6 +184,8 @@ __all__ = [
     "__version__",
     "collate",
     "create_model",
+    "list_backbones",
+    "list_models",
     "load_backbone",
     "load_config",
     "load_model",

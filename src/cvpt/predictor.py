@@ -25,14 +25,14 @@ from cvpt.codec.container import is_video_file
 from cvpt.codec.reader import read_clip
 from cvpt.codec.sampling import ClipSpec, view_start_gops
 from cvpt.data.dataset import read_views, stack_views, worker_init, write_views
+from cvpt.data.splits import LIST_SUFFIXES, read_list
 from cvpt.data.transforms import ClipTransform
 from cvpt.errors import CorruptVideoError, MissingFileError, UnpreparedVideoError, VideoError
+from cvpt.io import walk_files
 from cvpt.training.evaluate import predict_batch
 
 if TYPE_CHECKING:
     from cvpt.codec.window import Survey
-
-LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv")
 
 
 @dataclass
@@ -323,37 +323,38 @@ def _reencoded(video: Path, short_side: int):
         yield out
 
 
-def _list_entry(folder: Path, line: str) -> str:
-    """The path on one list-file line: the whole line when it names an existing file (a path
-    with spaces), else the line without a trailing label (any word after the last space, tab
-    or comma: a class name or index) unless that word is itself a video file name."""
-    if (folder / line).is_file():
-        return line
-    cut = max(line.rfind(c) for c in " \t,")
-    if cut < 0 or is_video_file(Path(line[cut + 1 :])):
-        return line
-    return line[:cut].strip().rstrip(",").strip()
-
-
 def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
     """The videos named by ``inputs``: files as given, folders searched recursively for video
-    extensions (sorted), list files (``.txt``, ``.lst``, ``.list``, ``.csv``: one path per line,
-    relative to the list's folder, an optional trailing label ignored, ``#`` comments). A path
+    extensions through linked folders (sorted), list files (``.txt``, ``.lst``, ``.list``,
+    ``.csv``: one path per line, relative to the list's folder, an optional trailing label
+    ignored; read by :func:`cvpt.data.splits.read_list`: quotes, commas, ``#``). A path
     that does not exist stays in the list (its prediction reports it). Raises
     :class:`cvpt.errors.MissingFileError` for a folder without videos."""
     out: list[str] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and is_video_file(f))
+            walk = walk_files(p, is_video_file)
+            # a link to nothing stays in the list: its prediction says so
+            found = sorted(map(str, walk.files + walk.broken))
+            for link, why in walk.not_followed:
+                if link not in walk.broken:
+                    warnings.warn(f"{link}: {why}; not followed", stacklevel=2)
             if not found:
                 raise MissingFileError(f"{p}: no video files under this folder")
             out += found
         elif p.is_file() and p.suffix.lower() in LIST_SUFFIXES:
-            for line in p.read_text().splitlines():
-                line = line.split("#")[0].strip()
-                if line:
-                    out.append(str(p.parent / _list_entry(p.parent, line)))
+            comments: list[tuple[int, str]] = []
+            for e in read_list(p, comments):  # the dataset lists' reader: quotes, commas, '#'
+                # a whole line naming a file is a path holding spaces, not a path and a label
+                out.append(str(p.parent / (e.whole if (p.parent / e.whole).is_file() else e.path)))
+            for k, text in comments:  # '#1.mp4': a comment, though a file has that name
+                if (p.parent / text).is_file() or (p.parent / text.split()[0]).is_file():
+                    warnings.warn(
+                        f"{p}, line {k}: {text!r} is read as a comment, though a file has that "
+                        f"name; write it in double quotes to predict it",
+                        stacklevel=2,
+                    )
         else:
             out.append(str(p))
     return out

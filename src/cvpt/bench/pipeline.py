@@ -62,7 +62,7 @@ from cvpt.data.transforms import (
     train_crop,
 )
 from cvpt.errors import MissingFileError
-from cvpt.io import atomic_output
+from cvpt.io import atomic_output, walk_files
 
 VIDEOMAE_VIEWS = (5, 3)  # temporal clips × spatial crops at test time (VideoMAE)
 CVPT_VIEWS = (2, 3)  # the paper's protocol for CVPT
@@ -141,7 +141,7 @@ def bench_pipeline(
         src = Path(videos) if videos is not None else tmp / "raw"
         if videos is None:
             make_videos(src)
-        sources = sorted(p for p in src.rglob("*") if p.is_file() and is_video_file(p))
+        sources = walk_files(src, is_video_file).files
         if not sources:
             raise MissingFileError(f"{src}: no video files")
         say(f"preparing {len(sources)} video(s)")

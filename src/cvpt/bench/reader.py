@@ -24,6 +24,7 @@ from cvpt.codec.encode import write_video
 from cvpt.codec.reader import clear_index_cache, read_clip
 from cvpt.data.generate import moving_scene
 from cvpt.errors import MissingFileError
+from cvpt.io import walk_files
 
 
 def decode_floor(path: Path, num_gops: int = 4, gop: int = 12) -> None:
@@ -98,7 +99,7 @@ def bench_reader(
         if videos is None:
             paths = make_videos(Path(tmp))
         else:
-            paths = sorted(p for p in Path(videos).rglob("*") if p.is_file() and is_video_file(p))
+            paths = walk_files(videos, is_video_file).files
             if not paths:
                 raise MissingFileError(f"{videos}: no video files")
         cases = {

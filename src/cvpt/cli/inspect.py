@@ -55,6 +55,10 @@ def run_probe(args) -> int:
         f"({rate} frame rate), {info.frames} frames decode {claimed} ({info.duration_s:.2f} s)"
         f"\n  colour range {info.color_range}, matrix {info.colorspace}; display "
         f"{turn if info.rotation or info.mirrored else 'upright'}"
+        f"\n  pixels: sample aspect {info.sample_aspect}, shown at {info.display_aspect}; "
+        f"field order {info.field_order}, {info.interlaced_frames} frame(s) interlaced"
+        f"\n  frames flagged corrupt (damage the decoder concealed): {info.corrupt_frames}; "
+        f"before the first key frame (dropped): {info.leading_frames}"
         f"\n  GOPs: {info.num_gops}, pattern {info.gop_pattern}"
     )
     if len(info.streams) > 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from cvpt import __version__
@@ -55,11 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def show_cvpt_logs() -> None:
+    """Show cvpt's INFO records (each checkpoint's key table, a resumed run...) on stderr, as
+    the library itself does not: a handler on the root logger (kept where the application or
+    pytest set one up) and level INFO for the ``cvpt`` loggers only, other libraries at
+    WARNING."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("cvpt").setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one sub-command. A :class:`cvpt.errors.CvptError` (bad input the user can fix) is
     printed as one line with exit status 2; anything else is a bug and raises with its traceback,
     as does everything under ``--debug``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["torchrun"] and not {"-h", "--help"} & set(argv[1:2]):
+        # torchrun's own options follow, which argparse would take for cvpt's
+        argv = ["torchrun", "--", *argv[1:]]
     args = build_parser().parse_args(argv)
+    show_cvpt_logs()
     try:
         return int(args.func(args) or 0)
     except CvptError as e:

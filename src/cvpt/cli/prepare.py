@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from cvpt.cli.common import add_command, parse_shard
@@ -78,43 +79,58 @@ def parse_q(text: str) -> int:
     return q
 
 
-def _size(n: int) -> str:
-    """Bytes in decimal units: ``'6.5 GB'``, ``'31.2 MB'``, ``'101.8 kB'``."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n / 1e3:.1f} kB"
-
-
 def run(args) -> int:
-    from cvpt.codec.prepare import prepare
+    from cvpt.codec.prepare import PrepareInterrupted, prepare
+    from cvpt.pool import Terminated, stop_on_sigterm
 
-    report = prepare(
-        args.src,
-        args.dst,
-        workers=args.workers,
-        shard=args.shard,
-        overwrite=args.overwrite,
-        report_path=args.report,
-        progress=not args.quiet,
-        gop=args.gop,
-        short_side=args.short_side or None,
-        q=args.q,
-        codec=args.codec,
-        dia_size=args.dia_size or None,
-    )
+    # a job scheduler's SIGTERM ends the run as Ctrl-C does: the report is written first
+    previous = stop_on_sigterm()
+    try:
+        report = prepare(
+            args.src,
+            args.dst,
+            workers=args.workers,
+            shard=args.shard,
+            overwrite=args.overwrite,
+            report_path=args.report,
+            progress=not args.quiet,
+            gop=args.gop,
+            short_side=args.short_side or None,
+            q=args.q,
+            codec=args.codec,
+            dia_size=args.dia_size or None,
+        )
+    except PrepareInterrupted as e:
+        summarize(e.report)
+        stopped_by = e.__cause__
+        return 143 if isinstance(stopped_by, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    summarize(report)
+    return 0 if report.ok else 1
+
+
+def summarize(report) -> None:
+    """The one-line summary (always), then bytes, warnings and failures."""
+    from cvpt.io import size_text
+
+    where = report.report_path or "not written"
     print(
         f"{report.total} video(s) in {report.seconds:.1f} s: {report.done} encoded, "
-        f"{report.skipped} already prepared (skipped), {report.failed} failed; report: "
-        f"{report.report_path}"
+        f"{report.skipped} already prepared (skipped), {report.failed} failed; report: {where}"
     )
+    if report.report_error:
+        print(f"  warning: {report.report_error}", file=sys.stderr)
+    if report.stopped:
+        print(f"  stopped: {report.stopped}", file=sys.stderr)
     if report.bytes_ratio is not None:
         print(
-            f"  {_size(report.output_bytes)} prepared from {_size(report.source_bytes)}"
+            f"  {size_text(report.output_bytes)} prepared from {size_text(report.source_bytes)}"
             f" of sources ({report.bytes_ratio:.2f}× the source bytes)"
         )
     for d in report.damaged_sources:
         print(f"  warning: {d['src']}: {d['reason']} (encoded as far as it decodes)")
+    for link in report.links_not_followed:
+        print(f"  warning: {link['path']}: {link['reason']}; not followed")
     for f in report.failures:
         print(f"  FAILED {f['src']}: {f['reason']}", file=sys.stderr)
-    return 0 if report.ok else 1

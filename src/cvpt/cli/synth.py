@@ -32,6 +32,12 @@ def register(sub) -> None:
         default=1.5,
         help="target task: largest camera pan, px/frame (0: a static camera)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes that render and encode videos (the videos do not depend on it)",
+    )
 
 
 def run(args) -> int:
@@ -46,6 +52,7 @@ def run(args) -> int:
         frames=args.frames,
         test_fraction=args.test_fraction,
         pan=args.pan,
+        workers=args.workers,
     )
     print(
         f"wrote {res['videos']} {res['task']} videos ({res['train']} train, {res['test']} test, "

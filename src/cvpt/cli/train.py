@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import logging
+import argparse
+import os
+import signal
+import sys
 from pathlib import Path
 
 from cvpt.cli.common import add_command, count
@@ -48,6 +51,21 @@ def register(sub) -> None:
         help="stop (checkpointed) after this optimiser step; --resume continues",
     )
 
+    r = add_command(
+        sub,
+        "torchrun",
+        "torchrun (the same arguments) with the exit status of a stopped run: 143 after SIGTERM, "
+        "130 after SIGINT, once torchrun has stopped the ranks (each at its next step, with its "
+        "stop checkpoint; torchrun's --shutdown-timeout, 30 s by default, bounds the wait). "
+        "Plain torchrun exits 1 with a traceback.",
+        "cvpt torchrun --nproc_per_node=8 -m cvpt.cli.main train --config ssv2_vitb_cvpt "
+        "--out runs/ssv2",
+        run_torchrun,
+    )
+    r.add_argument(
+        "torchrun_args", nargs=argparse.REMAINDER, help="torchrun's arguments, as given to it"
+    )
+
     e = add_command(
         sub,
         "eval",
@@ -85,7 +103,6 @@ def run_train(args) -> int:
     from cvpt.training.api import train
     from cvpt.training.config import describe_keys, list_configs, load_config
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.list_configs:
         for name in list_configs():
             print(name)
@@ -106,15 +123,20 @@ def run_train(args) -> int:
         allow_other_backbone=args.allow_other_backbone,
     )
     stopped = summary.get("stopped")
+    quiet = os.environ.get("RANK", "0") != "0"  # under DDP rank 0 speaks for every rank
     if summary.get("interrupted") or stopped:
         where = stopped or summary
-        print(
-            f"stopped by {summary.get('interrupted') or '--stop-after'} after step "
-            f"{summary['steps']} (epoch {where['epoch']}, batch {where['batch_in_epoch']}); "
-            f"checkpoint {where['checkpoint']}. Resume with: cvpt train --out {args.out} --resume"
-        )
+        if not quiet:
+            print(
+                f"stopped by {summary.get('interrupted') or '--stop-after'} after step "
+                f"{summary['steps']} (epoch {where['epoch']}, batch {where['batch_in_epoch']}); "
+                f"checkpoint {where['checkpoint']}. Resume with: cvpt train --out {args.out} "
+                "--resume"
+            )
         return 0 if stopped else 128 + (summary["signum"] or 15)
     last = summary["last_eval"]
+    if quiet:
+        return 0
     print(
         f"done: {count(summary['steps'], 'step')}, {count(summary['epochs'], 'epoch')}, "
         f"effective batch {summary['effective_batch']}"
@@ -126,6 +148,32 @@ def run_train(args) -> int:
             f"listed in {Path(args.out) / 'summary.json'}"
         )
     return 0
+
+
+def run_torchrun(args) -> int:
+    """torchrun's ``main`` in this process, its signal and stopped-rank outcomes turned into
+    128 + the signal's number; any other failure raises as torchrun's would."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun_main
+
+    try:
+        torchrun_main([a for a in args.torchrun_args[:1] if a != "--"] + args.torchrun_args[1:])
+    except SignalException as e:  # torchrun itself was signalled: it stopped the ranks
+        code = 128 + int(e.sigval)
+    except ChildFailedError as e:
+        codes = {f.exitcode for f in e.failures.values()}
+        stopped = {128 + signal.SIGTERM, 128 + signal.SIGINT}
+        if len(codes) != 1 or not codes <= stopped:
+            raise
+        code = codes.pop()  # only the ranks were signalled; each stopped cleanly
+    else:
+        return 0
+    print(
+        f"cvpt torchrun: stopped by {signal.Signals(code - 128).name} (exit status {code})",
+        file=sys.stderr,
+    )
+    return code
 
 
 def run_eval(args) -> int:

@@ -6,6 +6,7 @@ B-frames, so every GOP is ``IPPPPPPPPPPP``; fixed quantiser q=2; short side 256.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,7 +17,10 @@ import av
 from av.video.reformatter import VideoReformatter
 
 from cvpt.codec.container import (
+    MAX_FPS,
+    DecodeStats,
     FrameClock,
+    coarse_time_base,
     decode_tolerant,
     frame_timing,
     listed_frames,
@@ -25,8 +29,17 @@ from cvpt.codec.container import (
     scan_packets,
     skipped_bytes,
 )
+from cvpt.codec.interlace import Deinterlacer
 from cvpt.codec.orient import Orientation, frame_orientation, upright_frame
-from cvpt.codec.probe import header_end, probe, source_damage
+from cvpt.codec.probe import (
+    aspect_text,
+    field_order,
+    header_end,
+    no_key_frame,
+    probe,
+    sample_aspect,
+    source_damage,
+)
 from cvpt.errors import EmptyVideoError, EncodeError, VideoError
 from cvpt.io import atomic_output
 
@@ -198,6 +211,11 @@ class ReencodeResult:
     constant_rate: bool = True  # False: a variable-frame-rate source, resampled by timestamp
     rotation: int = 0  # the source's display rotation (degrees counter-clockwise), applied
     damage: str = ""  # why the source looks truncated or damaged ("" when it does not)
+    sample_aspect: str = "1:1"  # the source's pixel shape, made square (display aspect kept)
+    interlaced_frames: int = 0  # source frames flagged interlaced, deinterlaced (bwdif)
+    field_order: str = "progressive"  # the source stream's (ffprobe's names)
+    leading_frames: int = 0  # source frames before its first key frame, dropped
+    corrupt_frames: int = 0  # source frames the decoder flagged corrupt (concealed damage)
 
 
 SETTINGS_PREFIX = "cvpt prepare:"
@@ -251,9 +269,20 @@ def reencode(
       limited-range BT.601, what every decoder assumes of an untagged stream (the output
       carries no colour tag), so every decoder reads the source's levels;
     - display rotation (the display matrix of phone videos) is applied: the output is upright;
+    - non-square pixels (a sample aspect ratio other than 1:1: DV, anamorphic DVD, PAL-pixel
+      XviD) are made square at the picture's display aspect, as a player shows it; the short
+      side is the displayed one;
+    - interlaced frames (flagged by the decoder) are deinterlaced (FFmpeg's ``bwdif``, one
+      frame per frame, :mod:`cvpt.codec.interlace`);
+    - frames before the first key frame (a stream cut mid-GOP, predicted from pictures the
+      file does not hold) are dropped and counted in ``damage`` and ``leading_frames``; frames
+      the decoder flags corrupt (damage it concealed) are kept, counted in ``damage`` and
+      ``corrupt_frames``;
     - the output has a constant frame rate: a variable-frame-rate source is resampled by
       timestamp (frames repeated or dropped, as the ffmpeg CLI's constant-rate output), keeping
-      its duration; a constant-rate source keeps every frame;
+      its duration; a constant-rate source keeps every frame, at any rate up to
+      :data:`cvpt.codec.container.MAX_FPS` (what MPEG-4 Part 2 can time; a source timed faster
+      is refused, never thinned out);
     - the stream with the footage is read (:func:`cvpt.codec.container.footage_stream`).
 
     Audio is dropped. ``dst`` is written through a temp file and renamed, so it is never half
@@ -296,22 +325,36 @@ def reencode(
     try:  # one pass over the packets first: the frame times decide the output rate
         pts, _ = scan_packets(container, stream, src)
         rate, constant = frame_timing(stream, pts)
+        by_count = constant and coarse_time_base(stream.time_base, rate)
         format_name = container.format.name
     finally:
         container.close()  # (stream is not to be touched after this)
+    if rate > MAX_FPS:
+        raise EncodeError(
+            src,
+            f"its frames are timed {float(rate):.0f} per second, more than the "
+            f"{MAX_FPS} an MPEG-4 Part 2 stream can time; cvpt does not drop frames to fit "
+            "(broken timestamps? `cvpt probe` shows them)",
+        )
 
     container, stream = open_video(src, thread_type=decode_threads)
     expected_end = header_end(container, stream)
     header = listed_frames(stream)
+    sar = sample_aspect(stream)
+    stats = DecodeStats()
     try:
         with atomic_output(dst) as tmp:
-            enc = _Resampler(tmp, src, rate, gop, short_side, codec, q, dia_size)
+            enc = _Resampler(
+                tmp, src, rate, gop, short_side, codec, q, dia_size, sar=sar, by_count=by_count
+            )
             try:
-                for frame in decode_tolerant(container, stream, src):
+                for frame in decode_tolerant(container, stream, src, stats=stats):
                     enc.add(frame)
             finally:
                 enc.close()
             if enc.writer is None or enc.writer.frames_written == 0:
+                if stats.leading:
+                    raise EmptyVideoError(src, no_key_frame(stats.leading))
                 raise EmptyVideoError(src, "no decodable video frame")
             if verify:
                 problems, frames = _written_layout(tmp, gop, verify)
@@ -340,6 +383,11 @@ def reencode(
         header_frames=header,
         constant_rate=constant,
         rotation=enc.orient.rotation if enc.orient else 0,
+        sample_aspect=aspect_text(sar),
+        interlaced_frames=enc.interlaced,
+        field_order=field_order(stream),
+        leading_frames=stats.leading,
+        corrupt_frames=len(stats.corrupt),
         damage="; ".join(
             filter(
                 None,
@@ -353,6 +401,9 @@ def reencode(
                         decoded_end=None if enc.jumps else enc.end_on_timeline,  # times broken
                         rate=rate,
                         skipped=skipped_bytes(src, format_name),
+                        leading=stats.leading,
+                        corrupt=stats.corrupt,
+                        tainted=stats.tainted,
                     ),
                     f"its timestamps jump {enc.jumps} time(s)" if enc.jumps else "",
                 ],
@@ -390,11 +441,21 @@ class _Resampler:
     without timestamps is numbered by count. A gap of more than ``MAX_GAP_S`` is taken for a
     broken timestamp (a stream discontinuity), not a pause: the frame follows the one before,
     ``jumps`` counts it and the source is reported as damaged.
+
+    Pixels of shape ``sar`` (the source's sample aspect ratio) are scaled square at the
+    picture's display aspect. Frames flagged interlaced are deinterlaced (from the first such
+    frame on, every frame goes through :class:`cvpt.codec.interlace.Deinterlacer`, one frame
+    late; its times stay the decoded frame's). ``by_count``: a constant-rate source whose time
+    base is too coarse to tell its frames apart (:func:`cvpt.codec.container.coarse_time_base`)
+    has frame ``k`` in slot ``k``, whatever its rounded time says (nothing dropped).
     """
 
-    def __init__(self, tmp, src, rate, gop, short_side, codec, q, dia_size):
+    def __init__(
+        self, tmp, src, rate, gop, short_side, codec, q, dia_size, sar=Fraction(1), by_count=False
+    ):
         self.tmp, self.src, self.rate = tmp, src, rate
-        self.max_gap = round(MAX_GAP_S * rate)  # in frames
+        self.sar, self.by_count = sar, by_count
+        self.max_gap = max(1, round(MAX_GAP_S * rate))  # in frames
         self.jumps = 0
         self.scaled = (0, 0)  # output size before turning upright
         self.options = dict(codec=codec, gop=gop, q=q, dia_size=dia_size)
@@ -403,9 +464,11 @@ class _Resampler:
         self.reformatter = VideoReformatter()
         self.writer: VideoWriter | None = None
         self.orient: Orientation | None = None
-        self.decoded = self.errors = self.next_slot = 0
+        self.decoded = self.errors = self.next_slot = self.interlaced = 0
+        self.deinterlacer: Deinterlacer | None = None  # from the first interlaced frame on
         self.clock = FrameClock()  # the ffmpeg CLI's frame times (AVI with B-frames)
-        self.held: list[av.VideoFrame] | None = []  # frames before the clock is decided
+        # frames (and their pictures) before the clock is decided
+        self.held: list[tuple[av.VideoFrame, av.VideoFrame]] | None = []
         self.first_pts: int | None = None
         self.time_base: Fraction | None = None
         self.last: av.VideoFrame | None = None
@@ -434,20 +497,32 @@ class _Resampler:
         self.decoded += 1
         if self.writer is None:
             self._open(frame)
+        if frame.interlaced_frame:
+            self.interlaced += 1
+            if self.deinterlacer is None:
+                self.deinterlacer = Deinterlacer()
+        if self.deinterlacer is None:
+            self._take(frame, frame)
+            return
+        for decoded, picture in self.deinterlacer.feed(frame):
+            self._take(decoded, picture)
+
+    def _take(self, frame: av.VideoFrame, picture: av.VideoFrame) -> None:
+        """The decoded ``frame`` (its times) shows ``picture`` (deinterlaced, or itself)."""
         self.clock.observe(frame)
         if self.held is not None:  # the first frames wait until their clock is decided
-            self.held.append(frame)
+            self.held.append((frame, picture))
             if len(self.held) >= CLOCK_LOOKAHEAD:
                 self._release()
             return
-        self._place(frame)
+        self._place(frame, picture)
 
     def _release(self) -> None:
         held, self.held = self.held or [], None
-        for frame in held:
-            self._place(frame)
+        for frame, picture in held:
+            self._place(frame, picture)
 
-    def _place(self, frame: av.VideoFrame) -> None:
+    def _place(self, frame: av.VideoFrame, picture: av.VideoFrame) -> None:
         pts, tb = self.clock.time(frame), rational(frame.time_base)
         if pts is None or tb is None:
             slot, now = self.next_slot, None
@@ -455,7 +530,7 @@ class _Resampler:
             if self.first_pts is None:
                 self.first_pts, self.time_base = pts, tb
             now = (pts - self.first_pts) * tb
-            slot = round(now * self.rate)
+            slot = self.next_slot if self.by_count else round(now * self.rate)
             if abs(slot - self.next_slot) > self.max_gap:  # re-based to follow on
                 self.jumps += 1
                 self.first_pts += round((now - self.next_slot / self.rate) / tb)
@@ -468,7 +543,7 @@ class _Resampler:
         if slot < self.next_slot:  # on a slot already shown: dropped
             return
         self._fill(slot)
-        self.last = self._convert(frame)
+        self.last = self._convert(picture)
         self.writer.write(self.last)
         self.next_slot += 1
 
@@ -477,8 +552,11 @@ class _Resampler:
         if self.writer is None:
             return
         try:
+            if self.deinterlacer is not None:
+                for decoded, picture in self.deinterlacer.flush():
+                    self._take(decoded, picture)
             self._release()
-            if self.last is not None and self.end_time is not None:
+            if self.last is not None and self.end_time is not None and not self.by_count:
                 self._fill(round(Fraction(self.end_time) * self.rate))
         finally:
             self.writer.close()
@@ -493,7 +571,8 @@ class _Resampler:
             self.orient = frame_orientation(frame)
         except ValueError as e:
             raise EncodeError(self.src, str(e)) from None
-        coded_w, coded_h = frame.width, frame.height
+        # non-square pixels: the width a player shows them at (the height is kept)
+        coded_w, coded_h = max(2, round(frame.width * self.sar)), frame.height
         w, h = target_size(*self.orient.display_size(coded_w, coded_h), self.short_side)
         self.scaled = self.orient.display_size(w, h)  # the same size, before turning upright
         self.writer = VideoWriter(
@@ -523,8 +602,9 @@ class WindowEncoder:
     """Output frames ``start, start + 1, …`` of what :func:`reencode` writes of a source, alone.
 
     For a source whose frame ``k`` (in display order) is output frame ``k`` (a constant rate,
-    nothing dropped or repeated): opened on the source's first frame as :class:`_Resampler`
-    opens (its size and display rotation decide the output's), it converts each frame as
+    nothing dropped or repeated, none interlaced): opened on the source's first frame as
+    :class:`_Resampler` opens (its size, display rotation and ``sar``, the stream's sample
+    aspect ratio, decide the output's), it converts each frame as
     ``reencode`` does, and numbers the frames from ``start``. With ``start`` on the GOP grid
     the packets are byte for byte those of the whole re-encode: FFmpeg's MPEG-4 encoder writes
     each frame's time into its header and carries nothing from one GOP into the next
@@ -544,8 +624,9 @@ class WindowEncoder:
         q: int = 2,
         codec: str = "mpeg4",
         dia_size: int | None = 4,
+        sar: Fraction = Fraction(1),
     ):
-        self._resampler = _Resampler(dst, src, rate, gop, short_side, codec, q, dia_size)
+        self._resampler = _Resampler(dst, src, rate, gop, short_side, codec, q, dia_size, sar)
         self._resampler._open(first)
         self.writer: VideoWriter = self._resampler.writer
         self.writer._count = start  # the frame's number is its time in the bitstream
@@ -564,10 +645,17 @@ class WindowEncoder:
 
 
 def _encodable_rate(fps: float | Fraction) -> Fraction:
-    """A frame rate whose time base MPEG-4 accepts (denominator of 1/rate at most 65535)."""
+    """A frame rate whose time base MPEG-4 accepts (denominator of 1/rate at most 65535,
+    :data:`cvpt.codec.container.MAX_FPS`): the rate, else the nearest in steps of 1/100 fps,
+    else the nearest in the finest steps that fit (above 655 fps). ValueError above 65535."""
     rate = Fraction(fps).limit_denominator(1001)
     if rate <= 0:
         raise ValueError(f"frame rate must be positive, got {fps}")
-    if rate.numerator > 65535:
+    if rate > MAX_FPS:
+        raise ValueError(f"frame rate {float(rate):g} is above the {MAX_FPS} MPEG-4 can time")
+    if rate.numerator > MAX_FPS:
         rate = Fraction(round(float(rate) * 100), 100)
+    if rate.numerator > MAX_FPS:
+        steps = int(MAX_FPS) // math.ceil(rate)  # per frame per second: numerator ≤ 65535
+        rate = Fraction(math.floor(Fraction(fps) * steps), steps)
     return rate

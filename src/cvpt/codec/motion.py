@@ -57,7 +57,7 @@ class MotionRecords:
 
     ``append`` copies a frame's records out (a few kB), so the frame and its decoder buffer are
     released at once. ``fields`` then scatters them all: MPEG-4 macroblock streams on a 16-px grid
-    take a fast path that joins every frame's records and makes one numpy call per column (a clip
+    take a fast path that reads every frame's records at once, one numpy call per column (a clip
     has 40 P-frames of 300 records; per-frame calls would cost more than the scatter itself).
     Anything else (4MV, H.264 partitions, other grids) goes frame by frame through
     :func:`side_data_to_grid`.
@@ -66,37 +66,41 @@ class MotionRecords:
     _dtype: np.dtype | None = None  # PyAV's structured AVMotionVector dtype, learnt once
 
     def __init__(self) -> None:
-        self._raw: list[bytes | None] = []  # each frame's records, as bytes
+        # every frame's records back to back, copied once from the side data (a bytearray
+        # grows in place: no per-frame bytes object, no join), and where each frame's end
+        self._buf = bytearray()
+        self._ends: list[int] = []
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return len(self._ends)
 
     def append(self, vectors) -> None:
-        """A frame's ``frame.side_data.get('MOTION_VECTORS')`` (None: no inter blocks)."""
-        if vectors is None or len(vectors) == 0:
-            self._raw.append(None)
-            return
-        if MotionRecords._dtype is None:
-            MotionRecords._dtype = vectors.to_ndarray().dtype
-        self._raw.append(bytes(vectors))
+        """A frame's ``MOTION_VECTORS`` side data (None: no inter blocks)."""
+        if vectors is not None and len(vectors):
+            if MotionRecords._dtype is None:
+                MotionRecords._dtype = vectors.to_ndarray().dtype
+            self._buf += vectors
+        self._ends.append(len(self._buf))
 
     def fields(self, grid_hw: tuple[int, int], cell: int) -> np.ndarray:
         """``float32 [n, Hc, Wc, 2]``: every appended frame's field, in order."""
         hc, wc = grid_hw
-        out = np.zeros((len(self._raw), hc, wc, 2), np.float32)
-        present = [r for r in self._raw if r is not None]
-        if not present:
+        out = np.zeros((len(self._ends), hc, wc, 2), np.float32)
+        if not self._buf:
             return out
         size = self._dtype.itemsize
+        ends = np.asarray(self._ends)
+        starts = np.concatenate([[0], ends[:-1]])
+        # a view (no copy): it pins the bytearray's size only until this call returns
+        records = np.frombuffer(self._buf, np.uint8)
         if cell == 16 and _FAST_LAYOUT and size == _RECORD:
-            counts = [0 if r is None else len(r) // size for r in self._raw]
-            first_cell = np.repeat(np.arange(len(self._raw)) * (hc * wc), counts)
-            records = np.frombuffer(b"".join(present), np.uint8)
+            counts = (ends - starts) // size
+            first_cell = np.repeat(np.arange(len(ends)) * (hc * wc), counts)
             if _scatter_macroblocks(out, records, first_cell):
                 return out
-        for k, r in enumerate(self._raw):
-            if r is not None:
-                out[k] = side_data_to_grid(np.frombuffer(r, self._dtype), grid_hw, cell)
+        for k, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+            if b > a:
+                out[k] = side_data_to_grid(records[a:b].view(self._dtype), grid_hw, cell)
         return out
 
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import av
 
+from cvpt.codec.container import frame_side_data
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -51,7 +53,7 @@ class Orientation:
 
 def has_display_matrix(frame: av.VideoFrame) -> bool:
     """True when the frame is to be turned or mirrored for display (a non-identity matrix)."""
-    sd = frame.side_data.get("DISPLAYMATRIX")
+    sd = frame_side_data(frame).get("DISPLAYMATRIX")
     return sd is not None and struct.unpack("<9i", bytes(sd)) != _IDENTITY
 
 
@@ -60,7 +62,7 @@ def frame_orientation(frame: av.VideoFrame) -> Orientation:
 
     Raises ValueError for an angle that is not a multiple of 90°.
     """
-    sd = frame.side_data.get("DISPLAYMATRIX")
+    sd = frame_side_data(frame).get("DISPLAYMATRIX")
     if sd is None:
         return Orientation()
     m = struct.unpack("<9i", bytes(sd))

@@ -1,7 +1,8 @@
 """``cvpt.probe``: what a video holds and whether cvpt can trust it as it is.
 
 Frame count, rate, size, codec and GOP pattern, and what real-world files get wrong: display
-rotation, colour range, a variable frame rate, several video streams, truncation and damage.
+rotation, non-square pixels, interlacing, colour range, a variable frame rate, several video
+streams, truncation, damage the decoder conceals, and a start before the first key frame.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from types import SimpleNamespace
 import av
 
 from cvpt.codec.container import (
+    DecodeStats,
     FrameClock,
     decode_tolerant,
     describe_streams,
@@ -35,6 +37,10 @@ _TYPE_LETTER = {
     av.video.frame.PictureType.P: "P",
     av.video.frame.PictureType.B: "B",
 }
+# AVFieldOrder names as ffprobe prints them: tt = top field first (coded and shown), bb =
+# bottom field first, tb / bt = coded in one order and shown in the other.
+_FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
+INTERLACED_ORDERS = ("tt", "bb", "tb", "bt")
 # AVColorRange names as ffprobe prints them.
 _RANGES = {0: "unknown", 1: "tv", 2: "pc"}
 # AVColorSpace (the YUV matrix) names as ffprobe prints them.
@@ -63,6 +69,15 @@ class VideoInfo:
     read; ``damage`` why the file looks truncated or damaged ("" when it does not);
     ``width`` × ``height`` the first frame's size, ``size_changes`` where the frame size
     changes (``"96x32 from frame 24"``; empty when it does not: WebRTC recordings do).
+
+    ``sample_aspect`` is the shape of a stored pixel (width:height, ``"1:1"`` square, as
+    ffprobe's ``sample_aspect_ratio``), ``display_aspect`` the picture's shape as a player
+    shows it (before a display rotation); ``interlaced_frames`` counts frames the decoder
+    flags interlaced (two fields woven together) and ``field_order`` is the stream's
+    (``progressive``, ``tt`` top field first, ``bb``, ``tb``, ``bt``, ``unknown``);
+    ``corrupt_frames`` frames the decoder flagged corrupt (damage it concealed) and
+    ``leading_frames`` frames before the first key frame (predicted from pictures the file
+    does not hold), which are not in ``frames`` or ``pict_types``: both are in ``damage`` too.
     """
 
     path: str
@@ -85,6 +100,12 @@ class VideoInfo:
     streams: list[dict] = field(default_factory=list)
     damage: str = ""
     size_changes: list[str] = field(default_factory=list)
+    sample_aspect: str = "1:1"
+    display_aspect: str = ""
+    interlaced_frames: int = 0
+    field_order: str = "unknown"
+    corrupt_frames: int = 0
+    leading_frames: int = 0
 
     @property
     def num_gops(self) -> int:
@@ -129,6 +150,13 @@ class VideoInfo:
         if self.rotation or self.mirrored:
             turn = f"rotated {self.rotation}°" + (" and mirrored" if self.mirrored else "")
             problems.append(f"it is displayed {turn} (a display matrix)")
+        if self.sample_aspect != "1:1":
+            problems.append(non_square_problem(self.sample_aspect, self.display_aspect))
+        if self.interlaced_frames:
+            problems.append(
+                f"{self.interlaced_frames} of its frames are interlaced (two fields woven "
+                f"together, field order {self.field_order})"
+            )
         if not self.constant_rate:
             problems.append("its frame rate is variable")
         if self.damage:
@@ -148,6 +176,32 @@ class VideoInfo:
             num_gops=self.num_gops, gop_pattern=self.gop_pattern, has_b_frames=self.has_b_frames
         )
         return d
+
+
+def aspect_text(ratio: Fraction) -> str:
+    """``Fraction(4, 3)`` as ffprobe writes an aspect ratio: ``"4:3"``."""
+    return f"{ratio.numerator}:{ratio.denominator}"
+
+
+def sample_aspect(stream) -> Fraction:
+    """The shape of the stream's stored pixels, width over height, as FFmpeg's players take it
+    (``av_guess_sample_aspect_ratio``: the container's, else the codec's; 1 when neither says
+    or what they say is nonsense)."""
+    sar = stream.sample_aspect_ratio
+    return Fraction(sar) if sar and sar > 0 else Fraction(1)
+
+
+def display_aspect(width: int, height: int, sar: Fraction) -> Fraction:
+    """The shape a player shows a ``width`` × ``height`` picture of pixels ``sar`` in."""
+    return Fraction(width) * sar / height if height else Fraction(0)
+
+
+def non_square_problem(sar: str, dar: str) -> str:
+    """read_clip's and the readiness checks' words for a picture of non-square pixels."""
+    return (
+        f"its pixels are not square (sample aspect {sar}, shown at {dar}): read as stored, "
+        "its pictures would be squeezed"
+    )
 
 
 def key_frame_problem(key_at: list[int], frames: int, gop: int) -> str | None:
@@ -176,9 +230,10 @@ def probe(path: str | Path) -> VideoInfo:
     container, stream = open_video(path, thread_type="AUTO")
     try:
         types, times, changes = [], [], []
-        errors, first, end = 0, None, None
+        errors, first, end, interlaced = 0, None, None, 0
         clock = FrameClock()
-        for frame in decode_tolerant(container, stream, path):
+        stats = DecodeStats()
+        for frame in decode_tolerant(container, stream, path, stats=stats):
             if isinstance(frame, Exception):
                 errors += 1
                 continue
@@ -186,15 +241,23 @@ def probe(path: str | Path) -> VideoInfo:
                 first = frame
             if end is not None and (frame.width, frame.height) != (end.width, end.height):
                 changes.append(f"{frame.width}x{frame.height} from frame {len(types)}")
+            interlaced += frame.interlaced_frame
             types.append(_TYPE_LETTER.get(frame.pict_type, "?"))
             clock.observe(frame)
             times.append((frame.pts, frame.dts))
             end = frame
         if first is None:
+            if stats.leading:
+                raise EmptyVideoError(path, no_key_frame(stats.leading))
             raise EmptyVideoError(path, "the video stream holds no decodable frame")
         # every frame timed by the faults of all of them
         pts = [clock.time(SimpleNamespace(pts=p, dts=d)) for p, d in times]
         rate, constant = frame_timing(stream, pts)
+        if not constant:  # as reencode times them (the packets' times): mkv's milliseconds at
+            # 2000 fps repeat, and the clock then takes the times of the frames drained last
+            # for faults and runs them on by whole ticks
+            packet_timing = frame_timing(stream, [p for p, _ in times])
+            rate, constant = packet_timing if packet_timing[1] else (rate, constant)
         duration = _decoded_duration(pts, end, rate)
         try:
             orient = frame_orientation(first)
@@ -204,6 +267,7 @@ def probe(path: str | Path) -> VideoInfo:
         header = listed_frames(stream)
         pict = "".join(types)
         lengths = split_gops(pict)
+        sar = sample_aspect(stream)
         return VideoInfo(
             path=str(path),
             codec=stream.codec_context.name,
@@ -232,11 +296,33 @@ def probe(path: str | Path) -> VideoInfo:
                 decoded_end=_first_time(pts, end) + duration,
                 rate=rate,
                 skipped=skipped_bytes(path),
+                leading=stats.leading,
+                corrupt=stats.corrupt,
+                tainted=stats.tainted,
             ),
             size_changes=changes,
+            sample_aspect=aspect_text(sar),
+            display_aspect=aspect_text(display_aspect(first.width, first.height, sar)),
+            interlaced_frames=interlaced,
+            field_order=field_order(stream),
+            corrupt_frames=len(stats.corrupt),
+            leading_frames=stats.leading,
         )
     finally:
         container.close()
+
+
+def field_order(stream) -> str:
+    """The stream's field order as ffprobe names it (its decoder's, after a decode)."""
+    return _FIELD_ORDERS.get(int(stream.codec_context.field_order or 0), "unknown")
+
+
+def no_key_frame(leading: int) -> str:
+    """Why a stream none of whose frames follows a key frame gives no picture."""
+    return (
+        f"none of its {leading} frame(s) follows a key frame: each is predicted from "
+        "pictures the file does not hold"
+    )
 
 
 def split_gops(pict: str) -> list[int]:
@@ -270,15 +356,27 @@ def source_damage(
     decoded_end: float | None,
     rate: Fraction,
     skipped: tuple[int, int] = (0, -1),
+    leading: int = 0,
+    corrupt: list[int] | tuple[int, ...] = (),
+    tainted: int = 0,
 ) -> str:
     """Why a source looks truncated or damaged, from what decoded against what its header and
     packets claim ("" when nothing does). ``expected_end``: :func:`header_end`;
     ``decoded_end``: the last decoded frame's end on the stream's timeline (None: unknown);
     ``skipped``: bytes the demuxer skipped, and where
-    (:func:`cvpt.codec.container.skipped_bytes`). Shared by :func:`reencode` and
+    (:func:`cvpt.codec.container.skipped_bytes`); ``leading``: frames before the first key
+    frame, dropped (not in ``decoded``); ``corrupt``: indices of decoded frames the decoder
+    flagged corrupt, and ``tainted`` the frames showing that damage (up to the next key frame)
+    (:class:`cvpt.codec.container.DecodeStats`). Shared by :func:`reencode` and
     :func:`cvpt.probe`. "truncated" when the frames end early, "damaged" when frames are
     missing but the end is there."""
     why = []
+    if leading:
+        why.append(
+            f"starts mid-GOP: {leading} frame(s) before its first key frame dropped (predicted "
+            "from pictures the file does not hold, they would show grey or garbage)"
+        )
+    decoded += leading  # (accounted for: not missing)
     if skipped[0]:
         why.append(
             f"damaged: {skipped[0]} bytes from byte {skipped[1]} could not be read and were "
@@ -302,6 +400,16 @@ def source_damage(
         why.append(f"{packets - decoded} of its {packets} frames do not decode")
     if errors:
         why.append(f"{errors} damaged packet(s) skipped")
+    if corrupt and why and why[-1].startswith("truncated") and corrupt[-1] == decoded - leading - 1:
+        # the last frame, cut part-way: the truncation (which the packets show too, so the
+        # readiness check from the packets says the same), not damage inside the file
+        corrupt, tainted = corrupt[:-1], tainted - 1
+    if corrupt:
+        at = ", ".join(map(str, corrupt[:5])) + (", …" if len(corrupt) > 5 else "")
+        why.append(
+            f"damaged: {len(corrupt)} frame(s) the decoder concealed (flagged corrupt: frame "
+            f"{at}), {tainted} frame(s) showing the damage up to the next key frame"
+        )
     return "; ".join(why)
 
 

@@ -26,6 +26,7 @@ from av.video.reformatter import VideoReformatter
 from cvpt.codec.clip import CompressedClip, PredictedResiduals, ShiftedResiduals
 from cvpt.codec.container import (
     ffmpeg_errors,
+    frame_side_data,
     frame_timing,
     open_video,
     scan_packets,
@@ -33,7 +34,13 @@ from cvpt.codec.container import (
 )
 from cvpt.codec.motion import Accumulator, MotionRecords, grid_shape, grid_to_dense
 from cvpt.codec.orient import has_display_matrix
-from cvpt.codec.probe import READABLE_CODECS, key_frame_problem
+from cvpt.codec.probe import (
+    READABLE_CODECS,
+    aspect_text,
+    display_aspect,
+    key_frame_problem,
+    non_square_problem,
+)
 from cvpt.codec.sampling import (
     ClipSpec,
     choose_start_gop,
@@ -132,6 +139,11 @@ def count_gops(path: str | Path, gop_size: int = ClipSpec.gop_size) -> int:
 
 
 def _read(path: str, container, stream, req: _Request, rng, *, demux: bool) -> CompressedClip:
+    sar = stream.sample_aspect_ratio  # (the container's, else the codec's)
+    if sar and sar != 1:  # read as stored, every picture would be squeezed
+        cc = stream.codec_context
+        dar = aspect_text(display_aspect(cc.width, cc.height, Fraction(sar)))
+        raise UnpreparedVideoError(path, non_square_problem(aspect_text(Fraction(sar)), dar))
     index = _index(path, container, stream, req.spec.gop_size, demux=demux)
     n_gops = len(index.keyframe_pts)
     start_gop = req.start_gop
@@ -325,7 +337,7 @@ class _ClipBuffers:
             self.pframes[out] = rgb
             self._gops[-1][1].append(_Sampled(out, len(self._records), self._ref))
         if self.accumulate or outs:  # non-accumulated: only sampled frames' MVs
-            self._records.append(frame.side_data.get("MOTION_VECTORS"))
+            self._records.append(frame_side_data(frame).get("MOTION_VECTORS"))
         if not self.accumulate and next_wanted:  # the next sampled frame is predicted from this
             self._ref = self._predictor.reference(rgb if rgb is not None else self._to_rgb(frame))
 
@@ -456,7 +468,19 @@ def _frames_from(container, stream, path, index: _Index, gop: int, gop_size: int
 
 
 def _check_frame(path, frame, index: _Index, gop: int, pos: int, gop_size: int) -> None:
-    """The frame is where the GOP-``gop_size`` layout says: size, picture type, I-frame pts."""
+    """The frame is where the GOP-``gop_size`` layout says: size, picture type, I-frame pts;
+    and it is whole: not damage the decoder concealed, not two fields woven together."""
+    if frame.is_corrupt:  # (the clip's frames after it in the GOP are predicted from it)
+        raise CorruptVideoError(
+            path,
+            f"frame {pos} of GOP {gop} is damaged: the decoder concealed the damage (it flags "
+            "the frame corrupt) and its pictures would be wrong; re-encode the source with "
+            "`cvpt prepare` (which lists it as damaged) or download it again",
+        )
+    if frame.interlaced_frame:
+        raise UnpreparedVideoError(
+            path, f"frame {pos} of GOP {gop} is interlaced (two fields woven together)"
+        )
     if frame.width != index.width or frame.height != index.height:
         raise CorruptVideoError(
             path,

@@ -48,13 +48,19 @@ from cvpt.codec.container import (
 from cvpt.codec.encode import WindowEncoder
 from cvpt.codec.orient import frame_orientation, has_display_matrix
 from cvpt.codec.probe import (
+    INTERLACED_ORDERS,
     READABLE_CODECS,
     VideoInfo,
     _decoded_duration,
     _first_time,
+    aspect_text,
+    display_aspect,
+    field_order,
     header_end,
     key_frame_problem,
+    non_square_problem,
     probe,
+    sample_aspect,
     source_damage,
     split_gops,
 )
@@ -84,7 +90,9 @@ class Survey:
     ``types`` (picture type letters from the packet headers; None where the packets were not
     read or cannot tell, see :mod:`cvpt.codec.bitstream`). ``first``: the first decoded frame
     (None if none decodes before the end); ``reorder``: frames the decoder holds back to put
-    B-frames in display order (its declared delay).
+    B-frames in display order (its declared delay); ``sample_aspect``: the stream's pixel
+    shape (:func:`cvpt.codec.probe.sample_aspect`); ``field_order``: the stream's, as its
+    decoder says after the first frame (:func:`cvpt.codec.probe.field_order`).
     """
 
     path: Path
@@ -105,18 +113,24 @@ class Survey:
     discarded: int
     reorder: int
     first: av.VideoFrame | None
+    sample_aspect: Fraction = Fraction(1)
+    field_order: str = "unknown"
 
     @property
     def frames(self) -> int:
         return len(self.pts)
 
     def info(self) -> VideoInfo | None:
-        """What :func:`cvpt.probe` would report (damage as far as the packets show), or None
-        when the packets cannot tell the picture types or the frame size."""
+        """What :func:`cvpt.probe` would report (damage as far as the packets show; interlacing
+        as far as the first frame shows), or None when the packets cannot tell the picture
+        types or the frame size, or the stream says it is interlaced and its first frame is
+        not (only decoding every frame can tell)."""
         first = self.first
         if self.types is None or first is None or None in self.pts:
             return None
         if (first.width, first.height) != (self.width, self.height):
+            return None
+        if self.field_order in INTERLACED_ORDERS and not first.interlaced_frame:
             return None
         shown = sorted(range(len(self.pts)), key=self.pts.__getitem__)  # stable, display order
         pict = "".join(self.types[i] for i in shown)
@@ -141,6 +155,12 @@ class Survey:
             constant_rate=self.constant,
             stream_index=self.stream_index,
             damage=self.damage,
+            sample_aspect=aspect_text(self.sample_aspect),
+            display_aspect=aspect_text(
+                display_aspect(first.width, first.height, self.sample_aspect)
+            ),
+            interlaced_frames=int(first.interlaced_frame),
+            field_order=self.field_order,
         )
 
     def _last(self) -> SimpleNamespace:
@@ -207,6 +227,8 @@ def survey(path: str | Path, gop: int = 12) -> Survey:
             discarded=discarded,
             reorder=int(getattr(cc, "reorder_depth", 0) or 0),
             first=first,
+            sample_aspect=sample_aspect(stream),
+            field_order=field_order(stream),
         )
         s.damage = source_damage(
             decoded=len(pts),
@@ -268,6 +290,12 @@ def packet_problems(s: Survey, gop: int = 12) -> list[str]:
         problems.append(s.damage)
     if s.first is not None and has_display_matrix(s.first):
         problems.append(f"it is displayed rotated {round(s.first.rotation)}° or mirrored")
+    if s.sample_aspect != 1:
+        w, h = (s.first.width, s.first.height) if s.first is not None else (s.width, s.height)
+        dar = display_aspect(w, h, s.sample_aspect)
+        problems.append(non_square_problem(aspect_text(s.sample_aspect), aspect_text(dar)))
+    if s.first is not None and s.first.interlaced_frame:
+        problems.append(f"its frames are interlaced (field order {s.field_order})")
     return problems
 
 
@@ -284,6 +312,10 @@ def reencoded_frames(s: Survey) -> int | str:
         return "an edit list hides some of its frames"
     if s.first is None:
         return "its first frame does not decode"
+    if s.keys and not s.keys[0]:  # reencode drops the frames before the first key frame
+        return "it starts before its first key frame (cut mid-GOP)"
+    if s.first.interlaced_frame or s.field_order in INTERLACED_ORDERS:
+        return "it is interlaced (deinterlacing a frame takes the frames around it)"
     if s.container == "avi":  # B-frames get another packet's made-up pts (FrameClock)
         return "AVI stores no frame times"
     if not n or None in s.pts or s.time_base is None:
@@ -394,16 +426,20 @@ def _encode_window(s: Survey, stream, a: int, b: int, path: Path, **options) -> 
     the last source frame held to the end of the output."""
     n = s.frames
     first, stop = min(a, n - 1), min(b, n)
-    enc = WindowEncoder(path, s.path, s.first, s.rate, a, **options)
+    enc = WindowEncoder(path, s.path, s.first, s.rate, a, sar=s.sample_aspect, **options)
     try:
         want = first
         for rank, frame in stream:
+            if frame.is_corrupt:  # reencode reports the damage the decoder concealed
+                raise WindowMismatch(f"frame {rank} is damaged (concealed by the decoder)")
             if rank < want:  # a frame before the window, decoded as a reference
                 if rank >= first:
                     raise WindowMismatch(f"frame {rank} came out twice")
                 continue
             if rank > want:
                 raise WindowMismatch(f"frame {want} did not come out of the decoder")
+            if frame.interlaced_frame:  # reencode deinterlaces it, from the frames around it
+                raise WindowMismatch(f"frame {rank} is interlaced")
             converted = enc.convert(frame)
             if rank < n - 1:
                 enc.write(converted)

@@ -2,8 +2,12 @@
 
 Randomness is a function of ``(seed, epoch, index)``, never of which worker or which process
 reads a video: the same run gives the same clips with 0 or 8 workers, with 1 or 4 GPUs, and
-after a resume. A video that fails to decode is replaced by another sample (chosen by the same
-rule) and reported with the batch, so that the run can count and list every skipped file.
+after a resume (``cvpt train`` keys items by ``(epoch, index)``; a loop of one's own calls
+``set_epoch``). A loop that never calls ``set_epoch`` (Lightning, accelerate, a plain ``for
+epoch`` loop) still gets new clips on each pass over the data: see :class:`_Passes`.
+
+A video that fails to decode is replaced by another sample (chosen by the same rule) and
+reported with the batch, so that the run can count and list every skipped file.
 """
 
 from __future__ import annotations
@@ -41,9 +45,16 @@ class CompressedVideoDataset(Dataset):
     ``train=True``: random start GOP and P positions, multi-scale crop, flip (unless
     ``flip=False``, e.g. SSv2), all drawn from ``(seed, epoch, index)``: call
     :meth:`set_epoch` before each epoch when indexing by ``int`` (a plain ``DataLoader``), or
-    key by ``(epoch, index)``. ``train=False``: ``views`` clips spread over the video ×
-    ``crops`` (1 or 3) crops, the same every epoch. ``clip`` (:class:`ClipSpec`, the paper's
-    4 GOPs × 3 P-frames by default: T_I = 4, T_P = 12) is handed to every :func:`read_clip`.
+    key by ``(epoch, index)``. Without either, each pass over the data draws new clips all
+    the same (a pass ends where an index comes again), so loops that re-iterate a
+    ``DataLoader`` without calling ``set_epoch`` (Lightning, accelerate) lose no augmentation;
+    in ``DataLoader`` workers those draws also depend on the worker's seed (reproducible under
+    ``torch.manual_seed``, but not the same as with 0 workers), in a distributed run on the
+    rank.
+
+    ``train=False``: ``views`` clips spread over the video × ``crops`` (1 or 3) crops, the
+    same every epoch. ``clip`` (:class:`ClipSpec`, the paper's 4 GOPs × 3 P-frames by
+    default: T_I = 4, T_P = 12) is handed to every :func:`read_clip`.
     ``compact=True``: uint8 I-frames, int16 residuals, the motion's cells and maps, for
     :func:`cvpt.data.transforms.normalize_inputs` to make float32 on the device (what
     ``cvpt train`` does: a worker makes and sends half the bytes).
@@ -73,6 +84,8 @@ class CompressedVideoDataset(Dataset):
             raise DataError(f"{root}: no samples to read")
         self.root, self.samples, self.train = Path(root), samples, train
         self.views, self.seed, self.epoch = views, seed, 0
+        self._epoch_set = False  # set_epoch called: its epoch wins over counted passes
+        self._passes: _Passes | None = None  # this process's passes (made on first read)
         self.clip = clip or ClipSpec()
         self.transform = ClipTransform(
             size=size,
@@ -88,16 +101,21 @@ class CompressedVideoDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         """The epoch whose random clips ``dataset[index]`` draws (``(epoch, index)`` keys carry
         their own). With ``persistent_workers=True`` the workers keep their copy: use
-        :class:`EpochSampler` there."""
-        self.epoch = epoch
+        :class:`EpochSampler` there. Once called, passes are no longer counted."""
+        self.epoch, self._epoch_set = epoch, True
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict:
-        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        if isinstance(key, tuple):
+            epoch, index = key
+            entropy = [self.seed, epoch, index]
+        else:
+            index = key
+            entropy = [self.seed, *self._epoch_of(index)]
         failed: list[tuple[str, str]] = []
-        rng = np.random.default_rng([self.seed, epoch, index])
+        rng = np.random.default_rng(entropy)
         target = index
         for _ in range(MAX_REPLACEMENTS + 1):
             sample = self.samples[target]
@@ -114,6 +132,20 @@ class CompressedVideoDataset(Dataset):
             + "; ".join(f"{p}: {r}" for p, r in failed[:3])
         )
 
+    def _epoch_of(self, index: int) -> list[int]:
+        """``[epoch, index]`` to seed the draws of ``dataset[index]``: the :meth:`set_epoch`
+        epoch, or (training, never set) this process's pass over the data, and in a
+        DataLoader worker that worker's seed too (:class:`_Passes`)."""
+        if self._epoch_set or not self.train:
+            return [self.epoch, index]
+        info = torch.utils.data.get_worker_info()
+        dist = torch.distributed
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        token = (None if info is None else int(info.seed), rank)
+        if self._passes is None or self._passes.token != token:
+            self._passes = _Passes(token, len(self.samples))
+        return self._passes.key(index)
+
     def _load(self, sample: Sample, rng: np.random.Generator) -> dict:
         path = resolve_video(self.root, sample.path, twins=self.twins)
         if path is None:
@@ -121,6 +153,35 @@ class CompressedVideoDataset(Dataset):
         if self.train:
             return self.transform(read_clip(path, self.clip, train=True, rng=rng), rng)
         return read_views(path, self.transform, self.views, self.clip)
+
+
+class _Passes:
+    """Counts one process's passes over a dataset whose ``set_epoch`` is never called.
+
+    A pass ends where an index comes again: ``key(i)`` starts pass ``p + 1`` when ``i`` was
+    read in pass ``p``. So no ``(pass, index)`` is drawn twice in one process, whatever the
+    sampler (shuffled, distributed and padded, a subset, an iterator abandoned mid-epoch).
+    The main process (0 workers) has no other clue, and its pass ``p`` draws what
+    ``set_epoch(p)`` would. A DataLoader worker is a new copy for each iterator (unless
+    ``persistent_workers``), which starts counting again from 0: its key also holds the
+    worker's seed, drawn anew by each iterator and different for each worker, so two passes
+    (or two workers) never share a key. ``token`` is ``(worker seed or None, process rank)``:
+    the ranks of a distributed run (whose worker seeds may agree) each read other indices each
+    epoch, and their keys differ by rank too."""
+
+    def __init__(self, token: tuple[int | None, int], n: int):
+        self.token, self.epoch = token, 0
+        self.seen = bytearray(n)  # 1 where the index was read in this pass
+
+    def key(self, index: int) -> list[int]:
+        if self.seen[index]:
+            self.epoch += 1
+            self.seen = bytearray(len(self.seen))
+        self.seen[index] = 1
+        seed, rank = self.token
+        if seed is None and rank == 0:  # one process: pass p is epoch p
+            return [self.epoch, index]
+        return [self.epoch, index, int(seed is not None), seed or 0, rank]
 
 
 def read_views(
@@ -230,7 +291,9 @@ def worker_init(_worker_id: int) -> None:
     import cv2
 
     for s in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(s, signal.SIG_IGN)
+        signal.signal(s, signal.SIG_IGN)  # also drops one held while the worker started
+    # started with them blocked (cvpt.training.preempt.signals_held): ignored from now on
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM, signal.SIGINT))
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")

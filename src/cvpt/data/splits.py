@@ -10,13 +10,16 @@ the line. Nothing here touches a video.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from cvpt.codec.container import VIDEO_EXTENSIONS
 from cvpt.errors import DataError, MissingFileError
+from cvpt.io import walk_files
 
 
 @dataclass(frozen=True)
@@ -192,9 +195,121 @@ class SSv2Splits:
         return out
 
 
+LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv")
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One entry of a list file (:func:`read_list`): ``path`` as listed, ``label`` the text of
+    its trailing label (None when it has none), ``line`` its line number (1-based) and
+    ``text`` that line; ``whole``: the entry read as one path without a label (the whole line
+    unless the path was quoted), which ``cvpt predict`` takes when a file has that name."""
+
+    line: int
+    text: str
+    path: str
+    label: str | None
+    whole: str
+
+
+def read_list(path: str | Path, comments: list[tuple[int, str]] | None = None) -> list[ListEntry]:
+    """The entries of a video list: ``path`` or ``path label`` per line, the one reader of
+    ``list`` datasets and of ``cvpt predict`` lists. The rules (docs/training.md, "List files"):
+
+    - a ``.csv`` file is read by CSV rules (what ``csv.writer`` writes): fields separated by
+      commas, a field in double quotes may hold commas, quotes (doubled) and ``#``; the first
+      field is the path, the second the label. A row without quotes is its path, then its label
+      after the last comma (so a path holding commas needs no quotes when a label follows); a
+      row without a comma outside quotes is read as a line of a text list (below);
+    - any other list is text: the label is what follows the last space, tab or comma, when
+      that is not itself a video file name (``take 2/clip 3.mp4`` has no label), and the path
+      is what comes before it; a path starting with a double quote is read to its closing
+      quote as a CSV field (``"a, b.mp4" 3``, ``"#1.mp4" 0``; ``""`` for a quote in it);
+    - ``#`` starts a comment only as a line's first character (after spaces) in a text list;
+      a ``#`` anywhere else belongs to the path (``take #2/clip#3.mp4``); a CSV file has no
+      comments;
+    - blank lines are skipped; spaces around a path or a label are not part of it; the file
+      is read as a text editor saved it (:func:`read_annotation`).
+
+    ``comments``, when given, receives ``(line number, text)`` of every comment line. Raises
+    :class:`DataError` naming the file and the line of a row it cannot split."""
+    path = Path(path)
+    is_csv = path.suffix.lower() == ".csv"
+    out = []
+    for k, line in enumerate(read_annotation(path).splitlines(), 1):
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("#") and not is_csv:
+            if comments is not None:
+                comments.append((k, text))
+            continue
+        out.append(_csv_entry(path, k, text) if is_csv else _text_entry(path, k, text))
+    return out
+
+
+def _entry(k: int, text: str, path: str, label: str | None, whole: str) -> ListEntry:
+    path, label = path.strip(), (label or "").strip() or None
+    if label is not None and _is_video_name(label):  # a path holding a separator, no label
+        path, label = whole.strip(), None
+    return ListEntry(k, text, path, label, whole.strip() if label is not None else path)
+
+
+def _csv_entry(list_path: Path, k: int, text: str) -> ListEntry:
+    import csv
+
+    fields = next(csv.reader([text], skipinitialspace=True))
+    if len(fields) < 2:  # no comma outside quotes
+        return _text_entry(list_path, k, text)
+    if '"' not in text:
+        path, label = text.rsplit(",", 1)
+        return _entry(k, text, path, label, text)
+    if len(fields) > 2:
+        raise _bad_line(list_path, k, text, "'path,label' (a quoted path, then one label)")
+    return _entry(k, text, fields[0], fields[1], fields[0])
+
+
+def _text_entry(list_path: Path, k: int, text: str) -> ListEntry:
+    if text.startswith('"'):  # a quoted path: to its closing quote, "" for a quote
+        i, chars = 1, []
+        while True:
+            j = text.find('"', i)
+            if j < 0:
+                raise _bad_line(list_path, k, text, "a closing double quote")
+            chars.append(text[i:j])
+            if not text.startswith('"', j + 1):
+                break
+            chars.append('"')
+            i = j + 2
+        rest = text[j + 1 :]
+        if rest and not (rest[0].isspace() or rest[0] == ","):
+            raise _bad_line(
+                list_path,
+                k,
+                text,
+                "a space, a tab or a comma after the quoted path (a path that starts with a "
+                'double quote is written in double quotes, "" for each quote in it)',
+            )
+        path = "".join(chars)
+        return _entry(k, text, path, rest.strip().removeprefix(","), path)
+    m = _TRAILING_LABEL.fullmatch(text)
+    if m is None:
+        return _entry(k, text, text, None, text)
+    return _entry(k, text, m["path"], m["label"], text)
+
+
+# a path, then spaces, tabs or commas, then a label holding none of them
+_TRAILING_LABEL = re.compile(r"(?P<path>.*?)[\s,]+(?P<label>[^\s,]+)")
+
+
+def _is_video_name(token: str) -> bool:
+    return Path(token).suffix.lower() in VIDEO_EXTENSIONS
+
+
 class ListSplits:
     """A generic list (VideoMAE / mmaction2 style): one ``path label`` per line, separated by a
-    space, a tab or a comma; ``annotations`` is a folder with ``<subset>.txt`` / ``.csv`` files,
+    space, a tab or a comma (the rules, quotes and comments: :func:`read_list`); ``annotations``
+    is a folder with ``<subset>.txt`` / ``.csv`` files,
     or one file (its subset is its stem). Class names are the label numbers, or the names in an
     optional ``classes.json`` (a list) beside the lists; an optional ``dataset.json`` with
     ``{"flip": false}`` says that training must not flip (labels that name directions)."""
@@ -208,7 +323,8 @@ class ListSplits:
             raise MissingFileError(f"{p}: no .txt or .csv list files")
         self._files = {f.stem: f for f in files}
         self.subsets = tuple(self._files)
-        labels = {s.label for sub in self.subsets for s in self.samples(sub)}
+        self._samples = {sub: self._read(f) for sub, f in self._files.items()}  # warns once
+        labels = {s.label for sub in self.subsets for s in self._samples[sub]}
         self.classes = [str(i) for i in range(max(labels) + 1)] if labels else []
         folder = p if p.is_dir() else p.parent
         if (folder / "classes.json").exists():
@@ -225,19 +341,33 @@ class ListSplits:
     def samples(self, subset: str) -> list[Sample]:
         if subset not in self._files:
             raise DataError(f"subsets are {self.subsets}; got {subset!r}")
-        path = self._files[subset]
+        return list(self._samples[subset])
+
+    @staticmethod
+    def _read(path: Path) -> list[Sample]:
         out = []
-        for k, row in _lines(path):
-            parts = row.rsplit(",", 1) if "," in row else row.rsplit(None, 1)
-            if len(parts) != 2 or not parts[1].strip().isdigit():
-                raise _bad_line(path, k, row, "'path label'")
-            out.append(Sample(parts[0].strip(), int(parts[1])))
+        comments: list[tuple[int, str]] = []
+        for e in read_list(path, comments):
+            if e.label is None or not e.label.isdigit():
+                raise _bad_line(path, e.line, e.text, "'path label'")
+            out.append(Sample(e.path, int(e.label)))
+        for k, text in comments:  # '#take 1.mp4 3' is a comment, though it reads as an entry
+            with contextlib.suppress(DataError):
+                e = _text_entry(path, k, text)
+                if e.label is not None and e.label.isdigit() and _is_video_name(e.path):
+                    warnings.warn(
+                        f"{path}, line {k}: {text!r} is read as a comment (it starts with '#'); "
+                        "if it lists a video, write its path in double quotes",
+                        stacklevel=4,
+                    )
         return out
 
 
 class FolderSplits:
     """Folder per class: ``root/<subset>/<class>/<video>`` when subset folders exist, else
-    ``root/<class>/<video>`` as one subset ``all``. Classes are the sorted folder names."""
+    ``root/<class>/<video>`` as one subset ``all``. Classes are the sorted folder names.
+    Linked folders are followed (:func:`cvpt.io.walk_files`); a link that is not (a loop, a
+    link to nothing) is warned about."""
 
     def __init__(self, annotations: str | Path, split: int = 1):
         self.root = Path(annotations)
@@ -261,10 +391,12 @@ class FolderSplits:
         out = []
         for label, cls in enumerate(self.classes):
             folder = base / cls
-            if folder.is_dir():
-                for f in sorted(folder.rglob("*")):
-                    if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS:
-                        out.append(Sample(f.relative_to(self.root).as_posix(), label))
+            if folder.is_dir():  # through linked folders (cvpt.io.walk_files)
+                walk = walk_files(folder, lambda f: f.suffix.lower() in VIDEO_EXTENSIONS)
+                for f in walk.files:
+                    out.append(Sample(f.relative_to(self.root).as_posix(), label))
+                for f, why in walk.not_followed:
+                    warnings.warn(f"{f}: {why}; not followed", stacklevel=2)
         return out
 
 

@@ -15,9 +15,8 @@ GOP 12, no B-frames), so they are ready for ``read_clip`` as they are.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import zlib
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,8 +24,9 @@ import cv2
 import numpy as np
 
 from cvpt.codec.encode import write_video
-from cvpt.errors import ConfigError
-from cvpt.io import atomic_output, write_json
+from cvpt.errors import ConfigError, CvptError
+from cvpt.io import atomic_output, remove_leftovers, write_json
+from cvpt.pool import WorkerDied, WorkerPool
 from cvpt.progress import tqdm
 
 TASKS = {
@@ -153,6 +153,37 @@ def _write_one(job: tuple[Path, VideoSpec, int, int]) -> None:
         write_video(tmp, render(spec, size, frames))
 
 
+def _write_in_worker(job: tuple[Path, VideoSpec, int, int]) -> str | None:
+    """:func:`_write_one` in a pool worker: the error as text (a worker must not raise)."""
+    try:
+        _write_one(job)
+    except Exception as e:  # reported by the parent, naming the video
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def _write_all(todo: list, workers: int, bar) -> None:
+    """Render and encode ``todo`` in ``workers`` spawned processes (:class:`cvpt.pool.WorkerPool`:
+    a worker killed, e.g. by the out-of-memory killer, fails its own video only, and the rest
+    are made). Raises :class:`CvptError` naming every video not made and why; a rerun makes
+    just those."""
+    queue = deque((str(job[0]), (job,)) for job in todo)
+    failed = []
+    with WorkerPool(_write_in_worker, workers) as pool:
+        for key, error in pool.run(queue):
+            if isinstance(error, WorkerDied):
+                remove_leftovers(Path(key), error.pid)  # its temp file
+                error = error.describe("making it")
+            if error:
+                failed.append(f"{key}: {error}")
+            bar.update()
+    if failed:
+        raise CvptError(
+            f"{len(failed)} of {len(todo)} video(s) not made (run the command again to make "
+            "just those):\n  " + "\n  ".join(failed)
+        )
+
+
 def synthesize(
     out: str | Path,
     *,
@@ -193,11 +224,7 @@ def synthesize(
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"synth {task}",
                unit="video", disable=not progress)  # fmt: skip
     if workers > 1 and len(todo) > 1:
-        # spawn: a forked child can inherit thread pools (OpenCV, FFmpeg) locked by the parent
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            for _ in pool.map(_write_one, todo, chunksize=8):
-                bar.update()
+        _write_all(todo, workers, bar)
     else:
         for t in todo:
             _write_one(t)

@@ -4,7 +4,7 @@ compressed-domain methods."""
 from cvpt.models.backbone import VideoBackbone
 from cvpt.models.checkpoint import CheckpointError, load_backbone, save_backbone
 from cvpt.models.compressed import METHODS, CompressedVideoModel, TuningOptions
-from cvpt.models.factory import create_model
+from cvpt.models.factory import create_model, list_models
 from cvpt.models.pretrained import BackboneMismatchError, load_model
 from cvpt.models.registry import backbone_config, create_backbone, list_backbones
 from cvpt.models.swin import SwinConfig, SwinTransformer3d
@@ -25,6 +25,7 @@ __all__ = [
     "create_backbone",
     "create_model",
     "list_backbones",
+    "list_models",
     "load_backbone",
     "load_model",
     "save_backbone",

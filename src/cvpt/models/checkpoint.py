@@ -10,10 +10,15 @@ Formats, told apart by what the path holds (the family by the keys of the state 
 - a Video Swin ``.pth``: official Video-Swin-Transformer / mmaction2 0.x or mmaction2 1.x
   (under ``state_dict``, ``backbone.layers.*`` and ``cls_head.fc_cls``), or a torchvision
   ``swin3d_*`` state dict (``features.*``); its filter lives in :mod:`cvpt.models.swin`;
-- cvpt's own ``.safetensors`` (our key names, family and config in the metadata).
+- cvpt's own ``.safetensors`` (our key names, family and config in the metadata); a
+  ``.safetensors`` without that metadata is a bare state dict, read by its keys as above;
+- a sharded Hugging Face folder (``model.safetensors.index.json`` and the shards it lists);
+- a training checkpoint that also pickles other objects (mmengine's ``message_hub``): its
+  weights are read, the other objects replaced by inert placeholders (:func:`_load_pickle`).
+An image model (a 2-D patch embedding) is refused, naming the video checkpoints to use.
 
 One filter function per format maps keys to ours (timm's ``checkpoint_filter_fn`` idea). Loading
-is strict: leftover keys are printed as a table, and any that is not on an allow-list of keys
+is strict: leftover keys are logged as a table, and any that is not on an allow-list of keys
 known to be unused (decoder, mask token, pre-training ``norm``; a head or fc_norm the checkpoint
 lacks or that is re-sized) is an error. Pickles are read only with ``weights_only=True``.
 """
@@ -21,9 +26,9 @@ lacks or that is re-sized) is an error. Pickles are read only with ``weights_onl
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import re
-import sys
 import zipfile
 from pathlib import Path
 
@@ -34,8 +39,13 @@ from safetensors.torch import load_file, save_file
 from cvpt.errors import CvptError
 from cvpt.models import swin
 from cvpt.models.backbone import VideoBackbone, family_of
-from cvpt.models.hub import resolve_checkpoint
+from cvpt.models.hub import SHARD_INDEXES, resolve_checkpoint
 from cvpt.models.vit import ViTConfig
+
+# the key table of every load, at INFO: silent unless the application shows cvpt's INFO
+# records (the `cvpt` command does; `logging.getLogger("cvpt").setLevel(logging.WARNING)`
+# silences it there too)
+log = logging.getLogger("cvpt.models")
 
 # what load_backbone reads, for the message on a checkpoint of no supported family
 SUPPORTED = (
@@ -50,6 +60,24 @@ class CheckpointError(CvptError, ValueError):
 
     def __init__(self, path, reason: str):
         super().__init__(f"{path}: {reason}")
+
+
+# where a checkpoint keeps its weights (the top level, or under one of these keys)
+STATE_KEYS = ("model", "module", "state_dict")
+REFUSED_PICKLE = (
+    "holds pickled objects other than tensors; cvpt reads pickles with torch.load("
+    "weights_only=True) and never runs their code"
+)
+SAVE_STATE_DICT = (
+    "if you trust the file, save the model's weights alone: torch.save(torch.load(FILE, "
+    "weights_only=False)['state_dict'], 'weights.pth') (the key that holds them), and load that"
+)
+IMAGE_MODEL = (
+    "an image model (a 2-D patch embedding, as timm's and torchvision's image ViTs have), not a "
+    "video model; cvpt tunes video backbones: use a VideoMAE checkpoint (official .pth, or a "
+    "Hugging Face folder or hub id such as MCG-NJU/videomae-base) or a Video Swin one "
+    "(torchvision swin3d_b, mmaction2)"
+)
 
 
 # Unexpected keys that carry nothing a classifier backbone uses.
@@ -194,27 +222,57 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], object, 
     try:
         if path.is_dir():
             return _read_hf_folder(path)
-        if path.suffix == ".safetensors":
+        if path.suffix == ".safetensors" or _is_safetensors(path):
             return _read_cvpt_safetensors(path)
         return _read_official(path)
     except CheckpointError:
         raise
     except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            path, "holds pickled objects other than tensors; refused (torch.load weights_only=True)"
-        ) from e
+        raise CheckpointError(path, f"{REFUSED_PICKLE} ({e})") from e
     except (KeyError, ValueError, RuntimeError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise CheckpointError(path, f"cannot read it as a VideoMAE checkpoint ({e})") from e
 
 
+def _is_safetensors(path: Path) -> bool:
+    """Whether ``path`` starts as a safetensors file does (whatever its name): an 8-byte
+    little-endian header length, then the header's JSON object."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    size = path.stat().st_size
+    return len(head) == 9 and head[8:] == b"{" and int.from_bytes(head[:8], "little") < size
+
+
 def _read_official(path: Path):
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("model", "module", "state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(path, "holds no state dict (looked at the top level, model, module)")
+    obj, unread = _load_pickle(path)
+    key = next(
+        (k for k in STATE_KEYS if isinstance(obj, dict) and isinstance(obj.get(k), dict)), None
+    )
+    sd = obj if key is None else obj[key]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        if unread:
+            raise CheckpointError(
+                path,
+                f"{REFUSED_PICKLE}: {', '.join(unread)} where the weights should be (looked at "
+                f"the top level, {', '.join(STATE_KEYS)}); {SAVE_STATE_DICT}",
+            )
+        raise CheckpointError(
+            path, f"holds no state dict (looked at the top level, {', '.join(STATE_KEYS)})"
+        )
+    if unread:  # e.g. an mmengine training checkpoint: its weights are all cvpt needs
+        others = sorted(k for k in obj if k != key)
+        log.info(
+            "%s: read its %r only; left unread: %s (pickled %s)",
+            path,
+            key,
+            ", ".join(map(str, others)),
+            ", ".join(unread),
+        )
+    return _from_state_dict(path, sd)
+
+
+def _from_state_dict(path: Path, obj: dict[str, torch.Tensor]):
+    """``(state dict in our names, config, format name)`` of a bare state dict: the family
+    and layout told apart by its keys."""
     if any(k.startswith("videomae.") for k in obj):  # a bare HF pytorch_model.bin
         sd = filter_hf(obj)
         return sd, config_from_state_dict(sd), "hugging-face state dict"
@@ -235,6 +293,9 @@ def _read_official(path: Path):
             f"not a checkpoint of a supported backbone family: {len(sd)} tensors, keys {found}; "
             f"cvpt reads {SUPPORTED}",
         )
+    w = sd["patch_embed.proj.weight"]  # [D, C, t, p, p] in a video ViT
+    if w.dim() == 4:
+        raise CheckpointError(path, f"{IMAGE_MODEL} (patch_embed.proj.weight is {list(w.shape)})")
     cfg = config_from_state_dict(sd)
     if "norm.weight" in sd and "fc_norm.weight" not in sd:
         kind = "official VideoMAE pre-training"
@@ -253,21 +314,56 @@ def _read_hf_folder(path: Path):
             path, f"a Hugging Face {hf['model_type']!r} model, not VideoMAE; cvpt reads {SUPPORTED}"
         )
     cfg = config_from_hf(hf)
-    if (path / "model.safetensors").exists():
-        raw = load_file(path / "model.safetensors")
-    elif (path / "pytorch_model.bin").exists():
-        raw = torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    else:
-        raise CheckpointError(path, "holds neither model.safetensors nor pytorch_model.bin")
+    raw = _read_hf_weights(path)
     layout = "4.x" if any(k.endswith(".q_bias") for k in raw) else "5.x"
     return filter_hf(raw), cfg, f"Hugging Face folder (transformers {layout} keys)"
+
+
+def _read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a Hugging Face folder: one file, or the shards its index lists
+    (``model.safetensors.index.json``: ``weight_map`` from tensor name to shard file)."""
+    if (path / "model.safetensors").exists():
+        return load_file(path / "model.safetensors")
+    if (path / "pytorch_model.bin").exists():
+        return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    for index in SHARD_INDEXES:
+        if (path / index).exists():
+            return _read_shards(path, index)
+    raise CheckpointError(
+        path,
+        "holds neither model.safetensors, pytorch_model.bin nor a sharded model "
+        f"({' / '.join(SHARD_INDEXES)})",
+    )
+
+
+def _read_shards(path: Path, index: str) -> dict[str, torch.Tensor]:
+    """Every shard named by ``path / index``, each tensor from the shard that lists it; a
+    missing shard or tensor is an error naming it."""
+    weight_map = json.loads((path / index).read_text()).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(path / index, "has no weight_map: not a sharded model's index")
+    out: dict[str, torch.Tensor] = {}
+    for shard in sorted(set(weight_map.values())):
+        file = path / shard
+        if not file.exists():
+            raise CheckpointError(file, f"no such file: a shard {index} lists")
+        if shard.endswith(".safetensors"):
+            tensors = load_file(file)
+        else:
+            tensors = torch.load(file, map_location="cpu", weights_only=True)
+        out.update({k: v for k, v in tensors.items() if weight_map.get(k) == shard})
+    missing = sorted(set(weight_map) - set(out))
+    if missing:
+        raise CheckpointError(path / index, f"tensors missing from their shards: {missing[:5]}")
+    return out
 
 
 def _read_cvpt_safetensors(path: Path):
     with safe_open(str(path), "pt") as f:
         meta = f.metadata() or {}
     if "cvpt_backbone_config" not in meta:
-        raise CheckpointError(path, "a safetensors file without cvpt's backbone config metadata")
+        # a bare state dict (torchvision's, timm's, a converted .pth): read by its keys
+        return _from_state_dict(path, load_file(path))
     family = meta.get("cvpt_backbone_family", "vit")  # files from before Swin have no family
     configs = {"vit": ViTConfig, "swin": swin.SwinConfig}
     if family not in configs:
@@ -276,6 +372,47 @@ def _read_cvpt_safetensors(path: Path):
         )
     cfg = configs[family](**json.loads(meta["cvpt_backbone_config"]))
     return load_file(path), cfg, "cvpt safetensors"
+
+
+class _Unread:
+    """Stands in for an object of a class a checkpoint pickled that cvpt does not load
+    (mmengine's ``HistoryBuffer``, numpy arrays...): made from nothing, its state dropped, so
+    no code of that class runs. Each name gets a subclass (``name``: the pickled one)."""
+
+    name = "?"
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<unread {self.name}>"
+
+
+def _load_pickle(path: Path) -> tuple[object, list[str]]:
+    """``torch.load(weights_only=True)`` of ``path``, and the names of the pickled classes
+    and functions it refused and that were replaced by inert :class:`_Unread` objects (none
+    when the plain load works). Another object of such a checkpoint (an optimiser's state, a
+    training log) then does not stop its weights from loading; the weights themselves must
+    still be plain tensors, which the caller checks."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True), []
+    except pickle.UnpicklingError:
+        try:
+            names = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(path)))
+        except Exception:  # not a zip checkpoint (legacy format): nothing to list, refuse
+            names = []
+        if not names:
+            raise
+    stubs = [(type("_Unread", (_Unread,), {"name": n}), n) for n in names]
+    with torch.serialization.safe_globals(stubs):
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    return obj, names
 
 
 def save_backbone(model: VideoBackbone, path: str | Path) -> Path:
@@ -302,8 +439,10 @@ def load_backbone(path: str | Path, *, verbose: bool = True, **overrides) -> Vid
 
     ``overrides`` set fields of the family's config (:class:`ViTConfig`,
     :class:`~cvpt.models.swin.SwinConfig`), e.g. ``num_classes=101`` (a head of another size is
-    re-initialised, and said so) or ``num_heads`` for a non-standard ViT. Prints the key table
-    (``verbose``) and raises :class:`CheckpointError` on any key not on the allow-lists.
+    re-initialised, and said so) or ``num_heads`` for a non-standard ViT. Logs the key table
+    (``verbose``; logger ``cvpt.models``, level INFO: shown by the ``cvpt`` command, silent in
+    Python unless logging shows INFO) and raises :class:`CheckpointError` on any key not on the
+    allow-lists.
     ``path`` may also be a Hugging Face hub id, ``org/name`` or ``hf-hub:org/name@revision``
     (:mod:`cvpt.models.hub`: the local cache, ``HF_HUB_OFFLINE``, the ``cvpt[hub]`` extra).
     """
@@ -337,7 +476,7 @@ def load_backbone(path: str | Path, *, verbose: bool = True, **overrides) -> Vid
         if own[k].shape != sd[k].shape:
             bad.append(f"{k}: checkpoint {list(sd[k].shape)} vs model {list(own[k].shape)}")
     if verbose:
-        print(_table(path, kind, cfg, len(set(own) & set(sd)), notes), file=sys.stderr)
+        log.info("%s", _table(path, kind, cfg, len(set(own) & set(sd)), notes))
     if bad:
         raise CheckpointError(path, "keys do not fit the backbone: " + "; ".join(bad[:10]))
     model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)

@@ -15,6 +15,7 @@ Prompt embeddings train in every method but ``linear``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -237,6 +238,46 @@ class CompressedVideoModel(nn.Module):
         from cvpt.models.pretrained import save_pretrained
 
         return save_pretrained(self, folder, class_names=class_names, input_spec=input_spec)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        class_names: list[str] | None = None,
+        input_spec: dict | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        revision: str | None = None,
+        commit_message: str = "Upload a cvpt tuned model",
+    ) -> str:
+        """Upload what :meth:`save_pretrained` writes to the hub repository ``repo_id``
+        (created when missing; ``cvpt[hub]`` and a write token needed) and return the
+        commit's URL; ``cvpt.load_model(repo_id)`` reads it back. A backbone loaded from a
+        file of this machine is only recorded by its path: loading then needs
+        ``backbone_checkpoint=`` a copy of it (said in a warning); one from a hub id or a
+        seeded random initialisation loads anywhere."""
+        import tempfile
+
+        from cvpt.models.hub import parse_hub_id, push_folder
+
+        source = (getattr(self, "origin", {}) or {}).get("backbone_checkpoint")
+        if source is not None and parse_hub_id(source) is None:
+            logging.getLogger("cvpt.models").warning(
+                "%s: its backbone is the file %s of this machine; who loads it needs "
+                "backbone_checkpoint= a copy of that file",
+                repo_id,
+                source,
+            )
+        with tempfile.TemporaryDirectory(prefix="cvpt-push-") as tmp:
+            self.save_pretrained(tmp, class_names=class_names, input_spec=input_spec)
+            return push_folder(
+                tmp,
+                repo_id,
+                private=private,
+                token=token,
+                revision=revision,
+                commit_message=commit_message,
+            )
 
     def param_counts(self) -> dict[str, int]:
         """Total, tunable, and tunable without the prompt embeddings (the paper's convention)."""

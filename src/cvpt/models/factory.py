@@ -7,7 +7,18 @@ from pathlib import Path
 from cvpt.errors import ConfigError
 from cvpt.models.checkpoint import load_backbone
 from cvpt.models.compressed import METHODS, CompressedVideoModel, TuningOptions
+from cvpt.models.hub import locate_checkpoint
 from cvpt.models.registry import create_backbone
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """The methods :func:`create_model` builds (its first argument; timm's ``list_models``
+    names what its ``create_model`` takes), in the paper's order, those matching the
+    shell-style ``pattern``: ``cvpt``, ``linear``, ``vpt``, ``adaptformer``, ``full``. The
+    backbones they tune are :func:`cvpt.models.list_backbones`."""
+    import fnmatch
+
+    return [m for m in METHODS if fnmatch.fnmatchcase(m, pattern)]
 
 
 def create_model(
@@ -25,7 +36,9 @@ def create_model(
     ``vit_large``, ``swin_tiny``, ``swin_small``, ``swin_base``; sizes changed with
     ``backbone_options``); ``backbone_checkpoint`` loads real weights instead (VideoMAE: official
     ``.pth`` or a Hugging Face folder; Video Swin: official/mmaction2 ``.pth`` or a torchvision
-    state dict; or cvpt safetensors), whose head is replaced by one for ``num_classes``.
+    state dict; or cvpt safetensors; or a Hugging Face hub id), whose head is replaced by one
+    for ``num_classes``. The model records where its backbone came from (``model.origin``): a
+    hub id as ``hf-hub:org/name@<commit>``, a path absolute.
     ``options`` are :class:`TuningOptions` fields.
     """
     if method not in METHODS:
@@ -40,8 +53,11 @@ def create_model(
     unknown = set(options) - set(valid)
     if unknown:
         raise ConfigError(f"unknown options {sorted(unknown)}; valid: {', '.join(sorted(valid))}")
+    source = None
     if backbone_checkpoint is not None:
-        vit = load_backbone(backbone_checkpoint, **(backbone_options or {}))
+        # a hub id is recorded with its revision resolved, a path absolute (cvpt.load_model)
+        where, source = locate_checkpoint(backbone_checkpoint)
+        vit = load_backbone(where, **(backbone_options or {}))
         if vit.cfg.num_classes != num_classes or not vit.pools:
             if not vit.pools:
                 raise ConfigError(
@@ -53,9 +69,7 @@ def create_model(
         vit = create_backbone(backbone, num_classes=num_classes, **(backbone_options or {}))
     model = CompressedVideoModel(vit, method, TuningOptions(**options))
     model.origin = {
-        "backbone_checkpoint": str(Path(backbone_checkpoint).resolve())
-        if backbone_checkpoint is not None
-        else None,
+        "backbone_checkpoint": source,
         "backbone_options": dict(backbone_options or {}),
         "seed": None,  # set by whoever seeded the random initialisation (cvpt train does)
     }

@@ -10,6 +10,7 @@ here runs for a path that exists on disk: a local folder named ``org/name`` wins
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -20,6 +21,8 @@ PREFIX = "hf-hub:"
 _HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<rev>[\w./-]+))?$")
 # the weights a VideoMAE folder may hold, in the order load_backbone prefers them
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# or the index of a sharded model (cvpt.models.checkpoint reads the shards it lists)
+SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 # a bare `dir/file.pth` that does not exist is a mistyped path, not a hub id
 _FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt", ".pkl")
 
@@ -81,7 +84,17 @@ def resolve_checkpoint(spec: str | Path) -> str | Path:
                 return config.parent
             except errors.EntryNotFoundError:
                 continue
-        raise CheckpointError(spec, f"the hub model has none of {', '.join(WEIGHT_FILES)}")
+        for index in SHARD_INDEXES:  # a sharded model: its index, then every shard it lists
+            try:
+                file = Path(hub.hf_hub_download(repo, index, revision=revision))
+            except errors.EntryNotFoundError:
+                continue
+            for shard in sorted(set(json.loads(file.read_text()).get("weight_map", {}).values())):
+                hub.hf_hub_download(repo, shard, revision=revision)
+            return config.parent
+        raise CheckpointError(
+            spec, f"the hub model has none of {', '.join(WEIGHT_FILES + SHARD_INDEXES)}"
+        )
     except errors.LocalEntryNotFoundError as e:
         raise CheckpointError(
             spec,
@@ -94,3 +107,40 @@ def resolve_checkpoint(spec: str | Path) -> str | Path:
         raise CheckpointError(spec, "the hub model has no config.json: not a VideoMAE") from e
     except OSError as e:  # network errors other than the above
         raise CheckpointError(spec, f"cannot fetch it from the hub ({where}): {e}") from e
+
+
+def locate_checkpoint(spec: str | Path) -> tuple[str | Path, str]:
+    """``(what to read, how to record it)`` for a backbone checkpoint: a hub id reads its
+    cached snapshot and is recorded as ``hf-hub:org/name@<commit>`` (the revision resolved:
+    the snapshot folder of huggingface_hub's cache is named by its commit), so that a model
+    tuned on it loads on any machine from the same weights; a path is recorded absolute."""
+    parsed = parse_hub_id(spec)
+    if parsed is None:
+        return spec, str(Path(spec).resolve())
+    folder = Path(resolve_checkpoint(spec))
+    return folder, f"{PREFIX}{parsed[0]}@{folder.name}"
+
+
+def push_folder(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str = "Upload a cvpt tuned model",
+) -> str:
+    """Upload every file of ``folder`` to the hub model repository ``repo_id`` (created when
+    missing); returns the commit's URL. Needs ``huggingface_hub`` (``cvpt[hub]``) and a token
+    with write access (``token`` or ``huggingface-cli login``)."""
+    hub = require("huggingface_hub", extra="hub", feature="push_to_hub")
+    api = hub.HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    info = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(folder),
+        repo_type="model",
+        revision=revision,
+        commit_message=commit_message,
+    )
+    return str(getattr(info, "commit_url", None) or info)

@@ -164,6 +164,22 @@ def save_pretrained(
     return folder
 
 
+def recorded_backbone(where, recorded: str | None) -> str | None:
+    """``recorded`` (where a tuned model's backbone came from: a hub id, a path or ``None``
+    for a seeded random one) when this machine can load it; :class:`CheckpointError` naming
+    the fix for a file that is not here (a model tuned on another machine's file)."""
+    from cvpt.models.hub import parse_hub_id
+
+    if recorded is None or parse_hub_id(recorded) is not None or Path(recorded).exists():
+        return recorded
+    raise CheckpointError(
+        where,
+        f"tuned on the backbone {recorded}, which is not on this machine: pass "
+        "backbone_checkpoint= (cvpt predict --backbone-checkpoint) with a copy of it (its "
+        "fingerprint is checked), or tune on a hub id (org/name) to share the model whole",
+    )
+
+
 def read_config(folder: str | Path) -> dict:
     folder = Path(folder)
     file = folder / CONFIG
@@ -183,21 +199,25 @@ def load_model(
     device: str | torch.device = "cpu",
 ):
     """A tuned model from a :func:`save_pretrained` folder (a run's checkpoint folder is one;
-    a run folder means its last checkpoint), in eval mode, with ``class_names``,
-    ``input_spec`` and ``identity`` attributes.
+    a run folder means its last checkpoint) or a Hugging Face hub id (``org/name``,
+    ``hf-hub:org/name@revision``: a repository :meth:`CompressedVideoModel.push_to_hub`
+    wrote), in eval mode, with ``class_names``, ``input_spec`` and ``identity`` attributes.
 
-    The frozen backbone is rebuilt from where it came from (``backbone_checkpoint`` points
-    elsewhere, e.g. on another machine), and its fingerprint must equal the saved one:
-    :class:`BackboneMismatchError` otherwise, unless ``allow_other_backbone``.
+    The frozen backbone is rebuilt from where it came from: a hub id at the revision it was
+    tuned on, a seeded random initialisation, or a file (``backbone_checkpoint`` points
+    elsewhere, e.g. on another machine: :class:`CheckpointError` names this fix when the file
+    is not here). Its fingerprint must equal the saved one: :class:`BackboneMismatchError`
+    otherwise, unless ``allow_other_backbone``.
     """
     from cvpt.models.factory import create_model
+    from cvpt.models.hub import resolve_checkpoint
 
-    folder = Path(folder)
+    folder = Path(resolve_checkpoint(folder))  # a hub id (org/name): its cached snapshot
     if not (folder / CONFIG).exists() and (folder / "checkpoints" / "last.json").exists():
         pointer = json.loads((folder / "checkpoints" / "last.json").read_text())
         folder = folder / "checkpoints" / pointer["checkpoint"]
     config = read_config(folder)
-    ckpt = backbone_checkpoint or config.get("backbone_checkpoint")
+    ckpt = backbone_checkpoint or recorded_backbone(folder, config.get("backbone_checkpoint"))
     if config.get("seed") is not None:
         torch.manual_seed(config["seed"])  # a random backbone is rebuilt from its seed
     options = dict(config.get("backbone_options") or {})

@@ -29,7 +29,11 @@ def train(
     Returns the run's summary (``steps``, ``epochs``, ``effective_batch``, ``last_eval`` with
     top-1/top-5, ``skipped`` videos), also written to ``out/summary.json``. Raises
     :class:`cvpt.errors.ConfigError` for unknown keys or values and
-    :class:`cvpt.errors.RunExistsError` when ``out`` holds a run and ``resume`` is False.
+    :class:`cvpt.errors.RunExistsError` when ``out`` holds a run and ``resume`` is False, and
+    :class:`cvpt.errors.RunError` when a resume would make another run (a key that changes the
+    tuned weights differs from the run's ``config.yaml``, or the number of processes changes
+    the effective batch). A resume never rewrites ``config.yaml``: its own values go to
+    ``config.resume-step-<n>.yaml``.
 
     On a CPU the calling thread computes with subnormal floats flushed to zero from then on
     (key ``flush_denormal``, docs/training.md); ``torch.set_flush_denormal(False)`` undoes it.

@@ -12,7 +12,8 @@ from cvpt.codec.sampling import ClipSpec
 from cvpt.data.dataset import read_views
 from cvpt.data.transforms import ClipTransform
 from cvpt.errors import MissingFileError, RunError
-from cvpt.models.pretrained import CONFIG, WEIGHTS, load_model, read_config
+from cvpt.models.hub import parse_hub_id, resolve_checkpoint
+from cvpt.models.pretrained import CONFIG, WEIGHTS, load_model, read_config, recorded_backbone
 from cvpt.predictor import prepared  # noqa: F401  (cvpt visualize re-encodes through it)
 from cvpt.training.checkpoint import STATE, last_checkpoint, load_checkpoint, model_identity
 from cvpt.training.config import TrainConfig, load_run_config
@@ -26,6 +27,8 @@ def find_run(checkpoint: str | Path) -> tuple[Path | None, Path]:
     ``model.save_pretrained`` (a checkpoint folder is one) describes itself in its
     ``config.json``: the run folder is then ``None``."""
     p = Path(checkpoint)
+    if not p.exists() and parse_hub_id(checkpoint) is not None:
+        p = Path(resolve_checkpoint(checkpoint))  # a tuned model on the hub: its snapshot
     if not p.exists():
         raise MissingFileError(f"{p}: no such run or checkpoint folder")
     if (p / STATE).exists() or (p / CONFIG).exists():
@@ -66,6 +69,10 @@ def load_trained(
     run, ckpt = find_run(checkpoint)
     if run is None:
         return _load_pretrained(ckpt, device, backbone_checkpoint, allow_other_backbone)
+    if backbone_checkpoint is None and (ckpt / CONFIG).exists():
+        # where the checkpoint says its backbone came from (a hub id at its commit, a path
+        # made absolute), rather than config.yaml's setting as typed (relative to its cwd)
+        backbone_checkpoint = recorded_backbone(ckpt, read_config(ckpt).get("backbone_checkpoint"))
     overrides = (
         [] if backbone_checkpoint is None else [f"backbone_checkpoint={backbone_checkpoint}"]
     )

@@ -24,6 +24,8 @@ import yaml
 from cvpt.errors import ConfigError, require
 
 LOGGERS = ("tensorboard", "wandb", "mlflow")
+# the module each tracker imports (its optional extra is named as the tracker)
+MODULES = {"tensorboard": "torch.utils.tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
 
 def parse_loggers(value: str | list | None) -> list[str]:
@@ -36,6 +38,21 @@ def parse_loggers(value: str | list | None) -> list[str]:
     if unknown:
         raise ConfigError(f"logger: unknown {unknown}; choose from none, {', '.join(LOGGERS)}")
     return list(dict.fromkeys(names))
+
+
+def import_tracker(name: str):
+    """The module of tracker ``name``, or :class:`cvpt.errors.MissingDependencyError` naming
+    its extra (``pip install 'cvpt[wandb]'``)."""
+    return require(MODULES[name], extra=name, feature=f"logger={name}")
+
+
+def check_installed(value: str | list | None) -> list[str]:
+    """:func:`parse_loggers`, and each chosen tracker imported: a missing one fails before a
+    run does any work or writes anything."""
+    names = parse_loggers(value)
+    for name in names:
+        import_tracker(name)
+    return names
 
 
 def metrics_of(row: dict) -> dict[str, float]:
@@ -55,8 +72,12 @@ class Trackers:
         self.out, self.backends = Path(out), []
         ids_file = self.out / "trackers.json"
         ids = json.loads(ids_file.read_text()) if ids_file.exists() else {}
-        for name in names:
-            self.backends.append(_OPEN[name](self.out, config, ids.get(name)))
+        try:
+            for name in names:
+                self.backends.append(_OPEN[name](self.out, config, ids.get(name)))
+        except BaseException:
+            self.close()  # those that started: their files are closed before any clean-up
+            raise
         ids = {n: b.run_id for n, b in zip(names, self.backends, strict=True) if b.run_id}
         if ids:
             from cvpt.io import write_json
@@ -78,7 +99,7 @@ class _TensorBoard:
     run_id = None
 
     def __init__(self, out: Path, config: dict, run_id: str | None):
-        tb = require("torch.utils.tensorboard", extra="tensorboard", feature="logger=tensorboard")
+        tb = import_tracker("tensorboard")
         self.writer = tb.SummaryWriter(str(out / "tensorboard"))
         text = yaml.safe_dump(config, sort_keys=False)
         self.writer.add_text("config", "```\n" + text + "\n```", 0)
@@ -94,7 +115,7 @@ class _TensorBoard:
 
 class _WandB:
     def __init__(self, out: Path, config: dict, run_id: str | None):
-        wandb = require("wandb", extra="wandb", feature="logger=wandb")
+        wandb = import_tracker("wandb")
         (out / "wandb").mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
             project=os.environ.get("WANDB_PROJECT", "cvpt"),
@@ -115,7 +136,7 @@ class _WandB:
 
 class _MLflow:
     def __init__(self, out: Path, config: dict, run_id: str | None):
-        mlflow = require("mlflow", extra="mlflow", feature="logger=mlflow")
+        mlflow = import_tracker("mlflow")
         self.mlflow = mlflow
         mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", "cvpt"))
         self.run = mlflow.start_run(run_id=run_id, run_name=None if run_id else out.name)

@@ -8,8 +8,15 @@ identity), ``metrics.jsonl`` / ``metrics.csv``, ``curves.png``, ``checkpoints/``
 that failed to decode).
 
 Checkpoints are written at every epoch end, every ``checkpoint_every_steps`` optimiser steps
-and after ``checkpoint_every_minutes``, and at the next step boundary after SIGTERM / SIGINT,
-after which every rank stops; ``--resume`` continues bit-exactly from any of them.
+and after ``checkpoint_every_minutes``, and at the next step boundary after SIGTERM / SIGINT
+(or between evaluation batches), after which every rank stops; ``--resume`` continues
+bit-exactly from any of them. The data position is a count of the epoch's global samples, and
+global step s reads samples [s·E, (s+1)·E) of the epoch's permutation whatever the number of
+processes P (E = effective batch = batch_size × P × accumulation): a run resumes on any P that
+gives the same E with the same batches (bit-exact on the same P, to float rounding on another:
+sums in another order), and is refused, naming both, on one that does not. A resume never
+rewrites ``config.yaml``: it is refused when a key that changes the run differs, and what it ran
+with is written to ``config.resume-step-<n>.yaml``.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import csv
 import json
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -28,7 +36,7 @@ from torch.utils.data import DataLoader
 from cvpt.data.dataset import CompressedVideoDataset, EpochSampler, collate, worker_init
 from cvpt.data.splits import open_splits
 from cvpt.data.transforms import INPUT_KEYS, MODALITIES, normalize_inputs
-from cvpt.errors import RunExistsError
+from cvpt.errors import RunError, RunExistsError
 from cvpt.io import atomic_output, write_json
 from cvpt.models.factory import create_model
 from cvpt.progress import tqdm
@@ -39,10 +47,10 @@ from cvpt.training.checkpoint import (
     model_identity,
     save_checkpoint,
 )
-from cvpt.training.config import TrainConfig, save_config
+from cvpt.training.config import TrainConfig, load_run_config, save_config
 from cvpt.training.evaluate import metrics, predict_batch
 from cvpt.training.plots import plot_confusion, plot_curves
-from cvpt.training.preempt import StopRequest
+from cvpt.training.preempt import StopRequest, signals_held
 from cvpt.training.schedule import make_optimizer, scaled_lr
 from cvpt.training.step import (
     TrainStep,
@@ -50,9 +58,28 @@ from cvpt.training.step import (
     flush_denormals,
     prepare_precision,
 )
-from cvpt.training.trackers import Trackers, parse_loggers
+from cvpt.training.trackers import Trackers, check_installed, parse_loggers
 
 log = logging.getLogger("cvpt.train")
+
+# keys a resume may change: where things are, how fast, what is logged or evaluated; each
+# resume's values are recorded in config.resume-step-<n>.yaml (any other key: a new run)
+RESUME_MAY_CHANGE = (
+    "root",
+    "annotations",
+    "backbone_checkpoint",  # the same weights moved: the fingerprint is checked
+    "batch_size",  # per process: the effective batch is checked
+    "workers",
+    "compact_inputs",
+    "device",
+    "grad_checkpointing",
+    "eval_every",
+    "eval_views",
+    "eval_crops",
+    "checkpoint_every_steps",
+    "checkpoint_every_minutes",
+    "logger",
+)
 
 
 def pick_device(name: str) -> torch.device:
@@ -146,7 +173,7 @@ class Run:
         allow_other_backbone: bool = False,
     ):
         self.cfg, self.out, self.resume = cfg, Path(out), resume
-        parse_loggers(cfg.logger)  # an unknown tracker fails before any work
+        check_installed(cfg.logger)  # an unknown or missing tracker fails before any work
         self.allow_other_backbone = allow_other_backbone
         if not resume and ((self.out / "checkpoints").exists() or self._has_config()):
             raise RunExistsError(
@@ -158,7 +185,7 @@ class Run:
         flush_denormals(self.device, cfg.flush_denormal)
         self.info = dist.setup(self.device)
         if self.device.type == "cuda":  # one GPU per process: torchrun's LOCAL_RANK
-            self.device = torch.device("cuda", self.info.local_rank)
+            self.device = torch.device("cuda", dist.cuda_index(self.info))
             torch.cuda.set_device(self.device)
         torch.manual_seed(cfg.seed)
         self.splits, self.train_ds, self.train_sampler = build_data(
@@ -176,8 +203,9 @@ class Run:
         self.accum = max(1, math.ceil(cfg.effective_batch / per_step))
         self.effective_batch = per_step * self.accum
         self.lr = scaled_lr(cfg.base_lr, self.effective_batch)
-        per_rank = len(self.train_sampler.order())
-        self.steps_per_epoch = max(1, per_rank // (cfg.batch_size * self.accum))
+        # global: step s reads samples [s·E, (s+1)·E) of the epoch's order on any number of
+        # processes, never the padding that evens out the ranks' shares
+        self.steps_per_epoch = max(1, len(self.train_ds) // self.effective_batch)
         self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
         warmup = min(self.total_steps, round(cfg.warmup_epochs * self.steps_per_epoch))
         self.opt, self.sched = make_optimizer(
@@ -198,7 +226,7 @@ class Run:
             amp=self.amp,
             ddp=self.ddp if self.info.enabled else None,
         )
-        self.progress = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0}
+        self.progress = {"epoch": 0, "batch_in_epoch": 0, "samples_in_epoch": 0, "global_step": 0}
         self._saved_at = time.monotonic()  # of the last checkpoint (checkpoint_every_minutes)
         self.failed: list[tuple[str, str]] = []
         self.rows: list[dict] = []
@@ -206,6 +234,7 @@ class Run:
     # ------------------------------------------------------------------ bookkeeping
 
     def _start(self) -> None:
+        saved = self._saved_config() if self.resume else None
         if self.resume and (ckpt := last_checkpoint(self.out)) is not None:
             self.progress = load_checkpoint(
                 ckpt,
@@ -216,40 +245,137 @@ class Run:
                 allow_other_backbone=self.allow_other_backbone,
             )
             self.failed = [tuple(f) for f in self.progress.pop("failed", [])]
+            self._check_same_run(saved)
+            self._place(self.progress, saved or {}, ckpt)
             log.info("resumed from %s at step %d", ckpt, self.progress["global_step"])
-            metrics_file = self.out / "metrics.jsonl"
-            if metrics_file.exists():
-                rows = [json.loads(ln) for ln in metrics_file.read_text().splitlines()]
-                # rows logged after the checkpoint will be logged again: drop them from the file
-                self.rows = [r for r in rows if r["step"] <= self.progress["global_step"]]
-                if self.info.main and len(self.rows) < len(rows):
-                    with atomic_output(metrics_file) as tmp:
-                        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+            self._trim_metrics()
+        elif saved is not None:
+            self._check_same_run(saved)
         if self.info.main:
+            fresh = last_checkpoint(self.out) is None  # nothing to keep if the start fails
+            made = not self.out.exists()
             self.out.mkdir(parents=True, exist_ok=True)
-            resolved = {
-                "effective_batch": self.effective_batch,
-                "accumulation": self.accum,
-                "processes": self.info.world,
-                "lr": self.lr,
-                "steps_per_epoch": self.steps_per_epoch,
-                "total_steps": self.total_steps,
-                "num_classes": len(self.classes),
-                **self.model.param_counts(),
-                # every option the model ran with, defaults included
-                "model_options": self.model.options.to_dict(),
-                "backbone_config": self.model.backbone.cfg.to_dict(),
-            }
-            save_config(
-                self.cfg, self.out / "config.yaml", resolved=resolved, identity=self.identity
-            )
+            resolved = self._resolved()
+            # a run's config.yaml says how it started; a resume's values go beside it
+            name = "config.yaml"
+            if saved is not None:
+                name = f"config.resume-step-{self.progress['global_step']:07d}.yaml"
+            save_config(self.cfg, self.out / name, resolved=resolved, identity=self.identity)
             write_json(self.out / "classes.json", self.classes)
             # the `logger` key: each tracker imported only when chosen (optional extras)
-            self.trackers = Trackers(
-                parse_loggers(self.cfg.logger),
-                self.out,
-                {**self.cfg.to_dict(), "resolved": resolved},
+            try:
+                self.trackers = Trackers(
+                    parse_loggers(self.cfg.logger),
+                    self.out,
+                    {**self.cfg.to_dict(), "resolved": resolved},
+                )
+            except BaseException:
+                if fresh:  # a tracker that cannot start (no login...) must not block a retry
+                    self._undo_start(made)
+                raise
+
+    def _undo_start(self, made: bool) -> None:
+        """Remove what :meth:`_start` wrote for a run that never started: the folder itself
+        when it made it, else the files that mark a run (``config.yaml``, ``classes.json``,
+        ``trackers.json``)."""
+        if made:
+            shutil.rmtree(self.out, ignore_errors=True)
+            return
+        for name in ("config.yaml", "classes.json", "trackers.json"):
+            (self.out / name).unlink(missing_ok=True)
+
+    def _resolved(self) -> dict:
+        return {
+            "effective_batch": self.effective_batch,
+            "accumulation": self.accum,
+            "processes": self.info.world,
+            "lr": self.lr,
+            "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": self.total_steps,
+            "num_classes": len(self.classes),
+            **self.model.param_counts(),
+            # every option the model ran with, defaults included
+            "model_options": self.model.options.to_dict(),
+            "backbone_config": self.model.backbone.cfg.to_dict(),
+        }
+
+    def _saved_config(self) -> dict | None:
+        """The run's ``config.yaml`` (keys and ``resolved``), None when it has none."""
+        if not self._has_config():
+            return None
+        import yaml
+
+        data = yaml.safe_load((self.out / "config.yaml").read_text()) or {}
+        keys = load_run_config(self.out).to_dict()  # with the defaults of the run's time
+        return {**keys, "resolved": data.get("resolved") or {}}
+
+    def _check_same_run(self, saved: dict | None) -> None:
+        """Refuse a resume whose keys would make another run (RunError naming each key)."""
+        if saved is None:
+            return
+        here = self.cfg.to_dict()
+        diff = [
+            k for k in here if k not in RESUME_MAY_CHANGE and k in saved and saved[k] != here[k]
+        ]
+        if diff:
+            detail = "; ".join(f"{k}: run {saved[k]!r}, here {here[k]!r}" for k in diff)
+            raise RunError(
+                f"{self.out / 'config.yaml'}: --resume continues that run, but these keys "
+                f"differ ({detail}); resume with the run's own values (drop them from --set / "
+                f"--config), or start a new --out. A resume may change: "
+                f"{', '.join(RESUME_MAY_CHANGE)}"
             )
+
+    def _place(self, progress: dict, saved: dict, ckpt: Path) -> None:
+        """Where the resumed run stands in its epoch, in global samples, checked against this
+        number of processes (RunError naming both when the effective batch would differ)."""
+        resolved = saved.get("resolved") or {}
+        world_then = int(progress.get("processes") or resolved.get("processes") or self.info.world)
+        batch_then = (
+            int(progress.get("effective_batch") or resolved.get("effective_batch") or 0)
+            or self.effective_batch
+        )
+        if batch_then != self.effective_batch:
+            fits = [
+                p
+                for p in range(1, 1 + batch_then // self.cfg.batch_size)
+                if batch_then % (self.cfg.batch_size * p) == 0
+            ]
+            world, bs = self.info.world, self.cfg.batch_size
+            ways = [f"on {' or '.join(map(str, fits))} process(es) at batch_size {bs}"] * bool(fits)
+            if batch_then % world == 0:
+                ways.append(f"on {world} at a batch_size that divides {batch_then // world}")
+            raise RunError(
+                f"{ckpt}: the run was trained by {world_then} process(es) at effective batch "
+                f"{batch_then}; {world} process(es) of batch_size {bs} give "
+                f"{self.effective_batch} (batch_size × processes × accumulation), another run. "
+                f"Resume it {', or '.join(ways) or 'with the settings it was trained with'}"
+            )
+        if "samples_in_epoch" not in progress:  # written before the position was global
+            per_rank = int(saved.get("batch_size") or self.cfg.batch_size)
+            progress["samples_in_epoch"] = progress["batch_in_epoch"] * per_rank * world_then
+        if world_then != self.info.world:
+            log.info(
+                "resuming on %d process(es) a run trained on %d: the same global batches",
+                self.info.world,
+                world_then,
+            )
+
+    def _trim_metrics(self) -> None:
+        metrics_file = self.out / "metrics.jsonl"
+        if metrics_file.exists():
+            rows = [json.loads(ln) for ln in metrics_file.read_text().splitlines()]
+            # rows logged after the checkpoint will be logged again: drop them from the file,
+            # and the evaluation it owes if one was logged before a kill
+            step, owed = self.progress["global_step"], self.progress.get("eval_pending")
+            self.rows = [
+                r
+                for r in rows
+                if r["step"] < step or (r["step"] == step and not (owed and r["kind"] == "eval"))
+            ]
+            if self.info.main and len(self.rows) < len(rows):
+                with atomic_output(metrics_file) as tmp:
+                    tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
 
     def _log(self, row: dict) -> None:
         self.rows.append(row)
@@ -282,7 +408,13 @@ class Run:
             self.model,
             self.opt,
             self.sched,
-            {**self.progress, "failed": self.failed},
+            {
+                **self.progress,
+                "failed": self.failed,
+                # what the position means: resumable on any number of processes with this E
+                "processes": self.info.world,
+                "effective_batch": self.effective_batch,
+            },
             self.identity,
             class_names=self.classes,
             input_spec=input_spec(self.cfg),
@@ -321,12 +453,17 @@ class Run:
     def _train(self, stop_at: int | None, stop: StopRequest) -> dict:
         end = min(self.total_steps, stop_at or self.total_steps)
         cfg = self.cfg
+        if self.progress.get("eval_pending") and not self._run_eval(stop):
+            return self._interrupted(stop)  # stopped again during the evaluation owed
         loader = make_loader(cfg, self.train_ds, self.train_sampler, cfg.batch_size)
         while self.progress["global_step"] < end:
             epoch = self.progress["epoch"]
-            steps_done = self.progress["batch_in_epoch"] // self.accum
-            # a resumed epoch skips the samples already seen, without reading them
-            self.train_sampler.set_epoch(epoch, self.progress["batch_in_epoch"] * cfg.batch_size)
+            samples = self.progress["samples_in_epoch"]  # of the epoch, by all processes
+            steps_done = samples // self.effective_batch
+            # a resumed epoch skips the samples already seen, without reading them; global
+            # position p is process p mod P's (p div P)-th sample
+            self.train_sampler.set_epoch(epoch, samples // self.info.world)
+            self.progress["batch_in_epoch"] = samples // (self.info.world * cfg.batch_size)
             self.ddp.train()
             bar = tqdm(
                 total=self.steps_per_epoch,
@@ -335,7 +472,8 @@ class Run:
                 disable=not self.info.main,
                 unit="step",
             )
-            batches = self._counted(iter(loader))
+            with signals_held():  # workers start here: a SIGTERM now must not kill one
+                batches = self._counted(iter(loader))
             while steps_done < self.steps_per_epoch:
                 if self.progress["global_step"] >= end:
                     break
@@ -347,6 +485,7 @@ class Run:
                 loss = dist.all_reduce_mean(loss, self.info)
                 steps_done += 1
                 self.progress["global_step"] += 1
+                self.progress["samples_in_epoch"] = steps_done * self.effective_batch
                 self._log(
                     {
                         "kind": "step",
@@ -366,22 +505,22 @@ class Run:
                     self._checkpoint()
             bar.close()
             if steps_done >= self.steps_per_epoch:  # the epoch is complete
-                self.progress.update(epoch=epoch + 1, batch_in_epoch=0)
+                self.progress.update(epoch=epoch + 1, batch_in_epoch=0, samples_in_epoch=0)
                 last = self.progress["global_step"] >= self.total_steps
                 if (epoch + 1) % cfg.eval_every == 0 or last:
-                    summary = self._eval_summary()
-                    self._log(
-                        {
-                            "kind": "eval",
-                            "step": self.progress["global_step"],
-                            "epoch": epoch + 1,
-                            **summary,
-                        }
-                    )
+                    self.progress["eval_pending"] = True  # owed by a resume if stopped in it
+                    if not self._run_eval(stop):
+                        return self._interrupted(stop)
             self._checkpoint()
             self._write_tables()
             if dist.any_true(stop.signum is not None, self.info):  # came during the evaluation
                 return self._interrupted(stop)
+        if self.progress["global_step"] >= self.total_steps and not self._evaluated():
+            # the last step ended mid-epoch (max_steps): the final evaluation still runs
+            self.progress["eval_pending"] = True
+            if not self._run_eval(stop):
+                return self._interrupted(stop)
+            self._checkpoint()
         summary = self.finish()
         if self.progress["global_step"] < self.total_steps:  # stop_at: resumable, as a signal's
             summary["stopped"] = {
@@ -390,6 +529,29 @@ class Run:
                 "checkpoint": str(last_checkpoint(self.out)),
             }
         return summary
+
+    def _evaluated(self) -> bool:
+        """Whether an evaluation was logged at the current step."""
+        step = self.progress["global_step"]
+        return any(r["kind"] == "eval" and r["step"] == step for r in self.rows)
+
+    def _run_eval(self, stop: StopRequest) -> bool:
+        """Evaluate and log it; False when a stop request came first (``eval_pending`` stays
+        set, and the resumed run evaluates before it trains on)."""
+        summary = self._eval_summary(stop)
+        if summary is None:
+            return False
+        self.progress.pop("eval_pending", None)
+        self._log(
+            {
+                "kind": "eval",
+                "step": self.progress["global_step"],
+                "epoch": self.progress["epoch"],
+                **summary,
+            }
+        )
+        self._write_tables()
+        return True
 
     def _loss(self, net, batch) -> torch.Tensor:
         x = normalize_inputs({k: batch[k].to(self.device) for k in INPUT_KEYS if k in batch})
@@ -403,12 +565,22 @@ class Run:
             self.progress["batch_in_epoch"] += 1
             yield batch
 
-    def evaluate(self) -> dict:
-        """Multi-view evaluation on the eval subset (all ranks; gathered on every rank)."""
+    def evaluate(self, stop: StopRequest | None = None) -> dict | None:
+        """Multi-view evaluation on the eval subset (all ranks; gathered on every rank). With
+        ``stop``: None as soon as any rank has a stop request (checked between batches: every
+        rank has as many, the sampler pads them)."""
         self.model.eval()
         loader = make_loader(self.cfg, self.eval_ds, self.eval_sampler, self.cfg.batch_size)
         probs, labels, index = [], [], []
-        for batch in tqdm(loader, desc="eval", disable=not self.info.main, unit="batch"):
+        with signals_held():  # workers start here: a SIGTERM now must not kill one
+            batches = iter(loader)
+        bar = tqdm(
+            batches, total=len(loader), desc="eval", disable=not self.info.main, unit="batch"
+        )
+        for batch in bar:
+            if stop is not None and dist.any_true(stop.signum is not None, self.info):
+                bar.close()
+                return None
             self.failed += batch["failed"]
             probs.append(predict_batch(self.model, batch, self.device, self.cfg.amp).cpu())
             labels.append(batch["label"])
@@ -421,8 +593,10 @@ class Run:
         _, first = np.unique(idx, return_index=True)  # the sampler pads ranks with repeats
         return metrics(p[first], y[first], len(self.classes))
 
-    def _eval_summary(self) -> dict:
-        m = self.evaluate()
+    def _eval_summary(self, stop: StopRequest | None = None) -> dict | None:
+        m = self.evaluate(stop)
+        if m is None:
+            return None
         if self.info.main:
             write_json(self.out / "eval.json", {k: v for k, v in m.items()})
             plot_confusion(m["confusion"], self.classes, self.out / "confusion.png")
