@@ -49,6 +49,27 @@ DEFAULT_FPS = Fraction(30)
 MAX_FPS = Fraction(65535)
 MIN_FPS = Fraction(1, 1000)
 
+# PyAV 18 decodes a container's metadata strictly unless told otherwise, so one tag that is not
+# UTF-8 (a camera's or an old muxer's Latin-1 title) fails the whole open; PyAV 19 removed the
+# option (and the attribute it set) and always reads UTF-8 with surrogateescape, which cannot
+# fail. Tested on the feature, not the version number.
+_OPEN_OPTIONS = (
+    {"metadata_errors": "ignore"} if hasattr(av.container.Container, "metadata_errors") else {}
+)
+
+
+def open_input(path: str | Path) -> av.container.InputContainer:
+    """``av.open(path)`` for reading, with tags that are not UTF-8 read, not refused (on every
+    PyAV cvpt supports). FFmpeg errors propagate as ``av.FFmpegError``."""
+    return av.open(str(path), mode="r", **_OPEN_OPTIONS)
+
+
+def rational(value) -> Fraction | None:
+    """A PyAV rational attribute (``time_base``, ``average_rate``, ...) as a Fraction, None when
+    unset: PyAV 18 gives ``Fraction`` or None, PyAV 19 ``av.AVRational``, ``AVRational(0, 1)``
+    when unset, which has no ``round()``, ``int()`` or ``limit_denominator()``."""
+    return Fraction(value.numerator, value.denominator) if value else None
+
 
 def check_file(path: str | Path) -> Path:
     """Return ``path`` as a Path, or raise :class:`VideoNotFoundError` naming it."""
@@ -74,7 +95,7 @@ def open_video(
     """
     p = check_file(path)
     try:
-        container = av.open(str(p), mode="r", metadata_errors="ignore")
+        container = open_input(p)
     except av.FFmpegError as e:
         problem = _mp4_index_problem(p)
         if problem:
@@ -366,7 +387,7 @@ def skipped_bytes(path: str | Path, format_name: str | None = None) -> tuple[int
     if format_name is not None and "matroska" not in format_name:
         return 0, -1
     p = check_file(path)
-    with av.open(str(p), metadata_errors="ignore") as container:
+    with open_input(p) as container:
         if "matroska" not in container.format.name:
             return 0, -1
         blocks: dict[int, int] = {}  # block position → bytes (laced frames share a block)
@@ -482,7 +503,7 @@ def frame_timing(stream, pts: Sequence[int | None]) -> tuple[Fraction, bool]:
     """
     rate = stream_fps(stream)
     known = [p for p in pts if p is not None]
-    tb = stream.time_base
+    tb = rational(stream.time_base)
     if not tb or len(known) < 2:
         return rate, True
     t = sorted({int(p) for p in known})
@@ -532,8 +553,9 @@ def stream_fps(stream: av.video.stream.VideoStream) -> Fraction:
     """The stream's frame rate, falling back to 30 when the container reports none or nonsense
     (outside :data:`MIN_FPS` .. :data:`MAX_FPS`)."""
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        rate = rational(rate)
         if rate and MIN_FPS <= rate <= MAX_FPS:
-            return Fraction(rate)
+            return rate
     return DEFAULT_FPS
 
 

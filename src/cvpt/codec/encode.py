@@ -25,6 +25,7 @@ from cvpt.codec.container import (
     frame_timing,
     listed_frames,
     open_video,
+    rational,
     scan_packets,
     skipped_bytes,
 )
@@ -522,20 +523,20 @@ class _Resampler:
             self._place(frame, picture)
 
     def _place(self, frame: av.VideoFrame, picture: av.VideoFrame) -> None:
-        pts = self.clock.time(frame)
-        if pts is None or frame.time_base is None:
+        pts, tb = self.clock.time(frame), rational(frame.time_base)
+        if pts is None or tb is None:
             slot, now = self.next_slot, None
         else:
             if self.first_pts is None:
-                self.first_pts, self.time_base = pts, frame.time_base
-            now = (pts - self.first_pts) * frame.time_base
+                self.first_pts, self.time_base = pts, tb
+            now = (pts - self.first_pts) * tb
             slot = self.next_slot if self.by_count else round(now * self.rate)
             if abs(slot - self.next_slot) > self.max_gap:  # re-based to follow on
                 self.jumps += 1
-                self.first_pts += round((now - self.next_slot / self.rate) / frame.time_base)
-                now = (pts - self.first_pts) * frame.time_base
+                self.first_pts += round((now - self.next_slot / self.rate) / tb)
+                now = (pts - self.first_pts) * tb
                 slot = round(now * self.rate)
-            self.duration = (frame.duration or 0) * frame.time_base
+            self.duration = (frame.duration or 0) * tb
         if now is not None and self.last_time is not None and now > self.last_time:
             self.interval = now - self.last_time
         self.last_time = now if now is not None else self.last_time

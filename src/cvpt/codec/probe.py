@@ -23,6 +23,7 @@ from cvpt.codec.container import (
     frame_timing,
     listed_frames,
     open_video,
+    rational,
     skipped_bytes,
 )
 from cvpt.codec.orient import frame_orientation
@@ -335,13 +336,13 @@ def split_gops(pict: str) -> list[int]:
 
 def _decoded_duration(pts: list, last: av.VideoFrame, rate: Fraction) -> float:
     """Seconds from the first frame's start to the last one's end (by count without times)."""
-    known = [p for p in pts if p is not None]
-    if len(known) < 2 or last.time_base is None:
+    known, tb = [p for p in pts if p is not None], rational(last.time_base)
+    if len(known) < 2 or tb is None:
         return len(pts) / float(rate)
     known.sort()
-    span = (known[-1] - known[0]) * last.time_base
+    span = (known[-1] - known[0]) * tb
     # the last frame lasts as long as the interval before it, or its own duration if longer
-    tail = max((known[-1] - known[-2]) * last.time_base, (last.duration or 0) * last.time_base)
+    tail = max((known[-1] - known[-2]) * tb, (last.duration or 0) * tb)
     return float(span + tail)
 
 
@@ -442,7 +443,7 @@ def _tag_seconds(text: str | None) -> float | None:
 
 def _first_time(pts: list, frame: av.VideoFrame) -> float:
     """Seconds on the stream's timeline of the first frame (0 without timestamps)."""
-    known = [p for p in pts if p is not None]
-    if not known or frame.time_base is None:
+    known, tb = [p for p in pts if p is not None], rational(frame.time_base)
+    if not known or tb is None:
         return 0.0
-    return float(min(known) * frame.time_base)
+    return float(min(known) * tb)

@@ -42,6 +42,7 @@ from cvpt.codec.container import (
     frame_timing,
     listed_frames,
     open_video,
+    rational,
     skipped_bytes,
 )
 from cvpt.codec.encode import WindowEncoder
@@ -214,7 +215,7 @@ def survey(path: str | Path, gop: int = 12) -> Survey:
             stream_index=stream.index,
             width=cc.width,
             height=cc.height,
-            time_base=stream.time_base,
+            time_base=rational(stream.time_base),
             rate=rate,
             constant=constant,
             pts=pts,
