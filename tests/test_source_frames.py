@@ -286,6 +286,21 @@ def test_interlaced_frames_are_deinterlaced(tmp_path, codec, ext, fields):
     assert not cvpt.probe(res.dst).interlaced_frames
 
 
+def test_prepare_reports_the_sources_it_deinterlaced(tmp_path):
+    """The report lists each deinterlaced source with its count and field order; a progressive
+    one is not listed."""
+    from cvpt.codec.prepare import prepare
+
+    (tmp_path / "src").mkdir()
+    _write(tmp_path / "src" / "woven.mkv", _frames(12, fields="bb"), "libx264",
+           rate=Fraction(25), fields="bb")  # fmt: skip
+    _write(tmp_path / "src" / "plain.mkv", _frames(12), "libx264", rate=Fraction(25))
+    report = prepare(tmp_path / "src", tmp_path / "dst", short_side=None, progress=False)
+    assert report.deinterlaced_sources == [
+        {"src": str(tmp_path / "src" / "woven.mkv"), "interlaced_frames": 12, "field_order": "bb"}
+    ]
+
+
 # --- the sweep --------------------------------------------------------------------------------
 
 SARS = [Fraction(1), Fraction(4, 3), Fraction(12, 11), Fraction(8, 9)]

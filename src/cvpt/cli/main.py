@@ -67,15 +67,20 @@ def show_cvpt_logs() -> None:
     logging.getLogger("cvpt").setLevel(logging.INFO)
 
 
+def command_line(argv: list[str]) -> list[str]:
+    """``argv`` as the parser takes it: ``cvpt torchrun``'s own options (torchrun's) are passed
+    on after a ``--``, where argparse would take them for cvpt's."""
+    argv = list(argv)
+    if argv[:1] == ["torchrun"] and not {"-h", "--help"} & set(argv[1:2]):
+        argv = ["torchrun", "--", *argv[1:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one sub-command. A :class:`cvpt.errors.CvptError` (bad input the user can fix) is
     printed as one line with exit status 2; anything else is a bug and raises with its traceback,
     as does everything under ``--debug``."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["torchrun"] and not {"-h", "--help"} & set(argv[1:2]):
-        # torchrun's own options follow, which argparse would take for cvpt's
-        argv = ["torchrun", "--", *argv[1:]]
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(command_line(sys.argv[1:] if argv is None else argv))
     show_cvpt_logs()
     try:
         with warnings.catch_warnings():
