@@ -322,6 +322,7 @@ def decode_tolerant(
     tainted = False
     codec = stream.codec_context.name
     recovers = codec in RECOVERING_DECODERS
+    key_at = index_keys = None  # the first key picture's packet before the start; the index
     with ffmpeg_errors(path, "demuxing failed"):
         for packet in container.demux(stream):
             if packet.size:
@@ -329,6 +330,10 @@ def decode_tolerant(
                 if not packet.is_discard:
                     stats.packets += 1
                     stats.leading_packets += not stats._key_packet
+                    if key_at is None and not stats._started:
+                        index_keys = _index_keys(stream) if index_keys is None else index_keys
+                        if _key_packet(packet, codec, stream, index_keys):
+                            key_at = stats.packets - 1
             try:
                 frames = packet.decode()
             except av.FFmpegError as e:
@@ -336,11 +341,8 @@ def decode_tolerant(
                 if errors > max_errors:
                     raise
                 if not stats._started:
-                    if stats.bad_key is None and (
-                        packet.is_keyframe
-                        or is_key_picture(bytes(packet), codec, stream.codec_context.extradata)
-                    ):
-                        stats.bad_key = stats.packets - 1
+                    # (frame threads raise a packet's error with a later packet's)
+                    stats.bad_key = key_at if stats.bad_key is None else stats.bad_key
                     if stats.bad_key is not None or not stats._key_packet:
                         stats.leading_errors += 1
                         continue
@@ -369,6 +371,21 @@ def decode_tolerant(
                 yield frame
     if not stats._key_packet:  # no packet is flagged key: the flags say nothing
         stats.leading_packets = 0
+
+
+def _index_keys(stream) -> set[int]:
+    """Times of the key frames the container's index lists (mkv's cues, mp4's sync samples,
+    AVI's key flags): what a packet was muxed as where the H.264 parser re-flags it."""
+    return {e.timestamp for e in stream.index_entries if e.is_keyframe}
+
+
+def _key_packet(packet: av.Packet, codec: str, stream, index_keys: set[int]) -> bool:
+    """Whether a packet holds a key picture by its flag, its headers (:func:`is_key_picture`)
+    or the container's index (:func:`_index_keys`: where damage took the headers, and the
+    H.264 parser the flag with them)."""
+    if packet.is_keyframe or is_key_picture(bytes(packet), codec, stream.codec_context.extradata):
+        return True
+    return bool({packet.pts, packet.dts} & index_keys)
 
 
 def scan_packets(container, stream, path) -> tuple[list[int | None], list[bool]]:

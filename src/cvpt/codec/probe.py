@@ -385,10 +385,11 @@ def source_damage(
     if leading:
         why.append(
             f"starts mid-GOP: {leading} frame(s) before its first key frame dropped (predicted "
-            "from pictures the file does not hold, they would show grey or garbage)"
+            "from pictures the file does not hold, they would show grey or garbage; for "
+            "H.264/HEVC, those the decoder put out nothing for before its recovery point)"
         )
     bad_key, lost = damaged_start
-    if bad_key is not None:
+    if bad_key is not None and lost:
         why.append(
             f"damaged: the first key frame (packet {bad_key}) does not decode; {lost} "
             "frame(s) up to the next key frame dropped"
