@@ -335,7 +335,8 @@ def reencode(
         timed = (
             f"{float(rate):.0f} per second, more than the {MAX_FPS}"
             if rate > MAX_FPS
-            else f"one every {float(1 / rate):.0f} s, slower than the one every {1 / MIN_FPS:.0f} s"
+            else f"one every {float(1 / rate):.0f} s, slower than the one every "
+            f"{float(1 / MIN_FPS):.0f} s"
         )
         raise EncodeError(
             src,
@@ -483,7 +484,8 @@ class _Resampler:
         self.dropped: list[int] = []
         self.placed = 0  # decoded frames placed so far
         self.last_pts: int | None = None
-        self.undo: int | None = None  # first_pts before the last restart, until confirmed
+        # first_pts and last_pts before the last restart, until the next frame confirms it
+        self.undo: tuple[int, int] | None = None
         self.scaled = (0, 0)  # output size before turning upright
         self.options = dict(codec=codec, gop=gop, q=q, dia_size=dia_size)
         self.short_side = short_side
@@ -559,10 +561,11 @@ class _Resampler:
             if self.first_pts is None:
                 self.first_pts, self.time_base = pts, tb
             if self.undo is not None:  # the frame before went back: does the old run go on?
-                base, self.undo = self.undo, None
-                if pts > self.last_pts and round((pts - base) * tb * self.rate) >= self.next_slot:
-                    self.first_pts = base  # it did: that frame was one out of place
+                (base, top), self.undo = self.undo, None
+                if pts > top:  # it did: that frame was one out of place (timestamp_breaks)
                     self.outliers.append(self.restarts.pop())
+                    if round((pts - base) * tb * self.rate) >= self.next_slot:
+                        self.first_pts = base  # (else its slot is written: on from here)
             now = (pts - self.first_pts) * tb
             slot = self.next_slot if self.by_count else round(now * self.rate)
             back = self.last_pts is not None and (
@@ -570,7 +573,7 @@ class _Resampler:
             )
             if back or abs(slot - self.next_slot) > self.max_gap:  # re-based to follow on
                 (self.restarts if back else self.jumps).append(index)
-                self.undo = self.first_pts if back else None
+                self.undo = (self.first_pts, self.last_pts) if back else None
                 self.first_pts += round((now - self.next_slot / self.rate) / tb)
                 now = (pts - self.first_pts) * tb
                 slot = self.next_slot if self.by_count else round(now * self.rate)
