@@ -284,7 +284,10 @@ def reencode(
       timestamp (frames repeated or dropped, as the ffmpeg CLI's constant-rate output), keeping
       its duration; a constant-rate source keeps every frame, at any rate up to
       :data:`cvpt.codec.container.MAX_FPS` (what MPEG-4 Part 2 can time; a source timed faster
-      is refused, never thinned out);
+      is refused, never thinned out; so is one slower than :data:`MIN_FPS`, never repeated);
+    - timestamps that go back (recordings joined with ``cat``, a reset, a swapped or repeated
+      pts) are re-based as the ffmpeg CLI re-bases a discontinuity: every frame is written in
+      decode order and ``damage`` says where (:class:`_Resampler`);
     - the stream with the footage is read (:func:`cvpt.codec.container.footage_stream`).
 
     Audio is dropped. ``dst`` is written through a temp file and renamed, so it is never half
