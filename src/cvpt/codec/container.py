@@ -272,6 +272,9 @@ class DecodeStats:
     bad_key: int | None = None
     _key_packet: bool = False  # a packet flagged key was fed
     _started: bool = False  # a frame was yielded
+    _early: list = field(default_factory=list)  # times of the packets fed before the start
+    _first: int | None = None  # the first frame's time
+    _earlier: int | None = None  # packets timed before it (None: untimed)
 
     @property
     def _before_start(self) -> int:
@@ -281,7 +284,11 @@ class DecodeStats:
         whose references precede the cut)."""
         missing = self.packets - self.frames - self.leading_dropped - self.errors
         missing -= self.leading_errors
-        return self.leading_dropped + self.leading_errors + max(0, missing)
+        # packets shown before the first frame (not those a truncation lost at the end);
+        # without times, those before the first key packet
+        earlier = self.leading_packets if self._earlier is None else self._earlier
+        by_decoder = min(earlier - self.leading_dropped - self.leading_errors, missing)
+        return self.leading_dropped + self.leading_errors + max(0, by_decoder)
 
     @property
     def leading(self) -> int:
@@ -330,6 +337,10 @@ def decode_tolerant(
                 if not packet.is_discard:
                     stats.packets += 1
                     stats.leading_packets += not stats._key_packet
+                    if not stats._started:
+                        stats._early.append(packet.pts)
+                    elif stats._earlier is not None and packet.pts is not None:
+                        stats._earlier += packet.pts < stats._first
                     if key_at is None and not stats._started:
                         index_keys = _index_keys(stream) if index_keys is None else index_keys
                         if _key_packet(packet, codec, stream, index_keys):
@@ -361,6 +372,9 @@ def decode_tolerant(
                         stats.leading_dropped += 1
                         continue
                     stats._started = True
+                    if frame.pts is not None and None not in stats._early:
+                        stats._first = frame.pts
+                        stats._earlier = sum(p < frame.pts for p in stats._early)
                 if frame.is_corrupt:
                     stats.corrupt.append(stats.frames)
                     tainted = True
