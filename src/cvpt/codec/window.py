@@ -43,6 +43,7 @@ from cvpt.codec.container import (
     listed_frames,
     open_video,
     rational,
+    reorder_window,
     skipped_bytes,
 )
 from cvpt.codec.encode import WindowEncoder
@@ -207,7 +208,7 @@ def survey(path: str | Path, gop: int = 12) -> Survey:
                 pts.append(packet.pts)
                 keys.append(packet.is_keyframe)
                 durations.append(packet.duration or 0)
-        rate, constant = frame_timing(stream, pts)
+        rate, constant = frame_timing(stream, pts, reorder_window(stream))  # decode order
         s = Survey(
             path=path,
             container=container.format.name,
