@@ -1,6 +1,8 @@
 # make demo: install into .venv, then run the demo on generated data (nothing is downloaded)
-# make test: install into .venv (with dev tools), lint, check that the wheel installs alone in a
-#   fresh venv beside the lowest allowed numpy/opencv/matplotlib, then run the test suite
+# make test: what CI runs (.ci/run), three legs: install into .venv (Python 3.11, constraints.txt,
+#   dev tools) and lint; the wheel in venvs of its own at the declared floors (Python 3.11) and
+#   at pip's newest picks (Python 3.13: PyAV 19), each through scripts/smoke.sh; then the whole
+#   test suite in .venv
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -25,10 +27,11 @@ lint: install
 test: lint wheel-check
 	$(BIN)/pytest -q
 
-# the wheel in a fresh venv (no system site-packages) beside other allowed versions: doctor,
-# import, one clip through a model and a plot
+# the wheel in venvs of its own (cached under ~/.cache/cvpt-ci: torch there is a CUDA build of
+# several GB): doctor, synth, read, train, predict and the codec tests (scripts/wheel_check.sh)
 wheel-check: install
-	PYTHON=$(PYTHON) scripts/wheel_check.sh
+	scripts/wheel_check.sh floors
+	scripts/wheel_check.sh latest
 
 # The embedded default: the paper's comparison on the synthetic compressed-video task (about 5 min
 # on 2 idle cores), then one of its videos drawn as I-frames, MV colours and residuals.

@@ -1,55 +1,95 @@
 #!/usr/bin/env bash
-# CI step (make wheel-check, run by make test): build cvpt's wheel, install it into a fresh venv
-# (no system site-packages) beside *other* versions than CI's own -- the lowest numpy, OpenCV,
-# matplotlib and tqdm that pyproject.toml allows -- and check it works there: `cvpt doctor`
-# (encode -> decode -> motion vectors), the public import, and one clip through a model to a
-# plot. Everything else comes from constraints.txt (torch==2.13.0 from this machine's disk).
-# Prints the seconds it took.
+# CI legs beside the constraints one (make wheel-check, run by make test): build cvpt's wheel,
+# install it into a venv of its own (no system site-packages) and run scripts/smoke.sh there
+# (doctor; synth, read, train, predict; the codec tests):
+#   floors  the oldest Python allowed and every lower bound of pyproject.toml exactly
+#           (scripts/floors.py: torch, PyAV, numpy, OpenCV, ... as written there)
+#   latest  the newest Python here (3.13; PYTHON_LATEST overrides) and what pip picks today
+#           for the wheel's ranges (PyAV 19, the newest numpy and OpenCV; torch as capped by
+#           this machine's pip configuration, if any)
+# torch from the registry is a CUDA build of several GB, so each venv is kept under
+# ${CVPT_CI_CACHE:-~/.cache/cvpt-ci}, named by its leg and a hash of its Python and what it
+# asks for; a kept one gets the new wheel (latest: every dependency upgraded, eagerly) and
+# `pip check`. Usage: scripts/wheel_check.sh floors|latest. Prints the seconds each part took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-# the lower bounds in pyproject.toml, installed here so that they stay true
-LOWEST=("numpy==2.0.2" "opencv-python-headless==4.10.0.84" "matplotlib==3.9.4" "tqdm==4.66.6")
+leg=${1:?usage: wheel_check.sh floors|latest}
+cache=${CVPT_CI_CACHE:-$HOME/.cache/cvpt-ci}
+quiet() { grep -v "WARNING: Location" || true; }  # this machine's pip config notes, not ours
+
+# the newest Python 3.13 (else 3.12) that pyenv or the PATH has
+latest_python() {
+    local v p
+    for v in 3.13 3.12; do
+        p=$(ls -d "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/$v.*/bin/python$v \
+            2>/dev/null | sort -V | tail -1)
+        [ -n "$p" ] || p=$(command -v "python$v" 2>/dev/null || true)
+        if [ -n "$p" ] && "$p" --version >/dev/null 2>&1; then echo "$p"; return; fi
+    done
+    echo "wheel_check: no Python 3.13 or 3.12 found (set PYTHON_LATEST)" >&2
+    return 1
+}
+
+case $leg in
+floors)
+    mapfile -t pins < <(python3 scripts/floors.py)
+    want=${pins[0]#python==}
+    python=${PYTHON_FLOORS:-python$want}
+    pins=("${pins[@]:1}")
+    # pytest as CI's main set has it (a test tool, not one of cvpt's floors)
+    mapfile -t tools < <(grep -E '^(pytest|pytest-timeout)==' constraints.txt)
+    asks=("${pins[@]}" "${tools[@]}")
+    ;;
+latest)
+    python=${PYTHON_LATEST:-$(latest_python)}
+    asks=(pytest pytest-timeout)
+    ;;
+*)
+    echo "wheel_check: unknown leg '$leg' (floors or latest)" >&2
+    exit 2
+    ;;
+esac
+version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if [ "$leg" = floors ] && [ "$version" != "$want" ]; then
+    echo "wheel_check: the floors leg needs Python $want, $python is $version" >&2
+    exit 1
+fi
 
 start=$(date +%s)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-quiet() { grep -v "WARNING: Location" || true; }  # this machine's pip config notes, not ours
-
-$PYTHON -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" . 2>&1 | quiet
+"$python" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" . 2>&1 | quiet
 wheel=$(ls "$work"/dist/cvpt-*.whl)
 built=$(date +%s)
 
-# --no-compile: byte-compiling torch's sources was over half the install (115 s -> 48 s here)
-$PYTHON -m venv "$work/venv"
-# CI's exact versions, minus the packages pinned lower above
-grep -v -E '^(numpy|opencv-python-headless|matplotlib|tqdm)==' constraints.txt >"$work/constraints.txt"
-"$work/venv/bin/pip" install --quiet --no-compile -c "$work/constraints.txt" "${wheel}[plots]" "${LOWEST[@]}" 2>&1 | quiet
+# the key: this leg's Python, what it asks for and the wheel's own requirements
+key=$( (
+    "$python" --version
+    printf '%s\n' "${asks[@]}"
+    python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]
+print(p["dependencies"], p["optional-dependencies"]["plots"])'
+) | sha256sum | cut -c1-16)
+venv=$cache/$leg-py$version-$key
+if [ -f "$venv/.complete" ]; then
+    # --no-compile: byte-compiling torch's sources was over half of an install (115 s -> 48 s)
+    "$venv/bin/pip" install --quiet --no-compile --no-deps --force-reinstall "$wheel" 2>&1 | quiet
+    if [ "$leg" = latest ]; then
+        "$venv/bin/pip" install --quiet --no-compile --upgrade --upgrade-strategy eager \
+            "${wheel}[plots]" "${asks[@]}" 2>&1 | quiet
+    fi
+    how="kept venv"
+else
+    rm -rf "$cache/$leg-"*  # a half-made one (no .complete), and those of older keys
+    mkdir -p "$cache"
+    "$python" -m venv "$venv"  # made in place: a venv's scripts name their own path
+    "$venv/bin/pip" install --quiet --no-compile "${wheel}[plots]" "${asks[@]}" 2>&1 | quiet
+    touch "$venv/.complete"
+    how="new venv"
+fi
+"$venv/bin/pip" check
 installed=$(date +%s)
 
-cd "$work"  # away from the source tree: the installed wheel is what gets imported
-"$work/venv/bin/cvpt" doctor
-"$work/venv/bin/python" - <<'EOF'
-import numpy, cv2, matplotlib, torch
-
-import cvpt
-from cvpt.codec.encode import write_video
-from cvpt.data.generate import moving_scene
-
-assert cvpt.__file__.startswith(__import__("sys").prefix), cvpt.__file__  # the wheel, not src/
-path = write_video("clip.mp4", moving_scene(frames=48, height=64, width=80, seed=0))
-clip = cvpt.read_clip(path)
-x = cvpt.ClipTransform(size=64, short_side=64)(clip)
-model = cvpt.create_model("cvpt", backbone="vit_tiny", num_classes=3,
-                          backbone_options={"depth": 1, "img_size": 64})
-with torch.no_grad():
-    logits = model(*(x[k][None] for k in ("iframes", "mvs", "residuals")))
-assert logits.shape == (1, 3) and torch.isfinite(logits).all()
-from cvpt.viz.clip import plot_clip
-plot_clip(clip, "clip.png")
-print(f"wheel check: cvpt {cvpt.__version__} with numpy {numpy.__version__}, opencv "
-      f"{cv2.__version__}, matplotlib {matplotlib.__version__}, torch {torch.__version__}: ok")
-EOF
+scripts/smoke.sh "$venv"
 end=$(date +%s)
-echo "wheel check took $((end - start)) s: build $((built - start)) s, fresh venv + install" \
-    "$((installed - built)) s, doctor + import + clip $((end - installed)) s"
+echo "wheel check ($leg, Python $version): $((end - start)) s: build $((built - start)) s," \
+    "$how + install $((installed - built)) s, smoke + codec tests $((end - installed)) s"

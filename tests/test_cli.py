@@ -334,3 +334,31 @@ def test_progress_is_plain_lines_when_not_a_terminal():
     from cvpt.progress import tqdm
 
     assert isinstance(tqdm(range(3), desc="x"), LineProgress)  # pytest's stderr is no terminal
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
+    """`cvpt probe FILE | head -1`: the reader leaves before the command has written; the
+    command ends with status 141 (128 + SIGPIPE), as shell tools do, not a traceback."""
+    import os
+
+    from cvpt.data.generate import moving_scene
+
+    video = cvpt.write_video(tmp_path / "v.mp4", moving_scene(frames=24, height=32, width=32))
+    env = {**os.environ, "PYTHONPATH": str(Path(cvpt.__file__).parents[1])}
+    cmd = [sys.executable, "-m", "cvpt.cli.main", "probe", str(video)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_warnings_are_one_line_naming_the_command(tmp_path, capsys):
+    """A warning the library raises reads, on the command line, as one line naming the command
+    (not Python's file:line and source echo)."""
+    (tmp_path / "train.txt").write_text("a/x.mp4 0\n#1.mp4 0\n")
+    main(["data", "check", "--dataset", "list", "--root", str(tmp_path), "--annotations",
+          str(tmp_path / "train.txt")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert "cvpt data: warning: " in err and "is read as a comment" in err
+    assert "UserWarning" not in err and "splits.py" not in err

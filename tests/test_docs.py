@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cvpt.cli.main import build_parser
+from cvpt.cli.main import build_parser, command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -86,7 +86,7 @@ def test_documented_configs_are_packaged_names():
 def test_documented_command_parses(page, argv):
     """Unknown sub-commands or flags exit with status 2 here."""
     try:
-        build_parser().parse_args(argv)
+        build_parser().parse_args(command_line(argv))
     except SystemExit as e:
         pytest.fail(f"{page}: `cvpt {' '.join(argv)}` does not parse (exit {e.code})")
 

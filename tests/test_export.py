@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import numpy as np
@@ -73,3 +74,32 @@ def test_onnx_without_the_extra_says_what_to_install(tiny_run, tmp_path, monkeyp
     args = ["export", "--checkpoint", str(tiny_run), "--format", "onnx", "--out", "x.onnx"]
     assert main(args) == 2
     assert "pip install 'cvpt[onnx]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("version", "named"),
+    [("2.9.1", True), ("2.12.1+cu128", True), ("2.13.0", False), ("2.14.1+cpu", False)],
+)
+def test_export_on_an_older_torch_says_which_torch_it_needs(tmp_path, monkeypatch, version, named):
+    """Where torch.export of an older torch fails (2.9.1: a symbolic-shape guard when the
+    program runs), the error names the torch needed; on a torch that should work, the
+    failure is not disguised as one of age."""
+    model = cvpt.create_model("linear", backbone="vit_tiny", num_classes=2,
+                              backbone_options={"depth": 1, "img_size": 32})  # fmt: skip
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("Could not guard on data-dependent expression zuf0\nmore lines")
+
+    monkeypatch.setattr(torch, "__version__", version)
+    monkeypatch.setattr(torch.export, "export", fails)
+    out = tmp_path / "m.pt2"
+    if named:
+        with pytest.raises(
+            ExportError, match=rf"needs torch >= 2\.13; torch {re.escape(version)}"
+        ) as e:
+            export_model(model, out, size=32, format="torch")
+        assert "Could not guard" in str(e.value) and "more lines" not in str(e.value)
+    else:
+        with pytest.raises(RuntimeError, match="Could not guard"):
+            export_model(model, out, size=32, format="torch")
+    assert not out.exists()  # nothing half-written

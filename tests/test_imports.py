@@ -56,6 +56,34 @@ def test_prepare_probe_and_help_do_not_import_torch_or_numpy(tmp_path, videos):
     assert (out / "x264_bframes.mp4").exists()  # the prepare above did its work
 
 
+# Every command's --help in one interpreter, then the heavy packages loaded by any of them.
+EVERY_HELP = """
+import contextlib, io, json, sys
+from cvpt.cli.main import build_parser, main
+sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+for name in sorted(sub.choices):
+    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):
+        main([name, "--help"])
+    assert "usage: cvpt " + name in out.getvalue(), name
+loaded = {{m.split(".")[0] for m in sys.modules}}
+print(json.dumps([sorted(sub.choices), sorted(loaded & set({heavy!r}))]))
+"""
+
+
+def test_the_help_of_every_command_starts_without_torch():
+    # `cvpt train --help` (or any other) on a cluster login node: argparse only
+    proc = subprocess.run(
+        [sys.executable, "-c", EVERY_HELP.format(heavy=HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    commands, heavy = json.loads(proc.stdout.splitlines()[-1])
+    assert {"train", "predict", "export", "eval", "demo", "doctor"} <= set(commands)
+    assert heavy == []
+
+
 def test_the_model_benchmark_help_loads_its_module():
     # the check above can fail: this help shows the model benchmark's docstring, whose module
     # imports torch (only when that help is asked for)

@@ -1,6 +1,6 @@
 """cvpt installs beside a researcher's other tools: ranges in pyproject.toml, exact versions only
-in CI's constraints.txt. (The wheel itself is installed in a fresh venv beside the lowest allowed
-numpy by `make wheel-check`, which `make test` runs.)"""
+in CI's constraints.txt. (The wheel itself is installed at every declared floor, and at pip's
+newest picks on Python 3.13, by `make wheel-check`, which `make test` runs.)"""
 
 from __future__ import annotations
 
@@ -85,23 +85,43 @@ def test_this_environment_is_the_constrained_one():
 def test_make_and_ci_apply_the_constraints():
     makefile = (ROOT / "Makefile").read_text()
     assert "-c constraints.txt" in makefile and "wheel-check" in makefile
+    assert "wheel_check.sh floors" in makefile and "wheel_check.sh latest" in makefile
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     script = (ROOT / "scripts" / "wheel_check.sh").read_text()
-    assert 'cvpt" doctor' in script and "numpy==" in script
+    assert "scripts/floors.py" in script and "scripts/smoke.sh" in script
+    smoke = (ROOT / "scripts" / "smoke.sh").read_text()
+    assert '"$cvpt" doctor' in smoke and '"$cvpt" train' in smoke and '"$cvpt" predict' in smoke
 
 
-def test_lowest_versions_in_the_wheel_check_are_the_lower_bounds():
-    """The wheel check installs each lower bound it names, so the bounds stay tested."""
-    script = (ROOT / "scripts" / "wheel_check.sh").read_text()
-    lowest = dict(re.findall(r'"([\w-]+)==([\w.]+)"', script))
-    assert {"numpy", "opencv-python-headless", "matplotlib"} <= set(lowest)
+def _floors() -> list[str]:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "floors.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.split()
+
+
+def test_the_floors_leg_installs_every_lower_bound_exactly():
+    """What the floors leg installs is each `>=` of the runtime dependencies and the plots
+    extra, as written (not a later patch release), on the oldest Python allowed."""
+    pins = dict(p.split("==") for p in _floors())
+    assert pins.pop("python") == PROJECT["requires-python"].removeprefix(">=")
     for req in RUNTIME + EXTRAS["plots"]:
-        if req.name in lowest:
-            low = next(Version(s.version) for s in req.specifier if s.operator == ">=")
-            got = Version(lowest[req.name])
-            assert req.specifier.contains(got) and got.release[:2] == low.release[:2], (
-                f"{req}: the wheel check installs {got}"
-            )
+        low = [s.version for s in req.specifier if s.operator == ">="]
+        assert low and pins.pop(req.name) == low[0], str(req)
+    assert not pins, pins
+
+
+def test_the_floors_are_the_known_good_ones():
+    """The floors a new environment broke on: opencv 4.10.0.82 is built for NumPy 1 (its import
+    fails beside numpy 2); torch 2.9.1 runs everything but the torch export."""
+    lows = {r.name: Version(s.version) for r in RUNTIME for s in r.specifier if s.operator == ">="}
+    assert lows["opencv-python-headless"] >= Version("4.10.0.84")
+    assert lows["numpy"] >= Version("2.0.0")
+    assert lows["torch"] == Version("2.9.1")
+    assert "scipy" not in lows  # the demo's statistics are cvpt.demo.stats
 
 
 def test_plots_are_optional(tmp_path):

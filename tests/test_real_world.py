@@ -215,7 +215,9 @@ def test_a_timestamp_jump_is_not_an_hour_of_repeated_frames(tmp_path):
     frames = moving_scene(frames=60, height=32, width=32)
     src = write_raw(tmp_path / "jump.mkv", frames, "libx264", pts=pts, time_base=tb)
     res = cvpt.reencode(src, tmp_path / "out.mp4", short_side=None)
-    assert res.frames == 60 and res.damage == "its timestamps jump 1 time(s)"
+    assert res.frames == 60 and res.damage.startswith(
+        "timestamps jump forward more than 10 s at frame 30"
+    )
 
 
 def _timed(path, times_ms: list[int], codec: str = "libx264", header_rate=None):

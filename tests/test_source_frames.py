@@ -30,7 +30,7 @@ from cvpt.codec.prepare import prepare
 from cvpt.codec.sampling import ClipSpec
 from cvpt.data.dataset import read_views
 from cvpt.data.transforms import ClipTransform
-from cvpt.errors import CorruptVideoError, UnpreparedVideoError
+from cvpt.errors import CorruptVideoError, EncodeError, UnpreparedVideoError
 
 pytestmark = pytest.mark.filterwarnings("ignore::cvpt.ShortVideoWarning")
 
@@ -286,6 +286,21 @@ def test_interlaced_frames_are_deinterlaced(tmp_path, codec, ext, fields):
     assert not cvpt.probe(res.dst).interlaced_frames
 
 
+def test_prepare_reports_the_sources_it_deinterlaced(tmp_path):
+    """The report lists each deinterlaced source with its count and field order; a progressive
+    one is not listed."""
+    from cvpt.codec.prepare import prepare
+
+    (tmp_path / "src").mkdir()
+    _write(tmp_path / "src" / "woven.mkv", _frames(12, fields="bb"), "libx264",
+           rate=Fraction(25), fields="bb")  # fmt: skip
+    _write(tmp_path / "src" / "plain.mkv", _frames(12), "libx264", rate=Fraction(25))
+    report = prepare(tmp_path / "src", tmp_path / "dst", short_side=None, progress=False)
+    assert report.deinterlaced_sources == [
+        {"src": str(tmp_path / "src" / "woven.mkv"), "interlaced_frames": 12, "field_order": "bb"}
+    ]
+
+
 # --- the sweep --------------------------------------------------------------------------------
 
 SARS = [Fraction(1), Fraction(4, 3), Fraction(12, 11), Fraction(8, 9)]
@@ -357,3 +372,104 @@ def test_source_property_sweep(tmp_path, sar, fields, fps, layout, start, damage
     assert np.allclose(np.take(bars, clean), np.take(want, clean), atol=0.6 + half * BAR_STEP)
     if fields:  # (the source's comb is 5 to 10)
         assert max(np.take(_comb(res.dst), clean)) < 1
+
+
+# --- round 2: timestamps that go back, open GOPs, a damaged first key frame, intra refresh ---
+
+
+def _retimed(src: Path, dst: Path, pts_of) -> Path:
+    """``src``'s packets into ``dst``, packet ``k`` given the time ``pts_of(k, pts)``."""
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        s = o.add_stream_from_template(i.streams.video[0])
+        for k, p in enumerate(p for p in i.demux(video=0) if p.size):
+            p.stream, p.pts, p.dts = s, pts_of(k, p.pts), k  # (no B-frames: decode order)
+            o.mux(p)
+    return dst
+
+
+def _shown(path: Path) -> list[int]:
+    """The source frame (by its bar) each decoded frame of ``path`` shows."""
+    return [round((x - BAR0) / (2 * BAR_STEP)) for x in _bar_positions(path)[0]]
+
+
+def _back_in_time(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    """A 24-frame 25 fps source whose timestamps go back (``kind``), and what probe and
+    reencode must say of it."""
+    frames = _frames(24)
+    if kind == "cat":  # two recordings joined with `cat`: both start at the same time
+        a = _write(tmp_path / "a.ts", frames[:12], "libx264", rate=Fraction(25))
+        b = _write(tmp_path / "b.ts", frames[12:], "libx264", rate=Fraction(25))
+        (tmp_path / "src.ts").write_bytes(a.read_bytes() + b.read_bytes())
+        return tmp_path / "src.ts", "timestamps restart at frame 12"
+    base = _write(tmp_path / "base.mkv", frames, "libx264", rate=Fraction(25))
+    once = "out of order or at a repeated time (frame 10)"
+    pts_of, said = {
+        "reset": (lambda k, t: t - 460 if k >= 12 else t, "timestamps restart at frame 12"),
+        "back": (lambda k, t: 120 if k == 10 else t, once),  # one frame's time 7 frames back
+        "repeat": (lambda k, t: 360 if k == 10 else t, once),  # frame 9's time again
+        "swap": (lambda k, t: {5: 240, 6: 200}.get(k, t), once.replace("10", "6")),
+    }[kind]
+    return _retimed(base, tmp_path / "src.mkv", pts_of), said
+
+
+@pytest.mark.parametrize("kind", ["cat", "reset", "back", "repeat", "swap"])
+def test_timestamps_that_go_back_keep_every_frame_and_are_reported(tmp_path, kind):
+    src, said = _back_in_time(tmp_path, kind)
+    info = cvpt.probe(src)
+    assert info.frames == 24 and said in info.damage and info.layout_problems()
+    assert info.fps == 25  # two timelines interleaved are not one 50 fps grid
+    res = reencode(src, tmp_path / "out.mp4", short_side=None)
+    assert said in res.damage
+    shown = _shown(res.dst)
+    # every source frame, in order (a frame out of place may leave a repeat behind it)
+    assert [k for i, k in enumerate(shown) if not i or k != shown[i - 1]] == list(range(24))
+    assert len(shown) <= 24 + 2
+
+
+def test_an_open_gop_cut_before_its_key_frame_counts_every_frame(tmp_path):
+    opts = {"x264-params": "keyint=12:min-keyint=12:open-gop=1:bframes=2:scenecut=0"}
+    whole = _write(tmp_path / "whole.mkv", _frames(30), "libx264", rate=Fraction(25), opts=opts)
+    cut = _remux(whole, tmp_path / "cut.mkv", drop=3)  # 27 packets; the I-frame shows frame 12
+    info = cvpt.probe(cut)
+    # the B-frames before the I-frame (display order) referencing the GOP cut off: dropped
+    assert (info.frames, info.leading_frames) == (18, 9)
+    res = reencode(cut, tmp_path / "out.mp4", short_side=None)
+    assert res.leading_frames == 9 and _shown(res.dst) == list(range(12, 30))
+
+
+@pytest.mark.parametrize("codec, ext", [("libx264", "mkv"), ("mpeg4", "avi")])
+def test_a_damaged_first_key_frame_is_damage_not_a_cut(tmp_path, codec, ext):
+    whole = _write(tmp_path / f"whole.{ext}", _frames(24), codec, rate=Fraction(25))
+    with av.open(str(whole)) as c:
+        pos, size = next((p.pos, p.size) for p in c.demux(video=0) if p.size)
+    data = bytearray(whole.read_bytes())
+    data[pos + size // 3 : pos + size] = bytes(size - size // 3)  # the picture data zeroed
+    bad = tmp_path / f"bad.{ext}"
+    bad.write_bytes(bytes(data))
+    info = cvpt.probe(bad)
+    said = "the first key frame (packet 0) does not decode; 12 frame(s) up to the next key"
+    if info.corrupt_frames:  # concealed instead (MPEG-4 may): reported as such
+        assert "concealed" in info.damage and info.frames == 24
+        return
+    assert said in info.damage and "mid-GOP" not in info.damage and info.leading_frames == 0
+    res = reencode(bad, tmp_path / "out.mp4", short_side=None)
+    assert said in res.damage and _shown(res.dst) == list(range(12, 24))
+
+
+def test_an_intra_refresh_stream_cut_mid_stream_keeps_what_the_decoder_recovers(tmp_path):
+    opts = {"x264-params": "keyint=12:intra-refresh=1:bframes=0:scenecut=0"}
+    whole = _write(tmp_path / "whole.mkv", _frames(30), "libx264", rate=Fraction(25), opts=opts)
+    cut = _remux(whole, tmp_path / "cut.mkv", drop=5)  # no IDR after the cut
+    info = cvpt.probe(cut)
+    # FFmpeg's decoder puts out frames from its recovery point on (16: the refresh done)
+    assert (info.frames, info.leading_frames, info.corrupt_frames) == (14, 11, 0)
+    res = reencode(cut, tmp_path / "out.mp4", short_side=None)
+    assert _shown(res.dst) == list(range(16, 30))
+
+
+@pytest.mark.parametrize("ext, codec", [("mkv", "libx264"), ("mp4", "mpeg4")])
+def test_a_rate_below_one_frame_per_1000_s_is_refused_not_repeated(tmp_path, ext, codec):
+    src = _write(tmp_path / f"src.{ext}", _frames(6), codec, rate=Fraction(1, 2000))
+    assert cvpt.probe(src).fps == 1 / 2000
+    with pytest.raises(EncodeError, match=r"src\.\w+: .*one every 2000 s.*0\.001 to 65535 fps"):
+        reencode(src, tmp_path / "out.mp4", short_side=None)

@@ -325,3 +325,80 @@ def test_predict_arguments_keep_their_hashes(tmp_path):
 
     video = tmp_path / "videos" / "take #2" / "clip#3.mp4"
     assert expand_inputs([str(video)]) == [str(video)]
+
+
+@pytest.mark.parametrize(
+    "link, target, problem",
+    [
+        ("b", "unmounted", "does not exist"),  # a class on a disk not mounted
+        ("zall", "dataset", "same video under two classes"),  # the dataset folder itself
+        ("b", "a", "same video under two classes"),  # one class under two names
+        ("c/more", "a", "same video under two classes"),  # a link inside a class
+        ("a/deeper/up", "c", "same video under two classes"),  # two levels down
+        ("b", "elsewhere", None),  # a class folder kept elsewhere: followed, no problem
+    ],
+)
+@pytest.mark.parametrize("nested", [False, True])
+def test_folder_labels_never_shift_or_double_through_links(tmp_path, link, target, problem, nested):
+    """Class folders that are links: followed when they lead to a class of their own; refused,
+    naming the link, where a label would silently change (a class vanishing shifts every later
+    label; a video reached under two classes gets two)."""
+    from cvpt.errors import DataError
+
+    root = tmp_path / "ds"
+    base = root / "train" if nested else root
+    for cls in ("a", "c"):
+        (base / cls).mkdir(parents=True)
+        (base / cls / f"{cls}1.mp4").touch()
+    if nested:
+        (root / "test" / "a").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "b1.mp4").touch()
+    places = {
+        "unmounted": tmp_path / "unmounted",
+        "dataset": base,
+        "elsewhere": tmp_path / "elsewhere",
+    }
+    (base / link).parent.mkdir(parents=True, exist_ok=True)
+    (base / link).symlink_to(places.get(target, base / target), target_is_directory=True)
+    subset = "train" if nested else "all"
+    if problem is None:
+        splits = FolderSplits(root)
+        got = {(s.path, splits.classes[s.label]) for s in splits.samples(subset)}
+        pre = "train/" if nested else ""
+        assert got == {(f"{pre}a/a1.mp4", "a"), (f"{pre}b/b1.mp4", "b"), (f"{pre}c/c1.mp4", "c")}
+        return
+    with pytest.raises(DataError, match=problem) as err:
+        FolderSplits(root).samples(subset)
+    assert link.split("/")[0] in str(err.value)  # the link, or the class it lies in, is named
+
+
+@pytest.mark.parametrize("header", [None, "path,label", "video, class", '"path","label"'])
+@pytest.mark.parametrize("suffix", [".csv", ".CSV", ".lst", ".list", ".txt"])
+def test_list_files_by_any_list_suffix_with_or_without_a_csv_header(tmp_path, header, suffix):
+    """A list folder finds its lists by every list suffix (any case); a CSV's first row that
+    names its columns is a header, not a video; elsewhere such a row is an error naming it."""
+    from cvpt.errors import DataError
+
+    sep = "," if suffix.lower() == ".csv" else " "
+    rows = [f"a, b/x y.mp4{sep}1", f"c/z.webm{sep}0"] if sep == "," else ["b/x.mp4 1", "c/z.webm 0"]
+    lines = ([header] if header else []) + rows
+    (tmp_path / f"train{suffix}").write_text("\n".join(lines) + "\n")
+    if header and sep != ",":
+        with pytest.raises(DataError, match="line 1"):
+            ListSplits(tmp_path)
+        return
+    lists = ListSplits(tmp_path)
+    assert lists.subsets == ("train",)
+    want = [rows[0].rsplit(sep, 1)[0].strip(), rows[1].rsplit(sep, 1)[0]]
+    assert [(s.path, s.label) for s in lists.samples("train")] == [(want[0], 1), (want[1], 0)]
+
+
+def test_class_names_as_labels_are_refused_naming_classes_json(tmp_path):
+    from cvpt.errors import DataError
+
+    (tmp_path / "train.txt").write_text("a/x.mp4 0\nb/y.mp4 jump\n")
+    with pytest.raises(
+        DataError, match=r"line 2: the label 'jump' is not a class number.*classes\.json"
+    ):
+        ListSplits(tmp_path)

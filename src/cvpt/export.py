@@ -24,6 +24,10 @@ from cvpt.models.flops import INPUT_NAMES, model_inputs
 
 INPUTS = INPUT_NAMES
 FORMATS = ("torch", "onnx")
+# The oldest torch whose torch.export traces and runs cvpt's models with a dynamic batch; on
+# 2.9.1 the exported program fails its symbolic-shape guard (GuardOnDataDependentSymNode) when
+# run, while training and inference work (pyproject.toml's floor is the older one).
+EXPORT_TORCH = "2.13"
 
 
 class ExportError(CvptError):
@@ -50,16 +54,32 @@ def export_model(
     (``inputs``: each input's shape, ``"B"`` for the dynamic batch). Raises
     :class:`ConfigError` for an unknown ``format``, :class:`cvpt.errors.MissingDependencyError`
     for ONNX without the ``onnx`` extra, and :class:`ExportError` when the exported model's
-    logits differ from eager by more than ``atol``."""
+    logits differ from eager by more than ``atol``, or when a torch older than
+    :data:`EXPORT_TORCH` fails to export or run it (the message names the version needed)."""
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
+    model = model.float().cpu().eval()
+    try:
+        return _export_checked(model, Path(out), size, format, atol)
+    except CvptError:
+        raise
+    except Exception as e:
+        if torch.torch_version.TorchVersion(torch.__version__) >= EXPORT_TORCH:
+            raise  # a bug of ours, not torch's age: keep the traceback
+        raise ExportError(
+            f"{out}: cvpt export needs torch >= {EXPORT_TORCH}; torch {torch.__version__} "
+            f"failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}). Upgrade torch "
+            f"(pip install 'torch>={EXPORT_TORCH}'); training and prediction work on this one"
+        ) from e
+
+
+def _export_checked(model: torch.nn.Module, out: Path, size: int, format: str, atol: float):
+    """:func:`export_model` once ``model`` is float32 on the CPU in eval mode."""
     from cvpt.io import atomic_output
 
-    model = model.float().cpu().eval()
     args = example_inputs(model, size, batch=2)  # traced at the model's own clip geometry
     batch = torch.export.Dim("batch", min=1, max=4096)
     dynamic = tuple({0: batch} for _ in INPUTS)
-    out = Path(out)
     with atomic_output(out) as tmp:
         if format == "torch":
             program = torch.export.export(model, args, dynamic_shapes=dynamic)

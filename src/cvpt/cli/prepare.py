@@ -130,6 +130,11 @@ def summarize(report) -> None:
         )
     for d in report.damaged_sources:
         print(f"  warning: {d['src']}: {d['reason']} (encoded as far as it decodes)")
+    for d in report.deinterlaced_sources:
+        print(
+            f"  note: {d['src']}: {d['interlaced_frames']} interlaced frame(s) "
+            f"(field order {d['field_order']}) deinterlaced"
+        )
     for link in report.links_not_followed:
         print(f"  warning: {link['path']}: {link['reason']}; not followed")
     for f in report.failures:

@@ -97,3 +97,45 @@ class _Bits:
     def _bit(self) -> int:
         self.left -= 1
         return (self.value >> self.left) & 1
+
+
+# NAL unit types of key pictures: H.264 IDR slices; HEVC IRAP pictures (BLA, IDR, CRA).
+_H264_KEY_NALS = frozenset({5})
+_HEVC_KEY_NALS = frozenset(range(16, 22))
+
+
+def is_key_picture(data: bytes, codec: str, extradata: bytes | None = None) -> bool:
+    """True when one packet of ``codec`` holds a key picture by its headers: an MPEG-4 Part 2
+    I-VOP, an H.264 IDR slice, an HEVC IRAP picture. Reads the headers only, so a picture
+    whose data is damaged past them is still told (what a container's flag may not say: the
+    H.264 parser re-derives it from the slices). ``extradata``: the stream's (``avcC`` /
+    ``hvcC``: NAL units length-prefixed; else start codes)."""
+    if codec == "mpeg4":
+        return mpeg4_type(data) == "I"
+    if codec not in ("h264", "hevc"):
+        return False
+    if codec == "h264":
+        kind, keys, size = (lambda b: b & 0x1F), _H264_KEY_NALS, h264_length_size(extradata)
+    else:  # hvcC: the length size in byte 21
+        hvcc = bool(extradata) and len(extradata) > 22 and extradata[0] == 1
+        kind, keys = (lambda b: (b >> 1) & 0x3F), _HEVC_KEY_NALS
+        size = (extradata[21] & 3) + 1 if hvcc else None
+    return any(kind(nal) in keys for nal in _nal_heads(data, size))
+
+
+def _nal_heads(data: bytes, length_size: int | None) -> list[int]:
+    """The first byte of each NAL unit of a packet: length-prefixed by ``length_size`` bytes,
+    or (None) after start codes."""
+    heads = []
+    if length_size:
+        i = 0
+        while i + length_size < len(data):
+            n = int.from_bytes(data[i : i + length_size], "big")
+            heads.append(data[i + length_size])
+            i += length_size + max(n, 1)
+        return heads
+    i = data.find(b"\0\0\1")
+    while 0 <= i < len(data) - 3:
+        heads.append(data[i + 3])
+        i = data.find(b"\0\0\1", i + 3)
+    return heads

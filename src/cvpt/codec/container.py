@@ -18,6 +18,7 @@ from pathlib import Path
 
 import av
 
+from cvpt.codec.bitstream import is_key_picture
 from cvpt.errors import CorruptVideoError, NotAVideoError, VideoError, VideoNotFoundError
 
 # Extensions `cvpt prepare` picks up when walking a tree (lower case, with the dot).
@@ -45,9 +46,31 @@ DEFAULT_FPS = Fraction(30)
 # The frame rates cvpt takes a stream to have. The highest is what an MPEG-4 Part 2 stream can
 # time (its vop_time_increment_resolution, the time base's denominator, is 16 bits): a source
 # timed faster than that is refused by `cvpt prepare`, never resampled with frames dropped.
-# Below the lowest (a frame every 1000 s), frames are timed on its grid (repeated).
+# Below the lowest (a frame every 1000 s), a source is refused too: timed on that grid, each
+# of its frames would be written several times.
 MAX_FPS = Fraction(65535)
 MIN_FPS = Fraction(1, 1000)
+
+# PyAV 18 decodes a container's metadata strictly unless told otherwise, so one tag that is not
+# UTF-8 (a camera's or an old muxer's Latin-1 title) fails the whole open; PyAV 19 removed the
+# option (and the attribute it set) and always reads UTF-8 with surrogateescape, which cannot
+# fail. Tested on the feature, not the version number.
+_OPEN_OPTIONS = (
+    {"metadata_errors": "ignore"} if hasattr(av.container.Container, "metadata_errors") else {}
+)
+
+
+def open_input(path: str | Path) -> av.container.InputContainer:
+    """``av.open(path)`` for reading, with tags that are not UTF-8 read, not refused (on every
+    PyAV cvpt supports). FFmpeg errors propagate as ``av.FFmpegError``."""
+    return av.open(str(path), mode="r", **_OPEN_OPTIONS)
+
+
+def rational(value) -> Fraction | None:
+    """A PyAV rational attribute (``time_base``, ``average_rate``, ...) as a Fraction, None when
+    unset: PyAV 18 gives ``Fraction`` or None, PyAV 19 ``av.AVRational``, ``AVRational(0, 1)``
+    when unset, which has no ``round()``, ``int()`` or ``limit_denominator()``."""
+    return Fraction(value.numerator, value.denominator) if value else None
 
 
 def check_file(path: str | Path) -> Path:
@@ -74,7 +97,7 @@ def open_video(
     """
     p = check_file(path)
     try:
-        container = av.open(str(p), mode="r", metadata_errors="ignore")
+        container = open_input(p)
     except av.FFmpegError as e:
         problem = _mp4_index_problem(p)
         if problem:
@@ -253,7 +276,10 @@ class DecodeStats:
     packets before the first key packet that failed to decode (their parameter sets were cut
     off); ``corrupt``: indices, among the frames yielded, of frames the decoder flagged corrupt
     (damage it concealed); ``tainted``: frames yielded from the first corrupt frame of a GOP to
-    the next key frame (predicted from concealed pictures: they show the damage too).
+    the next key frame (predicted from concealed pictures: they show the damage too);
+    ``bad_key``: the shown-packet index of a key picture before the start that failed to
+    decode (a damaged first key frame, not a cut: the frames up to the next key frame are
+    lost to damage, :attr:`damaged_start`), None when none did.
     """
 
     packets: int = 0
@@ -264,20 +290,45 @@ class DecodeStats:
     errors: int = 0
     corrupt: list[int] = field(default_factory=list)
     tainted: int = 0
+    bad_key: int | None = None
     _key_packet: bool = False  # a packet flagged key was fed
     _started: bool = False  # a frame was yielded
+    _early: list = field(default_factory=list)  # times of the packets fed before the start
+    _first: int | None = None  # the first frame's time
+    _earlier: int | None = None  # packets timed before it (None: untimed)
+
+    @property
+    def _before_start(self) -> int:
+        """Shown frames lost before the first frame yielded: dropped here, failed, or dropped
+        by the decoder itself (packets that gave neither a frame nor an error: H.264 puts out
+        nothing before a key frame or recovery point, nor an open GOP's leading B-frames
+        whose references precede the cut)."""
+        missing = self.packets - self.frames - self.leading_dropped - self.errors
+        missing -= self.leading_errors
+        # packets shown before the first frame (not those a truncation lost at the end);
+        # without times, those before the first key packet
+        earlier = self.leading_packets if self._earlier is None else self._earlier
+        by_decoder = min(earlier - self.leading_dropped - self.leading_errors, missing)
+        return self.leading_dropped + self.leading_errors + max(0, by_decoder)
 
     @property
     def leading(self) -> int:
-        """Frames before the first key frame: dropped here, failed, or dropped by the decoder
-        itself (H.264 puts nothing out before a key frame: its packets that gave no frame)."""
-        missing = self.packets - self.frames - self.leading_dropped - self.errors
-        missing -= self.leading_errors
-        by_decoder = max(
-            0,
-            min(self.leading_packets - self.leading_dropped - self.leading_errors, missing),
-        )
-        return self.leading_dropped + self.leading_errors + by_decoder
+        """Frames before the first key frame (a cut mid-GOP), dropped: those before a damaged
+        first key frame only, when it is one (:attr:`damaged_start`)."""
+        if self.bad_key is None:
+            return self._before_start
+        return min(self.bad_key, self._before_start)
+
+    @property
+    def damaged_start(self) -> int:
+        """Frames lost from the damaged first key frame (:attr:`bad_key`) to the next one."""
+        return self._before_start - self.leading
+
+
+# Decoders that output nothing before a key frame or a recovery point (x264's intra refresh:
+# no key frame at all after a cut), and flag corrupt what they output before it: a frame they
+# output unflagged is a correct picture, key or not.
+RECOVERING_DECODERS = ("h264", "hevc")
 
 
 def decode_tolerant(
@@ -289,11 +340,17 @@ def decode_tolerant(
     the file is declared corrupt. Frames before the stream's first key frame (a stream cut
     mid-GOP: predicted from pictures the file does not hold) are dropped, and failures of the
     packets before the first key packet are not damage: ``stats`` (a :class:`DecodeStats`)
-    counts both, and the frames flagged corrupt.
+    counts both, and the frames flagged corrupt. For :data:`RECOVERING_DECODERS` the first
+    frame the decoder outputs unflagged starts the stream, key frame or not. A key picture
+    (by its packet's flag or its header) that fails before the start is damage
+    (``stats.bad_key``), not a cut.
     """
     stats = DecodeStats() if stats is None else stats
     errors = 0
     tainted = False
+    codec = stream.codec_context.name
+    recovers = codec in RECOVERING_DECODERS
+    key_at = index_keys = None  # the first key picture's packet before the start; the index
     with ffmpeg_errors(path, "demuxing failed"):
         for packet in container.demux(stream):
             if packet.size:
@@ -301,20 +358,32 @@ def decode_tolerant(
                 if not packet.is_discard:
                     stats.packets += 1
                     stats.leading_packets += not stats._key_packet
+                    if not stats._started:
+                        stats._early.append(packet.pts)
+                    elif stats._earlier is not None and packet.pts is not None:
+                        stats._earlier += packet.pts < stats._first
+                    if key_at is None and not stats._started:
+                        index_keys = _index_keys(stream) if index_keys is None else index_keys
+                        if _key_packet(packet, codec, stream, index_keys):
+                            key_at = stats.packets - 1
             try:
                 frames = packet.decode()
             except av.FFmpegError as e:
                 errors += 1
                 if errors > max_errors:
                     raise
-                if not stats._key_packet and not stats._started:
-                    stats.leading_errors += 1
-                    continue
+                if not stats._started:
+                    # (frame threads raise a packet's error with a later packet's)
+                    stats.bad_key = key_at if stats.bad_key is None else stats.bad_key
+                    if stats.bad_key is not None or not stats._key_packet:
+                        stats.leading_errors += 1
+                        continue
                 stats.errors += 1
                 yield e
                 continue
             for frame in frames:
                 key = frame.key_frame or frame.pict_type == _PICT_I
+                key = key or (recovers and not frame.is_corrupt)
                 if not stats._started:
                     # before the first key frame, unless a key packet went to the decoder
                     # before any shown one: an edit list hides the frames from the key frame
@@ -324,6 +393,9 @@ def decode_tolerant(
                         stats.leading_dropped += 1
                         continue
                     stats._started = True
+                    if frame.pts is not None and None not in stats._early:
+                        stats._first = frame.pts
+                        stats._earlier = sum(p < frame.pts for p in stats._early)
                 if frame.is_corrupt:
                     stats.corrupt.append(stats.frames)
                     tainted = True
@@ -334,6 +406,21 @@ def decode_tolerant(
                 yield frame
     if not stats._key_packet:  # no packet is flagged key: the flags say nothing
         stats.leading_packets = 0
+
+
+def _index_keys(stream) -> set[int]:
+    """Times of the key frames the container's index lists (mkv's cues, mp4's sync samples,
+    AVI's key flags): what a packet was muxed as where the H.264 parser re-flags it."""
+    return {e.timestamp for e in stream.index_entries if e.is_keyframe}
+
+
+def _key_packet(packet: av.Packet, codec: str, stream, index_keys: set[int]) -> bool:
+    """Whether a packet holds a key picture by its flag, its headers (:func:`is_key_picture`)
+    or the container's index (:func:`_index_keys`: where damage took the headers, and the
+    H.264 parser the flag with them)."""
+    if packet.is_keyframe or is_key_picture(bytes(packet), codec, stream.codec_context.extradata):
+        return True
+    return bool({packet.pts, packet.dts} & index_keys)
 
 
 def scan_packets(container, stream, path) -> tuple[list[int | None], list[bool]]:
@@ -366,7 +453,7 @@ def skipped_bytes(path: str | Path, format_name: str | None = None) -> tuple[int
     if format_name is not None and "matroska" not in format_name:
         return 0, -1
     p = check_file(path)
-    with av.open(str(p), metadata_errors="ignore") as container:
+    with open_input(p) as container:
         if "matroska" not in container.format.name:
             return 0, -1
         blocks: dict[int, int] = {}  # block position → bytes (laced frames share a block)
@@ -469,35 +556,92 @@ def coarse_time_base(time_base: Fraction | None, rate: Fraction) -> bool:
     return bool(time_base) and Fraction(time_base) * Fraction(rate) > Fraction(1, 2)
 
 
-def frame_timing(stream, pts: Sequence[int | None]) -> tuple[Fraction, bool]:
-    """``(rate, constant)`` of a stream whose frames have presentation times ``pts``.
+def timestamp_breaks(
+    pts: Sequence[int | None], depth: int = 0, *, equal: bool = True
+) -> tuple[list[int], list[int]]:
+    """``(restarts, outliers)``: indices of frames whose time is not after the frames before
+    them (``equal``: a time equal to one before counts too). A restart begins a new run of
+    times (recordings joined with ``cat``, a muxer's reset); an outlier is one frame out of
+    place (a swapped or repeated timestamp) after which the times go on past the run's latest.
+
+    ``pts`` in decode order with ``depth`` > 0: a frame is compared with the frames more than
+    ``depth`` before it only, so B-frame reordering (no frame shown before one decoded more
+    than ``depth`` earlier) is no break. In output order, ``depth=0``."""
+    known = [(i, p) for i, p in enumerate(pts) if p is not None]
+    restarts, outliers = [], []
+    old = top = None  # the run's latest time: of frames more than `depth` back, of all
+    recent: list[int] = []
+    for n, (i, p) in enumerate(known):
+        if old is not None and (p <= old if equal else p < old):
+            if any(q > top for _, q in known[n + 1 : n + 2 + depth]):
+                outliers.append(i)
+                continue
+            restarts.append(i)
+            old = top = None
+            recent = []
+        recent.append(p)
+        top = p if top is None else max(top, p)
+        if len(recent) > depth:
+            q = recent.pop(0)
+            old = q if old is None else max(old, q)
+    return restarts, outliers
+
+
+def reorder_window(stream) -> int:
+    """Packets a B-frame can be decoded after a frame shown later (for
+    :func:`timestamp_breaks` in decode order): none without B-frames, else twice the decoder's
+    delay and one (a B-pyramid's frames sit one further back than the delay)."""
+    cc = stream.codec_context
+    delay = int(getattr(cc, "reorder_depth", 0) or 0) or int(bool(cc.has_b_frames))
+    return 2 * delay + 1 if delay else 0
+
+
+def timestamp_runs(pts: Sequence[int | None], depth: int = 0) -> list[list[int]]:
+    """The known times of ``pts`` split where they restart (:func:`timestamp_breaks`): one
+    list when they do not. Restarts at more than a tenth of the frames are reordering the
+    window missed, not restarts: one list then too."""
+    known = [p for p in pts if p is not None]
+    restarts, _ = timestamp_breaks(pts, depth, equal=False)
+    if not restarts or len(restarts) > len(known) // 10:
+        return [[int(p) for p in known]]
+    cuts = [0, *(sum(q is not None for q in pts[:i]) for i in restarts), len(known)]
+    return [[int(p) for p in known[a:b]] for a, b in itertools.pairwise(cuts)]
+
+
+def frame_timing(stream, pts: Sequence[int | None], depth: int = 0) -> tuple[Fraction, bool]:
+    """``(rate, constant)`` of a stream whose frames have presentation times ``pts`` (in
+    output order, or decode order with the reorder ``depth`` of :func:`reorder_window`).
 
     Constant: the first rate whose grid every frame sits on, of FFmpeg's guessed rate
     (``r_frame_rate``, what the ffmpeg CLI gives its constant-rate outputs), the header's
     average rate (:func:`stream_fps`), each tried first as the standard rate it is near, and
     the rate of the timestamps themselves (frames over span, snapped to a standard rate), for
-    headers that name a rate the frames do not have.
+    headers that name a rate the frames do not have. Times that restart (two recordings
+    joined: :func:`timestamp_runs`) are taken run by run: two interleaved timelines are not
+    one finer grid. A repeated time is no frame slot of its own (the resampler reports it).
     Variable: the typical rate of the frames (median interval, snapped), so that most frames
     keep a slot of their own and a stall repeats one. Frames without a pts count as on the grid.
     """
     rate = stream_fps(stream)
-    known = [p for p in pts if p is not None]
-    tb = stream.time_base
-    if not tb or len(known) < 2:
+    tb = rational(stream.time_base)
+    runs = [r for r in timestamp_runs(pts, depth) if r]
+    if not tb or sum(map(len, runs)) < 2:
         return rate, True
-    t = sorted({int(p) for p in known})
     header = [Fraction(r) for r in (stream.guessed_rate,) if r and MIN_FPS <= r <= MAX_FPS]
     # each as the standard rate it is near first (an mp4's average 7200/241 for 30 fps, whose
     # last frame is shorter): on the grid too, it is the exact one
     candidates = [r for h in (*header, rate) for r in (_snap_rate(h), h)]
-    if len(t) == len(known):
+    longest = max(runs, key=len)
+    t = sorted(set(longest))
+    if len(t) == len(longest) and len(t) > 1:
         span = int(t[-1] - t[0])  # ± 1 tick of rounding
         candidates.append(_snap_rate(Fraction(len(t) - 1) / (span * tb), Fraction(1, span)))
     for r in candidates:
-        if on_rate_grid(known, tb, r):
+        # repeated times: several frames to a tick where ticks are coarse, else one frame
+        if all(on_rate_grid(x if coarse_time_base(tb, r) else set(x), tb, r) for x in runs):
             return r, True
     # the typical interval: the mean of those near the median (mkv rounds 1/30 s to 33 or 34 ms)
-    steps = [b - a for a, b in itertools.pairwise(t)]
+    steps = [b - a for x in runs for a, b in itertools.pairwise(sorted(set(x)))] or [1]
     median = statistics.median(steps)
     near = [s for s in steps if abs(s - median) <= 0.1 * median]
     typical = Fraction(sum(near) / len(near))
@@ -516,24 +660,27 @@ _STANDARD_RATES = tuple(
 
 def _snap_rate(rate: Fraction, uncertainty: Fraction = Fraction(0)) -> Fraction:
     """``rate`` as the nearest standard rate within 0.5% plus its relative ``uncertainty``
-    (timestamp rounding), else to 1/1001 (at least :data:`MIN_FPS`). Not capped above: a
-    source timed faster than :data:`MAX_FPS` keeps its rate, for ``reencode`` to refuse
-    rather than drop frames (it was capped at 1000, and a 2000 fps source lost every second
-    frame without a word)."""
+    (timestamp rounding), else to 1/1001 (below 1 fps: its period to 1/1001 s). Not capped: a
+    source timed faster than :data:`MAX_FPS` or slower than :data:`MIN_FPS` keeps its rate,
+    for ``reencode`` to refuse rather than drop or repeat frames (capped at 1000 fps, a 2000
+    fps source lost every second frame; at 1/1000, a frame every 2000 s was written twice)."""
     if rate <= 0:
         return DEFAULT_FPS
     near = min(_STANDARD_RATES, key=lambda r: abs(rate / r - 1))
     if abs(rate / near - 1) <= Fraction(1, 200) + uncertainty:
         return near
-    return max(rate, MIN_FPS).limit_denominator(1001)
+    if rate < 1:
+        return 1 / (1 / rate).limit_denominator(1001)
+    return rate.limit_denominator(1001)
 
 
 def stream_fps(stream: av.video.stream.VideoStream) -> Fraction:
     """The stream's frame rate, falling back to 30 when the container reports none or nonsense
     (outside :data:`MIN_FPS` .. :data:`MAX_FPS`)."""
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        rate = rational(rate)
         if rate and MIN_FPS <= rate <= MAX_FPS:
-            return Fraction(rate)
+            return rate
     return DEFAULT_FPS
 
 

@@ -18,6 +18,7 @@ from av.video.reformatter import VideoReformatter
 
 from cvpt.codec.container import (
     MAX_FPS,
+    MIN_FPS,
     DecodeStats,
     FrameClock,
     coarse_time_base,
@@ -25,6 +26,8 @@ from cvpt.codec.container import (
     frame_timing,
     listed_frames,
     open_video,
+    rational,
+    reorder_window,
     scan_packets,
     skipped_bytes,
 )
@@ -38,6 +41,7 @@ from cvpt.codec.probe import (
     probe,
     sample_aspect,
     source_damage,
+    timestamp_damage,
 )
 from cvpt.errors import EmptyVideoError, EncodeError, VideoError
 from cvpt.io import atomic_output
@@ -281,7 +285,10 @@ def reencode(
       timestamp (frames repeated or dropped, as the ffmpeg CLI's constant-rate output), keeping
       its duration; a constant-rate source keeps every frame, at any rate up to
       :data:`cvpt.codec.container.MAX_FPS` (what MPEG-4 Part 2 can time; a source timed faster
-      is refused, never thinned out);
+      is refused, never thinned out; so is one slower than :data:`MIN_FPS`, never repeated);
+    - timestamps that go back (recordings joined with ``cat``, a reset, a swapped or repeated
+      pts) are re-based as the ffmpeg CLI re-bases a discontinuity: every frame is written in
+      decode order and ``damage`` says where (:class:`_Resampler`);
     - the stream with the footage is read (:func:`cvpt.codec.container.footage_stream`).
 
     Audio is dropped. ``dst`` is written through a temp file and renamed, so it is never half
@@ -323,17 +330,23 @@ def reencode(
     container, stream = open_video(src)
     try:  # one pass over the packets first: the frame times decide the output rate
         pts, _ = scan_packets(container, stream, src)
-        rate, constant = frame_timing(stream, pts)
+        rate, constant = frame_timing(stream, pts, reorder_window(stream))
         by_count = constant and coarse_time_base(stream.time_base, rate)
         format_name = container.format.name
     finally:
         container.close()  # (stream is not to be touched after this)
-    if rate > MAX_FPS:
+    if not MIN_FPS <= rate <= MAX_FPS:
+        timed = (
+            f"{float(rate):.0f} per second, more than the {MAX_FPS}"
+            if rate > MAX_FPS
+            else f"one every {float(1 / rate):.0f} s, slower than the one every "
+            f"{float(1 / MIN_FPS):.0f} s"
+        )
         raise EncodeError(
             src,
-            f"its frames are timed {float(rate):.0f} per second, more than the "
-            f"{MAX_FPS} an MPEG-4 Part 2 stream can time; cvpt does not drop frames to fit "
-            "(broken timestamps? `cvpt probe` shows them)",
+            f"its frames are timed {timed} an MPEG-4 Part 2 stream of cvpt's can time "
+            f"({float(MIN_FPS):g} to {MAX_FPS} fps); cvpt does not drop or repeat frames to "
+            "fit (broken timestamps? `cvpt probe` shows them)",
         )
 
     container, stream = open_video(src, thread_type=decode_threads)
@@ -397,14 +410,21 @@ def reencode(
                         packets=len(pts),
                         header_frames=header,
                         expected_end=expected_end,
-                        decoded_end=None if enc.jumps else enc.end_on_timeline,  # times broken
+                        # times broken: where they end says nothing
+                        decoded_end=None if enc.jumps or enc.restarts else enc.end_on_timeline,
                         rate=rate,
                         skipped=skipped_bytes(src, format_name),
                         leading=stats.leading,
                         corrupt=stats.corrupt,
                         tainted=stats.tainted,
+                        damaged_start=(stats.bad_key, stats.damaged_start),
                     ),
-                    f"its timestamps jump {enc.jumps} time(s)" if enc.jumps else "",
+                    timestamp_damage(
+                        enc.restarts,
+                        enc.outliers,
+                        enc.jumps,
+                        enc.dropped if constant else [],  # (variable: resampled, as meant)
+                    ),
                 ],
             )
         ),
@@ -439,7 +459,12 @@ class _Resampler:
     (or its own duration, if longer), so the output keeps the source's duration. A source
     without timestamps is numbered by count. A gap of more than ``MAX_GAP_S`` is taken for a
     broken timestamp (a stream discontinuity), not a pause: the frame follows the one before,
-    ``jumps`` counts it and the source is reported as damaged.
+    ``jumps`` lists it and the source is reported as damaged. So is a frame whose time is
+    not after the one before (two recordings joined with ``cat``, a muxer's reset, a swapped
+    or repeated timestamp): as the ffmpeg CLI re-bases a discontinuity, it takes the next slot
+    and the frames after it follow on (``restarts``); where the next frame's time goes on
+    from the run before, that run's timing is taken back up (``outliers``: one frame out of
+    place). No frame is dropped for its time going back; ``dropped`` lists those dropped.
 
     Pixels of shape ``sar`` (the source's sample aspect ratio) are scaled square at the
     picture's display aspect. Frames flagged interlaced are deinterlaced (from the first such
@@ -455,7 +480,16 @@ class _Resampler:
         self.tmp, self.src, self.rate = tmp, src, rate
         self.sar, self.by_count = sar, by_count
         self.max_gap = max(1, round(MAX_GAP_S * rate))  # in frames
-        self.jumps = 0
+        # decoded frames (indices) whose time jumps forward past max_gap, goes back (a restart,
+        # or one out of place), or falls on a slot already written (dropped)
+        self.jumps: list[int] = []
+        self.restarts: list[int] = []
+        self.outliers: list[int] = []
+        self.dropped: list[int] = []
+        self.placed = 0  # decoded frames placed so far
+        self.last_pts: int | None = None
+        # first_pts and last_pts before the last restart, until the next frame confirms it
+        self.undo: tuple[int, int] | None = None
         self.scaled = (0, 0)  # output size before turning upright
         self.options = dict(codec=codec, gop=gop, q=q, dia_size=dia_size)
         self.short_side = short_side
@@ -522,24 +556,37 @@ class _Resampler:
             self._place(frame, picture)
 
     def _place(self, frame: av.VideoFrame, picture: av.VideoFrame) -> None:
-        pts = self.clock.time(frame)
-        if pts is None or frame.time_base is None:
+        index, self.placed = self.placed, self.placed + 1
+        pts, tb = self.clock.time(frame), rational(frame.time_base)
+        if pts is None or tb is None:
             slot, now = self.next_slot, None
         else:
             if self.first_pts is None:
-                self.first_pts, self.time_base = pts, frame.time_base
-            now = (pts - self.first_pts) * frame.time_base
+                self.first_pts, self.time_base = pts, tb
+            if self.undo is not None:  # the frame before went back: does the old run go on?
+                (base, top), self.undo = self.undo, None
+                if pts > top:  # it did: that frame was one out of place (timestamp_breaks)
+                    self.outliers.append(self.restarts.pop())
+                    if round((pts - base) * tb * self.rate) >= self.next_slot:
+                        self.first_pts = base  # (else its slot is written: on from here)
+            now = (pts - self.first_pts) * tb
             slot = self.next_slot if self.by_count else round(now * self.rate)
-            if abs(slot - self.next_slot) > self.max_gap:  # re-based to follow on
-                self.jumps += 1
-                self.first_pts += round((now - self.next_slot / self.rate) / frame.time_base)
-                now = (pts - self.first_pts) * frame.time_base
-                slot = round(now * self.rate)
-            self.duration = (frame.duration or 0) * frame.time_base
+            back = self.last_pts is not None and (
+                pts < self.last_pts or (pts == self.last_pts and not self.by_count)
+            )
+            if back or abs(slot - self.next_slot) > self.max_gap:  # re-based to follow on
+                (self.restarts if back else self.jumps).append(index)
+                self.undo = (self.first_pts, self.last_pts) if back else None
+                self.first_pts += round((now - self.next_slot / self.rate) / tb)
+                now = (pts - self.first_pts) * tb
+                slot = self.next_slot if self.by_count else round(now * self.rate)
+            self.last_pts = pts
+            self.duration = (frame.duration or 0) * tb
         if now is not None and self.last_time is not None and now > self.last_time:
             self.interval = now - self.last_time
         self.last_time = now if now is not None else self.last_time
         if slot < self.next_slot:  # on a slot already shown: dropped
+            self.dropped.append(index)
             return
         self._fill(slot)
         self.last = self._convert(picture)

@@ -67,6 +67,8 @@ class Outcome:
     source_frames: str = ""  # e.g. "123 of 240 decoded", for a damaged source
     leading_frames: int = 0  # source frames before its first key frame, dropped
     corrupt_frames: int = 0  # source frames the decoder flagged corrupt (damage it concealed)
+    interlaced_frames: int = 0  # source frames flagged interlaced, deinterlaced (bwdif)
+    field_order: str = ""
     source_bytes: int = 0  # of the source and of its output ("done" and "skipped")
     output_bytes: int = 0
 
@@ -87,6 +89,8 @@ class PrepareReport:
     failures: list[dict] = field(default_factory=list)
     # encoded as far as they decode: truncated, or past damaged packets (src, reason, frames)
     damaged_sources: list[dict] = field(default_factory=list)
+    # sources with frames flagged interlaced, deinterlaced: {src, interlaced_frames, field_order}
+    deinterlaced_sources: list[dict] = field(default_factory=list)
     # links in the source tree that were not followed (a loop, a link to nothing): path, reason
     links_not_followed: list[dict] = field(default_factory=list)
     # why the files counted as failed "not attempted" were not (output disk, interruption)
@@ -178,6 +182,8 @@ def prepare_one(
             + (f" of {result.header_frames} in its header" if result.header_frames else ""),
             leading_frames=result.leading_frames,
             corrupt_frames=result.corrupt_frames,
+            interlaced_frames=result.interlaced_frames,
+            field_order=result.field_order,
             **_sizes(job),
         )
     except OutputBusy:
@@ -434,6 +440,14 @@ def _record(report: PrepareReport, out: Outcome, bar: tqdm | None = None) -> Non
                 "frames": out.source_frames,
                 "dropped_before_key_frame": out.leading_frames,
                 "corrupt_frames": out.corrupt_frames,
+            }
+        )
+    if out.interlaced_frames:
+        report.deinterlaced_sources.append(
+            {
+                "src": out.src,
+                "interlaced_frames": out.interlaced_frames,
+                "field_order": out.field_order,
             }
         )
     if bar is not None:

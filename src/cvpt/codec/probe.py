@@ -18,12 +18,15 @@ import av
 from cvpt.codec.container import (
     DecodeStats,
     FrameClock,
+    coarse_time_base,
     decode_tolerant,
     describe_streams,
     frame_timing,
     listed_frames,
     open_video,
+    rational,
     skipped_bytes,
+    timestamp_breaks,
 )
 from cvpt.codec.orient import frame_orientation
 from cvpt.errors import EmptyVideoError
@@ -257,7 +260,11 @@ def probe(path: str | Path) -> VideoInfo:
             # for faults and runs them on by whole ticks
             packet_timing = frame_timing(stream, [p for p, _ in times])
             rate, constant = packet_timing if packet_timing[1] else (rate, constant)
-        duration = _decoded_duration(pts, end, rate)
+        # times that go back (output order: no reordering left), as reencode places them
+        coarse = coarse_time_base(stream.time_base, rate)
+        restarts, outliers = timestamp_breaks(pts, 0, equal=not coarse)
+        cuts = [0, *restarts, len(pts)]
+        duration = sum(_decoded_duration(pts[a:b], end, rate) for a, b in itertools.pairwise(cuts))
         try:
             orient = frame_orientation(first)
             rotation, mirrored = orient.rotation, orient.mirrored
@@ -292,12 +299,14 @@ def probe(path: str | Path) -> VideoInfo:
                 packets=len(pict) + errors,
                 header_frames=header,
                 expected_end=header_end(container, stream),
-                decoded_end=_first_time(pts, end) + duration,
+                decoded_end=None if restarts else _first_time(pts, end) + duration,
                 rate=rate,
                 skipped=skipped_bytes(path),
                 leading=stats.leading,
                 corrupt=stats.corrupt,
                 tainted=stats.tainted,
+                damaged_start=(stats.bad_key, stats.damaged_start),
+                timestamps=timestamp_damage(restarts, outliers),
             ),
             size_changes=changes,
             sample_aspect=aspect_text(sar),
@@ -335,13 +344,13 @@ def split_gops(pict: str) -> list[int]:
 
 def _decoded_duration(pts: list, last: av.VideoFrame, rate: Fraction) -> float:
     """Seconds from the first frame's start to the last one's end (by count without times)."""
-    known = [p for p in pts if p is not None]
-    if len(known) < 2 or last.time_base is None:
+    known, tb = [p for p in pts if p is not None], rational(last.time_base)
+    if len(known) < 2 or tb is None:
         return len(pts) / float(rate)
     known.sort()
-    span = (known[-1] - known[0]) * last.time_base
+    span = (known[-1] - known[0]) * tb
     # the last frame lasts as long as the interval before it, or its own duration if longer
-    tail = max((known[-1] - known[-2]) * last.time_base, (last.duration or 0) * last.time_base)
+    tail = max((known[-1] - known[-2]) * tb, (last.duration or 0) * tb)
     return float(span + tail)
 
 
@@ -358,6 +367,8 @@ def source_damage(
     leading: int = 0,
     corrupt: list[int] | tuple[int, ...] = (),
     tainted: int = 0,
+    damaged_start: tuple[int | None, int] = (None, 0),
+    timestamps: str = "",
 ) -> str:
     """Why a source looks truncated or damaged, from what decoded against what its header and
     packets claim ("" when nothing does). ``expected_end``: :func:`header_end`;
@@ -365,17 +376,26 @@ def source_damage(
     ``skipped``: bytes the demuxer skipped, and where
     (:func:`cvpt.codec.container.skipped_bytes`); ``leading``: frames before the first key
     frame, dropped (not in ``decoded``); ``corrupt``: indices of decoded frames the decoder
-    flagged corrupt, and ``tainted`` the frames showing that damage (up to the next key frame)
-    (:class:`cvpt.codec.container.DecodeStats`). Shared by :func:`reencode` and
+    flagged corrupt, and ``tainted`` the frames showing that damage (up to the next key frame),
+    ``damaged_start`` the packet of a first key frame that does not decode and the frames
+    lost with it (:class:`cvpt.codec.container.DecodeStats`); ``timestamps``: what
+    :func:`timestamp_damage` says. Shared by :func:`reencode` and
     :func:`cvpt.probe`. "truncated" when the frames end early, "damaged" when frames are
     missing but the end is there."""
     why = []
     if leading:
         why.append(
             f"starts mid-GOP: {leading} frame(s) before its first key frame dropped (predicted "
-            "from pictures the file does not hold, they would show grey or garbage)"
+            "from pictures the file does not hold, they would show grey or garbage; for "
+            "H.264/HEVC, those the decoder put out nothing for before its recovery point)"
         )
-    decoded += leading  # (accounted for: not missing)
+    bad_key, lost = damaged_start
+    if bad_key is not None and lost:
+        why.append(
+            f"damaged: the first key frame (packet {bad_key}) does not decode; {lost} "
+            "frame(s) up to the next key frame dropped"
+        )
+    decoded += leading + lost  # (accounted for: not missing)
     if skipped[0]:
         why.append(
             f"damaged: {skipped[0]} bytes from byte {skipped[1]} could not be read and were "
@@ -408,6 +428,42 @@ def source_damage(
         why.append(
             f"damaged: {len(corrupt)} frame(s) the decoder concealed (flagged corrupt: frame "
             f"{at}), {tainted} frame(s) showing the damage up to the next key frame"
+        )
+    return "; ".join(filter(None, [*why, timestamps]))
+
+
+def _frames_text(indices: list[int]) -> str:
+    return ", ".join(map(str, indices[:5])) + (", …" if len(indices) > 5 else "")
+
+
+def timestamp_damage(
+    restarts: list[int], outliers: list[int], jumps: list[int] = (), dropped: list[int] = ()
+) -> str:
+    """What a source's timestamps get wrong, in words ("" when nothing), from the indices of
+    its decoded frames whose time restarts (goes back, and the frames after it follow on from
+    there), is one out of place (goes back or repeats, and the next goes on from before it),
+    jumps forward by more than :data:`cvpt.codec.encode.MAX_GAP_S`, or is dropped (a slot
+    already written). Shared by :func:`reencode` and :func:`cvpt.probe`."""
+    why = []
+    if restarts:
+        why.append(
+            f"timestamps restart at frame {_frames_text(restarts)}: the frames after each "
+            "restart are timed on from the frame before"
+        )
+    if outliers:
+        why.append(
+            f"{len(outliers)} frame(s) timed out of order or at a repeated time (frame "
+            f"{_frames_text(outliers)}): kept in decode order"
+        )
+    if jumps:
+        why.append(
+            f"timestamps jump forward more than 10 s at frame {_frames_text(jumps)}: taken "
+            "for broken times, the frames follow on"
+        )
+    if dropped:
+        why.append(
+            f"{len(dropped)} frame(s) dropped: timed on instants already written (frame "
+            f"{_frames_text(dropped)})"
         )
     return "; ".join(why)
 
@@ -442,7 +498,7 @@ def _tag_seconds(text: str | None) -> float | None:
 
 def _first_time(pts: list, frame: av.VideoFrame) -> float:
     """Seconds on the stream's timeline of the first frame (0 without timestamps)."""
-    known = [p for p in pts if p is not None]
-    if not known or frame.time_base is None:
+    known, tb = [p for p in pts if p is not None], rational(frame.time_base)
+    if not known or tb is None:
         return 0.0
-    return float(min(known) * frame.time_base)
+    return float(min(known) * tb)

@@ -29,6 +29,7 @@ from cvpt.codec.container import (
     frame_side_data,
     frame_timing,
     open_video,
+    reorder_window,
     scan_packets,
     stream_fps,
 )
@@ -259,7 +260,7 @@ def _demux_index(path: str, container, stream, gop_size: int) -> _Index:
     problem = key_frame_problem(key_at, len(pts), gop_size)
     if problem:
         raise UnpreparedVideoError(path, problem)
-    if not frame_timing(stream, pts)[1]:
+    if not frame_timing(stream, pts, reorder_window(stream))[1]:
         raise UnpreparedVideoError(path, "its frame rate is variable")
     cc = stream.codec_context
     return _Index(

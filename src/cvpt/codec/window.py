@@ -42,6 +42,8 @@ from cvpt.codec.container import (
     frame_timing,
     listed_frames,
     open_video,
+    rational,
+    reorder_window,
     skipped_bytes,
 )
 from cvpt.codec.encode import WindowEncoder
@@ -206,7 +208,7 @@ def survey(path: str | Path, gop: int = 12) -> Survey:
                 pts.append(packet.pts)
                 keys.append(packet.is_keyframe)
                 durations.append(packet.duration or 0)
-        rate, constant = frame_timing(stream, pts)
+        rate, constant = frame_timing(stream, pts, reorder_window(stream))  # decode order
         s = Survey(
             path=path,
             container=container.format.name,
@@ -214,7 +216,7 @@ def survey(path: str | Path, gop: int = 12) -> Survey:
             stream_index=stream.index,
             width=cc.width,
             height=cc.height,
-            time_base=stream.time_base,
+            time_base=rational(stream.time_base),
             rate=rate,
             constant=constant,
             pts=pts,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import json
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -228,6 +229,8 @@ def read_list(path: str | Path, comments: list[tuple[int, str]] | None = None) -
     - ``#`` starts a comment only as a line's first character (after spaces) in a text list;
       a ``#`` anywhere else belongs to the path (``take #2/clip#3.mp4``); a CSV file has no
       comments;
+    - a CSV's first row is a header, and skipped, when it names no video file and has no class
+      number (``path,label``);
     - blank lines are skipped; spaces around a path or a label are not part of it; the file
       is read as a text editor saved it (:func:`read_annotation`).
 
@@ -244,8 +247,17 @@ def read_list(path: str | Path, comments: list[tuple[int, str]] | None = None) -
             if comments is not None:
                 comments.append((k, text))
             continue
-        out.append(_csv_entry(path, k, text) if is_csv else _text_entry(path, k, text))
+        entry = _csv_entry(path, k, text) if is_csv else _text_entry(path, k, text)
+        if is_csv and not out and _is_header(entry):  # `path,label` as pandas writes it
+            continue
+        out.append(entry)
     return out
+
+
+def _is_header(entry: ListEntry) -> bool:
+    """A CSV's first row naming its columns (``path,label``, ``video,class``): no video file
+    name, and no class number where a label goes."""
+    return not _is_video_name(entry.path) and not (entry.label or "").isdigit()
 
 
 def _entry(k: int, text: str, path: str, label: str | None, whole: str) -> ListEntry:
@@ -302,6 +314,10 @@ def _text_entry(list_path: Path, k: int, text: str) -> ListEntry:
 _TRAILING_LABEL = re.compile(r"(?P<path>.*?)[\s,]+(?P<label>[^\s,]+)")
 
 
+def _is_list_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in LIST_SUFFIXES
+
+
 def _is_video_name(token: str) -> bool:
     return Path(token).suffix.lower() in VIDEO_EXTENSIONS
 
@@ -309,18 +325,16 @@ def _is_video_name(token: str) -> bool:
 class ListSplits:
     """A generic list (VideoMAE / mmaction2 style): one ``path label`` per line, separated by a
     space, a tab or a comma (the rules, quotes and comments: :func:`read_list`); ``annotations``
-    is a folder with ``<subset>.txt`` / ``.csv`` files,
+    is a folder with ``<subset>.txt`` / ``.csv`` / ``.lst`` / ``.list`` files,
     or one file (its subset is its stem). Class names are the label numbers, or the names in an
     optional ``classes.json`` (a list) beside the lists; an optional ``dataset.json`` with
     ``{"flip": false}`` says that training must not flip (labels that name directions)."""
 
     def __init__(self, annotations: str | Path, split: int = 1):
         p = Path(annotations)
-        files = (
-            [p] if p.is_file() else sorted(f for f in p.glob("*") if f.suffix in (".txt", ".csv"))
-        )
+        files = [p] if p.is_file() else sorted(f for f in p.glob("*") if _is_list_file(f))
         if not files:
-            raise MissingFileError(f"{p}: no .txt or .csv list files")
+            raise MissingFileError(f"{p}: no list files ({', '.join(LIST_SUFFIXES)})")
         self._files = {f.stem: f for f in files}
         self.subsets = tuple(self._files)
         self._samples = {sub: self._read(f) for sub, f in self._files.items()}  # warns once
@@ -348,7 +362,14 @@ class ListSplits:
         out = []
         comments: list[tuple[int, str]] = []
         for e in read_list(path, comments):
-            if e.label is None or not e.label.isdigit():
+            if e.label is not None and not e.label.isdigit():
+                raise DataError(
+                    f"{path}, line {e.line}: the label {e.label!r} is not a class number; a "
+                    "list gives each video's class as a number (0, 1, …) and the class names, "
+                    "in that order, in a classes.json list beside it (docs/training.md, "
+                    f"'List files'); got {e.text!r}"
+                )
+            if e.label is None:
                 raise _bad_line(path, e.line, e.text, "'path label'")
             out.append(Sample(e.path, int(e.label)))
         for k, text in comments:  # '#take 1.mp4 3' is a comment, though it reads as an entry
@@ -367,7 +388,12 @@ class FolderSplits:
     """Folder per class: ``root/<subset>/<class>/<video>`` when subset folders exist, else
     ``root/<class>/<video>`` as one subset ``all``. Classes are the sorted folder names.
     Linked folders are followed (:func:`cvpt.io.walk_files`); a link that is not (a loop, a
-    link to nothing) is warned about."""
+    link to nothing) is warned about.
+
+    Raises :class:`DataError` where a label would silently be another one: a class folder
+    that is a link to nothing (an unmounted disk: the class would vanish and every later
+    class's label shift), and a video reached under two classes (a class linked to the
+    dataset folder, to another class, or a link inside one class to another)."""
 
     def __init__(self, annotations: str | Path, split: int = 1):
         self.root = Path(annotations)
@@ -376,12 +402,17 @@ class FolderSplits:
         subdirs = [d.name for d in self.root.iterdir() if d.is_dir()]
         nested = {"train", "val", "validation", "test"} & set(subdirs)
         self.subsets = tuple(sorted(nested)) if nested else ("all",)
-        class_dirs = {
-            d.name
-            for s in self.subsets
-            for d in (self.root / s if nested else self.root).iterdir()
-            if d.is_dir()
-        }
+        class_dirs = set()
+        for s in self.subsets:
+            for d in (self.root / s if nested else self.root).iterdir():
+                if d.is_dir():
+                    class_dirs.add(d.name)
+                elif d.is_symlink() and not d.exists():
+                    raise DataError(
+                        f"{d}: a link to {os.readlink(d)}, which does not exist; were it a "
+                        "class folder (a disk not mounted?), the class would be missing and "
+                        "every later class's label shifted: mount it, or remove the link"
+                    )
         self.classes = sorted(class_dirs)
 
     def samples(self, subset: str) -> list[Sample]:
@@ -389,12 +420,22 @@ class FolderSplits:
             raise DataError(f"subsets are {self.subsets}; got {subset!r}")
         base = self.root if subset == "all" else self.root / subset
         out = []
+        seen: dict[str, Sample] = {}  # real path of each video → where it was first found
         for label, cls in enumerate(self.classes):
             folder = base / cls
             if folder.is_dir():  # through linked folders (cvpt.io.walk_files)
                 walk = walk_files(folder, lambda f: f.suffix.lower() in VIDEO_EXTENSIONS)
                 for f in walk.files:
-                    out.append(Sample(f.relative_to(self.root).as_posix(), label))
+                    sample = Sample(f.relative_to(self.root).as_posix(), label)
+                    first = seen.setdefault(os.path.realpath(f), sample)
+                    if first.label != label:
+                        raise DataError(
+                            f"{self.root}: {first.path} (class {self.classes[first.label]}) "
+                            f"and {sample.path} (class {cls}) are the same video under two "
+                            "classes: a linked folder leads from one class into another (or "
+                            "to the dataset folder); remove the link"
+                        )
+                    out.append(sample)
                 for f, why in walk.not_followed:
                     warnings.warn(f"{f}: {why}; not followed", stacklevel=2)
         return out

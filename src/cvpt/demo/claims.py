@@ -14,7 +14,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+from cvpt.demo.stats import average_ranks, t_quantile
 
 LEVEL = 0.95
 MIN_SEEDS = 3  # a t-interval on 1 degree of freedom is ±12.7 standard errors
@@ -78,7 +79,7 @@ def t_interval(values, level: float = LEVEL) -> dict:
     mean = float(v.mean())
     lo = hi = None
     if len(v) >= 2:
-        half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+        half = t_quantile(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
         lo, hi = float(mean - half), float(mean + half)
     out = {"mean": mean, "low": lo, "high": hi, "verdict": verdict(lo, hi)}
     if len(v) < MIN_SEEDS:
@@ -118,7 +119,7 @@ def rank_trend(top1: dict[int, list[dict]], level: float = LEVEL, seed: int = 0)
     # the null: ρ of each seed's top-1 ranks against a random order of the k
     rng = np.random.default_rng(seed)
     order = np.argsort(rng.random((PERMUTATIONS, len(ks), len(common))), axis=1)
-    ranks = np.stack([stats.rankdata(acc[:, i]) for i in range(len(common))], axis=1)  # [K, S]
+    ranks = np.stack([average_ranks(acc[:, i]) for i in range(len(common))], axis=1)  # [K, S]
     null = np.array([_rank_corr(order[:, :, i], ranks[:, i]) for i in range(len(common))])
     null = null.mean(0)  # [PERMUTATIONS]
     tol = 1e-9
@@ -148,7 +149,7 @@ def _rank_corr(k_order: np.ndarray, y_ranks: np.ndarray) -> np.ndarray:
 def _spearman(x, y) -> float:
     if np.ptp(y) == 0:  # every k equal: no rank order at all
         return 0.0
-    return float(stats.spearmanr(x, y).statistic)
+    return float(_rank_corr(average_ranks(x)[None], average_ranks(y))[0])
 
 
 def evaluate_claims(methods: dict, depth: int, readings: tuple[str, ...]) -> dict:
