@@ -116,11 +116,13 @@ def test_the_floors_leg_installs_every_lower_bound_exactly():
 
 def test_the_floors_are_the_known_good_ones():
     """The floors a new environment broke on: opencv 4.10.0.82 is built for NumPy 1 (its import
-    fails beside numpy 2); torch 2.9.1 runs everything but the torch export."""
+    fails beside numpy 2); torch 2.9.1 runs everything but the torch export; PyAV 18.0.0 has no
+    ``codec_context.field_order`` (interlaced sources' field order)."""
     lows = {r.name: Version(s.version) for r in RUNTIME for s in r.specifier if s.operator == ">="}
     assert lows["opencv-python-headless"] >= Version("4.10.0.84")
     assert lows["numpy"] >= Version("2.0.0")
     assert lows["torch"] == Version("2.9.1")
+    assert lows["av"] >= Version("18.1.0")
     assert "scipy" not in lows  # the demo's statistics are cvpt.demo.stats
 
 

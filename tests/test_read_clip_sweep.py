@@ -96,9 +96,7 @@ def _live_frames() -> int:
 
     import av
 
-    return sum(
-        isinstance(o, av.VideoFrame) and o.format.name == "yuv420p" for o in gc.get_objects()
-    )
+    return sum(type(o) is av.VideoFrame and o.format.name == "yuv420p" for o in gc.get_objects())
 
 
 @pytest.mark.parametrize("mode", MODES[:2] + MODES[-1:])
