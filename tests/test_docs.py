@@ -178,3 +178,26 @@ def test_every_option_with_a_default_shows_it_in_help():
                 yield f"cvpt {' '.join(prefix)} {a.option_strings[0]}"
 
     assert list(walk(build_parser(), [])) == []
+
+
+def test_the_readme_layout_names_every_module():
+    """The README's Layout block is a picture of the package: every module of every subpackage
+    is named in its subpackage's entry, every top-level module on a line of its own."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    entries: dict[str, str] = {}
+    current = None
+    for line in block.splitlines():
+        m = re.match(r"  (\w+)(/|\.py)\s", line)
+        if m:
+            current = m[1] + m[2]
+        if current:
+            entries[current] = entries.get(current, "") + " " + line
+    package = ROOT / "src" / "cvpt"
+    for sub in sorted(p for p in package.iterdir() if (p / "__init__.py").exists()):
+        text = entries.get(sub.name + "/")
+        assert text is not None, f"README Layout: no entry for {sub.name}/"
+        for module in sorted(m.stem for m in sub.glob("*.py") if m.stem != "__init__"):
+            assert re.search(rf"\b{module}\b", text), f"README Layout: {sub.name}/{module}.py"
+    for module in sorted(m.name for m in package.glob("*.py") if m.stem != "__init__"):
+        assert re.search(rf"\b{re.escape(module)}", block), f"README Layout: {module}"
