@@ -2,7 +2,7 @@
 # make test: what CI runs (.ci/run), three legs: install into .venv (Python 3.11, constraints.txt,
 #   dev tools) and lint; the wheel in venvs of its own at the declared floors (Python 3.11) and
 #   at pip's newest picks (Python 3.13: PyAV 19), each through scripts/smoke.sh; then the whole
-#   test suite in .venv
+#   test suite in .venv: the default set, then the tests marked slow
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -26,6 +26,7 @@ lint: install
 # the wheel check first, so the test runner's summary is the last thing CI prints
 test: lint wheel-check
 	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m slow
 
 # the wheel in venvs of its own (cached under ~/.cache/cvpt-ci: torch there is a CUDA build of
 # several GB): doctor, synth, read, train, predict and the codec tests (scripts/wheel_check.sh)

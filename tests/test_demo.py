@@ -137,6 +137,7 @@ def test_demo_cli_prints_the_table_and_draws(tmp_path, capsys):
     assert main([*args, "--readings", "add"]) == 2  # --readings belongs to --ablations
 
 
+@pytest.mark.slow  # over 10 s: run by `make test` after the default set
 def test_ablations_cover_the_claims_for_both_readings(tmp_path):
     config = replace(TINY, seeds=(0,))
     result = suite.run_demo(tmp_path, config, ablations=True, progress=False)

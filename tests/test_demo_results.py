@@ -58,6 +58,7 @@ def _runs(path) -> set:
     return {(r["name"], r["seed"]) for r in runs}
 
 
+@pytest.mark.slow  # over 10 s: run by `make test` after the default set
 def test_seeds_run_one_at_a_time_are_all_kept(data, tmp_path, trained):
     suite.run_demo(tmp_path, replace(TINY, seeds=(0,)), data=data, progress=False)
     suite.run_demo(tmp_path, replace(TINY, seeds=(1,)), data=data, progress=False)
@@ -67,6 +68,7 @@ def test_seeds_run_one_at_a_time_are_all_kept(data, tmp_path, trained):
     assert trained == [] and all(m["seeds"] == [0, 1] for m in res["methods"].values())
 
 
+@pytest.mark.slow  # over 10 s: run by `make test` after the default set
 def test_readings_run_one_at_a_time_are_all_kept(data, tmp_path, trained):
     for reading in ("replace", "add"):
         suite.run_demo(tmp_path, TINY, ablations=True, readings=(reading,), data=data,
@@ -89,6 +91,7 @@ def test_the_library_refuses_repeated_seeds_too():
         suite.run_demo("unused", replace(TINY, seeds=(1, 1)))
 
 
+@pytest.mark.slow  # over 10 s: run by `make test` after the default set
 def test_the_same_backbone_elsewhere_keeps_the_runs(data, tmp_path, trained, monkeypatch):
     suite.run_demo(tmp_path, TINY, data=data, progress=False)
     elsewhere = tmp_path / "other-venv" / "renamed.safetensors"

@@ -297,6 +297,7 @@ def test_frozen_weights_in_bf16_give_the_same_numbers_under_autocast(method):
             assert torch.equal(out[other][1][n], g), (other, n)
 
 
+@pytest.mark.slow  # over 10 s: run by `make test` after the default set
 def test_frozen_weights_in_bf16_need_autocast_and_save_memory():
     model = cvpt.create_model("cvpt", **TINY)
     model.cast_frozen_weights(torch.bfloat16)

@@ -120,6 +120,7 @@ def test_single_file_and_source_untouched(tmp_path, videos):
     assert bad.read_bytes() == b"user file"
 
 
+@pytest.mark.slow  # over 10 s: run by `make test` after the default set
 def test_killed_run_leaves_no_partial_output(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
