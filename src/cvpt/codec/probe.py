@@ -189,8 +189,8 @@ def sample_aspect(stream) -> Fraction:
     """The shape of the stream's stored pixels, width over height, as FFmpeg's players take it
     (``av_guess_sample_aspect_ratio``: the container's, else the codec's; 1 when neither says
     or what they say is nonsense)."""
-    sar = stream.sample_aspect_ratio
-    return Fraction(sar) if sar and sar > 0 else Fraction(1)
+    sar = rational(stream.sample_aspect_ratio)  # (PyAV 19: an AVRational, 0/1 when unset)
+    return sar if sar and sar > 0 else Fraction(1)
 
 
 def display_aspect(width: int, height: int, sar: Fraction) -> Fraction:

@@ -41,6 +41,7 @@ from cvpt.codec.probe import (
     display_aspect,
     key_frame_problem,
     non_square_problem,
+    sample_aspect,
 )
 from cvpt.codec.sampling import (
     ClipSpec,
@@ -140,11 +141,11 @@ def count_gops(path: str | Path, gop_size: int = ClipSpec.gop_size) -> int:
 
 
 def _read(path: str, container, stream, req: _Request, rng, *, demux: bool) -> CompressedClip:
-    sar = stream.sample_aspect_ratio  # (the container's, else the codec's)
-    if sar and sar != 1:  # read as stored, every picture would be squeezed
+    sar = sample_aspect(stream)  # (the container's, else the codec's)
+    if sar != 1:  # read as stored, every picture would be squeezed
         cc = stream.codec_context
-        dar = aspect_text(display_aspect(cc.width, cc.height, Fraction(sar)))
-        raise UnpreparedVideoError(path, non_square_problem(aspect_text(Fraction(sar)), dar))
+        dar = aspect_text(display_aspect(cc.width, cc.height, sar))
+        raise UnpreparedVideoError(path, non_square_problem(aspect_text(sar), dar))
     index = _index(path, container, stream, req.spec.gop_size, demux=demux)
     n_gops = len(index.keyframe_pts)
     start_gop = req.start_gop
