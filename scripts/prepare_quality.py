@@ -79,7 +79,7 @@ def main() -> None:
     from cvpt.demo.suite import ARCHITECTURE, DemoConfig, check_seeds, shipped_backbone
     from cvpt.demo.tune import Variant, tune
     from cvpt.io import write_json
-    from cvpt.models.checkpoint import load_backbone
+    from cvpt.models.backbone_weights import load_backbone
     from cvpt.training.step import flush_denormals
 
     check_seeds(tuple(seeds))

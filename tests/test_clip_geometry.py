@@ -15,9 +15,9 @@ from conftest import TINY_RUN, write_motion_dataset
 from cvpt.cli.main import main
 from cvpt.codec.sampling import ClipSpec
 from cvpt.models.flops import count_macs, model_inputs
-from cvpt.models.pretrained import CONFIG
 from cvpt.models.report import model_row
-from cvpt.training.predict import load_trained, load_views
+from cvpt.models.tuned import CONFIG
+from cvpt.predictor import load_views
 
 TINY = {"backbone": "vit_tiny", "num_classes": 2, "backbone_options": {"depth": 1, "img_size": 32}}
 GOPS = 8  # twice the paper's 4: every place that read the class default would read 4
@@ -55,8 +55,7 @@ def _checkpoint(run):
 def test_a_run_trained_at_8_gops_saves_and_loads_its_geometry(run8):
     config = json.loads((_checkpoint(run8) / CONFIG).read_text())
     assert config["clip"]["num_gops"] == GOPS and config["clip"]["p_per_gop"] == 3
-    for loaded in (cvpt.load_model(run8), load_trained(run8, device="cpu")[0]):
-        assert loaded.clip == ClipSpec(num_gops=GOPS)
+    assert cvpt.load_model(run8).clip == ClipSpec(num_gops=GOPS)
 
 
 def test_export_traces_at_the_models_geometry(run8, long_dataset, tmp_path, capsys):
@@ -71,8 +70,8 @@ def test_export_traces_at_the_models_geometry(run8, long_dataset, tmp_path, caps
         "residuals": ["B", 3, 3 * GOPS, 32, 32],
     }
     assert report["max_abs_diff"] < 1e-5
-    model, cfg, _, _ = load_trained(run8, device="cpu")
-    views = load_views(long_dataset / "videos" / "c1_2.mp4", cfg, clips=2)
+    model = cvpt.load_model(run8)
+    views = load_views(long_dataset / "videos" / "c1_2.mp4", model, clips=2)
     x = tuple(views[k][0] for k in ("iframes", "mvs", "residuals"))
     assert x[0].shape[2] == GOPS and x[1].shape[2] == 3 * GOPS  # what eval reads for it
     program = torch.export.load(out).module()
@@ -88,9 +87,9 @@ def test_export_traces_at_the_models_geometry(run8, long_dataset, tmp_path, caps
 def test_predictor_reads_clips_of_the_models_geometry(run8, long_dataset, tmp_path):
     """From the run folder and from a checkpoint shared alone (its config.json only)."""
     video = long_dataset / "videos" / "c0_2.mp4"
-    model, cfg, _, _ = load_trained(run8, device="cpu")
+    model = cvpt.load_model(run8)
     with torch.no_grad():
-        batch = load_views(video, cfg, clips=2, crops=1)
+        batch = load_views(video, model, clips=2, crops=1)
         want = model(*(batch[k][0] for k in ("iframes", "mvs", "residuals"))).softmax(-1)
     shared = tmp_path / "shared"
     shutil.copytree(_checkpoint(run8), shared)  # no config.yaml: config.json describes it

@@ -13,12 +13,12 @@ import torch
 import cvpt
 from cvpt.cli.main import main
 from cvpt.export import ExportError, export_model
-from cvpt.training.predict import load_trained, load_views
+from cvpt.predictor import load_views
 
 
 def _real_inputs(run, video):
-    model, cfg, _, _ = load_trained(run, device="cpu")
-    batch = load_views(video, cfg, 2, 1)  # [1, 2, ...]: two clips of a real video
+    model = cvpt.load_model(run)
+    batch = load_views(video, model, 2, 1)  # [1, 2, ...]: two clips of a real video
     return model, tuple(batch[k][0] for k in ("iframes", "mvs", "residuals"))
 
 

@@ -350,7 +350,8 @@ def test_checkpointing_the_first_k_blocks_trades_memory_step_by_step():
 def test_a_model_saved_with_sccp_skip_loads_in_its_reading(tmp_path, was, reading):
     import json
 
-    from cvpt.models.pretrained import load_model, save_pretrained
+    from cvpt.loading import load_model
+    from cvpt.models.tuned import save_pretrained
 
     torch.manual_seed(3)
     model = cvpt.create_model("cvpt", sccp_update=reading, **TINY).eval()

@@ -13,8 +13,8 @@ import torch
 import cvpt
 from cvpt.cli.main import main
 from cvpt.data.generate import translating_texture
+from cvpt.predictor import load_views
 from cvpt.training.evaluate import predict_batch
-from cvpt.training.predict import load_trained, load_views
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,8 @@ def folder(tmp_path_factory, motion_dataset):
 
 
 def _expected(run, video, clips=2, crops=3) -> np.ndarray:
-    model, cfg, _, _ = load_trained(run, device="cpu")
-    batch = load_views(video, cfg, clips, crops)
+    model = cvpt.load_model(run)
+    batch = load_views(video, model, clips, crops)
     return predict_batch(model, batch, torch.device("cpu"))[0].numpy()
 
 

@@ -556,7 +556,7 @@ def test_a_late_first_frame_is_not_truncation(tmp_path, name):
 def test_predict_reads_the_named_file_not_an_mp4_beside_it(tmp_path):
     from types import SimpleNamespace
 
-    from cvpt.training.predict import load_views, prepared
+    from cvpt.predictor import load_views, prepared
 
     # clip.mkv is readable as it is (GOP-12 H.264), dark; clip.mp4 beside it is bright. Before:
     # the dataset's prepared-twin rule made `cvpt predict clip.mkv` classify clip.mp4
@@ -565,10 +565,12 @@ def test_predict_reads_the_named_file_not_an_mp4_beside_it(tmp_path):
         tmp_path / "clip.mkv", np.full((24, 48, 64, 3), 30, np.uint8), "libx264", **x264
     )
     cvpt.write_video(tmp_path / "clip.mp4", np.full((24, 48, 64, 3), 220, np.uint8))
-    cfg = SimpleNamespace(size=32, short_side=48, mv_clip=20.0, clip=None)
+    model = SimpleNamespace(
+        input_spec={"size": 32, "short_side": 48, "mv_clip": 20.0}, class_names=["a"], clip=None
+    )
     with prepared(dark, 48) as path:
         assert path == dark
-        iframes = load_views(path, cfg)["iframes"]
+        iframes = load_views(path, model)["iframes"]
     grey = iframes.float().mean() * 0.225 + 0.45  # undo ImageNet normalisation, about
     assert abs(grey * 255 - 30) < 15
 

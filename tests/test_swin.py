@@ -14,7 +14,7 @@ import torch
 
 import cvpt
 from cvpt.models import create_backbone, load_backbone
-from cvpt.models.checkpoint import CheckpointError
+from cvpt.models.backbone_weights import CheckpointError
 from cvpt.models.swin import WindowAttention3d, checkpoint_filter_fn
 
 video = pytest.importorskip("torchvision.models.video.swin_transformer")
@@ -450,7 +450,8 @@ def test_inside_view_maps_lie_on_each_stage_grid():
 
 
 def test_a_tuned_swin_model_saves_and_loads_with_its_family(tmp_path):
-    from cvpt.models.pretrained import load_model, save_pretrained
+    from cvpt.loading import load_model
+    from cvpt.models.tuned import save_pretrained
 
     torch.manual_seed(3)
     model = cvpt.create_model("cvpt", **SWIN).eval()

@@ -287,10 +287,9 @@ def test_visualize_draws_the_clip_feature_maps_and_sccp_attention(tiny_dataset, 
     assert main(args) == 2
     assert "no SCCP attention at layer 5; have [0, 1]" in capsys.readouterr().err
 
-    from cvpt.training.predict import load_trained
     from cvpt.viz.inside import explain
 
-    model = load_trained(run)[0]
+    model = cvpt.load_model(run)
     x = {
         "iframes": torch.randn(1, 3, 4, 32, 32),
         "mvs": torch.randn(1, 2, 12, 32, 32),
@@ -372,9 +371,12 @@ def test_save_pretrained_and_load_model(tiny_dataset, backbones, tmp_path):
     assert config["class_names"] == ["0", "1"]
     assert config["input"]["clip"]["num_gops"] == 4 and config["input"]["size"] == 32
     assert config["backbone_source"] == "random initialisation (seed 0)"
-    from cvpt.training.predict import load_trained
+    from cvpt.training.checkpoint import last_checkpoint, load_checkpoint
+    from cvpt.training.trainer import build_model
 
-    ref, _, _, _ = load_trained(run)
+    # what --resume rebuilds from config.yaml, with the checkpoint's tensors
+    ref = build_model(load_run_config(run), 2, torch.device("cpu")).eval()
+    load_checkpoint(last_checkpoint(run), ref)
     model = cvpt.load_model(run)  # the run folder: its last checkpoint
     x = (torch.randn(1, 3, 4, 32, 32), torch.randn(1, 2, 12, 32, 32), torch.randn(1, 3, 12, 32, 32))
     with torch.no_grad():

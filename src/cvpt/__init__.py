@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from cvpt.version import __version__
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -48,6 +48,7 @@ _EXPORTS = {
     "DataError": "cvpt.errors",
     "EmptyVideoError": "cvpt.errors",
     "EncodeError": "cvpt.errors",
+    "FormatVersionError": "cvpt.errors",
     "MissingDependencyError": "cvpt.errors",
     "MissingFileError": "cvpt.errors",
     "NotAVideoError": "cvpt.errors",
@@ -63,7 +64,7 @@ _EXPORTS = {
     "list_backbones": "cvpt.models",
     "list_models": "cvpt.models",
     "load_backbone": "cvpt.models",
-    "load_model": "cvpt.models",
+    "load_model": "cvpt.loading",
     "save_backbone": "cvpt.models",
     "Prediction": "cvpt.predictor",
     "Predictor": "cvpt.predictor",
@@ -108,6 +109,7 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see: the names themselve
         DataError,
         EmptyVideoError,
         EncodeError,
+        FormatVersionError,
         MissingDependencyError,
         MissingFileError,
         NotAVideoError,
@@ -117,6 +119,7 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see: the names themselve
         VideoError,
         VideoNotFoundError,
     )
+    from cvpt.loading import load_model
     from cvpt.models import (
         BackboneMismatchError,
         CheckpointError,
@@ -125,7 +128,6 @@ if TYPE_CHECKING:  # what static type checkers and IDEs see: the names themselve
         list_backbones,
         list_models,
         load_backbone,
-        load_model,
         save_backbone,
     )
     from cvpt.predictor import Prediction, Predictor
@@ -164,6 +166,7 @@ __all__ = [
     "EmptyVideoError",
     "EncodeError",
     "EpochSampler",
+    "FormatVersionError",
     "MissingDependencyError",
     "MissingFileError",
     "NotAVideoError",

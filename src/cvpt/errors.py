@@ -37,6 +37,19 @@ class MissingFileError(CvptError, FileNotFoundError):
     """A file or folder that the command needs does not exist."""
 
 
+class CheckpointError(CvptError, ValueError):
+    """A checkpoint or saved model could not be read or does not fit the backbone; names the
+    file."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
+
+
+class FormatVersionError(CheckpointError):
+    """A file saved by a newer cvpt, in a version of its format this cvpt cannot read: names
+    the file, its format and version, and the cvpt that wrote it."""
+
+
 class MissingDependencyError(CvptError, ImportError):
     """An optional package is needed for this feature; the message gives the pip command."""
 

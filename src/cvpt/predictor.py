@@ -29,6 +29,7 @@ from cvpt.data.splits import LIST_SUFFIXES, read_list
 from cvpt.data.transforms import ClipTransform
 from cvpt.errors import CorruptVideoError, MissingFileError, UnpreparedVideoError, VideoError
 from cvpt.io import walk_files
+from cvpt.loading import input_settings, load_model
 from cvpt.training.evaluate import predict_batch
 
 if TYPE_CHECKING:
@@ -125,29 +126,25 @@ class Predictor:
         allow_other_backbone: bool = False,
         **options,
     ) -> Predictor:
-        """Load a trained model from ``path`` (a ``cvpt train`` run folder, one of its
-        checkpoint folders, or a folder written by ``model.save_pretrained``); ``options`` are
-        the constructor's. ``backbone_checkpoint``: the frozen backbone's file when it is no
-        longer where the run loaded it (it must be the same weights unless
-        ``allow_other_backbone``). Raises :class:`cvpt.errors.RunError` /
-        :class:`cvpt.errors.MissingFileError` for a folder that holds no trained model, and
+        """Load a trained model from ``path`` with :func:`cvpt.load_model` (a ``cvpt train``
+        run folder, one of its checkpoint folders, a folder written by
+        ``model.save_pretrained`` or a hub id), reading videos as it was trained to (its saved
+        crop size, short side and MV scaling); ``options`` are the constructor's.
+        ``backbone_checkpoint``: the frozen backbone's file when it is no longer where the run
+        loaded it (it must be the same weights unless ``allow_other_backbone``). Raises
+        :class:`cvpt.errors.RunError` / :class:`cvpt.errors.MissingFileError` for a folder
+        that holds no trained model (or one saved without its input spec), and
         :class:`cvpt.BackboneMismatchError` for another backbone."""
-        from cvpt.training.predict import load_trained
-
-        model, cfg, classes, ckpt = load_trained(
+        model = load_model(
             path,
-            device=device,
             backbone_checkpoint=backbone_checkpoint,
             allow_other_backbone=allow_other_backbone,
+            device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
         )
-        settings = dict(
-            size=cfg.size,
-            short_side=cfg.short_side,
-            mv_clip=cfg.mv_clip,
-            amp=cfg.amp,
-        )  # clips: the model's own geometry (model.clip)
-        device = next(model.parameters()).device
-        return cls(model, classes, device=device, source=str(ckpt), **{**settings, **options})
+        settings = input_settings(model)  # clips: the model's own geometry (model.clip)
+        source = str(model.loaded_from)
+        return cls(model, model.class_names, device=model_device(model), source=source,
+                   **{**settings, **options})  # fmt: skip
 
     def predict(
         self, videos: Iterable[str | Path], *, top: int = 5, progress: bool = False
@@ -196,6 +193,21 @@ class Predictor:
                     top_k = [(self.classes[i], float(p[i])) for i in best]
                     yield Prediction(it["path"], top_k, probs=p, warning=it["warning"])
                 bar.update(len(items))
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device ``model``'s parameters are on."""
+    return next(model.parameters()).device
+
+
+def load_views(video: str | Path, model: torch.nn.Module, clips: int = 1, crops: int = 1) -> dict:
+    """A batch of one video as ``cvpt eval`` reads it for ``model`` (a :func:`cvpt.load_model`
+    model: its input settings and clip geometry): tensors ``[1, V, C, T, H, W]``, V = clips ×
+    crops views. Raises :class:`cvpt.errors.RunError` for a model saved without its input
+    spec."""
+    settings = input_settings(model)
+    transform = ClipTransform(crops=crops, **settings)
+    return {k: v[None] for k, v in read_views(Path(video), transform, clips, model.clip).items()}
 
 
 def _model_clip(model: torch.nn.Module, clip: ClipSpec | None) -> ClipSpec:

@@ -31,12 +31,13 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from cvpt.export import export_model
-    from cvpt.training.predict import load_trained
+    from cvpt.loading import input_settings, load_model
 
-    model, cfg, classes, ckpt = load_trained(args.checkpoint, device="cpu")
+    model = load_model(args.checkpoint, device="cpu")
+    size, classes = input_settings(model)["size"], model.class_names
     out = Path(args.out or f"model{SUFFIX[args.format]}")
-    report = export_model(model, out, size=cfg.size, format=args.format, atol=args.atol)
-    report.update(checkpoint=str(ckpt), classes=classes, size=cfg.size)
+    report = export_model(model, out, size=size, format=args.format, atol=args.atol)
+    report.update(checkpoint=str(model.loaded_from), classes=classes, size=size)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from cvpt.cli.common import add_command, count
-from cvpt.errors import ConfigError, RunError
+from cvpt.errors import ConfigError
 
 
 def register(sub) -> None:
@@ -177,9 +177,8 @@ def run_torchrun(args) -> int:
 
 
 def run_eval(args) -> int:
-    from cvpt.training.checkpoint import last_checkpoint, load_checkpoint
-    from cvpt.training.config import load_run_config
-    from cvpt.training.trainer import Run
+    from cvpt.training.config import load_run_config, parse_overrides
+    from cvpt.training.trainer import evaluate_run
 
     run = Path(args.run)
     overrides = list(args.set)
@@ -188,22 +187,19 @@ def run_eval(args) -> int:
     if args.crops:
         overrides.append(f"eval_crops={args.crops}")
     cfg = load_run_config(run, overrides)
-    ckpt = last_checkpoint(run)
-    if ckpt is None:
-        raise RunError(f"{run}: no checkpoint (was the run started with cvpt train?)")
-    r = Run(cfg, run, resume=True)
-    # the tuned tensors over the seeded model, refused on another backbone
-    load_checkpoint(
-        ckpt, r.model, identity=r.identity, allow_other_backbone=args.allow_other_backbone
+    # the model is the checkpoint's own (cvpt.load_model); --set backbone_checkpoint= moves
+    # its backbone (the fingerprint is checked), refused on another unless allowed
+    moved = cfg.backbone_checkpoint if "backbone_checkpoint" in parse_overrides(args.set) else None
+    m, classes, info, ckpt = evaluate_run(
+        run, cfg, backbone_checkpoint=moved, allow_other_backbone=args.allow_other_backbone
     )
-    m = r.evaluate()
-    if r.info.main:
+    if info.main:
         from cvpt.io import write_json
         from cvpt.training.plots import plot_confusion
 
         name = f"eval-{cfg.eval_views}x{cfg.eval_crops}"
         write_json(run / f"{name}.json", m)
-        plot_confusion(m["confusion"], r.classes, run / f"{name}-confusion.png")
+        plot_confusion(m["confusion"], classes, run / f"{name}-confusion.png")
         print(
             f"{ckpt.name}: top-1 {100 * m['top1']:.2f}%  top-5 {100 * m['top5']:.2f}%  "
             f"mean class {100 * m['mean_class_accuracy']:.2f}%  ({m['videos']} videos, "

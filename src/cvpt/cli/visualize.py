@@ -33,20 +33,23 @@ def run(args) -> int:
 
     from cvpt.codec.reader import read_clip
     from cvpt.io import write_json
-    from cvpt.training.predict import load_trained, load_views, prepared
+    from cvpt.loading import input_settings, load_model
+    from cvpt.predictor import load_views, prepared
+    from cvpt.training.trainer import pick_device
     from cvpt.viz.clip import plot_clip
     from cvpt.viz.inside import explain, plot_maps, to_uint8
 
-    model, cfg, classes, ckpt = load_trained(
+    model = load_model(
         args.checkpoint,
         backbone_checkpoint=args.backbone_checkpoint,
         allow_other_backbone=args.allow_other_backbone,
+        device=pick_device("auto"),
     )
-    device = next(model.parameters()).device
+    device, classes, ckpt = next(model.parameters()).device, model.class_names, model.loaded_from
     out = Path(args.out)
-    with prepared(args.video, cfg.short_side) as path:
-        plot_clip(read_clip(path, cfg.clip), out / "clip.png")
-        batch = load_views(path, cfg)
+    with prepared(args.video, input_settings(model)["short_side"]) as path:
+        plot_clip(read_clip(path, model.clip), out / "clip.png")
+        batch = load_views(path, model)
     x = {k: batch[k][:, 0].to(device) for k in ("iframes", "mvs", "residuals")}
     res = explain(model, **x)
     frames = to_uint8(x["iframes"][0])

@@ -28,7 +28,7 @@ from cvpt.demo.claims import INTERVALS, decide, evaluate_claims, paired_differen
 from cvpt.demo.tune import TuneSettings, Variant, tune
 from cvpt.errors import ConfigError, MissingFileError
 from cvpt.io import write_json
-from cvpt.models.checkpoint import load_backbone
+from cvpt.models.backbone_weights import load_backbone
 from cvpt.models.prompts import SCCP_UPDATES
 from cvpt.models.report import model_row
 from cvpt.progress import tqdm

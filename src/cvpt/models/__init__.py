@@ -1,11 +1,13 @@
-"""Models: the backbone families (VideoMAE ViT, Video Swin), checkpoint loading, and the
-compressed-domain methods."""
+"""Models: the backbone families (VideoMAE ViT, Video Swin), backbone weights loading, and
+the compressed-domain methods (a trained model is loaded back by :func:`cvpt.load_model`,
+:mod:`cvpt.loading`)."""
 
+from cvpt.errors import CheckpointError
 from cvpt.models.backbone import VideoBackbone
-from cvpt.models.checkpoint import CheckpointError, load_backbone, save_backbone
+from cvpt.models.backbone_weights import load_backbone, save_backbone
 from cvpt.models.compressed import METHODS, CompressedVideoModel, TuningOptions
 from cvpt.models.factory import create_model, list_models
-from cvpt.models.pretrained import BackboneMismatchError, load_model
+from cvpt.models.identity import BackboneMismatchError
 from cvpt.models.registry import backbone_config, create_backbone, list_backbones
 from cvpt.models.swin import SwinConfig, SwinTransformer3d
 from cvpt.models.vit import VisionTransformer, ViTConfig
@@ -27,6 +29,5 @@ __all__ = [
     "list_backbones",
     "list_models",
     "load_backbone",
-    "load_model",
     "save_backbone",
 ]

@@ -24,7 +24,10 @@ from torch import nn
 
 from cvpt.codec.sampling import ClipSpec
 from cvpt.models.backbone import VideoBackbone, check_video
+from cvpt.models.hub import parse_hub_id, push_folder
+from cvpt.models.identity import frozen_fingerprint
 from cvpt.models.prompts import SCCP, SCCP_UPDATES, Adapter, DeepPrompts, PromptEmbed
+from cvpt.models.tuned import save_pretrained
 from cvpt.models.vit import Attention
 
 METHODS = ("cvpt", "linear", "vpt", "adaptformer", "full")
@@ -242,9 +245,7 @@ class CompressedVideoModel(nn.Module):
 
     def frozen_fingerprint(self) -> str:
         """SHA-256 of the frozen backbone weights (computed once): what the tuned tensors were
-        tuned on (:mod:`cvpt.models.pretrained`)."""
-        from cvpt.models.pretrained import frozen_fingerprint
-
+        tuned on (:mod:`cvpt.models.identity`)."""
         return frozen_fingerprint(self)
 
     def save_pretrained(
@@ -256,8 +257,6 @@ class CompressedVideoModel(nn.Module):
     ) -> Path:
         """A self-describing per-task folder (``config.json`` + ``model.safetensors`` with the
         tuned tensors), read back by :func:`cvpt.load_model`."""
-        from cvpt.models.pretrained import save_pretrained
-
         return save_pretrained(self, folder, class_names=class_names, input_spec=input_spec)
 
     def push_to_hub(
@@ -278,8 +277,6 @@ class CompressedVideoModel(nn.Module):
         ``backbone_checkpoint=`` a copy of it (said in a warning); one from a hub id or a
         seeded random initialisation loads anywhere."""
         import tempfile
-
-        from cvpt.models.hub import parse_hub_id, push_folder
 
         source = (getattr(self, "origin", {}) or {}).get("backbone_checkpoint")
         if source is not None and parse_hub_id(source) is None:

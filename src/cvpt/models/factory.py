@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cvpt.codec.sampling import ClipSpec
 from cvpt.errors import ConfigError
-from cvpt.models.checkpoint import load_backbone
+from cvpt.models.backbone_weights import load_backbone
 from cvpt.models.compressed import METHODS, CompressedVideoModel, TuningOptions
 from cvpt.models.hub import locate_checkpoint
 from cvpt.models.registry import create_backbone

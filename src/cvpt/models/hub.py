@@ -14,14 +14,14 @@ import json
 import re
 from pathlib import Path
 
-from cvpt.errors import require
+from cvpt.errors import CheckpointError, require
 
 PREFIX = "hf-hub:"
 # owner/name[@revision]: hub names are letters, digits, "-", "_", "." (no leading "." or "-")
 _HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<rev>[\w./-]+))?$")
 # the weights a VideoMAE folder may hold, in the order load_backbone prefers them
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-# or the index of a sharded model (cvpt.models.checkpoint reads the shards it lists)
+# or the index of a sharded model (cvpt.models.backbone_weights reads the shards it lists)
 SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 # a bare `dir/file.pth` that does not exist is a mistyped path, not a hub id
 _FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt", ".pkl")
@@ -45,8 +45,6 @@ def parse_hub_id(spec: str | Path) -> tuple[str, str | None] | None:
     m = _HUB_ID.match(text)
     if m is None:
         if explicit:
-            from cvpt.models.checkpoint import CheckpointError
-
             raise CheckpointError(spec, "not a hub id: expected hf-hub:org/name[@revision]")
         return None
     return m.group("repo"), m.group("rev")
@@ -62,8 +60,6 @@ def resolve_checkpoint(spec: str | Path) -> str | Path:
     parsed = parse_hub_id(spec)
     if parsed is None:
         return spec
-    from cvpt.models.checkpoint import CheckpointError
-
     repo, revision = parsed
     hub = require("huggingface_hub", extra="hub", feature=f"the hub id {str(spec)!r}")
     errors = require("huggingface_hub.errors", extra="hub", feature="hub ids")

@@ -1,5 +1,7 @@
 """Run checkpoints: the tuned model (a :func:`cvpt.load_model` folder: ``config.json`` and
-``model.safetensors``) plus ``state.pt`` with the optimiser, scheduler, RNG and progress.
+``model.safetensors``, :mod:`cvpt.models.tuned`) plus ``state.pt`` with the optimiser,
+scheduler, RNG and progress. ``state.pt`` and ``last.json`` are the format
+``cvpt-run-checkpoint``; every rule for reading an older one is in :func:`upgrade`.
 
 Each checkpoint is a folder written under a temporary name and renamed; ``last.json`` (also
 replaced atomically) names the newest one. A checkpoint remembers the method, options and
@@ -18,12 +20,18 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from cvpt.errors import RunError
+from cvpt.errors import CheckpointError, RunError
+from cvpt.formats import Format
 from cvpt.io import write_json
-from cvpt.models.pretrained import WEIGHTS, backbone_identity, check_backbone
+from cvpt.models.identity import IDENTITY_KEYS, backbone_identity, check_backbone
+from cvpt.models.tuned import WEIGHTS
+from cvpt.training.config import SCCP_UPDATE_BEFORE_RECORDED
 
 KEEP = 2  # checkpoint folders kept per run
 STATE = "state.pt"
+POINTER = "last.json"  # in run/checkpoints/: names the newest checkpoint
+RUN_CHECKPOINT = Format("cvpt-run-checkpoint", 1)  # state.pt and last.json
+OLD_WEIGHTS = "tunable.safetensors"  # the tuned tensors' name before checkpoints were models
 
 
 def model_identity(cfg, model, num_classes: int) -> dict:
@@ -59,17 +67,19 @@ def save_checkpoint(
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp, class_names=class_names, input_spec=input_spec)
     torch.save(
-        {
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "progress": progress,
-            "identity": identity,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": _numpy_state(),
-                "python": _python_state(),
-            },
-        },
+        RUN_CHECKPOINT.stamp(
+            {
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "progress": progress,
+                "identity": identity,
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "numpy": _numpy_state(),
+                    "python": _python_state(),
+                },
+            }
+        ),
         tmp / STATE,
     )
     final = folder / name
@@ -81,7 +91,7 @@ def save_checkpoint(
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(final)
-    write_json(folder / "last.json", {"checkpoint": name, **progress})
+    write_json(folder / POINTER, RUN_CHECKPOINT.stamp({"checkpoint": name, **progress}))
     for stale in sorted(folder.glob("step-*"))[:-KEEP]:
         shutil.rmtree(stale, ignore_errors=True)
     return final
@@ -98,32 +108,82 @@ def _python_state() -> list:
 
 
 def last_checkpoint(run: Path) -> Path | None:
-    pointer = run / "checkpoints" / "last.json"
+    """The newest checkpoint folder of the run folder ``run`` (``None``: it has none). Raises
+    :class:`~cvpt.errors.FormatVersionError` for a ``last.json`` of a newer cvpt."""
+    pointer = Path(run) / "checkpoints" / POINTER
     if not pointer.exists():
         return None
-    return run / "checkpoints" / json.loads(pointer.read_text())["checkpoint"]
+    data = json.loads(pointer.read_text())
+    RUN_CHECKPOINT.version_of(data, pointer)  # its one field has not changed: nothing to upgrade
+    return pointer.parent / data["checkpoint"]
 
 
 def check_identity(path: Path, saved: dict, expected: dict, allow_other_backbone: bool = False):
     """Refuse a checkpoint made by another model: :class:`cvpt.errors.RunError` naming what
     differs, or :class:`cvpt.BackboneMismatchError` for another backbone (unless
     ``allow_other_backbone``)."""
-    from cvpt.training.config import SCCP_UPDATE_BEFORE_RECORDED
-
-    if saved.get("method") == "cvpt" and "sccp_update" not in (saved.get("model_options") or {}):
-        # saved before the reading was recorded: it was the one of that time
-        opts = {"sccp_update": SCCP_UPDATE_BEFORE_RECORDED, **(saved.get("model_options") or {})}
-        saved = {**saved, "model_options": opts}
-    backbone_keys = ("backbone", "backbone_source", "backbone_fingerprint")
     diff = {
         k: (saved.get(k), v)
         for k, v in expected.items()
-        if k not in backbone_keys and saved.get(k) != v
+        if k not in IDENTITY_KEYS and saved.get(k) != v
     }
     if diff:
         detail = "; ".join(f"{k}: checkpoint {a!r}, run {b!r}" for k, (a, b) in diff.items())
         raise RunError(f"{path}: checkpoint made by another model ({detail})")
     check_backbone(path, saved, expected, allow_other_backbone)
+
+
+def upgrade(state: dict, folder: Path, run_config: dict, world: int) -> dict:
+    """A checkpoint's ``state.pt`` (in ``folder``) in the current version's shape, plus
+    ``"weights"``: the file of its tuned tensors. Every rule for reading a checkpoint an older
+    cvpt wrote is here; ``run_config`` (the run's ``config.yaml``: keys and ``resolved``) and
+    ``world`` (processes now) stand in for what such a checkpoint did not record. Raises
+    :class:`~cvpt.errors.FormatVersionError` for a newer version.
+
+    Version 0 (no ``format_version``), as written before each field was recorded:
+
+    - the tuned tensors in ``tunable.safetensors`` (before checkpoints were model folders);
+    - a ``cvpt`` identity without ``model_options.sccp_update``: the reading of that time
+      (:data:`~cvpt.training.config.SCCP_UPDATE_BEFORE_RECORDED`);
+    - RNG states in another shape than lists: not restored (``None``);
+    - a progress without ``processes`` / ``effective_batch``: the run's resolved values (else
+      this world, and the effective batch it gives); without ``samples_in_epoch`` (before the
+      position was global): batches × the run's per-process batch × its processes.
+    """
+    state = dict(state)
+    if RUN_CHECKPOINT.version_of(state, folder / STATE) == 0:
+        old = not (folder / WEIGHTS).exists() and (folder / OLD_WEIGHTS).exists()
+        state["weights"] = OLD_WEIGHTS if old else WEIGHTS
+        identity = dict(state["identity"])
+        if identity.get("method") == "cvpt" and "sccp_update" not in (
+            identity.get("model_options") or {}
+        ):
+            identity["model_options"] = {
+                "sccp_update": SCCP_UPDATE_BEFORE_RECORDED,
+                **(identity.get("model_options") or {}),
+            }
+        state["identity"] = identity
+        rng = dict(state["rng"])
+        if not (isinstance(rng.get("numpy"), list) and isinstance(rng["numpy"][0], str)):
+            rng["numpy"] = None
+        if not (isinstance(rng.get("python"), list) and len(rng["python"]) == 3):
+            rng["python"] = None
+        state["rng"] = rng
+        progress = dict(state["progress"])
+        resolved = run_config.get("resolved") or {}
+        progress["processes"] = int(progress.get("processes") or resolved.get("processes") or world)
+        progress["effective_batch"] = (
+            int(progress.get("effective_batch") or resolved.get("effective_batch") or 0) or None
+        )
+        if "samples_in_epoch" not in progress:  # written before the position was global
+            per_rank = int(run_config.get("batch_size") or 1)
+            progress["samples_in_epoch"] = (
+                progress["batch_in_epoch"] * per_rank * progress["processes"]
+            )
+        state["progress"] = progress
+    else:
+        state["weights"] = WEIGHTS
+    return RUN_CHECKPOINT.current(state)
 
 
 def load_checkpoint(
@@ -134,14 +194,19 @@ def load_checkpoint(
     identity: dict | None = None,
     *,
     allow_other_backbone: bool = False,
+    run_config: dict | None = None,
+    world: int = 1,
 ) -> dict:
-    """Restore tensors (and optimiser, scheduler, RNG when given); returns the progress dict."""
+    """Restore tensors (and optimiser, scheduler, RNG when given); returns the progress dict.
+    ``run_config`` / ``world``: what :func:`upgrade` reads an older checkpoint with. Raises
+    :class:`~cvpt.errors.CheckpointError` for a checkpoint without its tuned tensors."""
     state = torch.load(path / STATE, map_location="cpu", weights_only=True)
+    state = upgrade(state, path, run_config or {}, world)
     if identity is not None:
         check_identity(path, state["identity"], identity, allow_other_backbone)
-    weights = path / WEIGHTS
-    if not weights.exists() and (path / "tunable.safetensors").exists():
-        weights = path / "tunable.safetensors"  # checkpoints written before cvpt.load_model
+    weights = path / state["weights"]
+    if not weights.exists():
+        raise CheckpointError(path, f"no {state['weights']}: the checkpoint is incomplete")
     model.load_tunable_state_dict(load_file(str(weights)))
     if opt is not None:
         opt.load_state_dict(state["optimizer"])
@@ -149,10 +214,10 @@ def load_checkpoint(
         sched.load_state_dict(state["scheduler"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
-        if isinstance(rng.get("numpy"), list) and isinstance(rng["numpy"][0], str):
+        if rng["numpy"] is not None:
             kind, keys, pos, has_gauss, cached = rng["numpy"]
             np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-        if isinstance(rng.get("python"), list) and len(rng["python"]) == 3:
+        if rng["python"] is not None:
             version, internal, gauss = rng["python"]
             random.setstate((version, tuple(internal), gauss))
     return state["progress"]

@@ -25,6 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cvpt.codec.sampling import ClipSpec
 from cvpt.errors import ConfigError, MissingFileError
+from cvpt.formats import FORMAT_KEYS, Format
 
 PATH_KEYS = ("root", "annotations", "backbone_checkpoint")  # expanded: ~ and $VARS
 
@@ -195,34 +196,59 @@ def parse_overrides(pairs: list[str]) -> dict:
     return OmegaConf.to_container(OmegaConf.from_dotlist(list(pairs)))
 
 
+# a run's config.yaml: its keys, the derived values (DERIVED) and the format's version
+RUN_CONFIG = Format("cvpt-run-config", 1)
+
+
 def save_config(cfg: TrainConfig, path: str | Path, **extra) -> None:
     """The config that runs, every key written (plus derived values under their own keys such
-    as ``resolved``), atomically."""
+    as ``resolved``, and the format's version), atomically."""
     from cvpt.io import atomic_output
 
+    data = RUN_CONFIG.stamp({**cfg.to_dict(), **extra})
     with atomic_output(path) as tmp:
-        tmp.write_text(yaml.safe_dump({**cfg.to_dict(), **extra}, sort_keys=False))
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 DERIVED = ("resolved", "identity")  # what save_config adds beside the config's own keys
 
 
-def load_run_config(run: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    """The config a run was made with (its ``config.yaml`` minus the derived values), with
-    ``key=value`` overrides."""
+def read_run_config(run: str | Path) -> dict:
+    """A run's ``config.yaml`` (its keys and the derived values), upgraded (:func:`upgrade`).
+    Raises :class:`MissingFileError` for a folder without one."""
     file = Path(run) / "config.yaml"
     if not file.exists():
         raise MissingFileError(f"{run}: no config.yaml (not a run folder made by cvpt train)")
     data = yaml.safe_load(file.read_text()) or {}
-    for key in DERIVED:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: a run's config must be a mapping of key: value")
+    return upgrade(data, file)
+
+
+def upgrade(data: dict, where) -> dict:
+    """A run's ``config.yaml`` (read from ``where``) in the current version's shape: every
+    rule for reading one an older cvpt wrote. Version 0 (no ``format_version``): keys recorded
+    later than the run was made take the behaviour of its time, not today's default:
+    ``flush_denormal`` false, and a ``cvpt`` run's ``model_options.sccp_update`` the reading of
+    that time (:data:`SCCP_UPDATE_BEFORE_RECORDED`). Raises
+    :class:`~cvpt.errors.FormatVersionError` for a newer version."""
+    if RUN_CONFIG.version_of(data, where) == 0:
+        data = dict(data)
+        data.setdefault("flush_denormal", False)
+        if data.get("method", TrainConfig.method) == "cvpt":  # not today's default
+            data["model_options"] = {
+                "sccp_update": SCCP_UPDATE_BEFORE_RECORDED,
+                **(data.get("model_options") or {}),
+            }
+    return RUN_CONFIG.current(data)
+
+
+def load_run_config(run: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """The config a run was made with (its ``config.yaml`` minus the derived values and the
+    version), with ``key=value`` overrides."""
+    data = read_run_config(run)
+    for key in (*DERIVED, *FORMAT_KEYS):
         data.pop(key, None)
-    # keys recorded later than the run was made: the behaviour of its time, not today's default
-    data.setdefault("flush_denormal", False)
-    if data.get("method", TrainConfig.method) == "cvpt":  # not today's default: the run's own
-        data["model_options"] = {
-            "sccp_update": SCCP_UPDATE_BEFORE_RECORDED,
-            **(data.get("model_options") or {}),
-        }
     return load_config(None, overrides, base=data)
 
 

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from cvpt.codec.container import open_video
 from cvpt.data.splits import ListSplits, resolve_video
 from cvpt.data.transforms import normalize_rgb
-from cvpt.models.checkpoint import save_backbone
+from cvpt.models.backbone_weights import save_backbone
 from cvpt.models.registry import create_backbone
 from cvpt.progress import tqdm
 from cvpt.training.mae import MaskedAutoencoder

@@ -38,6 +38,7 @@ from cvpt.data.splits import open_splits
 from cvpt.data.transforms import INPUT_KEYS, MODALITIES, normalize_inputs
 from cvpt.errors import RunError, RunExistsError
 from cvpt.io import atomic_output, write_json
+from cvpt.loading import load_model
 from cvpt.models.factory import create_model
 from cvpt.progress import tqdm
 from cvpt.training import dist
@@ -47,7 +48,7 @@ from cvpt.training.checkpoint import (
     model_identity,
     save_checkpoint,
 )
-from cvpt.training.config import TrainConfig, load_run_config, save_config
+from cvpt.training.config import TrainConfig, load_run_config, read_run_config, save_config
 from cvpt.training.evaluate import metrics, predict_batch
 from cvpt.training.plots import plot_confusion, plot_curves
 from cvpt.training.preempt import StopRequest, signals_held
@@ -86,6 +87,19 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
+
+
+def setup_device(cfg: TrainConfig) -> tuple[torch.device, dist.DistInfo]:
+    """This process's device (one GPU per process: torchrun's LOCAL_RANK) and its place among
+    the processes, denormals flushed as ``cfg`` says."""
+    device = pick_device(cfg.device)
+    # first, so that torch's CPU worker threads (started by the first parallel op) inherit it
+    flush_denormals(device, cfg.flush_denormal)
+    info = dist.setup(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", dist.cuda_index(info))
+        torch.cuda.set_device(device)
+    return device, info
 
 
 def build_data(cfg: TrainConfig, subset: str, train: bool, info: dist.DistInfo):
@@ -174,13 +188,7 @@ class Run:
                 f"{self.out} holds a run already: add --resume to continue it, or choose "
                 "another --out"
             )
-        self.device = pick_device(cfg.device)
-        # first, so that torch's CPU worker threads (started by the first parallel op) inherit it
-        flush_denormals(self.device, cfg.flush_denormal)
-        self.info = dist.setup(self.device)
-        if self.device.type == "cuda":  # one GPU per process: torchrun's LOCAL_RANK
-            self.device = torch.device("cuda", dist.cuda_index(self.info))
-            torch.cuda.set_device(self.device)
+        self.device, self.info = setup_device(cfg)
         torch.manual_seed(cfg.seed)
         self.splits, self.train_ds, self.train_sampler = build_data(
             cfg, cfg.train_subset, True, self.info
@@ -237,10 +245,12 @@ class Run:
                 self.sched,
                 self.identity,
                 allow_other_backbone=self.allow_other_backbone,
+                run_config=saved or {},
+                world=self.info.world,
             )
             self.failed = [tuple(f) for f in self.progress.pop("failed", [])]
             self._check_same_run(saved)
-            self._place(self.progress, saved or {}, ckpt)
+            self._place(self.progress, ckpt)
             log.info("resumed from %s at step %d", ckpt, self.progress["global_step"])
             self._trim_metrics()
         elif saved is not None:
@@ -297,9 +307,7 @@ class Run:
         """The run's ``config.yaml`` (keys and ``resolved``), None when it has none."""
         if not self._has_config():
             return None
-        import yaml
-
-        data = yaml.safe_load((self.out / "config.yaml").read_text()) or {}
+        data = read_run_config(self.out)
         keys = load_run_config(self.out).to_dict()  # with the defaults of the run's time
         return {**keys, "resolved": data.get("resolved") or {}}
 
@@ -320,15 +328,12 @@ class Run:
                 f"{', '.join(RESUME_MAY_CHANGE)}"
             )
 
-    def _place(self, progress: dict, saved: dict, ckpt: Path) -> None:
+    def _place(self, progress: dict, ckpt: Path) -> None:
         """Where the resumed run stands in its epoch, in global samples, checked against this
         number of processes (RunError naming both when the effective batch would differ)."""
-        resolved = saved.get("resolved") or {}
-        world_then = int(progress.get("processes") or resolved.get("processes") or self.info.world)
-        batch_then = (
-            int(progress.get("effective_batch") or resolved.get("effective_batch") or 0)
-            or self.effective_batch
-        )
+        # recorded by every checkpoint (filled in for older ones by checkpoint.upgrade)
+        world_then = progress["processes"]
+        batch_then = progress["effective_batch"] or self.effective_batch
         if batch_then != self.effective_batch:
             fits = [
                 p
@@ -345,9 +350,6 @@ class Run:
                 f"{self.effective_batch} (batch_size × processes × accumulation), another run. "
                 f"Resume it {', or '.join(ways) or 'with the settings it was trained with'}"
             )
-        if "samples_in_epoch" not in progress:  # written before the position was global
-            per_rank = int(saved.get("batch_size") or self.cfg.batch_size)
-            progress["samples_in_epoch"] = progress["batch_in_epoch"] * per_rank * world_then
         if world_then != self.info.world:
             log.info(
                 "resuming on %d process(es) a run trained on %d: the same global batches",
@@ -560,32 +562,11 @@ class Run:
             yield batch
 
     def evaluate(self, stop: StopRequest | None = None) -> dict | None:
-        """Multi-view evaluation on the eval subset (all ranks; gathered on every rank). With
-        ``stop``: None as soon as any rank has a stop request (checked between batches: every
-        rank has as many, the sampler pads them)."""
-        self.model.eval()
+        """Multi-view evaluation on the eval subset (:func:`evaluate_views`)."""
         loader = make_loader(self.cfg, self.eval_ds, self.eval_sampler, self.cfg.batch_size)
-        probs, labels, index = [], [], []
-        with signals_held():  # workers start here: a SIGTERM now must not kill one
-            batches = iter(loader)
-        bar = tqdm(
-            batches, total=len(loader), desc="eval", disable=not self.info.main, unit="batch"
+        return evaluate_views(
+            self.model, loader, self.device, self.cfg.amp, self.info, self.failed, stop
         )
-        for batch in bar:
-            if stop is not None and dist.any_true(stop.signum is not None, self.info):
-                bar.close()
-                return None
-            self.failed += batch["failed"]
-            probs.append(predict_batch(self.model, batch, self.device, self.cfg.amp).cpu())
-            labels.append(batch["label"])
-            index.append(batch["index"])
-        local = (torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(index).numpy())
-        parts = dist.all_gather_objects(local, self.info)
-        p = np.concatenate([x[0] for x in parts])
-        y = np.concatenate([x[1] for x in parts])
-        idx = np.concatenate([x[2] for x in parts])
-        _, first = np.unique(idx, return_index=True)  # the sampler pads ranks with repeats
-        return metrics(p[first], y[first], len(self.classes))
 
     def _eval_summary(self, stop: StopRequest | None = None) -> dict | None:
         m = self.evaluate(stop)
@@ -618,3 +599,65 @@ class Run:
                 for p, r in failed:
                     log.warning("  %s: %s", p, r)
         return summary
+
+
+def evaluate_views(model, loader, device, amp: bool, info, failed: list, stop=None) -> dict | None:
+    """Multi-view evaluation of ``model`` over ``loader`` (all ranks; gathered on every rank):
+    :func:`~cvpt.training.evaluate.metrics` of the softmax averaged over each video's views.
+    Videos that failed to decode are appended to ``failed``. With ``stop``: None as soon as
+    any rank has a stop request (checked between batches: every rank has as many, the sampler
+    pads them)."""
+    model.eval()
+    probs, labels, index = [], [], []
+    with signals_held():  # workers start here: a SIGTERM now must not kill one
+        batches = iter(loader)
+    bar = tqdm(batches, total=len(loader), desc="eval", disable=not info.main, unit="batch")
+    for batch in bar:
+        if stop is not None and dist.any_true(stop.signum is not None, info):
+            bar.close()
+            return None
+        failed += batch["failed"]
+        probs.append(predict_batch(model, batch, device, amp).cpu())
+        labels.append(batch["label"])
+        index.append(batch["index"])
+    local = (torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(index).numpy())
+    parts = dist.all_gather_objects(local, info)
+    p = np.concatenate([x[0] for x in parts])
+    y = np.concatenate([x[1] for x in parts])
+    idx = np.concatenate([x[2] for x in parts])
+    _, first = np.unique(idx, return_index=True)  # the sampler pads ranks with repeats
+    return metrics(p[first], y[first], model.backbone.cfg.num_classes)
+
+
+def evaluate_run(
+    run: Path,
+    cfg: TrainConfig,
+    *,
+    backbone_checkpoint: str | None = None,
+    allow_other_backbone: bool = False,
+) -> tuple[dict, list[str], dist.DistInfo, Path]:
+    """``cvpt eval``: the run's last checkpoint (:func:`cvpt.load_model`) evaluated on the eval
+    subset of ``cfg`` (the run's config with the command's overrides: views, crops, data) at
+    its precision. Returns ``(metrics, class names, this process's place, checkpoint)``.
+    Raises :class:`~cvpt.errors.RunError` for a run without checkpoints or one whose data has
+    other classes than the model."""
+    if last_checkpoint(run) is None:
+        raise RunError(f"{run}: no checkpoint (was the run started with cvpt train?)")
+    device, info = setup_device(cfg)
+    model = load_model(
+        run,
+        backbone_checkpoint=backbone_checkpoint,
+        allow_other_backbone=allow_other_backbone,
+        device=device,
+    )
+    # the precision the run evaluated at (a bf16 frozen backbone gives other numbers)
+    prepare_precision(model, device, amp=cfg.amp, frozen_bf16=cfg.frozen_bf16)
+    splits, ds, sampler = build_data(cfg, cfg.eval_subset, False, info)
+    if list(splits.classes) != list(model.class_names):
+        raise RunError(
+            f"{model.loaded_from}: the model's {len(model.class_names)} classes are not the "
+            f"data's {len(splits.classes)} ({cfg.annotations})"
+        )
+    loader = make_loader(cfg, ds, sampler, cfg.batch_size)
+    m = evaluate_views(model, loader, device, cfg.amp, info, [])
+    return m, list(model.class_names), info, model.loaded_from

@@ -36,7 +36,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from cvpt.errors import CvptError
+from cvpt.errors import CheckpointError
 from cvpt.models import swin
 from cvpt.models.backbone import VideoBackbone, family_of
 from cvpt.models.hub import SHARD_INDEXES, resolve_checkpoint
@@ -53,13 +53,6 @@ SUPPORTED = (
     "pytorch_model.bin with videomae.*), Video Swin (official/mmaction2 .pth with "
     "backbone.layers.*, or a torchvision swin3d state dict with features.*), or cvpt safetensors"
 )
-
-
-class CheckpointError(CvptError, ValueError):
-    """A checkpoint could not be read or does not fit the backbone; names the file."""
-
-    def __init__(self, path, reason: str):
-        super().__init__(f"{path}: {reason}")
 
 
 # where a checkpoint keeps its weights (the top level, or under one of these keys)

@@ -1,0 +1,58 @@
+"""Versions of the files cvpt saves: each carries ``format_version`` (and the ``cvpt_version``
+that wrote it), and each format read back has one ``upgrade()`` beside its reader that holds
+every rule for reading its older versions (docs/design.md, "Saved formats").
+
+A file without ``format_version`` is version 0: what cvpt wrote before its formats were
+versioned. A file of a version newer than this cvpt reads is refused
+(:class:`~cvpt.errors.FormatVersionError`, naming the file, its version and the cvpt that wrote
+it), never read as if it were an older one: a field whose meaning changed would be read wrong
+without a word.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cvpt.errors import FormatVersionError
+from cvpt.version import __version__
+
+VERSION_KEY = "format_version"
+WRITER_KEY = "cvpt_version"  # the cvpt that wrote the file: the one a newer file needs
+FORMAT_KEYS = (VERSION_KEY, WRITER_KEY)  # what stamp() adds to a file
+
+
+@dataclass(frozen=True)
+class Format:
+    """One saved format: its ``name`` (e.g. ``cvpt-tuned-model``) and the ``version`` this cvpt
+    writes (and reads, with every older one)."""
+
+    name: str
+    version: int
+
+    def stamp(self, data: dict) -> dict:
+        """``data`` with this format's version and this cvpt's version first (what a writer
+        saves)."""
+        return {VERSION_KEY: self.version, WRITER_KEY: __version__, **data}
+
+    def version_of(self, data: dict, where) -> int:
+        """The version of ``data`` (read from the file ``where``): 0 when it has none. Raises
+        :class:`FormatVersionError` for a version newer than :attr:`version`, or one that is
+        not a whole number."""
+        found = data.get(VERSION_KEY, 0)
+        if not isinstance(found, int) or isinstance(found, bool) or found < 0:
+            raise FormatVersionError(where, f"{VERSION_KEY} {found!r} is not a version number")
+        if found > self.version:
+            writer = data.get(WRITER_KEY)
+            need = f"cvpt {writer}" if writer else f"a cvpt newer than {__version__}"
+            raise FormatVersionError(
+                where,
+                f"{self.name} version {found}, written by {need}; this cvpt ({__version__}) "
+                f"reads versions up to {self.version}: upgrade cvpt to {need} or later",
+            )
+        return found
+
+    def current(self, data: dict) -> dict:
+        """``data`` (upgraded to the current shape) marked as this version, without the
+        writer's cvpt version."""
+        out = {k: v for k, v in data.items() if k not in FORMAT_KEYS}
+        return {VERSION_KEY: self.version, **out}

@@ -1,0 +1,134 @@
+"""``cvpt.load_model``: the one way to get a trained model back, whatever holds it.
+
+It reads, in this order of what ``path`` is:
+
+- a Hugging Face hub id (``org/name``, ``hf-hub:org/name@revision``): a repository
+  :meth:`~cvpt.models.compressed.CompressedVideoModel.push_to_hub` wrote, from its cached
+  snapshot;
+- a ``cvpt train`` run folder: its last checkpoint (``checkpoints/last.json``);
+- a checkpoint folder of a run, or any folder ``model.save_pretrained`` wrote (a checkpoint is
+  one: ``config.json`` + ``model.safetensors``, :mod:`cvpt.models.tuned`).
+
+``cvpt eval``, ``cvpt predict`` (:class:`cvpt.Predictor`), ``cvpt visualize`` and ``cvpt export``
+all load through it: the model's ``config.json`` (upgraded from older versions by
+:func:`cvpt.models.tuned.upgrade`) says everything, the run's ``config.yaml`` is not read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from cvpt.errors import CheckpointError, MissingFileError, RunError
+from cvpt.models.compressed import CompressedVideoModel
+from cvpt.models.factory import create_model
+from cvpt.models.hub import parse_hub_id, resolve_checkpoint
+from cvpt.models.identity import IDENTITY_KEYS, backbone_identity, check_backbone
+from cvpt.models.tuned import CONFIG, WEIGHTS, read_config, recorded_backbone
+from cvpt.training.checkpoint import STATE, last_checkpoint
+
+# the registered backbone that names each family; the saved config sizes everything
+FAMILY_BACKBONE = {"vit": "vit_base", "swin": "swin_base"}
+
+
+def model_folder(path: str | Path) -> Path:
+    """The folder holding the model ``path`` names (see the module doc). Raises
+    :class:`~cvpt.errors.MissingFileError` for a path that does not exist and
+    :class:`~cvpt.errors.RunError` for a folder that holds no trained model."""
+    p = Path(path)
+    if not p.exists() and parse_hub_id(path) is not None:
+        p = Path(resolve_checkpoint(path))  # a tuned model on the hub: its snapshot
+    if not p.exists():
+        raise MissingFileError(f"{p}: no such run, checkpoint or model folder")
+    if (p / CONFIG).exists() or (p / STATE).exists():
+        return p
+    ckpt = last_checkpoint(p)
+    if ckpt is None:
+        raise RunError(
+            f"{p}: neither a run folder with checkpoints, a checkpoint nor a folder written by "
+            f"save_pretrained ({CONFIG} + {WEIGHTS})"
+        )
+    return ckpt
+
+
+def load_model(
+    path: str | Path,
+    *,
+    backbone_checkpoint: str | Path | None = None,
+    allow_other_backbone: bool = False,
+    device: str | torch.device = "cpu",
+) -> CompressedVideoModel:
+    """The trained model ``path`` names (a hub id, a run folder, one of its checkpoints, or a
+    ``save_pretrained`` folder: the module doc), in eval mode on ``device``, with attributes
+    ``class_names``, ``input_spec`` (the clips, crop size and MV scaling it was trained on;
+    ``None`` when not recorded), ``identity`` (its backbone's, :mod:`cvpt.models.identity`)
+    and ``loaded_from`` (the folder read).
+
+    The frozen backbone is rebuilt from where it came from: a hub id at the revision it was
+    tuned on, a seeded random initialisation, or a file (``backbone_checkpoint`` points
+    elsewhere, e.g. on another machine: :class:`~cvpt.errors.CheckpointError` names this fix
+    when the file is not here). Its fingerprint must equal the saved one:
+    :class:`~cvpt.models.identity.BackboneMismatchError` otherwise, unless
+    ``allow_other_backbone``. A file saved by a newer cvpt:
+    :class:`~cvpt.errors.FormatVersionError`.
+    """
+    folder = model_folder(path)
+    if not (folder / CONFIG).exists():
+        raise CheckpointError(
+            folder,
+            f"a checkpoint without {CONFIG} (written before checkpoints were model folders); "
+            "resume its run once (cvpt train --resume) to write one",
+        )
+    config = read_config(folder)
+    model = _build(
+        config, backbone_checkpoint or recorded_backbone(folder, config["backbone_checkpoint"])
+    )
+    check_backbone(folder, config, backbone_identity(model), allow_other_backbone)
+    model.load_tunable_state_dict(load_file(str(folder / WEIGHTS)))
+    model.class_names = config["class_names"]
+    model.input_spec = config["input"]
+    model.identity = {k: config[k] for k in IDENTITY_KEYS}
+    model.loaded_from = folder
+    return model.to(device).eval()
+
+
+def _build(config: dict, ckpt: str | Path | None) -> CompressedVideoModel:
+    """The untrained model a (current-version) ``config.json`` describes, its frozen backbone
+    read from ``ckpt`` (``None``: rebuilt from the saved seed, sized exactly as saved)."""
+    if config["seed"] is not None:
+        torch.manual_seed(config["seed"])  # a random backbone is rebuilt from its seed
+    options = dict(config["backbone_options"] or {})
+    if ckpt is None:  # a registered architecture, sized exactly as saved
+        options = {**config["backbone_config"], **options}
+        options.pop("num_classes", None)
+    model = create_model(
+        config["method"],
+        backbone=FAMILY_BACKBONE[config["backbone_family"]],
+        num_classes=config["num_classes"],
+        backbone_checkpoint=ckpt,
+        backbone_options=options,
+        clip=config["clip"],
+        **config["options"],
+    )
+    model.origin = {
+        "backbone_checkpoint": str(ckpt) if ckpt else None,
+        "backbone_options": config["backbone_options"] or {},
+        "seed": config["seed"],
+    }
+    return model
+
+
+def input_settings(model: CompressedVideoModel) -> dict:
+    """``{"size", "short_side", "mv_clip"}``: how to read videos for ``model`` (its saved input
+    spec). Raises :class:`~cvpt.errors.RunError` for a model saved without its input spec or
+    class names: it cannot be used for prediction."""
+    spec, classes = getattr(model, "input_spec", None), getattr(model, "class_names", None)
+    if not spec or not classes:
+        where = getattr(model, "loaded_from", "the model")
+        raise RunError(
+            f"{Path(where) / CONFIG}: records no {'input spec' if not spec else 'class names'}; "
+            "it cannot be used for prediction (save it with class_names= and input_spec=)"
+        )
+    return {k: spec[k] for k in ("size", "short_side", "mv_clip")}

@@ -1,0 +1,152 @@
+"""A tuned model that describes itself: the folder ``model.save_pretrained(dir)`` writes and
+:func:`cvpt.load_model` reads (its format, ``cvpt-tuned-model``, and every rule for reading its
+older versions: :func:`upgrade`).
+
+The folder is laid out as a Hugging Face model folder:
+
+- ``config.json``: the format's version, the method, its options, the clip geometry it is
+  built for (``clip``: a :class:`~cvpt.codec.sampling.ClipSpec`), the class names, the input it
+  expects (clip specification, crop size, MV scaling) and the backbone's identity
+  (:mod:`cvpt.models.identity`): its architecture, where it came from (a checkpoint path, or a
+  seeded random initialisation) and a fingerprint of its frozen weights;
+- ``model.safetensors``: the tuned tensors only (a per-task checkpoint is kilobytes to a few
+  MB; the frozen backbone is shared and loaded from where it came from).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+from cvpt.codec.sampling import ClipSpec
+from cvpt.errors import CheckpointError
+from cvpt.formats import Format
+from cvpt.io import atomic_output
+from cvpt.models.hub import parse_hub_id
+from cvpt.models.identity import IDENTITY_KEYS, backbone_identity
+
+TUNED_MODEL = Format("cvpt-tuned-model", 1)
+FORMAT = "cvpt-tuned-model/1"  # the "format" key: what says a config.json is one of ours
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def save_pretrained(
+    model,
+    folder: str | Path,
+    *,
+    class_names: list[str] | None = None,
+    input_spec: dict | None = None,
+    extra_metadata: dict | None = None,
+) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created; each file
+    written atomically). ``class_names`` and ``input_spec`` default to what the model carries
+    (set by :func:`cvpt.load_model` or a training run)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    origin = getattr(model, "origin", {}) or {}
+    spec = input_spec if input_spec is not None else model.input_spec
+    clip = model.clip.to_dict()
+    if spec and spec.get("clip") is not None and spec["clip"] != clip:
+        raise ValueError(
+            f"{folder}: input_spec['clip'] {spec['clip']} is not the model's clip {clip} "
+            "(model.clip, set by create_model(clip=...)): the model would be read with clips "
+            "of another geometry than it was built for"
+        )
+    config = TUNED_MODEL.stamp(
+        {
+            "format": FORMAT,
+            "method": model.method,
+            "options": model.options.to_dict(),
+            "clip": clip,
+            "num_classes": model.backbone.cfg.num_classes,
+            "class_names": class_names if class_names is not None else model.class_names,
+            "input": spec,
+            "backbone_family": model.backbone.family,
+            "backbone_config": model.backbone.cfg.to_dict(),
+            "backbone_options": origin.get("backbone_options") or {},
+            "backbone_checkpoint": origin.get("backbone_checkpoint"),
+            "seed": origin.get("seed"),
+            **backbone_identity(model),
+        }
+    )
+    tensors = model.tunable_state_dict()
+    with atomic_output(folder / WEIGHTS) as tmp:
+        save_file(
+            {k: v.contiguous() for k, v in tensors.items()},
+            str(tmp),
+            metadata={"format": "pt", **(extra_metadata or {})},
+        )
+    with atomic_output(folder / CONFIG) as tmp:
+        tmp.write_text(json.dumps(config, indent=2))
+    return folder
+
+
+def recorded_backbone(where, recorded: str | None) -> str | None:
+    """``recorded`` (where a tuned model's backbone came from: a hub id, a path or ``None``
+    for a seeded random one) when this machine can load it; :class:`CheckpointError` naming
+    the fix for a file that is not here (a model tuned on another machine's file)."""
+    if recorded is None or parse_hub_id(recorded) is not None or Path(recorded).exists():
+        return recorded
+    raise CheckpointError(
+        where,
+        f"tuned on the backbone {recorded}, which is not on this machine: pass "
+        "backbone_checkpoint= (cvpt predict --backbone-checkpoint) with a copy of it (its "
+        "fingerprint is checked), or tune on a hub id (org/name) to share the model whole",
+    )
+
+
+def upgrade(config: dict, where) -> dict:
+    """``config`` (a ``config.json`` read from ``where``) in the current version's shape: every
+    rule for reading a ``config.json`` an older cvpt wrote is here, and only here. Raises
+    :class:`~cvpt.errors.FormatVersionError` for a newer version and
+    :class:`~cvpt.errors.CheckpointError` for a file that is no cvpt tuned model.
+
+    Version 0 (no ``format_version``), as written before each field was recorded:
+
+    - no ``clip``: every model then was built for 3 P-frames per GOP (the class default) and
+      read clips of its run's input spec (``input.clip``) when one was recorded; with none, the
+      paper's default (4 GOPs × 3 P-frames), the only geometry of that time;
+    - the option ``sccp_skip`` (before its rename): ``true`` is ``sccp_update="add"``, ``false``
+      ``"replace"``;
+    - no ``backbone_family``: a ViT (the only family then);
+    - a field not recorded yet (class names, input spec, backbone options, source, seed,
+      identity): ``None``, which readers take as not known (no fingerprint: not checked).
+    """
+    version = TUNED_MODEL.version_of(config, where)  # a newer file: refused as newer
+    if config.get("format") != FORMAT:
+        raise CheckpointError(where, f"not a cvpt tuned model ({FORMAT})")
+    if version == 0:
+        config = dict(config)
+        if config.get("clip") is None:
+            recorded = (config.get("input") or {}).get("clip")
+            config["clip"] = recorded if recorded is not None else ClipSpec().to_dict()
+        options = dict(config["options"])
+        if "sccp_skip" in options:  # its value says the reading
+            options["sccp_update"] = "add" if options.pop("sccp_skip") else "replace"
+        config["options"] = options
+        config.setdefault("backbone_family", "vit")
+        for key in ("class_names", "input", "backbone_options", "backbone_checkpoint", "seed"):
+            config.setdefault(key, None)
+        for key in IDENTITY_KEYS:
+            config.setdefault(key, None)
+    return TUNED_MODEL.current(config)
+
+
+def read_config(folder: str | Path) -> dict:
+    """The ``config.json`` of a :func:`save_pretrained` folder, upgraded (:func:`upgrade`).
+    Raises :class:`~cvpt.errors.CheckpointError` for a folder without one or a file that is no
+    cvpt tuned model, :class:`~cvpt.errors.FormatVersionError` for one of a newer cvpt."""
+    folder = Path(folder)
+    file = folder / CONFIG
+    if not file.exists():
+        raise CheckpointError(folder, f"no {CONFIG}: not a folder written by save_pretrained")
+    try:
+        config = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(file, f"not JSON ({e})") from e
+    if not isinstance(config, dict):
+        raise CheckpointError(file, "not a cvpt tuned model (not a JSON object)")
+    return upgrade(config, file)
