@@ -31,6 +31,11 @@ TUNED_MODEL = Format("cvpt-tuned-model", 1)
 FORMAT = "cvpt-tuned-model/1"  # the "format" key: what says a config.json is one of ours
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+# every field of the current version's config.json (what readers may index)
+FIELDS = (
+    "method", "options", "clip", "num_classes", "class_names", "input", "backbone_family",
+    "backbone_config", "backbone_options", "backbone_checkpoint", "seed", *IDENTITY_KEYS,
+)  # fmt: skip
 
 
 def save_pretrained(
@@ -132,6 +137,9 @@ def upgrade(config: dict, where) -> dict:
             config.setdefault(key, None)
         for key in IDENTITY_KEYS:
             config.setdefault(key, None)
+    missing = [k for k in FIELDS if k not in config]
+    if missing:
+        raise CheckpointError(where, f"{TUNED_MODEL.name} version {version} without {missing}")
     return TUNED_MODEL.current(config)
 
 
