@@ -41,7 +41,7 @@ def model_folder(path: str | Path) -> Path:
     if not p.exists() and parse_hub_id(path) is not None:
         p = Path(resolve_checkpoint(path))  # a tuned model on the hub: its snapshot
     if not p.exists():
-        raise MissingFileError(f"{p}: no such run, checkpoint or model folder")
+        raise MissingFileError(f"{p}: no such run or checkpoint folder")
     if (p / CONFIG).exists() or (p / STATE).exists():
         return p
     ckpt = last_checkpoint(p)
