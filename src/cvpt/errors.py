@@ -45,9 +45,12 @@ class CheckpointError(CvptError, ValueError):
         super().__init__(f"{path}: {reason}")
 
 
-class FormatVersionError(CheckpointError):
+class FormatVersionError(CvptError):
     """A file saved by a newer cvpt, in a version of its format this cvpt cannot read: names
     the file, its format and version, and the cvpt that wrote it."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
 
 
 class MissingDependencyError(CvptError, ImportError):

@@ -39,6 +39,8 @@ class Format:
         :class:`FormatVersionError` for a version newer than :attr:`version`, or one that is
         not a whole number."""
         found = data.get(VERSION_KEY, 0)
+        if isinstance(found, str) and found.isdigit():  # a safetensors header's string
+            found = int(found)
         if not isinstance(found, int) or isinstance(found, bool) or found < 0:
             raise FormatVersionError(where, f"{VERSION_KEY} {found!r} is not a version number")
         if found > self.version:
@@ -52,7 +54,16 @@ class Format:
         return found
 
     def current(self, data: dict) -> dict:
-        """``data`` (upgraded to the current shape) marked as this version, without the
-        writer's cvpt version."""
-        out = {k: v for k, v in data.items() if k not in FORMAT_KEYS}
-        return {VERSION_KEY: self.version, **out}
+        """``data`` (upgraded to the current shape) without the version keys: what readers
+        read."""
+        return {k: v for k, v in data.items() if k not in FORMAT_KEYS}
+
+    def upgrade(self, data: dict, where) -> dict:
+        """The ``upgrade()`` of a format with no older shape to read (every version read as
+        it is): ``data`` checked (:meth:`version_of`) and without the version keys."""
+        self.version_of(data, where)
+        return self.current(data)
+
+    def stamp_metadata(self, metadata: dict[str, str]) -> dict[str, str]:
+        """:meth:`stamp` for a safetensors header, whose values are strings."""
+        return {k: str(v) for k, v in self.stamp(metadata).items()}

@@ -6,6 +6,9 @@ import argparse
 import importlib
 
 from cvpt.cli.common import Formatter
+from cvpt.formats import Format
+
+BENCH_RESULTS = Format("cvpt-bench-results", 1)  # every --out JSON of cvpt bench
 
 
 class _BenchParser(argparse.ArgumentParser):
@@ -226,7 +229,7 @@ def run_model(args) -> int:
         f"{r['low_rank_checkpoint_over_full_model']:.2%}"
     )
     if args.out:
-        write_json(args.out, res)
+        write_json(args.out, BENCH_RESULTS.stamp(res))
         print(f"wrote {args.out}")
     return 0
 
@@ -251,7 +254,7 @@ def run_sweep(args) -> int:
             f"{p['peak_over_full']:>6.2f}"
         )
     if args.out:
-        write_json(args.out, res)
+        write_json(args.out, BENCH_RESULTS.stamp(res))
         png = Path(args.out).with_suffix(".png")
         model_bench.plot_sweep(res, png)
         print(f"wrote {args.out} and {png}")
@@ -291,7 +294,7 @@ def run_reader(args) -> int:
         print(f"  median over {len(res['rounds'])} rounds:")
     print(f"  b/a = {res['b_over_a']:.2f}   b/c = {res['b_over_c']:.2f}")
     if args.out:
-        write_json(args.out, res)
+        write_json(args.out, BENCH_RESULTS.stamp(res))
         print(f"wrote {args.out}")
     return 0
 
@@ -343,7 +346,7 @@ def run_pipeline(args) -> int:
     for k, v in unavailable.items():
         print(f"  {k}: {v}")
     out = Path(args.out)
-    write_json(out / "results.json", res)
+    write_json(out / "results.json", BENCH_RESULTS.stamp(res))
     pipeline_bench.plot_pipeline(res, out / "pipeline.png")
     print(f"wrote {out / 'results.json'} and {out / 'pipeline.png'}")
     return 0

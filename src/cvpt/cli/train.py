@@ -178,6 +178,7 @@ def run_torchrun(args) -> int:
 
 def run_eval(args) -> int:
     from cvpt.training.config import load_run_config, parse_overrides
+    from cvpt.training.evaluate import EVAL_METRICS
     from cvpt.training.trainer import evaluate_run
 
     run = Path(args.run)
@@ -198,7 +199,7 @@ def run_eval(args) -> int:
         from cvpt.training.plots import plot_confusion
 
         name = f"eval-{cfg.eval_views}x{cfg.eval_crops}"
-        write_json(run / f"{name}.json", m)
+        write_json(run / f"{name}.json", EVAL_METRICS.stamp(m))
         plot_confusion(m["confusion"], classes, run / f"{name}-confusion.png")
         print(
             f"{ckpt.name}: top-1 {100 * m['top1']:.2f}%  top-5 {100 * m['top5']:.2f}%  "

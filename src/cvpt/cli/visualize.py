@@ -5,6 +5,9 @@ from __future__ import annotations
 from cvpt.cli.common import add_command
 from cvpt.cli.train import add_backbone_override
 from cvpt.errors import ConfigError
+from cvpt.formats import Format
+
+VISUALIZE_SUMMARY = Format("cvpt-visualize-summary", 1)  # OUT/summary.json
 
 
 def register(sub) -> None:
@@ -63,11 +66,11 @@ def run(args) -> int:
         plot_maps(frames, maps, out / "sccp_attention.png",
                   title + " — SCCP attention (mean over channels)")  # fmt: skip
     top = res["probs"].argsort()[::-1][:5]
-    write_json(out / "summary.json", {
+    write_json(out / "summary.json", VISUALIZE_SUMMARY.stamp({
         "video": str(args.video), "checkpoint": str(ckpt), "method": model.method,
         "top": [{"class": classes[i], "probability": float(res["probs"][i])} for i in top],
         "sccp_layers_drawn": layers,
-    })  # fmt: skip
+    }))  # fmt: skip
     drawn = ["clip.png", "feature_map.png"] + (["sccp_attention.png"] if layers else [])
     print(f"predicted {name} ({res['probs'].max():.1%}); wrote {', '.join(drawn)} to {out}")
     if not layers:

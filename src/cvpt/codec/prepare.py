@@ -31,6 +31,7 @@ from pathlib import Path
 from cvpt.codec.container import is_video_file
 from cvpt.codec.encode import reencode, settings_of
 from cvpt.errors import ConfigError, MissingFileError, VideoError
+from cvpt.formats import Format
 from cvpt.io import (
     OutputBusy,
     Walk,
@@ -43,6 +44,8 @@ from cvpt.io import (
 )
 from cvpt.pool import Terminated, WorkerDied, WorkerPool, stop_requested
 from cvpt.progress import tqdm
+
+PREPARE_REPORT = Format("cvpt-prepare-report", 1)  # prepare-report*.json (read by people)
 
 
 @dataclass
@@ -409,7 +412,7 @@ def _finish(report, src, dst, jobs, shard, report_path, t0) -> None:
         report_path = base / f"prepare-report{suffix}.json"
     report.report_path = str(report_path)
     try:
-        write_json(report_path, asdict(report))
+        write_json(report_path, PREPARE_REPORT.stamp(asdict(report)))
         return
     except OSError as e:
         trouble, _ = disk_trouble(Path(report_path).parent, e)
@@ -417,7 +420,7 @@ def _finish(report, src, dst, jobs, shard, report_path, t0) -> None:
     spare = Path(tempfile.gettempdir()) / f"cvpt-prepare-report-{os.getpid()}.json"
     report.report_path = str(spare)
     try:
-        write_json(spare, asdict(report))
+        write_json(spare, PREPARE_REPORT.stamp(asdict(report)))
     except OSError as e:
         report.report_error += f"; nor {spare}: {e}"
         report.report_path = ""

@@ -20,7 +20,11 @@ from pathlib import Path
 
 from cvpt.codec.container import VIDEO_EXTENSIONS
 from cvpt.errors import DataError, MissingFileError
+from cvpt.formats import Format
 from cvpt.io import walk_files
+
+# an optional dataset.json beside a list dataset's lists ({"flip": false}; cvpt synth writes it)
+DATASET_OPTIONS = Format("cvpt-dataset-options", 1)
 
 
 @dataclass(frozen=True)
@@ -350,7 +354,10 @@ class ListSplits:
                 )
             self.classes = [str(n) for n in names]
         if (folder / "dataset.json").exists():
-            self.flips = bool(_read_json(folder / "dataset.json").get("flip", True))
+            options = _read_json(folder / "dataset.json")
+            self.flips = bool(
+                DATASET_OPTIONS.upgrade(options, folder / "dataset.json").get("flip", True)
+            )
 
     def samples(self, subset: str) -> list[Sample]:
         if subset not in self._files:

@@ -24,10 +24,14 @@ import cv2
 import numpy as np
 
 from cvpt.codec.encode import write_video
+from cvpt.data.splits import DATASET_OPTIONS
 from cvpt.errors import ConfigError, CvptError
+from cvpt.formats import Format
 from cvpt.io import atomic_output, remove_leftovers, write_json
 from cvpt.pool import WorkerDied, WorkerPool
 from cvpt.progress import tqdm
+
+SYNTH_SETTINGS = Format("cvpt-synth-settings", 1)  # OUT/synth.json
 
 TASKS = {
     "target": ["right", "left", "down", "up"],
@@ -211,13 +215,15 @@ def synthesize(
     out = Path(out)
     settings = {"task": task, "seed": seed, "size": size, "frames": frames, "pan": pan}
     if (out / "synth.json").exists():
-        before = json.loads((out / "synth.json").read_text())
+        before = SYNTH_SETTINGS.upgrade(
+            json.loads((out / "synth.json").read_text()), out / "synth.json"
+        )
         if before != settings:
             raise ConfigError(
                 f"{out} holds a dataset made with {before}, not {settings}: use another folder"
             )
     (out / "videos").mkdir(parents=True, exist_ok=True)
-    write_json(out / "synth.json", settings)
+    write_json(out / "synth.json", SYNTH_SETTINGS.stamp(settings))
     specs = [make_spec(task, i, seed, size, frames, pan) for i in range(videos)]
     todo = [(out / "videos" / f"{s.name}.mp4", s, size, frames) for s in specs]
     todo = [t for t in todo if not t[0].exists()]
@@ -237,7 +243,7 @@ def synthesize(
             tmp.write_text("".join(f"videos/{s.name}.mp4 {s.label}\n" for s in items))
     write_json(out / "classes.json", TASKS[task])
     # the labels are directions: a horizontal flip would turn "right" into "left"
-    write_json(out / "dataset.json", {"flip": False})
+    write_json(out / "dataset.json", DATASET_OPTIONS.stamp({"flip": False}))
     with atomic_output(out / "meta.jsonl") as tmp:
         tmp.write_text("".join(json.dumps(asdict(s)) + "\n" for s in specs))
     return {

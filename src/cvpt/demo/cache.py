@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
@@ -21,8 +22,12 @@ from cvpt.codec.probe import probe
 from cvpt.data.dataset import CompressedVideoDataset, worker_init
 from cvpt.data.splits import ListSplits
 from cvpt.data.transforms import MODALITIES
+from cvpt.formats import Format
 from cvpt.io import atomic_output
 from cvpt.progress import tqdm
+
+# the header of a cache/*.safetensors file (its "settings": what the clips were read with)
+DEMO_CACHE = Format("cvpt-demo-cache", 1)
 
 
 @dataclass
@@ -78,6 +83,8 @@ def load_clips(
     name = "_".join(f"{k}{v}" for k, v in key.items())
     path = root / "cache" / f"{name}.safetensors"
     if path.exists():
+        with safe_open(str(path), "pt") as f:
+            DEMO_CACHE.upgrade(f.metadata() or {}, path)  # its layout has not changed
         t = load_file(path)
         return ClipTensors(**{k: t[k] for k in (*MODALITIES, "labels")}, views=views)
     size = _frame_size(root, samples[0].path)
@@ -110,7 +117,9 @@ def load_clips(
     tensors["labels"] = labels
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"settings": json.dumps(key)})
+        save_file(
+            tensors, str(tmp), metadata=DEMO_CACHE.stamp_metadata({"settings": json.dumps(key)})
+        )
     return ClipTensors(**tensors, views=views)
 
 

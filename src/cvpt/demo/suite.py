@@ -27,6 +27,7 @@ from cvpt.demo.cache import ClipTensors, load_clips
 from cvpt.demo.claims import INTERVALS, decide, evaluate_claims, paired_difference
 from cvpt.demo.tune import TuneSettings, Variant, tune
 from cvpt.errors import ConfigError, MissingFileError
+from cvpt.formats import Format
 from cvpt.io import write_json
 from cvpt.models.backbone_weights import load_backbone
 from cvpt.models.prompts import SCCP_UPDATES
@@ -38,6 +39,8 @@ SHIPPED_BACKBONE = "vit_tiny_d4_source.safetensors"
 log = logging.getLogger("cvpt")
 
 ARCHITECTURE = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size", "tubelet_size")
+
+DEMO_RESULTS = Format("cvpt-demo-results", 1)  # results.json
 
 
 def shipped_backbone() -> Path:
@@ -261,7 +264,7 @@ def _previous_runs(path: Path, config: DemoConfig, backbone: dict) -> list[dict]
     if not path.exists():
         return []
     try:
-        before = json.loads(path.read_text())
+        before = upgrade(json.loads(path.read_text()), path)
         runs = [r for m in before["methods"].values() for r in m["runs"]]
         runs += before.get("other_runs", [])
         names_seeds = [(r["name"], r["seed"]) for r in runs]
@@ -276,6 +279,16 @@ def _previous_runs(path: Path, config: DemoConfig, backbone: dict) -> list[dict]
         why = "holds runs of other settings"
     log.warning("%s %s: kept as %s, starting afresh", path, why, _set_aside(path).name)
     return []
+
+
+def upgrade(results: dict, path: Path) -> dict:
+    """A ``results.json`` (read from ``path``) in the current version's shape (no older shape
+    to read yet). Raises :class:`~cvpt.errors.FormatVersionError` for a newer version: its
+    runs are not this cvpt's to keep or drop; any other non-mapping is not a demo's results
+    (``TypeError``)."""
+    if not isinstance(results, dict):
+        raise TypeError("not a mapping")
+    return DEMO_RESULTS.upgrade(results, path)
 
 
 def _comparable(config: dict) -> dict:
@@ -375,7 +388,7 @@ def _write(path, config, variants, runs, sizes, ablations, classes, extra=None) 
             "runs": done,
         }
     shown = {(v.name, s) for v in variants for s in config.seeds}
-    result = {
+    result = DEMO_RESULTS.stamp({
         "kind": "ablations" if ablations else "comparison",
         "config": json.loads(json.dumps(config.to_dict())),
         "classes": classes,
@@ -385,6 +398,6 @@ def _write(path, config, variants, runs, sizes, ablations, classes, extra=None) 
         # runs of other seeds or cells, kept for the next demo that asks for them
         "other_runs": [r for key, r in runs.items() if key not in shown],
         **(extra or {}),
-    }
+    })  # fmt: skip
     write_json(path, result)
     return result

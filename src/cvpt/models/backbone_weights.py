@@ -37,6 +37,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from cvpt.errors import CheckpointError
+from cvpt.formats import Format
 from cvpt.models import swin
 from cvpt.models.backbone import VideoBackbone, family_of
 from cvpt.models.hub import SHARD_INDEXES, resolve_checkpoint
@@ -46,6 +47,9 @@ from cvpt.models.vit import ViTConfig
 # records (the `cvpt` command does; `logging.getLogger("cvpt").setLevel(logging.WARNING)`
 # silences it there too)
 log = logging.getLogger("cvpt.models")
+
+# the header of the .safetensors save_backbone writes (its keys: cvpt_backbone_*)
+BACKBONE_FILE = Format("cvpt-backbone", 1)
 
 # what load_backbone reads, for the message on a checkpoint of no supported family
 SUPPORTED = (
@@ -351,13 +355,24 @@ def _read_shards(path: Path, index: str) -> dict[str, torch.Tensor]:
     return out
 
 
+def upgrade(meta: dict[str, str], path: Path) -> dict[str, str]:
+    """The safetensors header of a cvpt backbone file (``path``) in the current version's
+    shape: every rule for reading one an older cvpt wrote. Version 0 (no
+    ``format_version``): no ``cvpt_backbone_family`` is a ViT (files from before Swin). Raises
+    :class:`~cvpt.errors.FormatVersionError` for a newer version."""
+    if BACKBONE_FILE.version_of(meta, path) == 0:
+        meta = {"cvpt_backbone_family": "vit", **meta}
+    return BACKBONE_FILE.current(meta)
+
+
 def _read_cvpt_safetensors(path: Path):
     with safe_open(str(path), "pt") as f:
         meta = f.metadata() or {}
     if "cvpt_backbone_config" not in meta:
         # a bare state dict (torchvision's, timm's, a converted .pth): read by its keys
         return _from_state_dict(path, load_file(path))
-    family = meta.get("cvpt_backbone_family", "vit")  # files from before Swin have no family
+    meta = upgrade(meta, path)
+    family = meta["cvpt_backbone_family"]
     configs = {"vit": ViTConfig, "swin": swin.SwinConfig}
     if family not in configs:
         raise CheckpointError(
@@ -413,11 +428,13 @@ def save_backbone(model: VideoBackbone, path: str | Path) -> Path:
     from cvpt.io import atomic_output
 
     sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    meta = {
-        "cvpt_backbone_config": json.dumps(model.cfg.to_dict()),
-        "cvpt_backbone_family": model.family,
-        "format": "pt",
-    }
+    meta = BACKBONE_FILE.stamp_metadata(
+        {
+            "cvpt_backbone_config": json.dumps(model.cfg.to_dict()),
+            "cvpt_backbone_family": model.family,
+            "format": "pt",
+        }
+    )
     with atomic_output(path) as tmp:
         save_file(sd, str(tmp), metadata=meta)
     return Path(path)

@@ -25,7 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cvpt.codec.sampling import ClipSpec
 from cvpt.errors import ConfigError, MissingFileError
-from cvpt.formats import FORMAT_KEYS, Format
+from cvpt.formats import Format
 
 PATH_KEYS = ("root", "annotations", "backbone_checkpoint")  # expanded: ~ and $VARS
 
@@ -247,7 +247,7 @@ def load_run_config(run: str | Path, overrides: list[str] | None = None) -> Trai
     """The config a run was made with (its ``config.yaml`` minus the derived values and the
     version), with ``key=value`` overrides."""
     data = read_run_config(run)
-    for key in (*DERIVED, *FORMAT_KEYS):
+    for key in DERIVED:
         data.pop(key, None)
     return load_config(None, overrides, base=data)
 

@@ -6,6 +6,10 @@ import numpy as np
 import torch
 
 from cvpt.data.transforms import INPUT_KEYS, MODALITIES, normalize_inputs
+from cvpt.formats import Format
+
+# RUN/eval.json, RUN/eval-<clips>x<crops>.json: metrics() of an evaluation
+EVAL_METRICS = Format("cvpt-eval-metrics", 1)
 
 
 @torch.no_grad()

@@ -8,7 +8,6 @@ safetensors that :func:`cvpt.load_backbone` reads, to be frozen and adapted to t
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -20,12 +19,16 @@ from torch.utils.data import DataLoader, Dataset
 from cvpt.codec.container import open_video
 from cvpt.data.splits import ListSplits, resolve_video
 from cvpt.data.transforms import normalize_rgb
+from cvpt.formats import Format
+from cvpt.io import write_json
 from cvpt.models.backbone_weights import save_backbone
 from cvpt.models.registry import create_backbone
 from cvpt.progress import tqdm
 from cvpt.training.mae import MaskedAutoencoder
 from cvpt.training.schedule import param_groups
 from cvpt.training.step import TrainStep, classification_loss
+
+PRETRAIN_RESULT = Format("cvpt-pretrain-result", 1)  # OUT.json beside the backbone
 
 FRAMES, STRIDE = 16, 3  # 16 frames spanning 46 of the 48: VideoMAE's 16-frame input, shorter
 
@@ -146,5 +149,5 @@ def pretrain(
         "loss_per_epoch": history,
         "data": str(data),
     }
-    Path(str(out) + ".json").write_text(json.dumps(result, indent=2))
+    write_json(Path(str(out) + ".json"), PRETRAIN_RESULT.stamp(result))
     return result

@@ -22,6 +22,9 @@ from pathlib import Path
 import yaml
 
 from cvpt.errors import ConfigError, require
+from cvpt.formats import Format
+
+TRACKER_IDS = Format("cvpt-tracker-ids", 1)  # RUN/trackers.json: each tracker's run id
 
 LOGGERS = ("tensorboard", "wandb", "mlflow")
 # the module each tracker imports (its optional extra is named as the tracker)
@@ -71,7 +74,11 @@ class Trackers:
     def __init__(self, names: list[str], out: Path, config: dict):
         self.out, self.backends = Path(out), []
         ids_file = self.out / "trackers.json"
-        ids = json.loads(ids_file.read_text()) if ids_file.exists() else {}
+        ids = (
+            TRACKER_IDS.upgrade(json.loads(ids_file.read_text()), ids_file)
+            if ids_file.exists()
+            else {}
+        )
         try:
             for name in names:
                 self.backends.append(_OPEN[name](self.out, config, ids.get(name)))
@@ -82,7 +89,7 @@ class Trackers:
         if ids:
             from cvpt.io import write_json
 
-            write_json(ids_file, ids)
+            write_json(ids_file, TRACKER_IDS.stamp(ids))
 
     def log(self, row: dict) -> None:
         values = metrics_of(row)

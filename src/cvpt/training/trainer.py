@@ -37,6 +37,7 @@ from cvpt.data.dataset import CompressedVideoDataset, EpochSampler, collate, wor
 from cvpt.data.splits import open_splits
 from cvpt.data.transforms import INPUT_KEYS, MODALITIES, normalize_inputs
 from cvpt.errors import RunError, RunExistsError
+from cvpt.formats import Format
 from cvpt.io import atomic_output, write_json
 from cvpt.loading import load_model
 from cvpt.models.factory import create_model
@@ -49,7 +50,7 @@ from cvpt.training.checkpoint import (
     save_checkpoint,
 )
 from cvpt.training.config import TrainConfig, load_run_config, read_run_config, save_config
-from cvpt.training.evaluate import metrics, predict_batch
+from cvpt.training.evaluate import EVAL_METRICS, metrics, predict_batch
 from cvpt.training.plots import plot_confusion, plot_curves
 from cvpt.training.preempt import StopRequest, signals_held
 from cvpt.training.schedule import make_optimizer, scaled_lr
@@ -62,6 +63,8 @@ from cvpt.training.step import (
 from cvpt.training.trackers import Trackers, check_installed, parse_loggers
 
 log = logging.getLogger("cvpt.train")
+
+RUN_SUMMARY = Format("cvpt-run-summary", 1)  # RUN/summary.json
 
 # keys a resume may change: where things are, how fast, what is logged or evaluated; each
 # resume's values are recorded in config.resume-step-<n>.yaml (any other key: a new run)
@@ -573,7 +576,7 @@ class Run:
         if m is None:
             return None
         if self.info.main:
-            write_json(self.out / "eval.json", {k: v for k, v in m.items()})
+            write_json(self.out / "eval.json", EVAL_METRICS.stamp(m))
             plot_confusion(m["confusion"], self.classes, self.out / "confusion.png")
         return {k: m[k] for k in ("top1", "top5", "mean_class_accuracy", "videos")}
 
@@ -591,7 +594,7 @@ class Run:
             "skipped": [{"path": p, "reason": r} for p, r in failed],
         }
         if self.info.main:
-            write_json(self.out / "summary.json", summary)
+            write_json(self.out / "summary.json", RUN_SUMMARY.stamp(summary))
             if getattr(self, "trackers", None) is not None:
                 self.trackers.close()
             if failed:
