@@ -310,3 +310,24 @@ def test_an_unversioned_demo_results_keeps_its_runs(tmp_path):
     with pytest.raises(cvpt.FormatVersionError, match="cvpt-demo-results version 2"):
         _previous_runs(path, config, {"backbone_sha256": "ab"})
     assert path.exists()  # a newer demo's runs are not set aside as foreign
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_checkpoint_from_before_model_folders_loads_the_same_model(tiny_run, old_run, shared):
+    """No config.json, tensors in tunable.safetensors: described by its run's config.yaml and
+    classes.json (in the run, or copied beside a checkpoint shared alone)."""
+    ckpt = last_checkpoint(old_run)
+    (ckpt / CONFIG).unlink()
+    (ckpt / "model.safetensors").rename(ckpt / "tunable.safetensors")
+    source = old_run
+    if shared:
+        source = shutil.copytree(ckpt, old_run.parent / "alone")
+        with pytest.raises(cvpt.RunError, match=r"config\.yaml and classes\.json are not beside"):
+            cvpt.load_model(source)
+        for name in ("config.yaml", "classes.json"):
+            shutil.copy(old_run / name, source / name)
+    want, got = cvpt.load_model(tiny_run), cvpt.load_model(source)
+    assert got.method == want.method and got.options == want.options and got.clip == want.clip
+    assert got.class_names == want.class_names and got.input_spec == want.input_spec
+    assert got.identity == want.identity
+    torch.testing.assert_close(_logits(got), _logits(want), atol=0, rtol=0)

@@ -7,7 +7,9 @@ It reads, in this order of what ``path`` is:
   snapshot;
 - a ``cvpt train`` run folder: its last checkpoint (``checkpoints/last.json``);
 - a checkpoint folder of a run, or any folder ``model.save_pretrained`` wrote (a checkpoint is
-  one: ``config.json`` + ``model.safetensors``, :mod:`cvpt.models.tuned`).
+  one: ``config.json`` + ``model.safetensors``, :mod:`cvpt.models.tuned`; one written before
+  checkpoints were model folders is described by its run:
+  :func:`cvpt.training.checkpoint.model_config`).
 
 ``cvpt eval``, ``cvpt predict`` (:class:`cvpt.Predictor`), ``cvpt visualize`` and ``cvpt export``
 all load through it: the model's ``config.json`` (upgraded from older versions by
@@ -21,13 +23,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from cvpt.errors import CheckpointError, MissingFileError, RunError
+from cvpt.errors import MissingFileError, RunError
 from cvpt.models.compressed import CompressedVideoModel
 from cvpt.models.factory import create_model
 from cvpt.models.hub import parse_hub_id, resolve_checkpoint
 from cvpt.models.identity import IDENTITY_KEYS, backbone_identity, check_backbone
 from cvpt.models.tuned import CONFIG, WEIGHTS, read_config, recorded_backbone
-from cvpt.training.checkpoint import STATE, last_checkpoint
+from cvpt.training.checkpoint import STATE, last_checkpoint, model_config
 
 # the registered backbone that names each family; the saved config sizes everything
 FAMILY_BACKBONE = {"vit": "vit_base", "swin": "swin_base"}
@@ -75,18 +77,14 @@ def load_model(
     :class:`~cvpt.errors.FormatVersionError`.
     """
     folder = model_folder(path)
-    if not (folder / CONFIG).exists():
-        raise CheckpointError(
-            folder,
-            f"a checkpoint without {CONFIG} (written before checkpoints were model folders); "
-            "resume its run once (cvpt train --resume) to write one",
-        )
-    config = read_config(folder)
-    model = _build(
-        config, backbone_checkpoint or recorded_backbone(folder, config["backbone_checkpoint"])
-    )
+    if (folder / CONFIG).exists():
+        config, weights = read_config(folder), WEIGHTS
+    else:  # a checkpoint from before checkpoints were model folders: its run describes it
+        config, weights = model_config(folder)
+    ckpt = backbone_checkpoint or recorded_backbone(folder, config["backbone_checkpoint"])
+    model = _build(config, ckpt)
     check_backbone(folder, config, backbone_identity(model), allow_other_backbone)
-    model.load_tunable_state_dict(load_file(str(folder / WEIGHTS)))
+    model.load_tunable_state_dict(load_file(str(folder / weights)))
     model.class_names = config["class_names"]
     model.input_spec = config["input"]
     model.identity = {k: config[k] for k in IDENTITY_KEYS}

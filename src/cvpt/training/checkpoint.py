@@ -24,8 +24,14 @@ from cvpt.errors import CheckpointError, RunError
 from cvpt.formats import Format
 from cvpt.io import write_json
 from cvpt.models.identity import IDENTITY_KEYS, backbone_identity, check_backbone
-from cvpt.models.tuned import WEIGHTS
-from cvpt.training.config import SCCP_UPDATE_BEFORE_RECORDED
+from cvpt.models.registry import backbone_config
+from cvpt.models.tuned import FORMAT, WEIGHTS
+from cvpt.training.config import (
+    SCCP_UPDATE_BEFORE_RECORDED,
+    input_spec,
+    load_run_config,
+    read_run_config,
+)
 
 KEEP = 2  # checkpoint folders kept per run
 STATE = "state.pt"
@@ -184,6 +190,44 @@ def upgrade(state: dict, folder: Path, run_config: dict, world: int) -> dict:
     else:
         state["weights"] = WEIGHTS
     return RUN_CHECKPOINT.current(state)
+
+
+def model_config(folder: Path) -> tuple[dict, str]:
+    """``(config.json, tensors file)`` of the checkpoint ``folder`` written before checkpoints
+    were model folders (version 0: ``state.pt`` and ``tunable.safetensors``, no
+    ``config.json``), derived from what described it then: its run's ``config.yaml`` and
+    ``classes.json`` (beside it, or in the run folder two levels up) and the identity in its
+    ``state.pt``. Raises :class:`~cvpt.errors.RunError` when the run's files are not there."""
+    run = folder if (folder / "config.yaml").exists() else folder.parent.parent
+    if not (run / "config.yaml").exists() or not (run / "classes.json").exists():
+        raise RunError(
+            f"{folder}: a checkpoint written before checkpoints described themselves, and its "
+            "run's config.yaml and classes.json are not beside it; copy them from the run "
+            "folder into the checkpoint folder"
+        )
+    saved, cfg = read_run_config(run), load_run_config(run)
+    classes = json.loads((run / "classes.json").read_text())
+    state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
+    state = upgrade(state, folder, saved, 1)
+    arch = (saved.get("resolved") or {}).get("backbone_config")
+    if arch is None:  # a registered architecture, resized by the run's options
+        arch = backbone_config(cfg.backbone, **cfg.backbone_options).to_dict()
+    config = {
+        "format": FORMAT,
+        "method": cfg.method,
+        "options": cfg.model_options,
+        "clip": cfg.clip.to_dict(),
+        "num_classes": len(classes),
+        "class_names": classes,
+        "input": input_spec(cfg),
+        "backbone_family": backbone_config(cfg.backbone).family,
+        "backbone_config": arch,
+        "backbone_options": cfg.backbone_options,
+        "backbone_checkpoint": cfg.backbone_checkpoint,
+        "seed": cfg.seed,
+        **{k: state["identity"].get(k) for k in IDENTITY_KEYS},
+    }
+    return config, state["weights"]
 
 
 def load_checkpoint(

@@ -196,6 +196,17 @@ def parse_overrides(pairs: list[str]) -> dict:
     return OmegaConf.to_container(OmegaConf.from_dotlist(list(pairs)))
 
 
+def input_spec(cfg: TrainConfig) -> dict:
+    """What a model trained with ``cfg`` expects to read (saved with it: cvpt.load_model)."""
+    return {
+        "clip": cfg.clip.to_dict(),
+        "size": cfg.size,
+        "short_side": cfg.short_side,
+        "mv_clip": cfg.mv_clip,
+        "normalisation": "I-frames: ImageNet mean/std; MVs: clipped to ±mv_clip px, /mv_clip",
+    }
+
+
 # a run's config.yaml: its keys, the derived values (DERIVED) and the format's version
 RUN_CONFIG = Format("cvpt-run-config", 1)
 

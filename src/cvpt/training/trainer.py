@@ -49,7 +49,13 @@ from cvpt.training.checkpoint import (
     model_identity,
     save_checkpoint,
 )
-from cvpt.training.config import TrainConfig, load_run_config, read_run_config, save_config
+from cvpt.training.config import (
+    TrainConfig,
+    input_spec,
+    load_run_config,
+    read_run_config,
+    save_config,
+)
 from cvpt.training.evaluate import EVAL_METRICS, metrics, predict_batch
 from cvpt.training.plots import plot_confusion, plot_curves
 from cvpt.training.preempt import StopRequest, signals_held
@@ -142,17 +148,6 @@ def build_model(cfg: TrainConfig, num_classes: int, device: torch.device):
     model.origin["seed"] = cfg.seed  # a random backbone is this seed's (cvpt.load_model)
     model.set_grad_checkpointing(cfg.grad_checkpointing)
     return model.to(device)
-
-
-def input_spec(cfg: TrainConfig) -> dict:
-    """What a model trained with ``cfg`` expects to read (saved with it: cvpt.load_model)."""
-    return {
-        "clip": cfg.clip.to_dict(),
-        "size": cfg.size,
-        "short_side": cfg.short_side,
-        "mv_clip": cfg.mv_clip,
-        "normalisation": "I-frames: ImageNet mean/std; MVs: clipped to ±mv_clip px, /mv_clip",
-    }
 
 
 def make_loader(cfg, ds, sampler, batch_size: int) -> DataLoader:
