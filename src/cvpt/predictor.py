@@ -15,13 +15,14 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from cvpt.codec import window
 from cvpt.codec.container import is_video_file
+from cvpt.codec.encode import reencode
 from cvpt.codec.reader import read_clip
 from cvpt.codec.sampling import ClipSpec, view_start_gops
 from cvpt.data.dataset import read_views, stack_views, worker_init, write_views
@@ -30,10 +31,8 @@ from cvpt.data.transforms import ClipTransform
 from cvpt.errors import CorruptVideoError, MissingFileError, UnpreparedVideoError, VideoError
 from cvpt.io import walk_files
 from cvpt.loading import input_settings, load_model
+from cvpt.progress import tqdm
 from cvpt.training.evaluate import predict_batch
-
-if TYPE_CHECKING:
-    from cvpt.codec.window import Survey
 
 
 @dataclass
@@ -160,8 +159,6 @@ class Predictor:
         self, videos: Iterable[str | Path], *, top: int = 5, progress: bool = False
     ) -> Iterator[Prediction]:
         """Like :meth:`predict`, yielding each batch's results as soon as it is done."""
-        from cvpt.progress import tqdm
-
         paths = [str(v) for v in videos]
         if not paths:
             return
@@ -271,8 +268,6 @@ def source_views(
     hidden), the whole file otherwise. Readiness is decided from one pass over the packets
     (``read_clip``'s own checks catch the rest, and such a file is then re-encoded); with
     ``prepare=False`` an unprepared video raises :class:`cvpt.UnpreparedVideoError`."""
-    from cvpt.codec import window
-
     video, spec = Path(video), spec or ClipSpec()
     found = window.survey(video)
     problems = window.layout_problems(video, found=found)
@@ -297,12 +292,15 @@ def source_views(
 
 
 def _window_views(
-    found: Survey, frames: int, transform: ClipTransform, clips: int, spec: ClipSpec, tmp: Path
+    found: window.Survey,
+    frames: int,
+    transform: ClipTransform,
+    clips: int,
+    spec: ClipSpec,
+    tmp: Path,
 ) -> dict[str, torch.Tensor]:
     """:func:`source_views` from the windows (in ``tmp``) of a re-encode of ``frames``
     frames."""
-    from cvpt.codec import window
-
     gop = window.PREPARED_GOP
     num_gops = -(-frames // gop)
     starts = view_start_gops(num_gops, spec.num_gops, clips)
@@ -326,10 +324,8 @@ def prepared(video: str | Path, short_side: int, prepare: bool = True):
     """``video`` itself when it is in the layout read_clip needs (decided from its packets,
     :func:`cvpt.codec.window.layout_problems`), else a copy re-encoded whole in a temporary
     folder (removed on exit)."""
-    from cvpt.codec.window import layout_problems
-
     video = Path(video)
-    problems = layout_problems(video)
+    problems = window.layout_problems(video)
     if not problems:
         yield video
         return
@@ -343,8 +339,6 @@ def prepared(video: str | Path, short_side: int, prepare: bool = True):
 def _reencoded(video: Path, short_side: int):
     """``video`` re-encoded whole into a temporary folder (removed on exit); damage the
     re-encode found is warned about."""
-    from cvpt.codec.encode import reencode
-
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / (video.stem + ".mp4")
         result = reencode(video, out, short_side=short_side)

@@ -95,6 +95,7 @@ SCCP_UPDATE_BEFORE_RECORDED = "replace"
 
 
 def default_sccp_update() -> str:
+    # imported when needed: the models load torch, which reading a config does not need
     from cvpt.models.compressed import TuningOptions
 
     return TuningOptions().sccp_update
@@ -270,6 +271,7 @@ def describe_keys(cfg: TrainConfig | None = None) -> list[tuple[str, object, str
     """``(key, value, one-line description)`` of every key, nested ones dotted: the clip
     spec's fields, every model option (:class:`TuningOptions`) and backbone option (the
     family's config, at ``cfg.backbone``'s values unless overridden)."""
+    # imported when needed: the models load torch, which reading a config does not need
     from cvpt.models.compressed import TuningOptions
     from cvpt.models.registry import backbone_config
     from cvpt.models.vit import ViTConfig
