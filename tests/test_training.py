@@ -865,3 +865,17 @@ def test_cvpt_torchrun_turns_stopped_ranks_into_the_signal_status(monkeypatch, c
 
     monkeypatch.setattr(run_mod, "main", signalled)
     assert main(argv) == 130
+
+
+@pytest.mark.parametrize(
+    "override", ["method=linear", "model_options.sccp_update=replace", "clip.num_gops=8"]
+)
+def test_eval_refuses_an_override_of_what_makes_the_model(tiny_run, override, capsys):
+    """cvpt eval loads the checkpoint's own model (cvpt.load_model): an override of what makes
+    it would evaluate another model than the one named, so it is refused, writing nothing."""
+    before = sorted(p.name for p in tiny_run.iterdir())
+    assert main(["eval", "--run", str(tiny_run), "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert "cvpt eval evaluates the run's own model; --set may not change" in err
+    assert override.split("=")[0].split(".")[0] in err and "Traceback" not in err
+    assert sorted(p.name for p in tiny_run.iterdir()) == before

@@ -627,6 +627,10 @@ def evaluate_views(model, loader, device, amp: bool, info, failed: list, stop=No
     return metrics(p[first], y[first], model.backbone.cfg.num_classes)
 
 
+# what makes the model: cvpt eval reads it from the checkpoint, never from an override
+MODEL_KEYS = ("method", "backbone", "backbone_options", "model_options", "clip")
+
+
 def evaluate_run(
     run: Path,
     cfg: TrainConfig,
@@ -637,10 +641,18 @@ def evaluate_run(
     """``cvpt eval``: the run's last checkpoint (:func:`cvpt.load_model`) evaluated on the eval
     subset of ``cfg`` (the run's config with the command's overrides: views, crops, data) at
     its precision. Returns ``(metrics, class names, this process's place, checkpoint)``.
-    Raises :class:`~cvpt.errors.RunError` for a run without checkpoints or one whose data has
-    other classes than the model."""
+    Raises :class:`~cvpt.errors.RunError` for a run without checkpoints, a ``cfg`` that
+    changes what makes the model (:data:`MODEL_KEYS`), or data of other classes than the
+    model's."""
     if last_checkpoint(run) is None:
         raise RunError(f"{run}: no checkpoint (was the run started with cvpt train?)")
+    own = load_run_config(run)
+    changed = [k for k in MODEL_KEYS if getattr(cfg, k) != getattr(own, k)]
+    if changed:  # the model is the checkpoint's own: another one is another run's
+        raise RunError(
+            f"{run}: cvpt eval evaluates the run's own model; --set may not change "
+            f"{', '.join(changed)} (train a run with them instead)"
+        )
     device, info = setup_device(cfg)
     model = load_model(
         run,
