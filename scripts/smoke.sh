@@ -41,7 +41,9 @@ print(f"smoke: cvpt {cvpt.__version__} on Python {sys.version.split()[0]} with P
 PY
 "$cvpt" train --out run --set dataset=list root=data annotations=data backbone=vit_tiny \
     "backbone_options={depth: 1}" size=64 short_side=64 epochs=1 warmup_epochs=0 \
-    batch_size=4 effective_batch=4 workers=0 >/dev/null
+    batch_size=4 effective_batch=4 workers=0 >/dev/null 2>train.err || { cat train.err; exit 1; }
+# a new user's first run says nothing it need not (numpy 2.0 warned of flushed subnormals)
+if grep -i "warning" train.err; then echo "smoke: cvpt train warned (above)"; exit 1; fi
 "$cvpt" predict data/videos/target_00001.mp4 --checkpoint run
 echo "smoke: doctor, synth, probe, read_clip + model + plot, train, predict: ok"
 

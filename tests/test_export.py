@@ -64,9 +64,17 @@ def test_a_wrong_export_is_refused(tmp_path, monkeypatch):
                     t.add_(1.0)
         return program
 
+    out = tmp_path / "m.pt2"
+    export_model(model, out, size=32, format="torch")
+    good = out.read_bytes()
     monkeypatch.setattr(torch.export, "load", perturbed)
     with pytest.raises(ExportError, match="differs from eager"):
-        export_model(model, tmp_path / "m.pt2", size=32, format="torch")
+        export_model(model, out, size=32, format="torch")
+    # checked before it took the name: the good export is still there, nothing else is
+    assert out.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["m.pt2"]
+    with pytest.raises(ExportError, match="differs from eager"):
+        export_model(model, tmp_path / "new.pt2", size=32, format="torch")
+    assert not (tmp_path / "new.pt2").exists()
 
 
 def test_onnx_without_the_extra_says_what_to_install(tiny_run, tmp_path, monkeypatch, capsys):

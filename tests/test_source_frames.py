@@ -30,7 +30,7 @@ from cvpt.codec.prepare import prepare
 from cvpt.codec.sampling import ClipSpec
 from cvpt.data.dataset import read_views
 from cvpt.data.transforms import ClipTransform
-from cvpt.errors import CorruptVideoError, EncodeError, UnpreparedVideoError
+from cvpt.errors import CorruptVideoError, EmptyVideoError, EncodeError, UnpreparedVideoError
 
 pytestmark = pytest.mark.filterwarnings("ignore::cvpt.ShortVideoWarning")
 
@@ -229,6 +229,44 @@ def test_concealed_damage_is_reported_and_read_clip_refuses_it(tmp_path):
         cvpt.read_clip(broken, start_gop=1)
     clip = cvpt.read_clip(broken, start_gop=0, spec=ClipSpec(num_gops=1))  # GOP 0 is whole
     assert clip.iframes.shape[0] == 1
+
+
+@pytest.mark.parametrize("codec, ext", [("mpeg4", "avi"), ("libx264", "mkv"), ("libx264", "mp4")])
+def test_a_source_with_no_frame_free_of_damage_is_refused(tmp_path, codec, ext):
+    """One GOP whose key frame is damaged: every frame shows concealed damage, so nothing of
+    the video is left to prepare; refused naming the file (a partly damaged one is prepared
+    and reported, above)."""
+    whole = _write(tmp_path / f"whole.{ext}", _frames(12), codec, rate=Fraction(25))
+    bad = _damage(whole, tmp_path / f"bad.{ext}", 0)
+    report = prepare(bad, tmp_path / "prepared", progress=False)
+    assert report.failed == 1 and not (tmp_path / "prepared" / "bad.mp4").exists()
+    try:
+        concealed = cvpt.probe(bad).corrupt_frames
+    except EmptyVideoError:  # x264's: the key picture does not decode at all
+        assert "no decodable" in report.failures[0]["reason"]
+        return
+    assert concealed >= 1 and "free of damage" in report.failures[0]["reason"]
+    with pytest.raises(CorruptVideoError, match=rf"bad\.{ext}: none of its \d+ decoded frame"):
+        reencode(bad, tmp_path / "out.mp4", short_side=None)
+
+
+def _random_bytes_cases() -> list[tuple[bytes, bytes]]:
+    """(container magic, seed) pairs: random data behind each container's first bytes, and the
+    one seed known to pass FFmpeg's probe as a raw H.263 stream behind "RIFF" (one frame,
+    flagged corrupt: once prepared as a video)."""
+    magics = [b"RIFF", b"\x1a\x45\xdf\xa3", b"\x00\x00\x00\x18ftypisom", b"OggS", b""]
+    return [(m, s) for m in magics for s in range(6)] + [(b"RIFF", 12320)]
+
+
+@pytest.mark.parametrize("magic, seed", _random_bytes_cases())
+def test_random_bytes_named_as_a_video_are_never_prepared(tmp_path, magic, seed):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "noise.avi").write_bytes(magic + np.random.default_rng(seed).bytes(2000))
+    report = prepare(src, tmp_path / "dst", progress=False)
+    assert (report.done, report.failed) == (0, 1), report
+    assert report.failures[0]["src"].endswith("noise.avi") and report.failures[0]["reason"]
+    assert not list((tmp_path / "dst").rglob("*.mp4"))
 
 
 # --- 4. a stream cut mid-GOP ------------------------------------------------------------------

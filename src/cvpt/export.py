@@ -80,6 +80,8 @@ def _export_checked(model: torch.nn.Module, out: Path, size: int, format: str, a
     args = example_inputs(model, size, batch=2)  # traced at the model's own clip geometry
     batch = torch.export.Dim("batch", min=1, max=4096)
     dynamic = tuple({0: batch} for _ in INPUTS)
+    # checked before it takes ``out``'s name: a failed check leaves no file, and an earlier
+    # good export at ``out`` stays
     with atomic_output(out) as tmp:
         if format == "torch":
             program = torch.export.export(model, args, dynamic_shapes=dynamic)
@@ -96,17 +98,17 @@ def _export_checked(model: torch.nn.Module, out: Path, size: int, format: str, a
                 dynamic_shapes=dynamic,
                 external_data=False,
             )
-    run, checked_with = _runner(out, format)
-    diff, sizes = 0.0, (1, 3)
-    for b in (
-        sizes if run is not None else ()
-    ):  # other batch sizes than the one traced: the batch axis is really dynamic
-        x = example_inputs(model, size, batch=b, seed=b)
-        with torch.no_grad():
-            want = model(*x)
-        diff = max(diff, float((torch.as_tensor(run(x)) - want).abs().max()))
-    if diff > atol:
-        raise ExportError(f"{out}: the exported model differs from eager by {diff:.2e} > {atol}")
+        run, checked_with = _runner(tmp, format)
+        diff, sizes = 0.0, (1, 3)
+        for b in sizes if run is not None else ():  # other batch sizes than the one traced:
+            x = example_inputs(model, size, batch=b, seed=b)  # the batch axis is really dynamic
+            with torch.no_grad():
+                want = model(*x)
+            diff = max(diff, float((torch.as_tensor(run(x)) - want).abs().max()))
+        if diff > atol:
+            raise ExportError(
+                f"{out}: the exported model differs from eager by {diff:.2e} > {atol}"
+            )
     return {
         "format": format,
         "path": str(out),

@@ -22,6 +22,7 @@ import numpy as np
 from cvpt.codec.container import is_video_file, open_video
 from cvpt.codec.encode import write_video
 from cvpt.codec.reader import clear_index_cache, read_clip
+from cvpt.codec.rgb import RgbVideo, seek_to_frame
 from cvpt.data.generate import moving_scene
 from cvpt.errors import MissingFileError
 from cvpt.io import walk_files
@@ -32,7 +33,7 @@ def decode_floor(path: Path, num_gops: int = 4, gop: int = 12) -> None:
     container, stream = open_video(path)
     try:
         first = max(0, (-(-stream.frames // gop) - num_gops) // 2) * gop
-        _seek_frame(container, stream, first)
+        seek_to_frame(container, stream, first)
         for k, _ in enumerate(container.decode(stream)):
             if k + 1 == num_gops * gop:
                 break
@@ -41,34 +42,15 @@ def decode_floor(path: Path, num_gops: int = 4, gop: int = 12) -> None:
 
 
 def rgb_clip(path: Path, frames: int = 16, stride: int = 4, size: int = 224) -> np.ndarray:
-    """VideoMAE-style clip, tuned: seek to the key frame before the centred window, convert
-    only the 16 frames used (swscale with one thread), resize each with OpenCV."""
-    container, stream = open_video(path)
-    try:
-        span = frames * stride
-        first = max(0, (stream.frames - span) // 2)
-        wanted = set(range(first, first + span, stride))
-        out = np.empty((frames, size, size, 3), np.uint8)
-        start = _seek_frame(container, stream, first)
-        j = 0
-        for i, frame in enumerate(container.decode(stream), start=start):
-            if i in wanted:
-                rgb = frame.to_ndarray(format="rgb24", threads=1)
-                cv2.resize(rgb, (size, size), dst=out[j], interpolation=cv2.INTER_LINEAR)
-                j += 1
-                if j == frames:
-                    break
-        return out
-    finally:
-        container.close()
-
-
-def _seek_frame(container, stream, index: int, gop: int = 12) -> int:
-    """Seek to the key frame at or before frame ``index`` (GOP grid); return its index."""
-    key = index - index % gop
-    ticks = 1 / (stream.average_rate * stream.time_base)
-    container.seek(int((stream.start_time or 0) + round(key * ticks)), stream=stream, backward=True)
-    return key
+    """VideoMAE-style clip, tuned: the centred window's 16 frames (:class:`cvpt.codec.rgb.
+    RgbVideo`: seek, convert only those), each resized with OpenCV: ``uint8 [16, size, size,
+    3]``."""
+    out = np.empty((frames, size, size, 3), np.uint8)
+    with RgbVideo(path) as video:
+        first = max(0, (video.frames - frames * stride) // 2)
+        for j, (_, rgb) in enumerate(video.read(range(first, first + frames * stride, stride))):
+            cv2.resize(rgb, (size, size), dst=out[j], interpolation=cv2.INTER_LINEAR)
+    return out
 
 
 def make_videos(folder: Path, count: int = 4, seconds: float = 6, fps: int = 30) -> list[Path]:

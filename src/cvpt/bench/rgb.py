@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from cvpt.codec.container import open_video
+from cvpt.codec.rgb import RgbVideo
 from cvpt.data.transforms import RGB_TABLES, normalize_rgb
 
 
@@ -91,25 +91,13 @@ def pyav_views(
     """VideoMAE's test views read with PyAV: seek to the key frame before the first window,
     decode up to the last frame used, convert only the frames used (see the module). Frames
     are numbered by their timestamps, so a source with B-frames is read right too."""
-    container, stream = open_video(path)
-    try:
-        n = stream.frames or _count_frames(path)
-        wanted = wanted_frames(n, clips, frames, stride)
-        first, last = min(wanted), max(wanted)
-        seek_frame(container, stream, first)
-        per_frame = 1 / (stream.average_rate * stream.time_base)  # pts ticks per frame
-        t0 = stream.start_time or 0
+    with RgbVideo(path) as video:
+        wanted = wanted_frames(video.frames, clips, frames, stride)
         picked = np.empty((clips, frames), object)
-        for frame in container.decode(stream):
-            i = round((frame.pts - t0) / per_frame) if frame.pts is not None else -1
-            if i in wanted:
-                small = short_side(frame.to_ndarray(format="rgb24", threads=1), size)
-                for c, j in wanted[i]:
-                    picked[c, j] = small
-            if i >= last:
-                break
-    finally:
-        container.close()
+        for i, rgb in video.read(wanted):
+            small = short_side(rgb, size)
+            for c, j in wanted[i]:
+                picked[c, j] = small
     return to_views(picked, crops, size, tuned)
 
 
@@ -117,24 +105,6 @@ def pyav_tuned_views(path: str | Path, clips: int = 1, crops: int = 1, **kw) -> 
     """:func:`pyav_views` normalised by table (``to_views(tuned=True)``): the cheapest RGB view
     we could write, for an honest lower bound beside VideoMAE's own steps."""
     return pyav_views(path, clips, crops, tuned=True, **kw)
-
-
-def seek_frame(container, stream, index: int) -> None:
-    """Seek to the key frame at or before frame ``index`` (from the container's index: any GOP
-    layout, a user's H.264 as well as a prepared file); without an index, stay at the start."""
-    entries = stream.index_entries
-    if len(entries) > index:
-        key = next((k for k in range(index, -1, -1) if entries[k].is_keyframe), 0)
-        if key:
-            container.seek(entries[key].timestamp, stream=stream, backward=True)
-
-
-def _count_frames(path) -> int:
-    container, stream = open_video(path)
-    try:
-        return sum(1 for p in container.demux(stream) if p.size)
-    finally:
-        container.close()
 
 
 def decord_views(

@@ -17,6 +17,13 @@ class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsH
         return super()._get_help_string(action)
 
 
+# what --checkpoint takes wherever a trained model is loaded (cvpt.load_model reads each)
+CHECKPOINT_HELP = (
+    "a run folder (or one checkpoint in it), a save_pretrained folder, or a hub id "
+    "(org/name[@revision])"
+)
+
+
 def add_command(sub, name: str, help: str, example: str, func) -> argparse.ArgumentParser:
     """A sub-command whose ``--help`` ends with an example."""
     p = sub.add_parser(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cvpt.cli.common import add_command
+from cvpt.cli.common import CHECKPOINT_HELP, add_command
 
 SUFFIX = {"torch": ".pt2", "onnx": ".onnx"}
 
@@ -20,7 +20,11 @@ def register(sub) -> None:
         "cvpt export --checkpoint runs/ucf101 --format onnx --out ucf101_cvpt.onnx",
         run,
     )
-    p.add_argument("--checkpoint", required=True, help="a run folder, or one checkpoint in it")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help=CHECKPOINT_HELP,
+    )
     p.add_argument(
         "--format", choices=sorted(SUFFIX), default="torch", help="torch (.pt2) or onnx (.onnx)"
     )

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cvpt.cli.common import add_command, count
+from cvpt.cli.common import CHECKPOINT_HELP, add_command, count
 from cvpt.cli.train import add_backbone_override
 from cvpt.errors import ConfigError
 
@@ -24,7 +24,11 @@ def register(sub) -> None:
         run,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders, list files")
-    p.add_argument("--checkpoint", required=True, help="a run folder, or one checkpoint in it")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help=CHECKPOINT_HELP,
+    )
     p.add_argument("--clips", type=int, default=2, help="clips per video (views = clips x crops)")
     p.add_argument("--crops", type=int, default=3, help="crops per clip (1 or 3)")
     p.add_argument("--top", type=int, default=5, help="classes per video")

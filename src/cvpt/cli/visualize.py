@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cvpt.cli.common import add_command
+from cvpt.cli.common import CHECKPOINT_HELP, add_command
 from cvpt.cli.train import add_backbone_override
 from cvpt.errors import ConfigError
 from cvpt.formats import Format
@@ -21,7 +21,11 @@ def register(sub) -> None:
         run,
     )
     p.add_argument("video", help="any video (re-encoded in a temp folder unless prepared)")
-    p.add_argument("--checkpoint", required=True, help="a run folder or one of its checkpoints")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help=CHECKPOINT_HELP,
+    )
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument(
         "--layers",

@@ -37,13 +37,14 @@ from cvpt.codec.probe import (
     aspect_text,
     field_order,
     header_end,
+    no_clean_frame,
     no_key_frame,
     probe,
     sample_aspect,
     source_damage,
     timestamp_damage,
 )
-from cvpt.errors import EmptyVideoError, EncodeError, VideoError
+from cvpt.errors import CorruptVideoError, EmptyVideoError, EncodeError, VideoError
 from cvpt.io import atomic_output
 
 if TYPE_CHECKING:
@@ -280,7 +281,8 @@ def reencode(
     - frames before the first key frame (a stream cut mid-GOP, predicted from pictures the
       file does not hold) are dropped and counted in ``damage`` and ``leading_frames``; frames
       the decoder flags corrupt (damage it concealed) are kept, counted in ``damage`` and
-      ``corrupt_frames``;
+      ``corrupt_frames``; a source none of whose frames is free of that damage is refused
+      (:class:`~cvpt.errors.CorruptVideoError`: random bytes can pass for a raw H.263 stream);
     - the output has a constant frame rate: a variable-frame-rate source is resampled by
       timestamp (frames repeated or dropped, as the ffmpeg CLI's constant-rate output), keeping
       its duration; a constant-rate source keeps every frame, at any rate up to
@@ -368,6 +370,9 @@ def reencode(
                 if stats.leading:
                     raise EmptyVideoError(src, no_key_frame(stats.leading))
                 raise EmptyVideoError(src, "no decodable video frame")
+            if stats.tainted >= stats.frames:  # nothing of the video is there to prepare
+                why = no_clean_frame(stats.frames, len(stats.corrupt), format_name, src)
+                raise CorruptVideoError(src, why)
             if verify:
                 problems, frames = _written_layout(tmp, gop, verify)
                 written = enc.writer.frames_written

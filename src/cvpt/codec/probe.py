@@ -333,6 +333,27 @@ def no_key_frame(leading: int) -> str:
     )
 
 
+def no_clean_frame(frames: int, corrupt: int, format_name: str, path: str | Path) -> str:
+    """Why a stream none of whose ``frames`` decoded frames is free of damage gives no
+    picture: ``corrupt`` of them the decoder flagged (damage it concealed), the rest predicted
+    from those. When FFmpeg read the file as a format its name does not say (``format_name``,
+    FFmpeg's demuxer; random bytes in a ``.avi`` can pass for a raw H.263 stream), says so."""
+    why = (
+        f"none of its {frames} decoded frame(s) is free of damage: the decoder concealed damage in "
+    )
+    why += "each" if corrupt >= frames else f"{corrupt} and the rest are predicted from those"
+    suffix = Path(path).suffix.lower().lstrip(".")
+    try:
+        named = av.format.ContainerFormat(format_name.split(",")[0]).extensions
+    except (ValueError, av.FFmpegError):
+        named = set()
+    if suffix and suffix not in named and suffix not in format_name.split(","):
+        why += (
+            f" (FFmpeg read it as '{format_name}', not the .{suffix} its name says: not a video?)"
+        )
+    return why
+
+
 def split_gops(pict: str) -> list[int]:
     """Frames per GOP of picture types ``pict`` (one letter per frame, display order): a GOP
     starts at each I-frame, and at frame 0 whatever it is."""

@@ -11,12 +11,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cvpt.codec.container import open_video
+from cvpt.codec.rgb import read_rgb
 from cvpt.data.splits import ListSplits, resolve_video
 from cvpt.data.transforms import normalize_rgb
 from cvpt.formats import Format
@@ -33,22 +32,11 @@ PRETRAIN_RESULT = Format("cvpt-pretrain-result", 1)  # OUT.json beside the backb
 FRAMES, STRIDE = 16, 3  # 16 frames spanning 46 of the 48: VideoMAE's 16-frame input, shorter
 
 
-def decode_rgb(path: Path) -> np.ndarray:
-    """Every frame of ``path`` as ``uint8 [T, H, W, 3]``."""
-    container, stream = open_video(path)
-    try:
-        return np.stack([f.to_ndarray(format="rgb24", threads=1) for f in container.decode(stream)])
-    except av.FFmpegError as e:
-        raise ValueError(f"{path}: {e}") from e
-    finally:
-        container.close()
-
-
 class RawClips(Dataset):
     """Dense RGB clips ``[3, 16, H, W]`` (ImageNet-normalised), decoded once and kept."""
 
     def __init__(self, root: Path, samples, *, train: bool, seed: int = 0):
-        self.videos = [decode_rgb(resolve_video(root, s.path)) for s in samples]
+        self.videos = [read_rgb(resolve_video(root, s.path)) for s in samples]
         self.labels = [s.label for s in samples]
         self.train, self.seed = train, seed
         self.epoch = 0

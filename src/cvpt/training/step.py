@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -62,6 +63,9 @@ def flush_denormals(device: torch.device | str, enabled: bool = True) -> bool:
     nothing changes (GPUs compute subnormals at full speed)."""
     if torch.device(device).type != "cpu":
         return True
+    if enabled:  # numpy computes (and caches) its float limits on first use; with subnormals
+        for t in (np.float16, np.float32, np.float64, np.longdouble):  # flushed, numpy 2.0
+            np.finfo(t)  # warns "smallest subnormal ... is zero" (matplotlib's import asks)
     if not torch.set_flush_denormal(enabled):  # a CPU without FTZ/DAZ: IEEE on every thread
         _warn_once("cpu", "this CPU cannot flush subnormal floats to zero: they stay (slower)")
         return not enabled
