@@ -1,4 +1,4 @@
-"""Readiness from the packets (``cvpt.codec.window.layout_problems``): a prepared file is read
+"""Readiness from the packets (``cvpt.codec.packets.layout_problems``): a prepared file is read
 as it is without ``probe`` decoding it first, and every problem ``probe`` reports of an
 otherwise GOP-12 file is still found, so the file is re-encoded (never read wrongly)."""
 
@@ -15,7 +15,7 @@ import torch
 import cvpt
 from conftest import concatenate, write_raw
 from cvpt import predictor
-from cvpt.codec import window
+from cvpt.codec import packets
 from cvpt.codec.bitstream import h264_length_size, h264_type, mpeg4_type
 from cvpt.codec.encode import reencode, write_video
 from cvpt.codec.probe import _TYPE_LETTER
@@ -30,13 +30,13 @@ X264_GOP12 = "keyint=12:min-keyint=12:scenecut=0:bframes=0:ref=1"
 
 def _spy_probe(monkeypatch) -> list:
     calls: list = []
-    real = window.probe
+    real = packets.probe
 
     def spy(path):
         calls.append(path)
         return real(path)
 
-    monkeypatch.setattr(window, "probe", spy)
+    monkeypatch.setattr(packets, "probe", spy)
     return calls
 
 
@@ -60,7 +60,7 @@ def test_a_prepared_file_is_read_as_it_is_without_probe(monkeypatch, videos, tmp
         **{"x264-params": X264_GOP12},
     )
     for path in (videos["prepared"], videos["short"], x264):
-        assert window.layout_problems(path) == [] == cvpt.probe(path).layout_problems()
+        assert packets.layout_problems(path) == [] == cvpt.probe(path).layout_problems()
         got = predictor.source_views(path, TR, 2)
         want = read_views(path, TR, 2)
         assert all(torch.equal(got[k], want[k]) for k in want)
@@ -158,7 +158,7 @@ def test_every_problem_probe_reports_is_found(monkeypatch, tmp_path, make, name,
     want = cvpt.probe(src).layout_problems()
     assert any(said in p for p in want)
     calls = _spy_probe(monkeypatch)
-    got = window.layout_problems(src)
+    got = packets.layout_problems(src)
     assert got == want if found is None else any(found in p for p in got)
     assert bool(calls) == (name == "size.mkv")  # parameter sets in the stream: probe asked
     _assert_reencoded(src, tmp_path)
@@ -168,7 +168,7 @@ def test_read_clips_own_checks_send_a_file_to_be_reencoded(monkeypatch, tmp_path
     # a GOP-12 file whose packets look ready but one frame is not what read_clip needs:
     # (here: the survey is told nothing is wrong) read_clip refuses it, and it is re-encoded
     src = _rotated(tmp_path / "rot.mp4")
-    monkeypatch.setattr(window, "layout_problems", lambda *a, **k: [])
+    monkeypatch.setattr(packets, "layout_problems", lambda *a, **k: [])
     _assert_reencoded(src, tmp_path)
     with pytest.raises(cvpt.UnpreparedVideoError, match=r"rot\.mp4.*rotated 90"):
         predictor.source_views(src, TR, 2, prepare=False)
@@ -206,4 +206,4 @@ def test_in_band_headers_and_annex_b_cannot_tell(tmp_path):
     idr = b"\0\0\0\2\x65\x88"  # first_mb 0 (1), slice_type 7 = I (0001000)
     assert h264_type(idr, 4) == "I" and h264_type(sps + idr, 4) is None
     assert h264_type(b"\0\0\0\5\x65", 4) is None  # cut short
-    assert np.array_equal(window._slots(np.array([0, 1, 2, 3]), Fraction(1, 2)), [0, 0, 1, 2])
+    assert np.array_equal(packets._slots(np.array([0, 1, 2, 3]), Fraction(1, 2)), [0, 0, 1, 2])

@@ -16,7 +16,7 @@ import torch
 import cvpt
 from conftest import concatenate, write_raw
 from cvpt import predictor
-from cvpt.codec import window
+from cvpt.codec import packets, window
 from cvpt.codec.encode import WindowEncoder, reencode
 from cvpt.data.dataset import read_views
 from cvpt.data.generate import moving_scene
@@ -64,10 +64,10 @@ SOME_VIEWS = [(1, 1), (2, 3), (3, 1)]  # every clips and crops value, fewer wind
 def _check_windows(monkeypatch, tmp_path, src, *, short_side=48, size=32, views=ALL_VIEWS):
     """For each (clips, crops): window inputs == the inputs of today's path (the whole file
     re-encoded, as ``prepared()`` writes it, then read), exactly."""
-    found = window.survey(src)
-    assert window.layout_problems(src, found=found)  # not in cvpt's layout: re-encoded
+    found = packets.survey(src)
+    assert packets.layout_problems(src, found=found)  # not in cvpt's layout: re-encoded
     whole = reencode(src, tmp_path / "whole.mp4", short_side=short_side, overwrite=True)
-    assert window.reencoded_frames(found) == whole.frames
+    assert packets.reencoded_frames(found) == whole.frames
     for n_clips, crops in views:
         tr = ClipTransform(size=size, short_side=short_side, crops=crops)
         want = read_views(whole.dst, tr, n_clips)
@@ -90,8 +90,8 @@ def test_a_window_on_the_gop_grid_encodes_to_the_whole_encodes_bytes(tmp_path, f
         fps=fps,
     )
     whole = _packets(reencode(src, tmp_path / "whole.mp4", short_side=None).dst)
-    found = window.survey(src)
-    frames = window.reencoded_frames(found)
+    found = packets.survey(src)
+    frames = packets.reencoded_frames(found)
     assert frames == len(whole) == 70
     windows = [(1, 3), (4, 6)]  # GOPs 1-2 and 4-5 (the last one: 10 frames)
     files = window.encode_windows(found, frames, windows, tmp_path / "w", short_side=None)
@@ -158,12 +158,12 @@ def test_a_long_last_frame_is_held_as_the_whole_reencode_holds_it(monkeypatch, t
     held = tmp_path / "held.mp4"
     with av.open(str(src)) as inp, av.open(str(held), "w") as out:
         o = out.add_stream_from_template(inp.streams.video[0])
-        packets = [p for p in inp.demux(video=0) if p.size]
-        packets[-1].duration *= 3
-        for p in packets:
+        shown = [p for p in inp.demux(video=0) if p.size]
+        shown[-1].duration *= 3
+        for p in shown:
             p.stream = o
             out.mux(p)
-    assert window.reencoded_frames(window.survey(held)) == 48
+    assert packets.reencoded_frames(packets.survey(held)) == 48
     _check_windows(monkeypatch, tmp_path, held, views=[(1, 1), (2, 1)])
 
 

@@ -15,7 +15,7 @@ import torch
 import cvpt
 from conftest import write_raw
 from cvpt import predictor
-from cvpt.codec import window
+from cvpt.codec import packets, window
 from cvpt.codec.encode import reencode
 from cvpt.data.dataset import read_views
 from cvpt.data.generate import moving_scene
@@ -82,7 +82,7 @@ def _cut(src, dst, fraction):
 @pytest.mark.parametrize("name", ["vfr.mp4", "vfr.mkv"])
 def test_a_variable_frame_rate_is_reencoded_whole(monkeypatch, tmp_path, name):
     src = _vfr(tmp_path / name)
-    assert "variable" in window.reencoded_frames(window.survey(src))
+    assert "variable" in packets.reencoded_frames(packets.survey(src))
     got, _ = _inputs(src, monkeypatch)
     _assert_whole(got, src, tmp_path)
 
@@ -96,7 +96,7 @@ def test_a_truncated_source_is_reencoded_whole_with_its_warning(monkeypatch, tmp
         bf="2",
     )
     cut = _cut(whole, tmp_path / "cut.mp4", 0.6)
-    assert "truncated" in window.reencoded_frames(window.survey(cut))
+    assert "truncated" in packets.reencoded_frames(packets.survey(cut))
     got, said = _inputs(cut, monkeypatch)
     assert any("cut.mp4: truncated" in w for w in said)
     _assert_whole(got, cut, tmp_path)
@@ -111,7 +111,7 @@ def test_damaged_bytes_in_an_mkv_are_reencoded_whole(monkeypatch, tmp_path):
     data[a : a + len(data) // 50] = np.random.default_rng(1).bytes(len(data) // 50)
     bad = tmp_path / "bad.mkv"
     bad.write_bytes(bytes(data))
-    assert window.reencoded_frames(window.survey(bad)).startswith("damaged")
+    assert packets.reencoded_frames(packets.survey(bad)).startswith("damaged")
     got, said = _inputs(bad, monkeypatch)
     assert any("bad.mkv: damaged" in w for w in said)
     _assert_whole(got, bad, tmp_path)
@@ -121,7 +121,7 @@ def test_frames_without_timestamps_are_reencoded_whole(monkeypatch, tmp_path):
     # AVI stores no pts: with B-frames FFmpeg makes them up (FrameClock's business)
     frames = moving_scene(frames=75, height=32, width=64)
     src = write_raw(tmp_path / "b.avi", frames, "libx264", rate=25, bf="2")
-    assert window.reencoded_frames(window.survey(src)) == "AVI stores no frame times"
+    assert packets.reencoded_frames(packets.survey(src)) == "AVI stores no frame times"
     got, _ = _inputs(src, monkeypatch)
     _assert_whole(got, src, tmp_path)
 
@@ -138,7 +138,7 @@ def test_an_edit_list_is_reencoded_whole(monkeypatch, tmp_path):
             if k >= 12:
                 p.pts, p.dts, p.stream = p.pts - shift, p.dts - shift, o
                 out.mux(p)
-    assert "edit list" in window.reencoded_frames(window.survey(cut))
+    assert "edit list" in packets.reencoded_frames(packets.survey(cut))
     got, _ = _inputs(cut, monkeypatch)
     _assert_whole(got, cut, tmp_path)
 

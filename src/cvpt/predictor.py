@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cvpt.codec import window
+from cvpt.codec import packets, window
 from cvpt.codec.container import is_video_file
 from cvpt.codec.encode import reencode
 from cvpt.codec.reader import read_clip
@@ -269,8 +269,8 @@ def source_views(
     (``read_clip``'s own checks catch the rest, and such a file is then re-encoded); with
     ``prepare=False`` an unprepared video raises :class:`cvpt.UnpreparedVideoError`."""
     video, spec = Path(video), spec or ClipSpec()
-    found = window.survey(video)
-    problems = window.layout_problems(video, found=found)
+    found = packets.survey(video)
+    problems = packets.layout_problems(video, found=found)
     if not problems:
         try:
             return read_views(video, transform, clips, spec)
@@ -280,7 +280,7 @@ def source_views(
             problems = [e.reason]
     if not prepare:
         raise UnpreparedVideoError(video, problems[0])
-    frames = window.reencoded_frames(found)
+    frames = packets.reencoded_frames(found)
     if isinstance(frames, int) and spec.gop_size == window.PREPARED_GOP:
         with tempfile.TemporaryDirectory() as tmp:
             try:
@@ -292,7 +292,7 @@ def source_views(
 
 
 def _window_views(
-    found: window.Survey,
+    found: packets.Survey,
     frames: int,
     transform: ClipTransform,
     clips: int,
@@ -322,10 +322,10 @@ def _window_views(
 @contextlib.contextmanager
 def prepared(video: str | Path, short_side: int, prepare: bool = True):
     """``video`` itself when it is in the layout read_clip needs (decided from its packets,
-    :func:`cvpt.codec.window.layout_problems`), else a copy re-encoded whole in a temporary
+    :func:`cvpt.codec.packets.layout_problems`), else a copy re-encoded whole in a temporary
     folder (removed on exit)."""
     video = Path(video)
-    problems = window.layout_problems(video)
+    problems = packets.layout_problems(video)
     if not problems:
         yield video
         return

@@ -33,6 +33,7 @@ from cvpt.codec.container import (
 )
 from cvpt.codec.interlace import Deinterlacer
 from cvpt.codec.orient import Orientation, frame_orientation, upright_frame
+from cvpt.codec.packets import layout_problems, survey
 from cvpt.codec.probe import (
     aspect_text,
     field_order,
@@ -298,7 +299,7 @@ def reencode(
     With ``verify`` the output's layout is checked before the rename, as ``cvpt.probe(dst)
     .layout_problems(gop)`` would check it, and its frame count. ``verify="packets"`` (what
     ``True`` means) reads it from one pass over the packets, their headers' picture types
-    included (:func:`cvpt.codec.window.layout_problems`, which decodes only when the packets
+    included (:func:`cvpt.codec.packets.layout_problems`, which decodes only when the packets
     cannot tell); ``verify="decode"`` decodes every frame (:func:`cvpt.probe`), which also
     proves that every packet decodes. A truncated or damaged source is encoded as far as it
     decodes and says so in ``damage``.
@@ -443,8 +444,6 @@ def _written_layout(path: Path, gop: int, verify: str) -> tuple[list[str], int]:
     if verify == "decode":
         info = probe(path)
         return info.layout_problems(gop), info.frames
-    from cvpt.codec.window import layout_problems, survey  # (window imports this module)
-
     found = survey(path, gop)
     return layout_problems(path, gop, found), found.frames
 

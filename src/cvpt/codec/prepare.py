@@ -28,6 +28,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cvpt.codec import packets
 from cvpt.codec.container import is_video_file
 from cvpt.codec.encode import reencode, settings_of
 from cvpt.errors import ConfigError, MissingFileError, VideoError
@@ -203,12 +204,11 @@ def _already_there(job: Job, options: dict, overwrite: bool) -> Outcome | None:
         return None
     if job.src.resolve() == job.dst.resolve():
         return Outcome(src, dst, "failed", "the output path is the source itself")
-    from cvpt.codec import window  # window imports encode: not at the top
 
     gop = options.get("gop", 12)
     try:  # the packet-level check reencode verifies its own outputs with
-        found = window.survey(job.dst, gop)
-        problems = window.layout_problems(job.dst, gop, found=found)
+        found = packets.survey(job.dst, gop)
+        problems = packets.layout_problems(job.dst, gop, found=found)
         other = not problems and _other_settings(job.dst, found, options)
     except VideoError as e:
         found, problems, other = None, [e.reason], ""

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from cvpt.errors import ConfigError
+from cvpt.training.config import load_config, load_run_config
+from cvpt.training.trainer import Run
 
 
 def train(
@@ -38,11 +42,6 @@ def train(
     On a CPU the calling thread computes with subnormal floats flushed to zero from then on
     (key ``flush_denormal``, docs/training.md); ``torch.set_flush_denormal(False)`` undoes it.
     """
-    import yaml
-
-    from cvpt.training.config import load_config, load_run_config
-    from cvpt.training.trainer import Run
-
     if out is None:
         raise ConfigError("out is required: the run folder")
     flow = [yaml.safe_dump(v, default_flow_style=True, width=1 << 20) for v in options.values()]

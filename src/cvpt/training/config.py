@@ -26,6 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 from cvpt.codec.sampling import ClipSpec
 from cvpt.errors import ConfigError, MissingFileError
 from cvpt.formats import Format
+from cvpt.io import atomic_output
 
 PATH_KEYS = ("root", "annotations", "backbone_checkpoint")  # expanded: ~ and $VARS
 
@@ -215,8 +216,6 @@ RUN_CONFIG = Format("cvpt-run-config", 1)
 def save_config(cfg: TrainConfig, path: str | Path, **extra) -> None:
     """The config that runs, every key written (plus derived values under their own keys such
     as ``resolved``, and the format's version), atomically."""
-    from cvpt.io import atomic_output
-
     data = RUN_CONFIG.stamp({**cfg.to_dict(), **extra})
     with atomic_output(path) as tmp:
         tmp.write_text(yaml.safe_dump(data, sort_keys=False))
