@@ -241,3 +241,66 @@ def test_push_to_hub_without_huggingface_hub_says_what_to_install(monkeypatch, t
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if not installed
     with pytest.raises(cvpt.MissingDependencyError, match=r"pip install 'cvpt\[hub\]'"):
         model.push_to_hub("acme/tuned")
+
+
+def _seeded_model(seed: int = 0):
+    """A tiny linear-probe model whose random backbone load_model rebuilds from ``seed``."""
+    torch.manual_seed(seed)
+    model = cvpt.create_model(
+        "linear", backbone="vit_tiny", num_classes=2, backbone_options={"depth": 1}
+    )
+    model.origin["seed"] = seed  # what cvpt train records after seeding
+    return model
+
+
+FOREIGN = {
+    "config.json": [b'{"my": "own config"}', b"[1, 2]", b"not json", b'{"format": "other/1"}'],
+    "model.safetensors": [b"MY WEIGHTS"],
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "data"), [(name, data) for name, datas in FOREIGN.items() for data in datas]
+)
+def test_save_pretrained_never_replaces_someone_elses_files(tmp_path, name, data):
+    """A folder whose config.json is not a cvpt tuned model's (or weights beside none) is
+    refused, naming the file, and left as it was; overwrite=True replaces them; a folder of
+    an earlier save is replaced without asking."""
+    model = _seeded_model()
+    (tmp_path / name).write_bytes(data)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(cvpt.CheckpointError) as e:
+        model.save_pretrained(tmp_path, class_names=["a", "b"])
+    assert str(e.value).startswith(f"{tmp_path / name}: ") and "overwrite=True" in str(e.value)
+    assert (tmp_path / name).read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "notes.txt"])
+    model.save_pretrained(tmp_path, class_names=["a", "b"], overwrite=True)
+    assert cvpt.load_model(tmp_path).class_names == ["a", "b"]
+    model.save_pretrained(tmp_path, class_names=["c", "d"])  # cvpt's own save: replaced
+    assert cvpt.load_model(tmp_path).class_names == ["c", "d"]
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_load_model_leaves_the_callers_rng_as_it_was(tmp_path, seed):
+    """A seeded random backbone is rebuilt from its seed without touching the global RNG: the
+    caller's next draws are the ones it would have made, and two loads are equal."""
+    model = _seeded_model(seed)
+    model.save_pretrained(tmp_path / "m")
+    torch.manual_seed(123)
+    want = torch.rand(5)
+    torch.manual_seed(123)
+    first = cvpt.load_model(tmp_path / "m")
+    assert torch.equal(torch.rand(5), want)  # unchanged by the load
+    again = cvpt.load_model(tmp_path / "m")
+    for (k, v), w in zip(first.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(v, w), k
+
+
+@pytest.mark.parametrize("family", ["swim", "VIT", "resnet"])
+def test_list_backbones_of_an_unknown_family_names_the_known_ones(family):
+    assert cvpt.list_backbones("vit") and cvpt.list_backbones("swin")
+    with pytest.raises(
+        cvpt.ConfigError, match=f"unknown backbone family '{family}'; known: swin, vit"
+    ):
+        cvpt.list_backbones(family)

@@ -39,7 +39,7 @@ from safetensors.torch import load_file, save_file
 from cvpt.errors import CvptError
 from cvpt.models import swin
 from cvpt.models.backbone import VideoBackbone, family_of
-from cvpt.models.hub import SHARD_INDEXES, resolve_checkpoint
+from cvpt.models.hub import SHARD_INDEXES, hub_id_hint, resolve_checkpoint
 from cvpt.models.vit import ViTConfig
 
 # the key table of every load, at INFO: silent unless the application shows cvpt's INFO
@@ -231,9 +231,9 @@ def config_from_hf(cfg: dict) -> ViTConfig:
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], object, str]:
     """``(state dict in our names, config, format name)`` for any supported path; the config's
     class (``ViTConfig`` / ``SwinConfig``) says the family."""
+    if not Path(path).exists():
+        raise CheckpointError(path, f"no such file or folder{hub_id_hint(path)}")
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(path, "no such file or folder")
     try:
         if path.is_dir():
             return _read_hf_folder(path)

@@ -131,13 +131,18 @@ def save_pretrained(
     class_names: list[str] | None = None,
     input_spec: dict | None = None,
     extra_metadata: dict | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created; each file
     written atomically). ``class_names`` and ``input_spec`` default to what the model carries
-    (set by :func:`load_model` or a training run)."""
+    (set by :func:`load_model` or a training run). A folder holding an earlier save is
+    replaced; one whose ``config.json`` / ``model.safetensors`` are not a cvpt tuned model's
+    raises :class:`CheckpointError` naming the file, unless ``overwrite``."""
     from cvpt.io import atomic_output
 
     folder = Path(folder)
+    if not overwrite:
+        refuse_foreign_files(folder)
     folder.mkdir(parents=True, exist_ok=True)
     origin = getattr(model, "origin", {}) or {}
     spec = input_spec if input_spec is not None else model.input_spec
@@ -173,6 +178,32 @@ def save_pretrained(
     with atomic_output(folder / CONFIG) as tmp:
         tmp.write_text(json.dumps(config, indent=2))
     return folder
+
+
+def refuse_foreign_files(folder: Path) -> None:
+    """:class:`CheckpointError` naming the file when ``folder`` holds a ``config.json`` that
+    is not a cvpt tuned model's (no ``format`` ``cvpt-tuned-model/...``), or a
+    ``model.safetensors`` beside none: someone's own files, which a save would replace."""
+    config, weights = folder / CONFIG, folder / WEIGHTS
+    if config.exists():
+        try:
+            ours = str(json.loads(config.read_text()).get("format", "")).startswith(
+                FORMAT.split("/")[0] + "/"
+            )
+        except (ValueError, AttributeError, OSError):  # not JSON, not an object, unreadable
+            ours = False
+        if ours:
+            return
+        found, what = config, f"not a cvpt tuned model's config (no format {FORMAT})"
+    elif weights.exists():
+        found, what = weights, f"weights with no cvpt {CONFIG} beside them"
+    else:
+        return
+    raise CheckpointError(
+        found,
+        f"{what}; save_pretrained would replace it: save into another folder, or pass "
+        "overwrite=True",
+    )
 
 
 def recorded_backbone(where, recorded: str | None) -> str | None:
@@ -232,16 +263,17 @@ def load_model(
     otherwise, unless ``allow_other_backbone``.
     """
     from cvpt.models.factory import create_model
-    from cvpt.models.hub import resolve_checkpoint
+    from cvpt.models.hub import hub_id_hint, resolve_checkpoint
 
-    folder = Path(resolve_checkpoint(folder))  # a hub id (org/name): its cached snapshot
+    resolved = Path(resolve_checkpoint(folder))  # a hub id (org/name): its cached snapshot
+    if not resolved.exists():
+        raise CheckpointError(folder, f"no such file or folder{hub_id_hint(folder)}")
+    folder = resolved
     if not (folder / CONFIG).exists() and (folder / "checkpoints" / "last.json").exists():
         pointer = json.loads((folder / "checkpoints" / "last.json").read_text())
         folder = folder / "checkpoints" / pointer["checkpoint"]
     config = read_config(folder)
     ckpt = backbone_checkpoint or recorded_backbone(folder, config.get("backbone_checkpoint"))
-    if config.get("seed") is not None:
-        torch.manual_seed(config["seed"])  # a random backbone is rebuilt from its seed
     options = dict(config.get("backbone_options") or {})
     if ckpt is None:
         # a registered architecture, sized exactly as saved
@@ -252,15 +284,19 @@ def load_model(
     tuning = dict(config["options"])
     if "sccp_skip" in tuning:  # saved before the option's rename: its value says the reading
         tuning["sccp_update"] = "add" if tuning.pop("sccp_skip") else "replace"
-    model = create_model(
-        config["method"],
-        backbone={"vit": "vit_base", "swin": "swin_base"}[family],
-        num_classes=config["num_classes"],
-        backbone_checkpoint=ckpt,
-        backbone_options=options,
-        clip=saved_clip(config),
-        **tuning,
-    )
+    # the caller's global RNG state is left as it was (fork_rng restores it on exit)
+    with torch.random.fork_rng(devices=[]):
+        if config.get("seed") is not None:
+            torch.manual_seed(config["seed"])  # a random backbone is rebuilt from its seed
+        model = create_model(
+            config["method"],
+            backbone={"vit": "vit_base", "swin": "swin_base"}[family],
+            num_classes=config["num_classes"],
+            backbone_checkpoint=ckpt,
+            backbone_options=options,
+            clip=saved_clip(config),
+            **tuning,
+        )
     model.origin = {
         "backbone_checkpoint": str(ckpt) if ckpt else None,
         "backbone_options": config.get("backbone_options") or {},
