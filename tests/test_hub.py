@@ -311,3 +311,80 @@ def test_a_run_on_a_hub_backbone_predicts_from_a_copied_folder(hub_cache, motion
     (row,) = json.loads(proc.stdout[proc.stdout.index("[") :])
     assert row["path"] == video and row["error"] is None
     assert "loaded " in proc.stderr and "Hugging Face folder" in proc.stderr
+
+
+PARTLY = """
+import sys
+import cvpt
+for spec in sys.argv[1:]:
+    try:
+        (cvpt.load_model if spec.startswith("model:") else cvpt.load_backbone)(
+            spec.removeprefix("model:")
+        )
+        print("LOADED", spec)
+    except cvpt.CheckpointError as e:
+        print(e)
+"""
+
+
+def test_a_partly_cached_model_names_the_file_it_lacks(hub_cache, tmp_path):
+    """Offline, a cache holding config.json but not the weights, or some shards of a sharded
+    model but not all: the error names what is missing and says the cache is partial (never
+    that the hub model has no weights); an id with a trailing slash is hinted as one."""
+    full, _ = hub_cache
+    cache = tmp_path / "hub"
+    sharded = full / "models--acme--videomae-tiny-sharded" / "snapshots" / ("e" * 40)
+    files = {p.name: p.read_bytes() for p in sharded.iterdir()}
+    shards = sorted(n for n in files if n.startswith("model-"))
+    _add_snapshot(
+        cache, "acme/no-weights", "1" * 40, {"config.json": files["config.json"]}, ["main"]
+    )
+    for i, shard in enumerate(shards):  # each shard missing in turn
+        kept = {n: b for n, b in files.items() if n != shard}
+        _add_snapshot(cache, f"acme/lacks-{i}", f"{i + 2}" * 40, kept, refs=["main"])
+    specs = ["acme/no-weights", *(f"acme/lacks-{i}" for i in range(len(shards)))]
+    specs += ["acme/no-weights/", "model:acme/tuned/"]
+    proc = _offline(cache, PARTLY, tmp_path, *specs)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == len(specs), proc.stdout
+    partly = "cached only partly (looked in the cache"
+    assert lines[0].startswith(
+        "acme/no-weights: config.json is in the cache but none of model.safetensors, "
+        "pytorch_model.bin, model.safetensors.index.json, pytorch_model.bin.index.json"
+    )
+    assert partly in lines[0] and "hf download acme/no-weights" in lines[0]
+    for i, shard in enumerate(shards):
+        assert lines[1 + i].startswith(
+            f"acme/lacks-{i}: the shard {shard} that model.safetensors.index.json lists is not "
+            "in the cache"
+        )
+        assert partly in lines[1 + i]
+    hint = "no such file or folder; it looks like a hub id: write it as acme/{0} or hf-hub:acme/{0}"
+    assert lines[-2] == "acme/no-weights/: " + hint.format("no-weights")
+    assert lines[-1] == "acme/tuned/: " + hint.format("tuned")
+
+
+@pytest.mark.parametrize("repo", ["acme/tuned", "hf-hub:acme/tuned", "hf-hub:acme/tuned@main"])
+def test_push_to_hub_without_network_names_repo_and_endpoint(monkeypatch, tmp_path, repo):
+    """The hub's address a closed port on loopback: a CvptError naming the repository and the
+    address, no raw transport error, and nothing left behind (the staging folder is gone)."""
+    import tempfile
+
+    from huggingface_hub import constants
+
+    import cvpt
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = cvpt.create_model(
+        "linear", backbone="vit_tiny", num_classes=2, backbone_options={"depth": 1}
+    )
+    with pytest.raises(cvpt.CvptError) as e:
+        model.push_to_hub(repo, token="hf_dummy")
+    assert type(e.value) is cvpt.CvptError
+    assert str(e.value).startswith("acme/tuned: cannot push to the hub at http://127.0.0.1:9 (")
+    assert "no commit was made" in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(cvpt.CvptError, match="no-slash: not a hub repository id"):
+        model.push_to_hub("hf-hub:no-slash", token="hf_dummy")
