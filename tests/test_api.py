@@ -138,6 +138,70 @@ def test_set_epoch_wins_over_counted_passes(motion_dataset):
         assert torch.equal(mvs, again[i]) and torch.equal(mvs, ds[(5, i)]["mvs"]), i
 
 
+class _Draws(cvpt.CompressedVideoDataset):
+    """Reads no video: each item is the first number its random generator draws."""
+
+    def _load(self, sample, rng):
+        return {"draw": int(rng.integers(1 << 62))}
+
+
+def _pairs(items: list[dict]) -> list[tuple[int, int]]:
+    return [(item["index"], item["draw"]) for item in items]
+
+
+def _rank_draws(rank: int, monkeypatch, epochs: int = 2) -> list[tuple[int, int]]:
+    """``(index, draw)`` of every item rank ``rank`` of 2 reads over ``epochs`` epochs through
+    one persistent ``spawn`` worker, under the same seed on every rank, never calling
+    set_epoch (Lightning's loop). torch.distributed is faked in this process only: the worker
+    starts a fresh interpreter, where it is not initialised, as in a real run."""
+    from torch.utils.data import DistributedSampler
+
+    from cvpt.data.splits import Sample
+
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: rank)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda group=None: 2)
+    torch.manual_seed(42)  # seed_everything: the same worker seeds on every rank
+    ds = _Draws("/nowhere", [Sample(f"v{i}.mp4", 0) for i in range(8)], train=True, seed=7)
+    sampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=0)
+    loader = DataLoader(
+        ds,
+        sampler=sampler,
+        batch_size=2,
+        num_workers=1,
+        persistent_workers=True,
+        multiprocessing_context="spawn",
+        collate_fn=_pairs,
+    )
+    out = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)  # the sampler's epoch only, as Lightning does
+        out += [pair for batch in loader for pair in batch]
+    return out
+
+
+def test_spawned_workers_of_two_ranks_never_repeat_a_draw(monkeypatch):
+    """The rank is read where the dataset is pickled for the worker (the parent), not in the
+    spawned worker, where torch.distributed is not initialised: no draw repeats across ranks
+    and epochs (3 of 24 did), and the same seed gives the same draws again."""
+    ranks = [_rank_draws(rank, monkeypatch) for rank in (0, 1)]
+    draws = [d for pairs in ranks for _, d in pairs]
+    assert len(draws) == 16 and len(set(draws)) == 16
+    assert sorted(i for i, _ in ranks[0][:4] + ranks[1][:4]) == list(range(8))  # a true split
+    assert _rank_draws(1, monkeypatch) == ranks[1]
+
+
+def test_the_rank_comes_from_the_environment_without_torch_distributed(monkeypatch):
+    """torchrun's RANK, when torch.distributed is not (yet) initialised: ranks differ."""
+    from cvpt.data.dataset import process_rank
+
+    for rank in ("0", "3"):
+        monkeypatch.setenv("RANK", rank)
+        assert process_rank() == int(rank)
+    monkeypatch.delenv("RANK")
+    assert process_rank() == 0
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_counted_passes_never_draw_one_key_twice(seed):
     """Under any order of reads (shuffled epochs, a distributed sampler's padding, subsets,
