@@ -8,6 +8,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -395,3 +396,92 @@ def test_push_to_hub_without_network_names_repo_and_endpoint(monkeypatch, tmp_pa
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(cvpt.CvptError, match="no-slash: not a hub repository id"):
         model.push_to_hub("hf-hub:no-slash", token="hf_dummy")
+
+
+def _hf_names(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A cvpt ViT's tensors in Hugging Face VideoMAE's published (transformers 4.x) names: the
+    inverse of :func:`cvpt.models.checkpoint.filter_hf`, q/k/v split again."""
+    layer = r"videomae.encoder.layer.\1."
+    rules = [
+        (r"^patch_embed\.proj\.", "videomae.embeddings.patch_embeddings.projection."),
+        (r"^blocks\.(\d+)\.attn\.proj\.", layer + "attention.output.dense."),
+        (r"^blocks\.(\d+)\.attn\.(q|v)_bias$", layer + r"attention.attention.\2_bias"),
+        (r"^blocks\.(\d+)\.norm1\.", layer + "layernorm_before."),
+        (r"^blocks\.(\d+)\.norm2\.", layer + "layernorm_after."),
+        (r"^blocks\.(\d+)\.mlp\.fc1\.", layer + "intermediate.dense."),
+        (r"^blocks\.(\d+)\.mlp\.fc2\.", layer + "output.dense."),
+        (r"^head\.", "classifier."),
+    ]
+    out = {}
+    for k, v in sd.items():
+        qkv = re.match(r"^blocks\.(\d+)\.attn\.qkv\.weight$", k)
+        if qkv:
+            prefix = f"videomae.encoder.layer.{qkv[1]}.attention.attention"
+            for name, part in zip(("query", "key", "value"), v.chunk(3), strict=True):
+                out[f"{prefix}.{name}.weight"] = part.contiguous()
+            continue
+        for pattern, repl in rules:
+            k = re.sub(pattern, repl, k)
+        out[k] = v.contiguous()
+    return out
+
+
+REVISIONS = """
+import sys, torch
+import cvpt
+x = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(5))
+with torch.no_grad():
+    torch.save({s: cvpt.load_backbone(s, verbose=False).eval()(x) for s in sys.argv[1:]}, "out.pt")
+"""
+
+
+def test_hub_ids_and_revisions_resolve_offline_without_transformers(tmp_path):
+    """The hub resolution itself (refs, tags, commits, the hf-hub: prefix, shards), on whatever
+    huggingface_hub is installed (the wheel legs: its floor and its newest) and without
+    transformers: cvpt's own ViT written in the published names, its logits back exactly."""
+    from safetensors.torch import save
+
+    from cvpt.models import create_backbone
+
+    config = {"model_type": "videomae", "architectures": ["VideoMAEForVideoClassification"]}
+    config.update(SIZE, num_channels=3, layer_norm_eps=1e-6, use_mean_pooling=True)
+    sizes = dict(embed_dim=64, depth=2, num_heads=4, mlp_ratio=2.5, num_classes=3)
+    sizes.update(norm_eps=1e-6, fc_norm_eps=1e-5, img_size=32, num_frames=4)
+    vits, blobs = [], []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        vits.append(create_backbone("vit_tiny", **sizes).eval())
+        with torch.no_grad():
+            for p in vits[-1].parameters():
+                p.add_(0.2 * torch.randn(p.shape))
+        blobs.append(_hf_names(vits[-1].state_dict()))
+    cache, cfg = tmp_path / "hub", json.dumps(config).encode()
+    _add_snapshot(
+        cache,
+        "acme/vit",
+        "1" * 40,
+        {"config.json": cfg, "model.safetensors": save(blobs[1])},
+        ["v1"],
+    )
+    _add_snapshot(
+        cache,
+        "acme/vit",
+        "2" * 40,
+        {"config.json": cfg, "model.safetensors": save(blobs[0])},
+        ["main"],
+    )
+    names = sorted(blobs[0])
+    shards = {f"model-0000{i + 1}-of-00002.safetensors": names[i::2] for i in range(2)}
+    files = {shard: save({k: blobs[0][k] for k in keys}) for shard, keys in shards.items()}
+    index = {"weight_map": {k: shard for shard, keys in shards.items() for k in keys}}
+    files.update({"config.json": cfg, "model.safetensors.index.json": json.dumps(index).encode()})
+    _add_snapshot(cache, "acme/vit-sharded", "3" * 40, files, refs=["main"])
+    want = {"acme/vit": 0, "hf-hub:acme/vit": 0, "hf-hub:acme/vit@v1": 1, f"acme/vit@{'1' * 40}": 1}
+    want.update({"hf-hub:acme/vit@main": 0, "acme/vit-sharded": 0})
+    proc = _offline(cache, REVISIONS, tmp_path, *want)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = torch.load(tmp_path / "out.pt", weights_only=True)
+    x = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(5))
+    for spec, k in want.items():
+        with torch.no_grad():
+            torch.testing.assert_close(got[spec], vits[k](x), atol=1e-6, rtol=0, msg=spec)
