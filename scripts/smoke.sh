@@ -47,9 +47,13 @@ if grep -i "warning" train.err; then echo "smoke: cvpt train warned (above)"; ex
 "$cvpt" predict data/videos/target_00001.mp4 --checkpoint run
 echo "smoke: doctor, synth, probe, read_clip + model + plot, train, predict: ok"
 
-# the codec tests: every PyAV call cvpt makes, on this leg's PyAV (tests/ imports the wheel)
+# the codec tests: every PyAV call cvpt makes, on this leg's PyAV (tests/ imports the wheel);
+# then the extras' tests on this leg's huggingface_hub and trackers (the hub tests that need
+# transformers, a test-only package, skip here; the export tests need torch >= 2.13, above
+# the floors leg's torch, and run in the constraints leg)
 cd "$root"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_pyav_versions.py \
     tests/test_bad_input.py tests/test_ready.py tests/test_window.py \
     tests/test_window_fallback.py tests/test_warp.py tests/test_reader_groundtruth.py \
-    tests/test_read_clip_sweep.py tests/test_real_world.py tests/test_prepare.py
+    tests/test_read_clip_sweep.py tests/test_real_world.py tests/test_prepare.py \
+    tests/test_hub.py tests/test_trackers.py

@@ -3,10 +3,11 @@
 # install it into a venv of its own (no system site-packages) and run scripts/smoke.sh there
 # (doctor; synth, read, train, predict; the codec tests):
 #   floors  the oldest Python allowed and every lower bound of pyproject.toml exactly
-#           (scripts/floors.py: torch, PyAV, numpy, OpenCV, ... as written there)
+#           (scripts/floors.py: torch, PyAV, numpy, OpenCV, ... and those of every extra the
+#           tests exercise: plots, hub, onnx, the trackers, as written there)
 #   latest  the newest Python here (3.13; PYTHON_LATEST overrides) and what pip picks today
-#           for the wheel's ranges (PyAV 19, the newest numpy and OpenCV; torch as capped by
-#           this machine's pip configuration, if any)
+#           for the wheel's ranges and those extras' (PyAV 19, the newest numpy, OpenCV,
+#           huggingface_hub...; torch as capped by this machine's pip configuration, if any)
 # torch from the registry is a CUDA build of several GB, so each venv is kept under
 # ${CVPT_CI_CACHE:-~/.cache/cvpt-ci}, named by its leg and a hash of its Python and what it
 # asks for; a kept one gets the new wheel (latest: every dependency upgraded, eagerly) and
@@ -29,6 +30,9 @@ latest_python() {
     echo "wheel_check: no Python 3.13 or 3.12 found (set PYTHON_LATEST)" >&2
     return 1
 }
+
+# the extras both legs install (the wheel's [plots,hub,...]): every one the tests exercise
+extras=$(python3 scripts/floors.py --extras)
 
 case $leg in
 floors)
@@ -62,12 +66,13 @@ trap 'rm -rf "$work"' EXIT
 wheel=$(ls "$work"/dist/cvpt-*.whl)
 built=$(date +%s)
 
-# the key: this leg's Python, what it asks for and the wheel's own requirements
+# the key: this leg's Python, what it asks for and the wheel's own requirements (its extras'
+# too): a change of any of them makes a new venv
 key=$( (
     "$python" --version
     printf '%s\n' "${asks[@]}"
     python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]
-print(p["dependencies"], p["optional-dependencies"]["plots"])'
+print(p["dependencies"], p["optional-dependencies"])'
 ) | sha256sum | cut -c1-16)
 venv=$cache/$leg-py$version-$key
 if [ -f "$venv/.complete" ]; then
@@ -75,14 +80,14 @@ if [ -f "$venv/.complete" ]; then
     "$venv/bin/pip" install --quiet --no-compile --no-deps --force-reinstall "$wheel" 2>&1 | quiet
     if [ "$leg" = latest ]; then
         "$venv/bin/pip" install --quiet --no-compile --upgrade --upgrade-strategy eager \
-            "${wheel}[plots]" "${asks[@]}" 2>&1 | quiet
+            "${wheel}[$extras]" "${asks[@]}" 2>&1 | quiet
     fi
     how="kept venv"
 else
     rm -rf "$cache/$leg-"*  # a half-made one (no .complete), and those of older keys
     mkdir -p "$cache"
     "$python" -m venv "$venv"  # made in place: a venv's scripts name their own path
-    "$venv/bin/pip" install --quiet --no-compile "${wheel}[plots]" "${asks[@]}" 2>&1 | quiet
+    "$venv/bin/pip" install --quiet --no-compile "${wheel}[$extras]" "${asks[@]}" 2>&1 | quiet
     touch "$venv/.complete"
     how="new venv"
 fi

@@ -138,6 +138,70 @@ def test_set_epoch_wins_over_counted_passes(motion_dataset):
         assert torch.equal(mvs, again[i]) and torch.equal(mvs, ds[(5, i)]["mvs"]), i
 
 
+class _Draws(cvpt.CompressedVideoDataset):
+    """Reads no video: each item is the first number its random generator draws."""
+
+    def _load(self, sample, rng):
+        return {"draw": int(rng.integers(1 << 62))}
+
+
+def _pairs(items: list[dict]) -> list[tuple[int, int]]:
+    return [(item["index"], item["draw"]) for item in items]
+
+
+def _rank_draws(rank: int, monkeypatch, epochs: int = 2) -> list[tuple[int, int]]:
+    """``(index, draw)`` of every item rank ``rank`` of 2 reads over ``epochs`` epochs through
+    one persistent ``spawn`` worker, under the same seed on every rank, never calling
+    set_epoch (Lightning's loop). torch.distributed is faked in this process only: the worker
+    starts a fresh interpreter, where it is not initialised, as in a real run."""
+    from torch.utils.data import DistributedSampler
+
+    from cvpt.data.splits import Sample
+
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: rank)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda group=None: 2)
+    torch.manual_seed(42)  # seed_everything: the same worker seeds on every rank
+    ds = _Draws("/nowhere", [Sample(f"v{i}.mp4", 0) for i in range(8)], train=True, seed=7)
+    sampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=0)
+    loader = DataLoader(
+        ds,
+        sampler=sampler,
+        batch_size=2,
+        num_workers=1,
+        persistent_workers=True,
+        multiprocessing_context="spawn",
+        collate_fn=_pairs,
+    )
+    out = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)  # the sampler's epoch only, as Lightning does
+        out += [pair for batch in loader for pair in batch]
+    return out
+
+
+def test_spawned_workers_of_two_ranks_never_repeat_a_draw(monkeypatch):
+    """The rank is read where the dataset is pickled for the worker (the parent), not in the
+    spawned worker, where torch.distributed is not initialised: no draw repeats across ranks
+    and epochs (3 of 24 did), and the same seed gives the same draws again."""
+    ranks = [_rank_draws(rank, monkeypatch) for rank in (0, 1)]
+    draws = [d for pairs in ranks for _, d in pairs]
+    assert len(draws) == 16 and len(set(draws)) == 16
+    assert sorted(i for i, _ in ranks[0][:4] + ranks[1][:4]) == list(range(8))  # a true split
+    assert _rank_draws(1, monkeypatch) == ranks[1]
+
+
+def test_the_rank_comes_from_the_environment_without_torch_distributed(monkeypatch):
+    """torchrun's RANK, when torch.distributed is not (yet) initialised: ranks differ."""
+    from cvpt.data.dataset import process_rank
+
+    for rank in ("0", "3"):
+        monkeypatch.setenv("RANK", rank)
+        assert process_rank() == int(rank)
+    monkeypatch.delenv("RANK")
+    assert process_rank() == 0
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_counted_passes_never_draw_one_key_twice(seed):
     """Under any order of reads (shuffled epochs, a distributed sampler's padding, subsets,
@@ -241,3 +305,66 @@ def test_push_to_hub_without_huggingface_hub_says_what_to_install(monkeypatch, t
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if not installed
     with pytest.raises(cvpt.MissingDependencyError, match=r"pip install 'cvpt\[hub\]'"):
         model.push_to_hub("acme/tuned")
+
+
+def _seeded_model(seed: int = 0):
+    """A tiny linear-probe model whose random backbone load_model rebuilds from ``seed``."""
+    torch.manual_seed(seed)
+    model = cvpt.create_model(
+        "linear", backbone="vit_tiny", num_classes=2, backbone_options={"depth": 1}
+    )
+    model.origin["seed"] = seed  # what cvpt train records after seeding
+    return model
+
+
+FOREIGN = {
+    "config.json": [b'{"my": "own config"}', b"[1, 2]", b"not json", b'{"format": "other/1"}'],
+    "model.safetensors": [b"MY WEIGHTS"],
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "data"), [(name, data) for name, datas in FOREIGN.items() for data in datas]
+)
+def test_save_pretrained_never_replaces_someone_elses_files(tmp_path, name, data):
+    """A folder whose config.json is not a cvpt tuned model's (or weights beside none) is
+    refused, naming the file, and left as it was; overwrite=True replaces them; a folder of
+    an earlier save is replaced without asking."""
+    model = _seeded_model()
+    (tmp_path / name).write_bytes(data)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(cvpt.CheckpointError) as e:
+        model.save_pretrained(tmp_path, class_names=["a", "b"])
+    assert str(e.value).startswith(f"{tmp_path / name}: ") and "overwrite=True" in str(e.value)
+    assert (tmp_path / name).read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "notes.txt"])
+    model.save_pretrained(tmp_path, class_names=["a", "b"], overwrite=True)
+    assert cvpt.load_model(tmp_path).class_names == ["a", "b"]
+    model.save_pretrained(tmp_path, class_names=["c", "d"])  # cvpt's own save: replaced
+    assert cvpt.load_model(tmp_path).class_names == ["c", "d"]
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_load_model_leaves_the_callers_rng_as_it_was(tmp_path, seed):
+    """A seeded random backbone is rebuilt from its seed without touching the global RNG: the
+    caller's next draws are the ones it would have made, and two loads are equal."""
+    model = _seeded_model(seed)
+    model.save_pretrained(tmp_path / "m")
+    torch.manual_seed(123)
+    want = torch.rand(5)
+    torch.manual_seed(123)
+    first = cvpt.load_model(tmp_path / "m")
+    assert torch.equal(torch.rand(5), want)  # unchanged by the load
+    again = cvpt.load_model(tmp_path / "m")
+    for (k, v), w in zip(first.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(v, w), k
+
+
+@pytest.mark.parametrize("family", ["swim", "VIT", "resnet"])
+def test_list_backbones_of_an_unknown_family_names_the_known_ones(family):
+    assert cvpt.list_backbones("vit") and cvpt.list_backbones("swin")
+    with pytest.raises(
+        cvpt.ConfigError, match=f"unknown backbone family '{family}'; known: swin, vit"
+    ):
+        cvpt.list_backbones(family)

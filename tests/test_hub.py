@@ -8,6 +8,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,6 @@ from safetensors.torch import load_file, save_file
 from cvpt.models import CheckpointError, load_backbone
 from cvpt.models.hub import parse_hub_id
 
-transformers = pytest.importorskip("transformers")
 pytest.importorskip("huggingface_hub")
 
 SIZE = dict(
@@ -55,7 +55,9 @@ def _add_snapshot(cache: Path, repo: str, commit: str, files: dict[str, bytes], 
 @pytest.fixture(scope="module")
 def hub_cache(tmp_path_factory):
     """``acme/videomae-tiny`` (4.x keys, main) and ``acme/videomae-tiny-5x`` (5.x keys; main
-    and an older commit tagged v1 with other weights); the HF models to compare with."""
+    and an older commit tagged v1 with other weights); the HF models to compare with. Needs
+    transformers (a test-only dependency): the tests without this cache run without it."""
+    transformers = pytest.importorskip("transformers")
     cache = tmp_path_factory.mktemp("hf") / "hub"
     tmp = tmp_path_factory.mktemp("hf-save")
     models = {}
@@ -311,3 +313,175 @@ def test_a_run_on_a_hub_backbone_predicts_from_a_copied_folder(hub_cache, motion
     (row,) = json.loads(proc.stdout[proc.stdout.index("[") :])
     assert row["path"] == video and row["error"] is None
     assert "loaded " in proc.stderr and "Hugging Face folder" in proc.stderr
+
+
+PARTLY = """
+import sys
+import cvpt
+for spec in sys.argv[1:]:
+    try:
+        (cvpt.load_model if spec.startswith("model:") else cvpt.load_backbone)(
+            spec.removeprefix("model:")
+        )
+        print("LOADED", spec)
+    except cvpt.CvptError as e:  # CheckpointError, MissingFileError
+        print(e)
+"""
+
+
+def test_a_partly_cached_model_names_the_file_it_lacks(tmp_path):
+    """Offline, a cache holding config.json but not the weights, or some shards of a sharded
+    model but not all: the error names what is missing and says the cache is partial (never
+    that the hub model has no weights); an id with a trailing slash is hinted as one."""
+    from safetensors.torch import save
+
+    cache = tmp_path / "hub"
+    shards = [f"model-0000{i}-of-00002.safetensors" for i in (1, 2)]
+    files = {
+        "config.json": json.dumps({"model_type": "videomae", **SIZE}).encode(),
+        "model.safetensors.index.json": json.dumps(
+            {"weight_map": {f"w{i}": shard for i, shard in enumerate(shards)}}
+        ).encode(),
+        **{shard: save({f"w{i}": torch.zeros(2)}) for i, shard in enumerate(shards)},
+    }
+    _add_snapshot(
+        cache, "acme/no-weights", "1" * 40, {"config.json": files["config.json"]}, ["main"]
+    )
+    for i, shard in enumerate(shards):  # each shard missing in turn
+        kept = {n: b for n, b in files.items() if n != shard}
+        _add_snapshot(cache, f"acme/lacks-{i}", f"{i + 2}" * 40, kept, refs=["main"])
+    specs = ["acme/no-weights", *(f"acme/lacks-{i}" for i in range(len(shards)))]
+    specs += ["acme/no-weights/", "model:acme/tuned/"]
+    proc = _offline(cache, PARTLY, tmp_path, *specs)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == len(specs), proc.stdout
+    partly = "cached only partly (looked in the cache"
+    assert lines[0].startswith(
+        "acme/no-weights: config.json is in the cache but none of model.safetensors, "
+        "pytorch_model.bin, model.safetensors.index.json, pytorch_model.bin.index.json"
+    )
+    assert partly in lines[0] and "hf download acme/no-weights" in lines[0]
+    for i, shard in enumerate(shards):
+        assert lines[1 + i].startswith(
+            f"acme/lacks-{i}: the shard {shard} that model.safetensors.index.json lists is not "
+            "in the cache"
+        )
+        assert partly in lines[1 + i]
+    hint = "; it looks like a hub id: write it as acme/{0} or hf-hub:acme/{0}"
+    assert lines[-2] == "acme/no-weights/: no such file or folder" + hint.format("no-weights")
+    assert lines[-1] == "acme/tuned/: no such run or checkpoint folder" + hint.format("tuned")
+
+
+@pytest.mark.parametrize("repo", ["acme/tuned", "hf-hub:acme/tuned", "hf-hub:acme/tuned@main"])
+def test_push_to_hub_without_network_names_repo_and_endpoint(monkeypatch, tmp_path, repo):
+    """The hub's address a closed port on loopback: a CvptError naming the repository and the
+    address, no raw transport error, and nothing left behind (the staging folder is gone)."""
+    import tempfile
+
+    from huggingface_hub import constants
+
+    import cvpt
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = cvpt.create_model(
+        "linear", backbone="vit_tiny", num_classes=2, backbone_options={"depth": 1}
+    )
+    with pytest.raises(cvpt.CvptError) as e:
+        model.push_to_hub(repo, token="hf_dummy")
+    assert type(e.value) is cvpt.CvptError
+    assert str(e.value).startswith("acme/tuned: cannot push to the hub at http://127.0.0.1:9 (")
+    assert "no commit was made" in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(cvpt.CvptError, match="no-slash: not a hub repository id"):
+        model.push_to_hub("hf-hub:no-slash", token="hf_dummy")
+
+
+def _hf_names(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A cvpt ViT's tensors in Hugging Face VideoMAE's published (transformers 4.x) names: the
+    inverse of :func:`cvpt.models.backbone_weights.filter_hf`, q/k/v split again."""
+    layer = r"videomae.encoder.layer.\1."
+    rules = [
+        (r"^patch_embed\.proj\.", "videomae.embeddings.patch_embeddings.projection."),
+        (r"^blocks\.(\d+)\.attn\.proj\.", layer + "attention.output.dense."),
+        (r"^blocks\.(\d+)\.attn\.(q|v)_bias$", layer + r"attention.attention.\2_bias"),
+        (r"^blocks\.(\d+)\.norm1\.", layer + "layernorm_before."),
+        (r"^blocks\.(\d+)\.norm2\.", layer + "layernorm_after."),
+        (r"^blocks\.(\d+)\.mlp\.fc1\.", layer + "intermediate.dense."),
+        (r"^blocks\.(\d+)\.mlp\.fc2\.", layer + "output.dense."),
+        (r"^head\.", "classifier."),
+    ]
+    out = {}
+    for k, v in sd.items():
+        qkv = re.match(r"^blocks\.(\d+)\.attn\.qkv\.weight$", k)
+        if qkv:
+            prefix = f"videomae.encoder.layer.{qkv[1]}.attention.attention"
+            for name, part in zip(("query", "key", "value"), v.chunk(3), strict=True):
+                out[f"{prefix}.{name}.weight"] = part.contiguous()
+            continue
+        for pattern, repl in rules:
+            k = re.sub(pattern, repl, k)
+        out[k] = v.contiguous()
+    return out
+
+
+REVISIONS = """
+import sys, torch
+import cvpt
+x = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(5))
+with torch.no_grad():
+    torch.save({s: cvpt.load_backbone(s, verbose=False).eval()(x) for s in sys.argv[1:]}, "out.pt")
+"""
+
+
+def test_hub_ids_and_revisions_resolve_offline_without_transformers(tmp_path):
+    """The hub resolution itself (refs, tags, commits, the hf-hub: prefix, shards), on whatever
+    huggingface_hub is installed (the wheel legs: its floor and its newest) and without
+    transformers: cvpt's own ViT written in the published names, its logits back exactly."""
+    from safetensors.torch import save
+
+    from cvpt.models import create_backbone
+
+    config = {"model_type": "videomae", "architectures": ["VideoMAEForVideoClassification"]}
+    config.update(SIZE, num_channels=3, layer_norm_eps=1e-6, use_mean_pooling=True)
+    sizes = dict(embed_dim=64, depth=2, num_heads=4, mlp_ratio=2.5, num_classes=3)
+    sizes.update(norm_eps=1e-6, fc_norm_eps=1e-5, img_size=32, num_frames=4)
+    vits, blobs = [], []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        vits.append(create_backbone("vit_tiny", **sizes).eval())
+        with torch.no_grad():
+            for p in vits[-1].parameters():
+                p.add_(0.2 * torch.randn(p.shape))
+        blobs.append(_hf_names(vits[-1].state_dict()))
+    cache, cfg = tmp_path / "hub", json.dumps(config).encode()
+    _add_snapshot(
+        cache,
+        "acme/vit",
+        "1" * 40,
+        {"config.json": cfg, "model.safetensors": save(blobs[1])},
+        ["v1"],
+    )
+    _add_snapshot(
+        cache,
+        "acme/vit",
+        "2" * 40,
+        {"config.json": cfg, "model.safetensors": save(blobs[0])},
+        ["main"],
+    )
+    names = sorted(blobs[0])
+    shards = {f"model-0000{i + 1}-of-00002.safetensors": names[i::2] for i in range(2)}
+    files = {shard: save({k: blobs[0][k] for k in keys}) for shard, keys in shards.items()}
+    index = {"weight_map": {k: shard for shard, keys in shards.items() for k in keys}}
+    files.update({"config.json": cfg, "model.safetensors.index.json": json.dumps(index).encode()})
+    _add_snapshot(cache, "acme/vit-sharded", "3" * 40, files, refs=["main"])
+    want = {"acme/vit": 0, "hf-hub:acme/vit": 0, "hf-hub:acme/vit@v1": 1, f"acme/vit@{'1' * 40}": 1}
+    want.update({"hf-hub:acme/vit@main": 0, "acme/vit-sharded": 0})
+    proc = _offline(cache, REVISIONS, tmp_path, *want)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = torch.load(tmp_path / "out.pt", weights_only=True)
+    x = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(5))
+    for spec, k in want.items():
+        with torch.no_grad():
+            torch.testing.assert_close(got[spec], vits[k](x), atol=1e-6, rtol=0, msg=spec)

@@ -104,14 +104,59 @@ def _floors() -> list[str]:
 
 
 def test_the_floors_leg_installs_every_lower_bound_exactly():
-    """What the floors leg installs is each `>=` of the runtime dependencies and the plots
-    extra, as written (not a later patch release), on the oldest Python allowed."""
+    """What the floors leg installs is each `>=` of the runtime dependencies and of every extra
+    the tests exercise (all but the gathering `all` and `dev`), as written (not a later patch
+    release), on the oldest Python allowed; `--extras` names those extras, which both legs
+    install the wheel with."""
     pins = dict(p.split("==") for p in _floors())
     assert pins.pop("python") == PROJECT["requires-python"].removeprefix(">=")
-    for req in RUNTIME + EXTRAS["plots"]:
+    tested = [name for name in EXTRAS if name != "all"]
+    assert {"plots", "hub", "onnx", "tensorboard", "wandb", "mlflow"} <= set(tested)
+    for req in RUNTIME + [r for name in tested for r in EXTRAS[name]]:
         low = [s.version for s in req.specifier if s.operator == ">="]
         assert low and pins.pop(req.name) == low[0], str(req)
     assert not pins, pins
+    extras = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "floors.py"), "--extras"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert extras.split(",") == tested
+    script = (ROOT / "scripts" / "wheel_check.sh").read_text()
+    assert script.count('"${wheel}[$extras]"') == 2 and "[plots]" not in script
+
+
+def _venv_key_input(script: str, project: str, tmp_path: Path) -> str:
+    """What wheel_check.sh hashes of pyproject.toml into a venv's key (its own snippet, run on
+    ``project`` as the pyproject.toml of ``tmp_path``)."""
+    snippet = re.search(r"python3 -c '(import tomllib.*?)'\n\) \| sha256sum", script, re.S)
+    assert snippet, "wheel_check.sh: the key's pyproject snippet moved"
+    (tmp_path / "pyproject.toml").write_text(project)
+    return subprocess.run(
+        [sys.executable, "-c", snippet[1]], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('"huggingface_hub>=0.34"', '"huggingface_hub>=0.35"'),
+        ('"tensorboard>=2.18"', '"tensorboard>=2.19"'),
+        ('"onnxruntime>=1.20"', '"onnxruntime>=1.21"'),
+        ('"numpy>=2.0.0"', '"numpy>=2.1.0"'),
+        ('plots = ["matplotlib>=3.9.0"]', 'plots = ["matplotlib>=3.9.0", "pillow>=10"]'),
+    ],
+)
+def test_the_venv_key_changes_when_an_ask_changes(tmp_path, old, new):
+    """A kept venv is reused only for the same asks: any dependency or extra changed in
+    pyproject.toml changes the key (a floor raised and the old venv kept would test nothing)."""
+    script = (ROOT / "scripts" / "wheel_check.sh").read_text()
+    project = (ROOT / "pyproject.toml").read_text()
+    assert old in project
+    before = _venv_key_input(script, project, tmp_path)
+    assert before == _venv_key_input(script, project, tmp_path)
+    assert _venv_key_input(script, project.replace(old, new), tmp_path) != before
 
 
 def test_the_floors_are_the_known_good_ones():

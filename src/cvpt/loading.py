@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 from cvpt.errors import MissingFileError, RunError
 from cvpt.models.compressed import CompressedVideoModel
 from cvpt.models.factory import create_model
-from cvpt.models.hub import parse_hub_id, resolve_checkpoint
+from cvpt.models.hub import hub_id_hint, parse_hub_id, resolve_checkpoint
 from cvpt.models.identity import IDENTITY_KEYS, backbone_identity, check_backbone
 from cvpt.models.tuned import CONFIG, WEIGHTS, read_config, recorded_backbone
 from cvpt.training.checkpoint import STATE, last_checkpoint, model_config
@@ -43,7 +43,7 @@ def model_folder(path: str | Path) -> Path:
     if not p.exists() and parse_hub_id(path) is not None:
         p = Path(resolve_checkpoint(path))  # a tuned model on the hub: its snapshot
     if not p.exists():
-        raise MissingFileError(f"{p}: no such run or checkpoint folder")
+        raise MissingFileError(f"{path}: no such run or checkpoint folder{hub_id_hint(path)}")
     if (p / CONFIG).exists() or (p / STATE).exists():
         return p
     ckpt = last_checkpoint(p)
@@ -95,21 +95,23 @@ def load_model(
 def _build(config: dict, ckpt: str | Path | None) -> CompressedVideoModel:
     """The untrained model a (current-version) ``config.json`` describes, its frozen backbone
     read from ``ckpt`` (``None``: rebuilt from the saved seed, sized exactly as saved)."""
-    if config["seed"] is not None:
-        torch.manual_seed(config["seed"])  # a random backbone is rebuilt from its seed
     options = dict(config["backbone_options"] or {})
     if ckpt is None:  # a registered architecture, sized exactly as saved
         options = {**config["backbone_config"], **options}
         options.pop("num_classes", None)
-    model = create_model(
-        config["method"],
-        backbone=FAMILY_BACKBONE[config["backbone_family"]],
-        num_classes=config["num_classes"],
-        backbone_checkpoint=ckpt,
-        backbone_options=options,
-        clip=config["clip"],
-        **config["options"],
-    )
+    # the caller's global RNG state is left as it was (fork_rng restores it on exit)
+    with torch.random.fork_rng(devices=[]):
+        if config["seed"] is not None:
+            torch.manual_seed(config["seed"])  # a random backbone is rebuilt from its seed
+        model = create_model(
+            config["method"],
+            backbone=FAMILY_BACKBONE[config["backbone_family"]],
+            num_classes=config["num_classes"],
+            backbone_checkpoint=ckpt,
+            backbone_options=options,
+            clip=config["clip"],
+            **config["options"],
+        )
     model.origin = {
         "backbone_checkpoint": str(ckpt) if ckpt else None,
         "backbone_options": config["backbone_options"] or {},

@@ -86,6 +86,7 @@ class CompressedVideoDataset(Dataset):
         self.views, self.seed, self.epoch = views, seed, 0
         self._epoch_set = False  # set_epoch called: its epoch wins over counted passes
         self._passes: _Passes | None = None  # this process's passes (made on first read)
+        self._rank: int | None = None  # the rank of the process that pickled this copy
         self.clip = clip or ClipSpec()
         self.transform = ClipTransform(
             size=size,
@@ -106,6 +107,13 @@ class CompressedVideoDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def __getstate__(self) -> dict:
+        """The state a DataLoader sends to a ``spawn`` / ``forkserver`` worker, with this
+        process's rank: torch.distributed is not initialised in such a worker, so it could not
+        tell its rank otherwise (and the ranks, whose worker seeds agree under one seed, would
+        draw each other's clips)."""
+        return {**self.__dict__, "_rank": process_rank()}
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict:
         if isinstance(key, tuple):
@@ -140,8 +148,10 @@ class CompressedVideoDataset(Dataset):
             return [self.epoch, index]
         info = torch.utils.data.get_worker_info()
         dist = torch.distributed
-        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-        token = (None if info is None else int(info.seed), rank)
+        initialised = dist.is_available() and dist.is_initialized()
+        # a worker's copy carries its parent's rank (__getstate__); a forked one has dist too
+        rank = dist.get_rank() if initialised else getattr(self, "_rank", None)
+        token = (None if info is None else int(info.seed), process_rank() if rank is None else rank)
         if self._passes is None or self._passes.token != token:
             self._passes = _Passes(token, len(self.samples))
         return self._passes.key(index)
@@ -153,6 +163,18 @@ class CompressedVideoDataset(Dataset):
         if self.train:
             return self.transform(read_clip(path, self.clip, train=True, rng=rng), rng)
         return read_views(path, self.transform, self.views, self.clip)
+
+
+def process_rank() -> int:
+    """This process's rank in a distributed run: torch.distributed's when initialised, else
+    the ``RANK`` that torchrun (and Lightning, accelerate) set in the environment, else 0."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    try:
+        return int(os.environ.get("RANK", 0))
+    except ValueError:  # not a number: not a rank torchrun set
+        return 0
 
 
 class _Passes:

@@ -40,7 +40,7 @@ from cvpt.errors import CheckpointError
 from cvpt.formats import Format
 from cvpt.models import swin
 from cvpt.models.backbone import VideoBackbone, family_of
-from cvpt.models.hub import SHARD_INDEXES, resolve_checkpoint
+from cvpt.models.hub import SHARD_INDEXES, hub_id_hint, resolve_checkpoint
 from cvpt.models.vit import ViTConfig
 
 # the key table of every load, at INFO: silent unless the application shows cvpt's INFO
@@ -68,6 +68,14 @@ REFUSED_PICKLE = (
 SAVE_STATE_DICT = (
     "if you trust the file, save the model's weights alone: torch.save(torch.load(FILE, "
     "weights_only=False)['state_dict'], 'weights.pth') (the key that holds them), and load that"
+)
+# prefixes that wrap a whole state dict (DataParallel/DDP, torch.compile, a Lightning module's
+# attribute, EMA's AveragedModel), stripped while every key has one, in any order and nesting
+WRAPPERS = ("module.", "_orig_mod.", "model.")
+NOT_FLOAT = (
+    "where the backbone holds float weights: a quantised (or otherwise non-float) checkpoint, "
+    "which cvpt does not cast (the values would be wrong); load its float weights instead "
+    "(dequantise it, or save the float model's state_dict)"
 )
 IMAGE_MODEL = (
     "an image model (a 2-D patch embedding, as timm's and torchvision's image ViTs have), not a "
@@ -158,9 +166,16 @@ _ALLOWED = {"vit": (_UNUSED, _FRESH), "swin": (swin.UNUSED_KEYS, swin.FRESH_KEYS
 # ---------------------------------------------------------------- configs from checkpoints
 
 
+# attention heads of the published ViT sizes, by embedding width (the weights do not say):
+# cvpt's vit_tiny (DeiT-Ti) 192/3; VideoMAE S 384/6, B 768/12, L 1024/16, H 1280/16 (80-wide
+# heads); VideoMAE V2 g 1408/16 (88-wide). A width not here needs ``num_heads=``.
+PUBLISHED_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}
+
+
 def config_from_state_dict(sd: dict[str, torch.Tensor]) -> ViTConfig:
     """Sizes read off the weights of an official checkpoint (after :func:`filter_official`).
-    Heads are not in the weights: VideoMAE's ViTs all use 64-dim heads."""
+    Heads are not in the weights: :data:`PUBLISHED_HEADS` by width, ``num_heads=0`` (unknown:
+    :func:`load_backbone` then asks for ``num_heads=``) for any other width."""
     try:
         w = sd["patch_embed.proj.weight"]  # [D, C, t, p, p]
     except KeyError:
@@ -172,7 +187,7 @@ def config_from_state_dict(sd: dict[str, torch.Tensor]) -> ViTConfig:
     return ViTConfig(
         embed_dim=d,
         depth=depth,
-        num_heads=max(1, d // 64),
+        num_heads=PUBLISHED_HEADS.get(d, 0),
         mlp_ratio=hidden / d,
         patch_size=p,
         tubelet_size=t,
@@ -213,9 +228,9 @@ def config_from_hf(cfg: dict) -> ViTConfig:
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], object, str]:
     """``(state dict in our names, config, format name)`` for any supported path; the config's
     class (``ViTConfig`` / ``SwinConfig``) says the family."""
+    if not Path(path).exists():
+        raise CheckpointError(path, f"no such file or folder{hub_id_hint(path)}")
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(path, "no such file or folder")
     try:
         if path.is_dir():
             return _read_hf_folder(path)
@@ -269,8 +284,49 @@ def _read_official(path: Path):
 
 def _from_state_dict(path: Path, obj: dict[str, torch.Tensor]):
     """``(state dict in our names, config, format name)`` of a bare state dict: the family
-    and layout told apart by its keys."""
+    and layout told apart by its keys (after :func:`unwrap`)."""
+    obj, wrappers = unwrap(path, obj)
+    sd, cfg, kind = _from_bare_state_dict(path, obj)
+    return sd, cfg, kind + (f", unwrapped {' + '.join(wrappers)}" if wrappers else "")
+
+
+def unwrap(path: Path, obj: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """``(obj without its wrappers, what was stripped)``: an mmengine EMA model's state dict
+    (``steps`` + ``module.*``: its averaged weights) loses ``steps``; then any of
+    :data:`WRAPPERS` that every key starts with (also behind ``backbone.``) is stripped, again
+    until none is. mmcv's EMA copies (``ema_*`` keys beside the weights) are refused, naming
+    them: which of the two sets is meant, the file does not say."""
+    stripped = []
+    if (
+        "steps" in obj
+        and len(obj) > 1
+        and all(k.startswith("module.") for k in obj if k != "steps")
+    ):
+        obj = {k: v for k, v in obj.items() if k != "steps"}
+        stripped.append("mmengine EMA (steps)")
+    while obj:
+        prefix = next((w for w in WRAPPERS if all(k.startswith(w) for k in obj)), None)
+        if prefix is None and all(k.startswith("backbone.") for k in obj):
+            inner = next((w for w in WRAPPERS if all(k[9:].startswith(w) for k in obj)), None)
+            prefix = None if inner is None else "backbone." + inner
+        if prefix is None:
+            break
+        obj = {k[len(prefix) :]: v for k, v in obj.items()}
+        stripped.append(prefix)
+    ema = sorted(k for k in obj if k.startswith("ema_"))
+    if ema and len(ema) < len(obj):
+        raise CheckpointError(
+            path,
+            f"holds mmcv EMA copies ({len(ema)} ema_* keys, e.g. {ema[0]}) beside the weights, "
+            "and does not say which set the model used; save the set you want alone, e.g. "
+            "{k: v for k, v in sd.items() if not k.startswith('ema_')}, and load that",
+        )
+    return obj, stripped
+
+
+def _from_bare_state_dict(path: Path, obj: dict[str, torch.Tensor]):
     if any(k.startswith("videomae.") for k in obj):  # a bare HF pytorch_model.bin
+        refuse_non_float(path, obj)  # before filter_hf, whose q/k/v concatenation would cast
         sd = filter_hf(obj)
         return sd, config_from_state_dict(sd), "hugging-face state dict"
     swin_format = swin.checkpoint_format(obj)
@@ -287,8 +343,8 @@ def _from_state_dict(path: Path, obj: dict[str, torch.Tensor]):
         found = ", ".join(sorted(sd)[:6]) + (", ..." if len(sd) > 6 else "")
         raise CheckpointError(
             path,
-            f"not a checkpoint of a supported backbone family: {len(sd)} tensors, keys {found}; "
-            f"cvpt reads {SUPPORTED}",
+            f"not a checkpoint of a supported backbone family: {len(sd)} tensors, keys {found}"
+            f"{_prefix_seen(obj)}; cvpt reads {SUPPORTED}",
         )
     w = sd["patch_embed.proj.weight"]  # [D, C, t, p, p] in a video ViT
     if w.dim() == 4:
@@ -299,6 +355,29 @@ def _from_state_dict(path: Path, obj: dict[str, torch.Tensor]):
     else:
         kind = "official VideoMAE fine-tuned"
     return sd, cfg, kind
+
+
+def _prefix_seen(sd: dict) -> str:
+    """``'; every key starts with 'net.' ...'`` when the keys share a first name (a wrapper
+    cvpt does not know, e.g. a Lightning module's attribute), else ``''``."""
+    firsts = {k.split(".", 1)[0] for k in sd if "." in k}
+    if len(firsts) != 1 or len(sd) < 2 or not all("." in k for k in sd):
+        return ""
+    prefix = f"{firsts.pop()}."
+    return (
+        f"; every key starts with {prefix!r}, a wrapper cvpt does not strip (it strips "
+        f"{', '.join(WRAPPERS)}): if the backbone is inside it, save "
+        f"{{k.removeprefix({prefix!r}): v for k, v in sd.items()}} and load that"
+    )
+
+
+def refuse_non_float(where, tensors: dict[str, torch.Tensor]) -> None:
+    """:class:`CheckpointError` naming ``where``, the first tensor of ``tensors`` that is not
+    floating point (integer, bool, complex) and its dtype; float16/bfloat16/float64 pass (they
+    widen or narrow to the model's float32 as any float does)."""
+    for key, t in tensors.items():
+        if not t.is_floating_point():
+            raise CheckpointError(where, f"{key} is {t.dtype} {NOT_FLOAT}")
 
 
 def _read_hf_folder(path: Path):
@@ -312,6 +391,7 @@ def _read_hf_folder(path: Path):
         )
     cfg = config_from_hf(hf)
     raw = _read_hf_weights(path)
+    refuse_non_float(path, raw)  # before filter_hf, whose q/k/v concatenation would cast
     layout = "4.x" if any(k.endswith(".q_bias") for k in raw) else "5.x"
     return filter_hf(raw), cfg, f"Hugging Face folder (transformers {layout} keys)"
 
@@ -342,13 +422,20 @@ def _read_shards(path: Path, index: str) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for shard in sorted(set(weight_map.values())):
         file = path / shard
+        if Path(shard).is_absolute() or ".." in Path(shard).parts:
+            # an index is data: it may name files in its own folder only
+            raise CheckpointError(
+                path / index, f"lists the shard {shard}, which is outside its folder {path}"
+            )
         if not file.exists():
             raise CheckpointError(file, f"no such file: a shard {index} lists")
         if shard.endswith(".safetensors"):
             tensors = load_file(file)
         else:
             tensors = torch.load(file, map_location="cpu", weights_only=True)
-        out.update({k: v for k, v in tensors.items() if weight_map.get(k) == shard})
+        mine = {k: v for k, v in tensors.items() if weight_map.get(k) == shard}
+        refuse_non_float(file, mine)
+        out.update(mine)
     missing = sorted(set(weight_map) - set(out))
     if missing:
         raise CheckpointError(path / index, f"tensors missing from their shards: {missing[:5]}")
@@ -378,8 +465,35 @@ def _read_cvpt_safetensors(path: Path):
         raise CheckpointError(
             path, f"backbone family {family!r} is not one cvpt knows ({', '.join(configs)})"
         )
-    cfg = configs[family](**json.loads(meta["cvpt_backbone_config"]))
+    cfg = _metadata_config(path, configs[family], meta["cvpt_backbone_config"])
     return load_file(path), cfg, "cvpt safetensors"
+
+
+def _metadata_config(path: Path, config_class, text: str):
+    """The ``config_class`` the metadata field ``cvpt_backbone_config`` (JSON) describes;
+    :class:`CheckpointError` naming the file and the field when it is not JSON, not an object,
+    or has fields that class lacks (e.g. a Swin family tag on a ViT's config)."""
+    where = (
+        f"its metadata cvpt_backbone_config (of a {config_class.family!r} backbone, as "
+        "cvpt_backbone_family says)"
+    )
+    try:
+        fields = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CheckpointError(path, f"{where} is not JSON ({e})") from e
+    if not isinstance(fields, dict):
+        raise CheckpointError(path, f"{where} is a JSON {type(fields).__name__}, not an object")
+    unknown = sorted(set(fields) - set(config_class().to_dict()))
+    if unknown:
+        raise CheckpointError(
+            path,
+            f"{where} has fields {unknown} that a {config_class.__name__} has not: a file "
+            "edited or mislabelled; save the backbone again with cvpt.save_backbone",
+        )
+    try:
+        return config_class(**fields)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(path, f"{where}: {e}") from e
 
 
 class _Unread:
@@ -463,6 +577,14 @@ def load_backbone(path: str | Path, *, verbose: bool = True, **overrides) -> Vid
         raise CheckpointError(path, f"unknown options {sorted(unknown)}")
     for k, v in overrides.items():
         setattr(cfg, k, v)
+    if cfg.family == "vit" and not cfg.num_heads:  # a width PUBLISHED_HEADS does not know
+        raise CheckpointError(
+            path,
+            f"a ViT of width {cfg.embed_dim}, which no published VideoMAE size has "
+            f"({', '.join(f'{d}: {h} heads' for d, h in PUBLISHED_HEADS.items())}), and its "
+            "head count is not in the weights: pass num_heads= (load_backbone(..., "
+            "num_heads=N), backbone_options={'num_heads': N})",
+        )
     model = family_of(cfg)(cfg)
     unused_rules, fresh_rules = _ALLOWED[model.family]
     own = model.state_dict()
@@ -482,7 +604,9 @@ def load_backbone(path: str | Path, *, verbose: bool = True, **overrides) -> Vid
         why = _match(unused_rules, k)
         notes.append((k, "unused", why or "NOT ALLOWED"))
         bad += [] if why else [f"unexpected {k}"]
-    for k in set(own) & set(sd):
+    shared = sorted(set(own) & set(sd))
+    refuse_non_float(path, {k: sd[k] for k in shared if own[k].is_floating_point()})
+    for k in shared:
         if own[k].shape != sd[k].shape:
             bad.append(f"{k}: checkpoint {list(sd[k].shape)} vs model {list(own[k].shape)}")
     if verbose:

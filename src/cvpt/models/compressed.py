@@ -254,10 +254,15 @@ class CompressedVideoModel(nn.Module):
         *,
         class_names: list[str] | None = None,
         input_spec: dict | None = None,
+        overwrite: bool = False,
     ) -> Path:
         """A self-describing per-task folder (``config.json`` + ``model.safetensors`` with the
-        tuned tensors), read back by :func:`cvpt.load_model`."""
-        return save_pretrained(self, folder, class_names=class_names, input_spec=input_spec)
+        tuned tensors), read back by :func:`cvpt.load_model`. An earlier save there is
+        replaced; files that are not a cvpt tuned model's are refused (naming the file)
+        unless ``overwrite``."""
+        return save_pretrained(
+            self, folder, class_names=class_names, input_spec=input_spec, overwrite=overwrite
+        )
 
     def push_to_hub(
         self,

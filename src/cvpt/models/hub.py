@@ -10,11 +10,12 @@ here runs for a path that exists on disk: a local folder named ``org/name`` wins
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
 
-from cvpt.errors import CheckpointError, require
+from cvpt.errors import CheckpointError, CvptError, require
 
 PREFIX = "hf-hub:"
 # owner/name[@revision]: hub names are letters, digits, "-", "_", "." (no leading "." or "-")
@@ -50,6 +51,20 @@ def parse_hub_id(spec: str | Path) -> tuple[str, str | None] | None:
     return m.group("repo"), m.group("rev")
 
 
+def hub_id_hint(spec: str | Path) -> str:
+    """For a path that does not exist: ``'; it looks like a hub id: ...'`` when it is one
+    but for a trailing slash or a leading ``./`` (``acme/model/``), else ``''``."""
+    text = str(spec).rstrip("/").removeprefix("./")
+    if (
+        Path(spec).exists()
+        or text.startswith(PREFIX)
+        or text.split("@")[0].lower().endswith(_FILE_SUFFIXES)
+        or _HUB_ID.match(text) is None
+    ):
+        return ""
+    return f"; it looks like a hub id: write it as {text} or hf-hub:{text}"
+
+
 def resolve_checkpoint(spec: str | Path) -> str | Path:
     """``spec`` itself when it is a path; for a hub id, the cached snapshot folder holding its
     ``config.json`` and weights (fetched when not cached and the hub is reachable).
@@ -72,22 +87,50 @@ def resolve_checkpoint(spec: str | Path) -> str | Path:
         + (f" at revision {revision}" if revision else "")
         + ("" if str(spec).startswith(PREFIX) else "; no local path of that name either")
     )
+    partly = (
+        f"cached only partly ({where}): download the model once online (hf download {repo}), "
+        "or copy its whole cache folder here"
+    )
+    uncached: list[str] = []  # weight files this cache lacks and the hub was not asked about
+
+    def fetch(name: str) -> Path | None:
+        """The cached ``name``; None when the repository has no such file, or when the cache
+        lacks it and the hub cannot be asked (then listed in ``uncached``). huggingface_hub's
+        LocalEntryNotFoundError subclasses EntryNotFoundError: it is caught first."""
+        try:
+            return Path(hub.hf_hub_download(repo, name, revision=revision))
+        except errors.LocalEntryNotFoundError:
+            uncached.append(name)
+        except errors.EntryNotFoundError:
+            pass
+        return None
+
     try:
         config = Path(hub.hf_hub_download(repo, "config.json", revision=revision))
-        for name in WEIGHT_FILES:
-            try:
-                hub.hf_hub_download(repo, name, revision=revision)
-                return config.parent
-            except errors.EntryNotFoundError:
-                continue
+        if any(fetch(name) for name in WEIGHT_FILES):
+            return config.parent
         for index in SHARD_INDEXES:  # a sharded model: its index, then every shard it lists
-            try:
-                file = Path(hub.hf_hub_download(repo, index, revision=revision))
-            except errors.EntryNotFoundError:
+            file = fetch(index)
+            if file is None:
                 continue
             for shard in sorted(set(json.loads(file.read_text()).get("weight_map", {}).values())):
-                hub.hf_hub_download(repo, shard, revision=revision)
+                try:
+                    hub.hf_hub_download(repo, shard, revision=revision)
+                except errors.LocalEntryNotFoundError as e:
+                    raise CheckpointError(
+                        spec, f"the shard {shard} that {index} lists is not in the cache: {partly}"
+                    ) from e
+                except errors.EntryNotFoundError as e:
+                    raise CheckpointError(
+                        spec, f"{index} lists the shard {shard}, which the hub model has not"
+                    ) from e
             return config.parent
+        if uncached:
+            raise CheckpointError(
+                spec,
+                f"config.json is in the cache but none of {', '.join(uncached)} (its weights): "
+                f"{partly}",
+            )
         raise CheckpointError(
             spec, f"the hub model has none of {', '.join(WEIGHT_FILES + SHARD_INDEXES)}"
         )
@@ -126,17 +169,47 @@ def push_folder(
     revision: str | None = None,
     commit_message: str = "Upload a cvpt tuned model",
 ) -> str:
-    """Upload every file of ``folder`` to the hub model repository ``repo_id`` (created when
-    missing); returns the commit's URL. Needs ``huggingface_hub`` (``cvpt[hub]``) and a token
-    with write access (``token`` or ``huggingface-cli login``)."""
+    """Upload every file of ``folder`` to the hub model repository ``repo_id`` (``org/name``,
+    or ``hf-hub:org/name[@revision]`` as :func:`cvpt.load_model` takes it; created when
+    missing) in one commit; returns the commit's URL. Needs ``huggingface_hub``
+    (``cvpt[hub]``) and a token with write access (``token`` or ``hf auth login``).
+
+    Raises :class:`cvpt.errors.CvptError` naming the repository and the hub's address when
+    the hub cannot be reached or refuses (no commit is made then), and for an id that is not
+    ``org/name``."""
     hub = require("huggingface_hub", extra="hub", feature="push_to_hub")
+    m = _HUB_ID.match(repo_id.removeprefix(PREFIX))
+    if m is None:
+        raise CvptError(f"{repo_id}: not a hub repository id (expected org/name)")
+    repo, revision = m.group("repo"), revision or m.group("rev")
     api = hub.HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    info = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(folder),
-        repo_type="model",
-        revision=revision,
-        commit_message=commit_message,
-    )
+    try:
+        api.create_repo(repo, private=private, exist_ok=True, repo_type="model")
+        info = api.upload_folder(
+            repo_id=repo,
+            folder_path=str(folder),
+            repo_type="model",
+            revision=revision,
+            commit_message=commit_message,
+        )
+    except _network_errors() as e:
+        raise CvptError(
+            f"{repo}: cannot push to the hub at {api.endpoint} ({type(e).__name__}: {e}); no "
+            "commit was made: check the network, HF_ENDPOINT and the token, then push again"
+        ) from e
     return str(getattr(info, "commit_url", None) or info)
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What the hub client raises when the hub is unreachable or refuses: OSError (its HTTP
+    errors, offline mode) and the transport errors of the HTTP library it was built on
+    (httpx, or its fork httpx2, in huggingface_hub 1.x and later; requests before), which
+    are not OSErrors."""
+    found: list[type[BaseException]] = [OSError]
+    pairs = (("httpx", "HTTPError"), ("httpx2", "HTTPError"), ("requests", "RequestException"))
+    for module, name in pairs:
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)

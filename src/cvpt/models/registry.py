@@ -11,8 +11,13 @@ from cvpt.models.backbone import _BACKBONES, VideoBackbone, family_of
 
 
 def list_backbones(family: str | None = None) -> list[str]:
-    """Registered variant names (of one ``family``: ``vit`` or ``swin``), sorted."""
-    return sorted(n for n, fn in _BACKBONES.items() if family in (None, fn().family))
+    """Registered variant names (of one ``family``: ``vit`` or ``swin``), sorted; raises
+    :class:`ConfigError` naming the known families for any other ``family``."""
+    families = {n: fn().family for n, fn in _BACKBONES.items()}
+    if family is not None and family not in families.values():
+        known = ", ".join(sorted(set(families.values())))
+        raise ConfigError(f"unknown backbone family {family!r}; known: {known}")
+    return sorted(n for n, f in families.items() if family in (None, f))
 
 
 def backbone_config(name: str, **overrides):

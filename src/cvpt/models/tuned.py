@@ -45,11 +45,16 @@ def save_pretrained(
     class_names: list[str] | None = None,
     input_spec: dict | None = None,
     extra_metadata: dict | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created; each file
     written atomically). ``class_names`` and ``input_spec`` default to what the model carries
-    (set by :func:`cvpt.load_model` or a training run)."""
+    (set by :func:`cvpt.load_model` or a training run). A folder holding an earlier save is
+    replaced; one whose ``config.json`` / ``model.safetensors`` are not a cvpt tuned model's
+    raises :class:`CheckpointError` naming the file, unless ``overwrite``."""
     folder = Path(folder)
+    if not overwrite:
+        refuse_foreign_files(folder)
     folder.mkdir(parents=True, exist_ok=True)
     origin = getattr(model, "origin", {}) or {}
     spec = input_spec if input_spec is not None else model.input_spec
@@ -87,6 +92,32 @@ def save_pretrained(
     with atomic_output(folder / CONFIG) as tmp:
         tmp.write_text(json.dumps(config, indent=2))
     return folder
+
+
+def refuse_foreign_files(folder: Path) -> None:
+    """:class:`CheckpointError` naming the file when ``folder`` holds a ``config.json`` that
+    is not a cvpt tuned model's (no ``format`` ``cvpt-tuned-model/...``), or a
+    ``model.safetensors`` beside none: someone's own files, which a save would replace."""
+    config, weights = folder / CONFIG, folder / WEIGHTS
+    if config.exists():
+        try:
+            ours = str(json.loads(config.read_text()).get("format", "")).startswith(
+                FORMAT.split("/")[0] + "/"
+            )
+        except (ValueError, AttributeError, OSError):  # not JSON, not an object, unreadable
+            ours = False
+        if ours:
+            return
+        found, what = config, f"not a cvpt tuned model's config (no format {FORMAT})"
+    elif weights.exists():
+        found, what = weights, f"weights with no cvpt {CONFIG} beside them"
+    else:
+        return
+    raise CheckpointError(
+        found,
+        f"{what}; save_pretrained would replace it: save into another folder, or pass "
+        "overwrite=True",
+    )
 
 
 def recorded_backbone(where, recorded: str | None) -> str | None:
