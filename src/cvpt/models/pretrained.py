@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from cvpt.codec.sampling import ClipSpec
 from cvpt.errors import CvptError
 from cvpt.models.checkpoint import CheckpointError
+from cvpt.models.methods import saved_options
 
 FORMAT = "cvpt-tuned-model/1"
 WEIGHTS = "model.safetensors"
@@ -252,6 +253,7 @@ def load_model(
     tuning = dict(config["options"])
     if "sccp_skip" in tuning:  # saved before the option's rename: its value says the reading
         tuning["sccp_update"] = "add" if tuning.pop("sccp_skip") else "replace"
+    tuning = saved_options(config["method"], tuning)  # older files: every method's options
     model = create_model(
         config["method"],
         backbone={"vit": "vit_base", "swin": "swin_base"}[family],
