@@ -108,12 +108,12 @@ def check_identity(path: Path, saved: dict, expected: dict, allow_other_backbone
     """Refuse a checkpoint made by another model: :class:`cvpt.errors.RunError` naming what
     differs, or :class:`cvpt.BackboneMismatchError` for another backbone (unless
     ``allow_other_backbone``)."""
-    from cvpt.training.config import SCCP_UPDATE_BEFORE_RECORDED
+    from cvpt.training.config import recorded_options
 
-    if saved.get("method") == "cvpt" and "sccp_update" not in (saved.get("model_options") or {}):
-        # saved before the reading was recorded: it was the one of that time
-        opts = {"sccp_update": SCCP_UPDATE_BEFORE_RECORDED, **(saved.get("model_options") or {})}
-        saved = {**saved, "model_options": opts}
+    before = recorded_options(saved.get("method", ""), before=True)
+    if set(before) - set(saved.get("model_options") or {}):
+        # saved before the method recorded them: the values of that time
+        saved = {**saved, "model_options": {**before, **(saved.get("model_options") or {})}}
     backbone_keys = ("backbone", "backbone_source", "backbone_fingerprint")
     diff = {
         k: (saved.get(k), v)

@@ -44,11 +44,11 @@ class TrainConfig:
     mv_clip: float = 20.0  # MVs clipped to ±mv_clip px then /mv_clip (CoViAR: 20 at 256 px)
     clip: ClipSpec = field(default_factory=ClipSpec)  # what one clip is (read_clip's options)
     # model
-    method: str = "cvpt"  # cvpt | linear | vpt | adaptformer | full
+    method: str = "cvpt"  # a registered method: cvpt | linear | vpt | adaptformer | full | lora
     backbone: str = "vit_base"  # registered architecture (ignored when a checkpoint is loaded)
     backbone_checkpoint: str | None = None  # official .pth, HF folder or cvpt safetensors
     backbone_options: dict = field(default_factory=dict)  # backbone config fields: {depth: 4}
-    model_options: dict = field(default_factory=dict)  # TuningOptions, e.g. {sccp_layers: 1}
+    model_options: dict = field(default_factory=dict)  # the method's, e.g. {sccp_layers: 1}
     # optimisation (paper §4.2)
     epochs: int = 30  # passes over the training subset
     batch_size: int = 8  # per process; gradient accumulation makes up the effective batch
@@ -81,22 +81,26 @@ class TrainConfig:
     logger: str = "none"  # trackers: none | tensorboard | wandb | mlflow (comma-separated)
 
     def __post_init__(self):
-        if self.method == "cvpt":  # the reading of SCCP's update is recorded with every run
-            self.model_options = {"sccp_update": default_sccp_update(), **self.model_options}
+        # what the method records with every run (CVPT: the reading of SCCP's update)
+        self.model_options = {**recorded_options(self.method), **self.model_options}
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-# runs whose config.yaml does not name the reading were trained before it was recorded, when
-# SCCP replaced the MV/residual streams (docs/design.md)
-SCCP_UPDATE_BEFORE_RECORDED = "replace"
+def recorded_options(method: str, *, before: bool = False) -> dict:
+    """The options ``method`` records with every run, at today's defaults, or (``before``)
+    at the values runs made before they were recorded were trained with (CVPT's
+    ``sccp_update``: SCCP replaced the MV/residual streams then, docs/design.md). Empty for
+    an unknown method (the model refuses it)."""
+    from cvpt.models.methods import get_method, list_methods
 
-
-def default_sccp_update() -> str:
-    from cvpt.models.compressed import TuningOptions
-
-    return TuningOptions().sccp_update
+    if method not in list_methods():
+        return {}
+    tuning = get_method(method)
+    if before:
+        return dict(tuning.recorded_before)
+    return {k: getattr(tuning.options(), k) for k in tuning.recorded_before}
 
 
 def valid_keys() -> list[str]:
@@ -218,11 +222,9 @@ def load_run_config(run: str | Path, overrides: list[str] | None = None) -> Trai
         data.pop(key, None)
     # keys recorded later than the run was made: the behaviour of its time, not today's default
     data.setdefault("flush_denormal", False)
-    if data.get("method", TrainConfig.method) == "cvpt":  # not today's default: the run's own
-        data["model_options"] = {
-            "sccp_update": SCCP_UPDATE_BEFORE_RECORDED,
-            **(data.get("model_options") or {}),
-        }
+    # not today's defaults: the run's own
+    before = recorded_options(data.get("method", TrainConfig.method), before=True)
+    data["model_options"] = {**before, **(data.get("model_options") or {})}
     return load_config(None, overrides, base=data)
 
 
@@ -231,9 +233,10 @@ def load_run_config(run: str | Path, overrides: list[str] | None = None) -> Trai
 
 def describe_keys(cfg: TrainConfig | None = None) -> list[tuple[str, object, str]]:
     """``(key, value, one-line description)`` of every key, nested ones dotted: the clip
-    spec's fields, every model option (:class:`TuningOptions`) and backbone option (the
+    spec's fields, every model option of ``cfg.method`` (its options dataclass: the shared
+    :class:`~cvpt.models.methods.TuningOptions` and its own) and backbone option (the
     family's config, at ``cfg.backbone``'s values unless overridden)."""
-    from cvpt.models.compressed import TuningOptions
+    from cvpt.models.methods import TuningOptions, get_method, list_methods
     from cvpt.models.registry import backbone_config
     from cvpt.models.vit import ViTConfig
 
@@ -246,8 +249,9 @@ def describe_keys(cfg: TrainConfig | None = None) -> list[tuple[str, object, str
             sub = field_docs(ClipSpec)
             rows += [(f"clip.{k}", v, sub.get(k, "")) for k, v in asdict(value).items()]
         elif f.name == "model_options":
-            sub = field_docs(TuningOptions)
-            merged = {**TuningOptions().to_dict(), **value}
+            kind = get_method(cfg.method).options if cfg.method in list_methods() else TuningOptions
+            sub = field_docs(kind)
+            merged = {**kind().to_dict(), **value}
             rows += [(f"model_options.{k}", v, sub.get(k, "")) for k, v in merged.items()]
         elif f.name == "backbone_options":
             try:
@@ -264,10 +268,13 @@ def describe_keys(cfg: TrainConfig | None = None) -> list[tuple[str, object, str
 
 @cache
 def field_docs(cls) -> dict[str, str]:
-    """``{field: its trailing comment}`` of a dataclass, read from its source (the comments are
-    the fields' documentation; one place, no second copy)."""
+    """``{field: its trailing comment}`` of a dataclass, read from its source and its dataclass
+    bases' (the comments are the fields' documentation; one place, no second copy)."""
     assert is_dataclass(cls)
     docs: dict[str, str] = {}
+    for base in reversed(cls.__mro__[1:]):  # inherited fields: a method's shared options
+        if is_dataclass(base):
+            docs.update(field_docs(base))
     names = {f.name for f in fields(cls)}
     line_name: dict[int, str] = {}
     tokens = list(tokenize.generate_tokens(io.StringIO(getsource(cls)).readline))

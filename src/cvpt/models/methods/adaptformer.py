@@ -19,6 +19,7 @@ class AdaptFormerOptions(TuningOptions):
 
 class AdaptFormer(TuningMethod):
     name = "adaptformer"
+    label = "AdaptFormer*"
     help = "AdaptFormer*: adapters parallel to every MLP and the prompt embeddings train"
     options = AdaptFormerOptions
 

@@ -57,13 +57,16 @@ class TuningMethod:
     modules it builds live on the model, so one instance serves every model."""
 
     name: ClassVar[str]
-    help: ClassVar[str]  # one line: what trains (cvpt info, --help, docs)
+    label: ClassVar[str]  # its row in tables and the demo ("VPT*": the paper's reimplementation)
+    help: ClassVar[str]  # one line: what trains (cvpt info --all, docs)
     options: ClassVar[type[TuningOptions]] = TuningOptions
     families: ClassVar[tuple[str, ...] | None] = None  # backbone families it runs on; None: all
     unsupported: ClassVar[str] = ""  # why it does not run on the other families
     tunes_prompt_embeddings: ClassVar[bool] = True  # False: Emb_MV/Emb_R stay as initialised
     trains_backbone: ClassVar[bool] = False  # every weight trains (a higher learning rate)
     proposed: ClassVar[bool] = False  # the paper's own method (highlighted in figures)
+    in_paper: ClassVar[bool] = True  # in the paper's Table 1; False: an added baseline (the
+    # demo runs those among the ablations, not in its main table)
     # options recorded with every run (their default now; runs that did not record them were
     # trained with the value given here)
     recorded_before: ClassVar[dict[str, object]] = {}

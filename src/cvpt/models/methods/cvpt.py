@@ -4,6 +4,7 @@ the I-frame tokens with the MV and residual prompts (docs/design.md, *Model*).""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import nn
 
@@ -23,11 +24,12 @@ class CVPTOptions(TuningOptions):
 
 class CVPT(TuningMethod):
     name = "cvpt"
+    label = "CVPT"
     help = "CVPT: SCCP blocks (and the prompt embeddings) train; the backbone stays frozen"
     options = CVPTOptions
     proposed = True
     # runs that did not record the reading were trained when SCCP replaced the streams
-    recorded_before = {"sccp_update": "replace"}
+    recorded_before: ClassVar[dict[str, object]] = {"sccp_update": "replace"}
 
     def check(self, backbone, options: CVPTOptions) -> None:
         super().check(backbone, options)

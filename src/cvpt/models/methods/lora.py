@@ -48,6 +48,8 @@ class LoRALinear(nn.Linear):
 
 class LoRA(TuningMethod):
     name = "lora"
+    label = "LoRA"
+    in_paper = False
     help = "LoRA: rank-r updates of every attention's qkv and proj, and the prompt embeddings"
     options = LoRAOptions
 

@@ -18,6 +18,7 @@ class VPTOptions(TuningOptions):
 
 class VPT(TuningMethod):
     name = "vpt"
+    label = "VPT*"
     help = "VPT*: deep prompts (vpt_tokens per block) and the prompt embeddings train"
     options = VPTOptions
     families = ("vit",)
@@ -31,7 +32,8 @@ class VPT(TuningMethod):
         tubelet, p, _ = model.backbone.patch_kernel
         fan_in = 3 * tubelet * p * p  # the patch embedding's (RGB input)
         depth = len(model.backbone.block_dims())
-        model.prompts = DeepPrompts(depth, model.options.vpt_tokens, model.backbone.embed_dim, fan_in)
+        d = model.backbone.embed_dim
+        model.prompts = DeepPrompts(depth, model.options.vpt_tokens, d, fan_in)
 
     def tuned_modules(self, model) -> list[nn.Module]:
         return [model.prompts]
