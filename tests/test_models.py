@@ -87,6 +87,8 @@ def test_what_each_method_tunes():
         "mv_embed",
         "res_embed",
     }
+    assert tuned("lora") == {"backbone.fc_norm", "backbone.head", "backbone.blocks", "mv_embed",
+                             "res_embed"}  # fmt: skip
     assert all(p.requires_grad for p in _model("full").parameters())
 
 
@@ -138,7 +140,7 @@ def test_wrong_input_shapes_say_the_expected_layout():
 
 def test_unknown_method_or_option_is_an_error():
     with pytest.raises(ValueError, match="method must be one of"):
-        cvpt.create_model("lora", **TINY)
+        cvpt.create_model("st_adapter", **TINY)
     with pytest.raises(ValueError, match=r"unknown options.*sccp_layer"):
         cvpt.create_model("cvpt", sccp_layer=3, **TINY)
     with pytest.raises(ValueError, match="sccp_update must be one of"):
