@@ -57,11 +57,11 @@ def test_grad_checkpointing_key_reaches_the_model():
 def test_runs_record_the_reading_of_sccp_and_old_runs_keep_theirs(tmp_path):
     import yaml
 
-    from cvpt.models.compressed import TuningOptions
+    from cvpt.models import get_method
     from cvpt.training.checkpoint import check_identity
     from cvpt.training.config import load_run_config, save_config
 
-    default = TuningOptions().sccp_update
+    default = get_method("cvpt").options().sccp_update
     cfg = load_config(overrides=["method=cvpt"])
     assert cfg.model_options == {"sccp_update": default}  # recorded, not implied
     other = "replace" if default == "add" else "add"
