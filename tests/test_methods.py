@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 import cvpt
+from conftest import random_clips
 from cvpt.errors import ConfigError
 from cvpt.models import backbone_config, get_method, list_backbones, list_methods
 from cvpt.models.flops import count_macs, model_inputs
@@ -30,12 +31,7 @@ FAMILIES = sorted({backbone_config(n).family for n in list_backbones()})
 
 
 def _inputs(batch=2, size=16, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return (
-        torch.randn(batch, 3, 4, size, size, generator=g),
-        torch.randn(batch, 2, 12, size, size, generator=g),
-        torch.randn(batch, 3, 12, size, size, generator=g),
-    )
+    return random_clips(batch, size, seed)
 
 
 def _perturb(model) -> None:

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import cvpt
+from conftest import random_clips
 from cvpt.models import METHODS, create_backbone, list_backbones
 from cvpt.models.prompts import SCCP
 
@@ -27,12 +28,7 @@ CASES = [("cvpt", o) for o in ABLATIONS] + [(m, {}) for m in METHODS if m != "cv
 
 
 def _inputs(batch=2, size=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return (
-        torch.randn(batch, 3, 4, size, size, generator=g),
-        torch.randn(batch, 2, 12, size, size, generator=g),
-        torch.randn(batch, 3, 12, size, size, generator=g),
-    )
+    return random_clips(batch, size, seed)
 
 
 def _model(method, **options):
