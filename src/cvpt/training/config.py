@@ -167,7 +167,7 @@ def load_config(
     try:
         for where, layer in layers:
             layer = OmegaConf.from_dotlist(layer) if where == "--set" else OmegaConf.create(layer)
-            merged = OmegaConf.merge(merged, layer)
+            merged = OmegaConf.merge(_for_method(merged, layer.get("method")), layer)
         where = ""
         cfg: TrainConfig = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
@@ -177,6 +177,21 @@ def load_config(
         if value:
             setattr(cfg, key, os.path.expandvars(os.path.expanduser(value)))
     return cfg
+
+
+def _for_method(merged, method: str | None):
+    """``merged`` before a layer that sets ``method``: when that is another method, the model
+    options earlier layers set for the old one and the new one does not take are dropped (a
+    cvpt config's ``sccp_update`` under ``--set method=lora``); those the layer itself sets
+    are the new method's, and checked by it."""
+    from cvpt.models.methods import get_method, list_methods
+
+    if method is None or method == merged.method or method not in list_methods():
+        return merged
+    takes = set(get_method(method).options.field_names())
+    old = OmegaConf.to_container(merged.model_options)
+    merged.model_options = {k: v for k, v in old.items() if k in takes}
+    return merged
 
 
 def _explain(e: OmegaConfBaseException, where: str) -> str:
