@@ -153,5 +153,5 @@ def test_lora_tunes_under_one_percent_of_vit_b_without_the_prompt_embeddings(ran
     head = 768 * 51 + 51 + 2 * 768  # head and fc_norm
     lora = 12 * rank * ((768 + 3 * 768) + (768 + 768))  # A and B of qkv and proj, per block
     assert row["tunable_params_without_embeddings"] == lora + head
-    assert row["tunable_percent_without_embeddings"] < 1.0  # 0.30% at r=4, 0.52% at r=8
+    assert row["tunable_percent_without_embeddings"] < 1.0  # 0.28% at r=4, 0.52% at r=8
     assert row["about"] == get_method("lora").help and row["gmacs_per_view"] > 0

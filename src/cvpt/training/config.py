@@ -44,7 +44,7 @@ class TrainConfig:
     mv_clip: float = 20.0  # MVs clipped to ±mv_clip px then /mv_clip (CoViAR: 20 at 256 px)
     clip: ClipSpec = field(default_factory=ClipSpec)  # what one clip is (read_clip's options)
     # model
-    method: str = "cvpt"  # a registered method: cvpt | linear | vpt | adaptformer | full | lora
+    method: str = "cvpt"  # a registered tuning method (cvpt info --all lists them)
     backbone: str = "vit_base"  # registered architecture (ignored when a checkpoint is loaded)
     backbone_checkpoint: str | None = None  # official .pth, HF folder or cvpt safetensors
     backbone_options: dict = field(default_factory=dict)  # backbone config fields: {depth: 4}

@@ -22,7 +22,7 @@ TARGETS = ("qkv", "proj")  # the attention's input and output projections
 
 @dataclass
 class LoRAOptions(TuningOptions):
-    lora_rank: int = 8  # r: ViT-B tunes 0.51% of its weights w/o the prompt embeddings
+    lora_rank: int = 8  # r: 0.52% of ViT-B trains (w/o the prompt embeddings)
     lora_alpha: float = 8.0  # the update is scaled by alpha / r
 
 
