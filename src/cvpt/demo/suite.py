@@ -82,8 +82,13 @@ def method_cell(method: str, options: dict | None = None, **kw) -> Variant:
     return Variant(get_method(method).label, method, options or {}, **kw)
 
 
-# Table 1 of the paper, in its order; CVPT in the default reading of SCCP
-COMPARISON = [method_cell(m) for m in ("linear", "vpt", "adaptformer", "full", "cvpt")]
+# Table 1 of the paper, in its order (the baselines, then the proposed method; CVPT in the
+# default reading of SCCP): the registered methods the paper has
+COMPARISON = [
+    method_cell(m)
+    for m in sorted(list_methods(), key=lambda m: get_method(m).proposed)
+    if get_method(m).in_paper
+]
 CONTROLS = [  # what the comparison's numbers mean (docs/synthetic.md)
     # motion is needed: the most flexible model, without the MV and residual tokens
     Variant("Full FT, I-frames only", "full", {"inputs": "iframe"}),
