@@ -33,6 +33,17 @@ except RuntimeError:  # the real ops registered first (a CPU build of torchvisio
 torch.full((1 << 20,), 1.0).sum()
 
 
+def random_clips(batch: int = 2, size: int = 32, seed: int = 0, gops: int = 4, p: int = 3):
+    """Random model inputs of the paper's clip layout, from their own generator: ``iframes
+    [B, 3, gops, S, S]``, ``mvs [B, 2, p·gops, S, S]``, ``residuals [B, 3, p·gops, S, S]``."""
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(batch, 3, gops, size, size, generator=g),
+        torch.randn(batch, 2, p * gops, size, size, generator=g),
+        torch.randn(batch, 3, p * gops, size, size, generator=g),
+    )
+
+
 @pytest.fixture(autouse=True)
 def _ieee_subnormals():
     """Training loops flush subnormals to zero (cvpt.training.step.flush_denormals); every test

@@ -54,14 +54,28 @@ def test_grad_checkpointing_key_reaches_the_model():
     assert build_model(every, 5, torch.device("cpu")).backbone.checkpoint_blocks == 2
 
 
+def test_a_method_override_keeps_only_the_options_the_new_method_takes():
+    # the shipped CVPT configs set SCCP options; --set method=lora trains LoRA from them
+    cfg = load_config("hmdb51_vitb_cvpt_sccp4", ["method=lora"])
+    assert cfg.method == "lora" and cfg.model_options == {}
+    cfg = load_config("hmdb51_vitb_cvpt_sccp4", ["method=lora", "model_options.lora_rank=4"])
+    assert cfg.model_options == {"lora_rank": 4}
+    shared = load_config("hmdb51_vitb_cvpt_no_residual_prompt", ["method=adaptformer"])
+    assert shared.model_options == {"residual_prompt": False}  # an option of every method
+    # what the override's own layer sets for another method is refused when the model is built
+    cfg = load_config(None, ["method=lora", "model_options.sccp_layers=2"])
+    with pytest.raises(ValueError, match=r"sccp_layers is an option of cvpt"):
+        cvpt.create_model(cfg.method, backbone="vit_tiny", num_classes=2, **cfg.model_options)
+
+
 def test_runs_record_the_reading_of_sccp_and_old_runs_keep_theirs(tmp_path):
     import yaml
 
-    from cvpt.models.compressed import TuningOptions
+    from cvpt.models import get_method
     from cvpt.training.checkpoint import check_identity
     from cvpt.training.config import load_run_config, save_config
 
-    default = TuningOptions().sccp_update
+    default = get_method("cvpt").options().sccp_update
     cfg = load_config(overrides=["method=cvpt"])
     assert cfg.model_options == {"sccp_update": default}  # recorded, not implied
     other = "replace" if default == "add" else "add"

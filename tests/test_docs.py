@@ -197,7 +197,10 @@ def test_the_readme_layout_names_every_module():
     for sub in sorted(p for p in package.iterdir() if (p / "__init__.py").exists()):
         text = entries.get(sub.name + "/")
         assert text is not None, f"README Layout: no entry for {sub.name}/"
-        for module in sorted(m.stem for m in sub.glob("*.py") if m.stem != "__init__"):
-            assert re.search(rf"\b{module}\b", text), f"README Layout: {sub.name}/{module}.py"
+        # nested packages (models/methods/) and their modules, in their parent's entry
+        for m in sorted(sub.rglob("*.py")):
+            module = m.parent.name if m.stem == "__init__" else m.stem
+            where = m.relative_to(sub).as_posix()
+            assert re.search(rf"\b{module}\b", text), f"README Layout: {sub.name}/{where}"
     for module in sorted(m.name for m in package.glob("*.py") if m.stem != "__init__"):
         assert re.search(rf"\b{re.escape(module)}", block), f"README Layout: {module}"

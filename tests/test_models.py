@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import cvpt
+from conftest import random_clips
 from cvpt.models import METHODS, create_backbone, list_backbones
 from cvpt.models.prompts import SCCP
 
@@ -27,12 +28,7 @@ CASES = [("cvpt", o) for o in ABLATIONS] + [(m, {}) for m in METHODS if m != "cv
 
 
 def _inputs(batch=2, size=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return (
-        torch.randn(batch, 3, 4, size, size, generator=g),
-        torch.randn(batch, 2, 12, size, size, generator=g),
-        torch.randn(batch, 3, 12, size, size, generator=g),
-    )
+    return random_clips(batch, size, seed)
 
 
 def _model(method, **options):
@@ -87,6 +83,8 @@ def test_what_each_method_tunes():
         "mv_embed",
         "res_embed",
     }
+    assert tuned("lora") == {"backbone.fc_norm", "backbone.head", "backbone.blocks", "mv_embed",
+                             "res_embed"}  # fmt: skip
     assert all(p.requires_grad for p in _model("full").parameters())
 
 
@@ -138,7 +136,7 @@ def test_wrong_input_shapes_say_the_expected_layout():
 
 def test_unknown_method_or_option_is_an_error():
     with pytest.raises(ValueError, match="method must be one of"):
-        cvpt.create_model("lora", **TINY)
+        cvpt.create_model("st_adapter", **TINY)
     with pytest.raises(ValueError, match=r"unknown options.*sccp_layer"):
         cvpt.create_model("cvpt", sccp_layer=3, **TINY)
     with pytest.raises(ValueError, match="sccp_update must be one of"):

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import cvpt
+from conftest import random_clips
 from cvpt.models import create_backbone, load_backbone
 from cvpt.models.backbone_weights import CheckpointError
 from cvpt.models.swin import WindowAttention3d, checkpoint_filter_fn
@@ -335,12 +336,7 @@ SWIN_CASES = [
 
 
 def _clips(batch=2, size=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return (
-        torch.randn(batch, 3, 4, size, size, generator=g),
-        torch.randn(batch, 2, 12, size, size, generator=g),
-        torch.randn(batch, 3, 12, size, size, generator=g),
-    )
+    return random_clips(batch, size, seed)
 
 
 @pytest.mark.parametrize(("method", "options"), SWIN_CASES)
@@ -402,7 +398,7 @@ def test_adaptformer_on_swin_has_one_bottleneck_64_adapter_per_block():
 
 
 def test_vpt_and_separate_streams_where_unsupported_say_why():
-    with pytest.raises(ValueError, match=r"VPT.* not supported on the swin family"):
+    with pytest.raises(ValueError, match=r"'vpt' does not support the backbone family 'swin'"):
         cvpt.create_model("vpt", **SWIN)
     with pytest.raises(ValueError, match="windowed backbones"):
         cvpt.create_model("cvpt", backbone="vit_tiny", num_classes=3, stream_attention="separate")

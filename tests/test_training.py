@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 import cvpt
 from cvpt.cli.main import main
 from cvpt.data.generate import translating_texture
-from cvpt.models.compressed import TuningOptions
+from cvpt.models import get_method
 from cvpt.models.registry import create_backbone
 from cvpt.training.config import load_config, load_run_config
 from cvpt.training.schedule import param_groups, scaled_lr, warmup_cosine
@@ -146,6 +146,23 @@ def test_checkpoint_of_another_method_is_refused(tiny_dataset, tmp_path):
     Run(_cfg(tiny_dataset, "epochs=1"), tmp_path / "r").train()
     with pytest.raises(ValueError, match=r"another model.*method: checkpoint 'cvpt', run 'vpt'"):
         Run(_cfg(tiny_dataset, "epochs=2", "method=vpt"), tmp_path / "r", resume=True).train()
+
+
+def test_cli_trains_a_registered_method_by_its_name(tiny_dataset, tmp_path, capsys):
+    # LoRA: added through the method registry only; its options through model_options
+    run = tmp_path / "lora"
+    args = ["train", "--out", str(run), "--set", *TINY, "epochs=1", "method=lora",
+            "model_options={lora_rank: 2, lora_alpha: 4}", f"root={tiny_dataset / 'videos'}",
+            f"annotations={tiny_dataset / 'ann'}"]  # fmt: skip
+    assert main(args) == 0
+    model = cvpt.load_model(run)
+    assert model.method == "lora" and model.options.lora_rank == 2
+    qkv = model.backbone.blocks[0].attn.qkv
+    assert qkv.scale == 2.0 and qkv.lora_a.weight.shape == (2, qkv.in_features)
+    assert qkv.lora_b.weight.abs().sum() > 0  # B left zero: it trained
+    weights = _weights(run)
+    assert {k.split(".")[-2] for k in weights if k.startswith("backbone.blocks.")} == {
+        "lora_a", "lora_b"}  # fmt: skip
 
 
 def test_corrupt_videos_are_skipped_and_reported(tiny_dataset, tmp_path):
@@ -363,7 +380,8 @@ def test_save_pretrained_and_load_model(tiny_dataset, backbones, tmp_path):
     assert load_run_config(run) == cfg
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["clip"]["mv_cell"] == 16 and saved["clip"]["num_gops"] == 4
-    assert saved["resolved"]["model_options"] == {**TuningOptions().to_dict(), "sccp_layers": 1}
+    cvpt_options = get_method("cvpt").options().to_dict()  # the method's own and the shared
+    assert saved["resolved"]["model_options"] == {**cvpt_options, "sccp_layers": 1}
     ckpt = Path(json.loads((run / "checkpoints" / "last.json").read_text())["checkpoint"])
     folder = run / "checkpoints" / ckpt
     config = json.loads((folder / "config.json").read_text())  # the final checkpoint describes

@@ -18,7 +18,14 @@ def register(sub) -> None:
         "cvpt info --method cvpt --backbone swin_base --num-classes 51 --clips 2 --crops 3",
         run,
     )
-    p.add_argument("--method", default="cvpt", help="cvpt, linear, vpt, adaptformer or full")
+    # the registered methods (cvpt.models.methods) are not listed here: naming them imports
+    # torch, which no --help does; --all prints each with its one-line help
+    p.add_argument(
+        "--method",
+        default="cvpt",
+        help="a registered tuning method (the paper's cvpt by default; --all lists every one "
+        "with what it trains)",
+    )
     p.add_argument(
         "--backbone",
         default="vit_base",

@@ -8,6 +8,7 @@ import numpy as np
 
 from cvpt.demo.claims import _pts, rho_text
 from cvpt.io import atomic_output
+from cvpt.models.methods import get_method
 from cvpt.training.plots import _plt
 
 
@@ -72,7 +73,7 @@ def plot_bars(result: dict, out: Path) -> None:
     names = list(result["methods"])
     ms = [result["methods"][n] for n in names]
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names)), 4))
-    colors = ["tab:orange" if m["method"] == "cvpt" else "tab:blue" for m in ms]
+    colors = ["tab:orange" if get_method(m["method"]).proposed else "tab:blue" for m in ms]
     ax.bar(range(len(names)), [100 * m["top1"] for m in ms],
            yerr=[100 * m["top1_std"] for m in ms], color=colors, capsize=4)  # fmt: skip
     ax.axhline(100 * result["chance"], color="k", ls="--", lw=1, label="chance")

@@ -30,6 +30,7 @@ from cvpt.errors import ConfigError, MissingFileError
 from cvpt.formats import Format
 from cvpt.io import write_json
 from cvpt.models.backbone_weights import load_backbone
+from cvpt.models.methods import get_method, list_methods
 from cvpt.models.prompts import SCCP_UPDATES
 from cvpt.models.report import model_row
 from cvpt.progress import tqdm
@@ -78,12 +79,18 @@ PRESETS = {
     ),
 }
 
-COMPARISON = [  # Table 1 of the paper, in its order; CVPT in the default reading of SCCP
-    Variant("Linear probe", "linear"),
-    Variant("VPT*", "vpt"),
-    Variant("AdaptFormer*", "adaptformer"),
-    Variant("Full fine-tuning", "full"),
-    Variant("CVPT", "cvpt"),
+
+def method_cell(method: str, options: dict | None = None, **kw) -> Variant:
+    """A cell of ``method`` with its defaults, named by the registry's label (``"VPT*"``)."""
+    return Variant(get_method(method).label, method, options or {}, **kw)
+
+
+# Table 1 of the paper, in its order (the baselines, then the proposed method; CVPT in the
+# default reading of SCCP): the registered methods the paper has
+COMPARISON = [
+    method_cell(m)
+    for m in sorted(list_methods(), key=lambda m: get_method(m).proposed)
+    if get_method(m).in_paper
 ]
 CONTROLS = [  # what the comparison's numbers mean (docs/synthetic.md)
     # motion is needed: the most flexible model, without the MV and residual tokens
@@ -109,8 +116,10 @@ def ablation_variants(depth: int, readings: tuple[str, ...] = SCCP_UPDATES) -> l
     AdaptFormer*; Table 3 / Fig. 4 (SCCP in the first k = 0..depth layers; k = depth is CVPT);
     Table 4 (no attention, no residual prompt); CVPT on a random frozen backbone (§1). Cells
     that the reading cannot change (no SCCP block; no residual prompt, whose block passes the
-    MV tokens on) run once."""
+    MV tokens on) run once. Registered methods the paper does not have (LoRA) run here too,
+    after Table 1's baselines, with their defaults."""
     out = [Variant(v.name, v.method) for v in COMPARISON[:3]]
+    out += [method_cell(m) for m in list_methods() if not get_method(m).in_paper]
     out += [
         Variant("SCCP blocks = 0", "cvpt", {"sccp_layers": 0}),
         Variant("CVPT w/o residual prompt", "cvpt", {"residual_prompt": False}),

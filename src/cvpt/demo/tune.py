@@ -11,6 +11,7 @@ import torch
 
 from cvpt.demo.cache import ClipTensors
 from cvpt.models.factory import create_model
+from cvpt.models.methods import get_method
 from cvpt.training.schedule import make_optimizer
 from cvpt.training.step import TrainStep, classification_loss, flush_denormals
 
@@ -80,7 +81,8 @@ def tune(
     device = torch.device(settings.device)
     flush_denormals(device, settings.flush_denormal)
     model = build(variant, settings, num_classes, seed).to(device)
-    lr = variant.lr or (settings.full_lr if variant.method == "full" else settings.lr)
+    full = get_method(variant.method).trains_backbone  # every weight moves: its own lr
+    lr = variant.lr or (settings.full_lr if full else settings.lr)
     steps_per_epoch = -(-train.videos // settings.batch_size)
     total = settings.epochs * steps_per_epoch
     opt, sched = make_optimizer(

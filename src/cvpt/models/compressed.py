@@ -1,22 +1,18 @@
 """The compressed-domain video model: a frozen raw-video transformer fed I-frames, MVs and
-residuals, tuned by one of the paper's methods.
+residuals, tuned by one registered method (:mod:`cvpt.models.methods`).
 
 Every method sees the same input (docs/design.md, *Model*): ``E_I`` = frozen patch embedding of the
 I-frames, ``P_MV`` / ``P_R`` = learnable embeddings of the MVs / residuals, all on the same token
 grid with the same positions, and every block runs on the three streams ``[P_MV, P_R, E_I]``
 (Eq. 1). It builds on any backbone family through the contract of :mod:`cvpt.models.backbone`
-(the ViT: one sequence of 3N tokens; Video Swin: the streams share each window). Methods:
-
-- ``cvpt``: SCCP blocks before the first ``sccp_layers`` blocks (docs/design.md, *Model*);
-- ``linear``: only the head (and the ViT's fc_norm) trains (the embeddings stay as initialised);
-- ``vpt``: VPT-deep prompts; ``adaptformer``: parallel adapters; ``full``: everything trains.
-Prompt embeddings train in every method but ``linear``.
+(the ViT: one sequence of 3N tokens; Video Swin: the streams share each window). This module
+owns what the methods share (the streams, pooling, freezing, saving); each method adds its
+modules, the parameters it trains and its per-block hook (``cvpt info --all`` lists them).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -26,47 +22,45 @@ from cvpt.codec.sampling import ClipSpec
 from cvpt.models.backbone import VideoBackbone, check_video
 from cvpt.models.hub import parse_hub_id, push_folder
 from cvpt.models.identity import frozen_fingerprint
-from cvpt.models.prompts import SCCP, SCCP_UPDATES, Adapter, DeepPrompts, PromptEmbed
+from cvpt.models.methods import TuningOptions, get_method, list_methods
+from cvpt.models.prompts import PromptEmbed
 from cvpt.models.tuned import save_pretrained
 from cvpt.models.vit import Attention
 
-METHODS = ("cvpt", "linear", "vpt", "adaptformer", "full")
+METHODS = tuple(list_methods())  # the registered methods, in the order tables list them
 
 
-@dataclass
-class TuningOptions:
-    """How the frozen backbone is adapted; each field is an option of ``create_model``."""
-
-    sccp_layers: int | None = None  # SCCP blocks before blocks 1..k; None = depth (full CVPT)
-    sccp_attention: bool = True  # False: m = m + r instead of residual-guided selection (Fig. 5b)
-    residual_prompt: bool = True  # False: no residual prompts (Fig. 5a, Table 4)
-    prompt_embed_rank: int | None = None  # low-rank Emb_MV/Emb_R (smaller per-task checkpoints)
-    pool: str = "all"  # mean over all 3N output tokens (Eq. 2), or "iframe" tokens only
-    vpt_tokens: int = 8  # VPT*: 8 prompts per layer fits Table 1's +6.0 GFLOPs
-    adapter_dim: int = 64  # AdaptFormer*: bottleneck 64 fits Table 1's 1.3M parameters
-    adapter_scale: float = 0.1  # AdaptFormer's video setting
-    hidden_dim: int = 8  # d' = d/α, α = 96 for ViT-B; kept at 8 for other widths
-    # same weights either way; the default is the reading under which more of the paper's own
-    # claims hold on the synthetic task (docs/design.md)
-    sccp_update: str = "add"  # SCCP adds g5(m), g6(r) to the MV/residual streams, or "replace"
-    inputs: str = "all"  # "iframe": the blocks see only I-frame tokens (a no-motion control)
-    stream_attention: str = "joint"  # Swin: streams share each window; "separate": no cross-talk
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+def check_shared_options(backbone: VideoBackbone, options: TuningOptions) -> None:
+    """``ValueError`` for a value of a shared option (:class:`TuningOptions`) out of range."""
+    if options.pool not in ("all", "iframe"):
+        raise ValueError(f"pool must be 'all' or 'iframe', got {options.pool!r}")
+    if options.inputs not in ("all", "iframe"):
+        raise ValueError(f"inputs must be 'all' or 'iframe', got {options.inputs!r}")
+    if options.stream_attention not in ("joint", "separate"):
+        raise ValueError(
+            f"stream_attention must be 'joint' or 'separate', got {options.stream_attention!r}"
+        )
+    if options.stream_attention == "separate" and backbone.family != "swin":
+        raise ValueError(
+            "stream_attention='separate' is an ablation of windowed backbones (swin_*); on "
+            f"the {backbone.family} family all tokens attend to all (Eq. 1)"
+        )
 
 
 class CompressedVideoModel(nn.Module):
     """``model(iframes [B,3,T_I,H,W], mvs [B,2,T_P,H,W], residuals [B,3,T_P,H,W]) → logits``
     with T_P = ``clip.p_per_gop``·T_I, float32, normalised.
 
+    ``method`` names a registered method (:func:`cvpt.models.methods.get_method`; the object
+    is ``model.tuning``) and ``options`` is its options dataclass (``model.options``).
     ``clip`` (:class:`ClipSpec`, default the paper's: 4 GOPs × 3 P-frames, so T_I = 4 and
     T_P = 12) is the clip geometry the model is built for and carries (``model.clip``): its
     P-frames per GOP size the prompt embeddings, and whatever reads clips for it, measures it
     or exports it (:class:`cvpt.Predictor`, FLOPs, ``cvpt export``) reads ``model.clip``.
     The forward pass takes any T_I that tiles the backbone's tubelet (positions are a
     sinusoid table), but only ``clip.p_per_gop`` P-frames per I-frame. Raises ``ValueError``
-    for a ``clip`` whose ``num_gops`` the tubelet does not divide."""
+    for a ``clip`` whose ``num_gops`` the tubelet does not divide, options out of range, or a
+    backbone family the method does not support (naming both)."""
 
     def __init__(
         self,
@@ -76,33 +70,16 @@ class CompressedVideoModel(nn.Module):
         clip: ClipSpec | None = None,
     ):
         super().__init__()
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        if options.pool not in ("all", "iframe"):
-            raise ValueError(f"pool must be 'all' or 'iframe', got {options.pool!r}")
-        if options.inputs not in ("all", "iframe"):
-            raise ValueError(f"inputs must be 'all' or 'iframe', got {options.inputs!r}")
-        if options.sccp_update not in SCCP_UPDATES:
-            raise ValueError(
-                f"sccp_update must be one of {SCCP_UPDATES}, got {options.sccp_update!r}"
+        tuning = get_method(method)  # ConfigError (a ValueError) naming the registered ones
+        if not isinstance(options, tuning.options):
+            raise TypeError(
+                f"options of method {method!r} are a {tuning.options.__name__}, got "
+                f"{type(options).__name__}"
             )
-        if options.stream_attention not in ("joint", "separate"):
-            raise ValueError(
-                f"stream_attention must be 'joint' or 'separate', got {options.stream_attention!r}"
-            )
-        if options.stream_attention == "separate" and backbone.family != "swin":
-            raise ValueError(
-                "stream_attention='separate' is an ablation of windowed backbones (swin_*); on "
-                f"the {backbone.family} family all tokens attend to all (Eq. 1)"
-            )
-        if options.inputs == "iframe" and method == "cvpt":
-            raise ValueError("inputs='iframe' leaves CVPT no prompts to build: use another method")
-        dims = backbone.block_dims()
-        depth, d = len(dims), backbone.embed_dim
-        k = depth if options.sccp_layers is None else options.sccp_layers
-        if not 0 <= k <= depth:
-            raise ValueError(f"sccp_layers must be in 0..{depth}, got {k}")
-        self.method, self.options, self.sccp_layers = method, options, k if method == "cvpt" else 0
+        check_shared_options(backbone, options)
+        tuning.check(backbone, options)
+        self.method, self.options, self.tuning = method, options, tuning
+        self.sccp_layers = 0  # SCCP blocks (the cvpt method sets it)
         self.backbone = backbone
         self.clip = clip = clip if clip is not None else ClipSpec()
         # p_per_gop P-frames per GOP and `tubelet` GOPs per I-token → p_per_gop·tubelet P-frames
@@ -114,7 +91,7 @@ class CompressedVideoModel(nn.Module):
                 f"{tubelet} I-frames (GOPs) per token, so a clip must have a multiple of {tubelet}"
             )
         self.p_per_token = clip.p_per_gop * tubelet
-        rank = options.prompt_embed_rank
+        d, rank = backbone.embed_dim, options.prompt_embed_rank
         motion = options.inputs == "all"
         self.mv_embed = PromptEmbed(2, d, p, self.p_per_token, rank) if motion else None
         self.res_embed = (
@@ -122,51 +99,28 @@ class CompressedVideoModel(nn.Module):
             if motion and options.residual_prompt
             else None
         )
-        self.sccp = nn.ModuleList(
-            SCCP(
-                dims[i],
-                options.hidden_dim,
-                attention=options.sccp_attention,
-                residual_prompt=options.residual_prompt,
-                update=options.sccp_update,
-            )
-            for i in range(self.sccp_layers)
-        )
-        self.prompts = None
         self.frozen_dtype: torch.dtype | None = None  # see cast_frozen_weights
         # where the backbone came from (create_model), and what a saved model describes
         self.origin: dict = {}
         self.class_names: list[str] | None = None
         self.input_spec: dict | None = None
-        if method == "vpt":
-            if backbone.family != "vit":
-                raise ValueError(
-                    f"VPT* is not supported on the {backbone.family} family: its deep prompts are "
-                    "a few global tokens, which a windowed backbone has no place for (every "
-                    "shifted window would need its own copy) and which cannot pass the 4C→2C patch "
-                    "merging between stages; use cvpt, linear, adaptformer or full"
-                )
-            fan_in = 3 * tubelet * p * p  # the patch embedding's (RGB input)
-            self.prompts = DeepPrompts(depth, options.vpt_tokens, d, fan_in)
-        if method == "adaptformer":  # the same bottleneck in every stage (adapter_dim)
-            for blk, dim in zip(backbone.blocks, dims, strict=True):
-                blk.adapter = Adapter(dim, options.adapter_dim, options.adapter_scale)
+        tuning.build(self)
         self._freeze()
 
     # ------------------------------------------------------------------ tuning bookkeeping
 
     def _freeze(self) -> None:
+        """Everything frozen but the head, the prompt embeddings (unless the method keeps them
+        as initialised) and what the method tunes; everything trains for ``trains_backbone``."""
+        everything = self.tuning.trains_backbone
         for p in self.parameters():
-            p.requires_grad = self.method == "full"
-        if self.method == "full":
+            p.requires_grad = everything
+        if everything:
             return
         tuned: list[nn.Module] = self.backbone.head_modules()
-        if self.method != "linear":
+        if self.tuning.tunes_prompt_embeddings:
             tuned += [m for m in (self.mv_embed, self.res_embed) if m is not None]
-        tuned += list(self.sccp)
-        if self.prompts is not None:
-            tuned.append(self.prompts)
-        tuned += [b.adapter for b in self.backbone.blocks if b.adapter is not None]
+        tuned += self.tuning.tuned_modules(self)
         for m in tuned:
             for p in m.parameters():
                 p.requires_grad = True
@@ -211,7 +165,7 @@ class CompressedVideoModel(nn.Module):
     def train(self, mode: bool = True) -> CompressedVideoModel:
         """Frozen parts stay in eval mode while the model trains (no dropout/drop-path in them)."""
         super().train(mode)
-        if mode and self.method != "full":
+        if mode:
             for m in self.modules():  # every subtree whose parameters are all frozen
                 params = list(m.parameters())
                 if params and not any(p.requires_grad for p in params):
@@ -358,20 +312,7 @@ class CompressedVideoModel(nn.Module):
         """How many token streams of N tokens the blocks see (3, 2 or 1)."""
         return 1 + (self.mv_embed is not None) + (self.res_embed is not None)
 
-    def _before_block(self, i: int, streams: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The backbone's hook before block ``i``: drop the previous block's deep prompts, run
-        SCCP ``i`` on ``[P_MV, P_R, E_I]``, prepend block ``i``'s deep prompts."""
-        if self.prompts is not None and i > 0:
-            streams = streams[1:]
-        if i < self.sccp_layers:
-            p_mv, p_r, e = self._unpack(streams)
-            streams = self._pack(*self.sccp[i](e, p_mv, p_r))
-        if self.prompts is not None:
-            prompt = self.prompts.tokens[i].expand(streams[0].shape[0], -1, -1)
-            streams = [prompt, *streams]
-        return streams
-
-    def _unpack(self, streams: list[torch.Tensor]):
+    def unpack_streams(self, streams: list[torch.Tensor]):
         """``[P_MV, P_R, E_I]`` without the absent ones → ``(p_mv, p_r, e)`` with ``None``s."""
         streams = list(streams)
         p_mv = streams.pop(0) if self.mv_embed is not None else None
@@ -379,7 +320,8 @@ class CompressedVideoModel(nn.Module):
         return p_mv, p_r, streams.pop(0)
 
     @staticmethod
-    def _pack(p_mv, p_r, e) -> list[torch.Tensor]:
+    def pack_streams(p_mv, p_r, e) -> list[torch.Tensor]:
+        """``(p_mv, p_r, e)`` → the list ``[P_MV, P_R, E_I]`` without the ``None``s."""
         return [t for t in (p_mv, p_r, e) if t is not None]
 
     def forward_features(self, iframes, mvs=None, residuals=None) -> torch.Tensor:
@@ -387,14 +329,17 @@ class CompressedVideoModel(nn.Module):
         residual prompts; 1 with ``inputs='iframe'``); N tokens per stream after the backbone's
         last stage, D its width."""
         e, p_mv, p_r = self.embed(iframes, mvs, residuals)
-        streams = self._pack(p_mv, p_r, e)
+        streams = self.pack_streams(p_mv, p_r, e)
+        hook = self._before_block if self.tuning.before_block is not None else None
         if self.options.stream_attention == "separate":
-            streams = self.backbone.forward_streams(streams, self._before_block, joint=False)
+            streams = self.backbone.forward_streams(streams, hook, joint=False)
         else:
-            streams = self.backbone.forward_streams(streams, self._before_block)
-        if self.prompts is not None:  # the last block's deep prompts
-            streams = streams[1:]
-        return self.backbone.forward_tokens(streams)
+            streams = self.backbone.forward_streams(streams, hook)
+        return self.backbone.forward_tokens(self.tuning.after_blocks(self, streams))
+
+    def _before_block(self, i: int, streams: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The backbone's hook before block ``i``: the method's."""
+        return self.tuning.before_block(self, i, streams)
 
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.options.pool == "iframe":

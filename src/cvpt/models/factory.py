@@ -7,19 +7,21 @@ from pathlib import Path
 from cvpt.codec.sampling import ClipSpec
 from cvpt.errors import ConfigError
 from cvpt.models.backbone_weights import load_backbone
-from cvpt.models.compressed import METHODS, CompressedVideoModel, TuningOptions
+from cvpt.models.compressed import CompressedVideoModel
 from cvpt.models.hub import locate_checkpoint
+from cvpt.models.methods import get_method, list_methods, make_options
 from cvpt.models.registry import create_backbone
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """The methods :func:`create_model` builds (its first argument; timm's ``list_models``
-    names what its ``create_model`` takes), in the paper's order, those matching the
-    shell-style ``pattern``: ``cvpt``, ``linear``, ``vpt``, ``adaptformer``, ``full``. The
-    backbones they tune are :func:`cvpt.models.list_backbones`."""
+    names what its ``create_model`` takes), in registration order (the paper's, then the
+    others), those matching the shell-style ``pattern``: ``cvpt``, ``linear``, ``vpt``,
+    ``adaptformer``, ``full``, ``lora`` (:mod:`cvpt.models.methods`). The backbones they tune
+    are :func:`cvpt.models.list_backbones`."""
     import fnmatch
 
-    return [m for m in METHODS if fnmatch.fnmatchcase(m, pattern)]
+    return [m for m in list_methods() if fnmatch.fnmatchcase(m, pattern)]
 
 
 def create_model(
@@ -32,7 +34,8 @@ def create_model(
     clip: ClipSpec | dict | None = None,
     **options,
 ) -> CompressedVideoModel:
-    """Build a compressed-domain model tuned by ``method`` (one of :data:`METHODS`).
+    """Build a compressed-domain model tuned by ``method`` (a registered method:
+    :func:`list_models`).
 
     ``backbone`` names a registered backbone (``vit_tiny``, ``vit_small``, ``vit_base``,
     ``vit_large``, ``swin_tiny``, ``swin_small``, ``swin_base``; sizes changed with
@@ -43,22 +46,20 @@ def create_model(
     hub id as ``hf-hub:org/name@<commit>``, a path absolute.
     ``clip``: the clip geometry the model reads (a :class:`ClipSpec` or its ``to_dict()``;
     default the paper's, 4 GOPs × 3 P-frames), carried as ``model.clip`` and saved with it.
-    ``options`` are :class:`TuningOptions` fields. Raises :class:`ConfigError` for an unknown
-    method or option; ``ValueError`` for a clip whose GOPs the backbone's tubelet does not
-    divide.
+    ``options`` are fields of the method's options dataclass (``get_method(method).options``:
+    the shared :class:`~cvpt.models.methods.TuningOptions` and the method's own). Raises
+    :class:`ConfigError` for an unknown method or option, or an option of another method;
+    ``ValueError`` for a clip whose GOPs the backbone's tubelet does not divide, or a backbone
+    family the method does not support.
     """
-    if method not in METHODS:
-        raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    get_method(method)  # an unknown method is refused before any weight is built
     if "sccp_skip" in options:  # renamed: a silent fallback would train the other reading
         was = options["sccp_skip"]
         raise ConfigError(
             f"the option sccp_skip was renamed to sccp_update: use sccp_update="
             f"{'add' if was else 'replace'!r} (sccp_skip={was!r}); docs/models.md"
         )
-    valid = TuningOptions().to_dict()
-    unknown = set(options) - set(valid)
-    if unknown:
-        raise ConfigError(f"unknown options {sorted(unknown)}; valid: {', '.join(sorted(valid))}")
+    tuning = make_options(method, options)
     source = None
     if backbone_checkpoint is not None:
         # a hub id is recorded with its revision resolved, a path absolute (cvpt.load_model)
@@ -75,7 +76,7 @@ def create_model(
         vit = create_backbone(backbone, num_classes=num_classes, **(backbone_options or {}))
     if isinstance(clip, dict):
         clip = ClipSpec(**clip)
-    model = CompressedVideoModel(vit, method, TuningOptions(**options), clip)
+    model = CompressedVideoModel(vit, method, tuning, clip)
     model.origin = {
         "backbone_checkpoint": source,
         "backbone_options": dict(backbone_options or {}),

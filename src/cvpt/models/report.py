@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from cvpt.codec.sampling import ClipSpec
-from cvpt.models.compressed import METHODS
 from cvpt.models.factory import create_model
 from cvpt.models.flops import INPUT_NAMES, count_macs, model_inputs
+from cvpt.models.methods import methods_for
 
 
 def model_row(
@@ -38,6 +38,7 @@ def model_row(
     n = (t_i // t) * (size // ph) * (size // pw)  # tokens per stream at the first block
     return {
         "method": method,
+        "about": model.tuning.help,  # the registry's one line: what trains
         "backbone": backbone,
         "num_classes": num_classes,
         "tunable_params": counts["tunable"],
@@ -50,12 +51,12 @@ def model_row(
         "gmacs_per_view": gmacs,
         "views": views,
         "gmacs_total": gmacs * views,
-        "tokens_per_block": model.num_streams * n
-        + (len(model.prompts) if model.prompts is not None else 0),
+        "tokens_per_block": model.num_streams * n + model.tuning.extra_tokens(model),
         "inputs": {name: list(x.shape) for name, x in zip(INPUT_NAMES, inputs, strict=True)},
         "options": options,
-        # the reading of Eq. 7 this CVPT runs (docs/design.md: how the default was chosen)
-        **({"sccp_update": model.options.sccp_update} if method == "cvpt" else {}),
+        # what the method records with every run (CVPT: the reading of Eq. 7 it runs;
+        # docs/design.md: how the default was chosen)
+        **{k: getattr(model.options, k) for k in model.tuning.recorded_before},
     }
 
 
@@ -103,11 +104,10 @@ def raw_video_row(
 
 
 def all_rows(backbone: str = "vit_base", *, num_classes: int, views: int = 6) -> list[dict]:
-    """Every method the backbone's family takes (VPT* only on the ViT)."""
+    """Every registered method the backbone's family takes (VPT* only on the ViT)."""
     from cvpt.models.registry import backbone_config
 
-    vit = backbone_config(backbone).family == "vit"
-    methods = [m for m in METHODS if vit or m != "vpt"]
+    methods = methods_for(backbone_config(backbone).family)
     return [model_row(m, backbone=backbone, num_classes=num_classes, views=views) for m in methods]
 
 
@@ -129,6 +129,7 @@ def format_table(rows: list[dict]) -> str:
         "GMACs: multiply-accumulates (1 MAC = 1 FLOP, the fvcore convention of the "
         "paper's GFLOPs); attention counted explicitly. tokens: at the first block, all streams."
     )
+    lines += [f"{r['method']}: {r['about']}" for r in rows if "about" in r]
     for update in sorted({r["sccp_update"] for r in rows if "sccp_update" in r}):
         how = {"add": "keep the MV/residual streams and add", "replace": "replace the MV/residual "
                "streams by"}[update]  # fmt: skip

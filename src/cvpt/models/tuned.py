@@ -26,6 +26,7 @@ from cvpt.formats import Format
 from cvpt.io import atomic_output
 from cvpt.models.hub import parse_hub_id
 from cvpt.models.identity import IDENTITY_KEYS, backbone_identity
+from cvpt.models.methods import saved_options
 
 TUNED_MODEL = Format("cvpt-tuned-model", 1)
 FORMAT = "cvpt-tuned-model/1"  # the "format" key: what says a config.json is one of ours
@@ -147,6 +148,9 @@ def upgrade(config: dict, where) -> dict:
       paper's default (4 GOPs × 3 P-frames), the only geometry of that time;
     - the option ``sccp_skip`` (before its rename): ``true`` is ``sccp_update="add"``, ``false``
       ``"replace"``;
+    - every method's options in one flat ``options`` (before the method registry): the other
+      methods' are dropped (they had no effect on this model: :func:`~cvpt.models.methods.
+      saved_options`);
     - no ``backbone_family``: a ViT (the only family then);
     - a field not recorded yet (class names, input spec, backbone options, source, seed,
       identity): ``None``, which readers take as not known (no fingerprint: not checked).
@@ -162,7 +166,7 @@ def upgrade(config: dict, where) -> dict:
         options = dict(config["options"])
         if "sccp_skip" in options:  # its value says the reading
             options["sccp_update"] = "add" if options.pop("sccp_skip") else "replace"
-        config["options"] = options
+        config["options"] = saved_options(config["method"], options)
         config.setdefault("backbone_family", "vit")
         for key in ("class_names", "input", "backbone_options", "backbone_checkpoint", "seed"):
             config.setdefault(key, None)

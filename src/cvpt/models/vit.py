@@ -82,13 +82,23 @@ class PatchEmbed(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
+class QKVLinear(nn.Linear):
+    """An ``nn.Linear`` whose caller may pass the bias: VideoMAE keeps the q and v biases on
+    the attention (``attn.q_bias``, ``attn.v_bias`` in every checkpoint) and has no k bias.
+    ``forward(x, bias=None)``: ``x @ weight.T + (bias if given, else self.bias)``. A module, so
+    a weight-level method (LoRA) can replace it by a subclass taking the same call."""
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias if bias is None else bias)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with VideoMAE's q/v-only biases."""
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
         super().__init__()
         self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.qkv = QKVLinear(dim, dim * 3, bias=False)
         if qkv_bias:
             self.q_bias = nn.Parameter(torch.zeros(dim))
             self.v_bias = nn.Parameter(torch.zeros(dim))
@@ -101,7 +111,7 @@ class Attention(nn.Module):
         bias = None
         if self.q_bias is not None:
             bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
-        qkv = F.linear(x, self.qkv.weight, bias).reshape(b, n, 3, self.num_heads, -1)
+        qkv = self.qkv(x, bias).reshape(b, n, 3, self.num_heads, -1)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, N, head_dim]
         x = F.scaled_dot_product_attention(q, k, v)  # scale head_dim**-0.5, as VideoMAE
         return self.proj(x.transpose(1, 2).reshape(b, n, c))

@@ -27,10 +27,10 @@ from cvpt.models.identity import IDENTITY_KEYS, backbone_identity, check_backbon
 from cvpt.models.registry import backbone_config
 from cvpt.models.tuned import FORMAT, WEIGHTS
 from cvpt.training.config import (
-    SCCP_UPDATE_BEFORE_RECORDED,
     input_spec,
     load_run_config,
     read_run_config,
+    recorded_options,
 )
 
 KEEP = 2  # checkpoint folders kept per run
@@ -149,8 +149,9 @@ def upgrade(state: dict, folder: Path, run_config: dict, world: int) -> dict:
     Version 0 (no ``format_version``), as written before each field was recorded:
 
     - the tuned tensors in ``tunable.safetensors`` (before checkpoints were model folders);
-    - a ``cvpt`` identity without ``model_options.sccp_update``: the reading of that time
-      (:data:`~cvpt.training.config.SCCP_UPDATE_BEFORE_RECORDED`);
+    - an identity without the options its method records with every run: the values of that
+      time (:func:`~cvpt.training.config.recorded_options` ``before``: a ``cvpt`` run's
+      ``sccp_update``, "replace");
     - RNG states in another shape than lists: not restored (``None``);
     - a progress without ``processes`` / ``effective_batch``: the run's resolved values (else
       this world, and the effective batch it gives); without ``samples_in_epoch`` (before the
@@ -161,13 +162,8 @@ def upgrade(state: dict, folder: Path, run_config: dict, world: int) -> dict:
         old = not (folder / WEIGHTS).exists() and (folder / OLD_WEIGHTS).exists()
         state["weights"] = OLD_WEIGHTS if old else WEIGHTS
         identity = dict(state["identity"])
-        if identity.get("method") == "cvpt" and "sccp_update" not in (
-            identity.get("model_options") or {}
-        ):
-            identity["model_options"] = {
-                "sccp_update": SCCP_UPDATE_BEFORE_RECORDED,
-                **(identity.get("model_options") or {}),
-            }
+        before = recorded_options(identity.get("method", ""), before=True)
+        identity["model_options"] = {**before, **(identity.get("model_options") or {})}
         state["identity"] = identity
         rng = dict(state["rng"])
         if not (isinstance(rng.get("numpy"), list) and isinstance(rng["numpy"][0], str)):

@@ -46,11 +46,11 @@ class TrainConfig:
     mv_clip: float = 20.0  # MVs clipped to ±mv_clip px then /mv_clip (CoViAR: 20 at 256 px)
     clip: ClipSpec = field(default_factory=ClipSpec)  # what one clip is (read_clip's options)
     # model
-    method: str = "cvpt"  # cvpt | linear | vpt | adaptformer | full
+    method: str = "cvpt"  # a registered tuning method (cvpt info --all lists them)
     backbone: str = "vit_base"  # registered architecture (ignored when a checkpoint is loaded)
     backbone_checkpoint: str | None = None  # official .pth, HF folder or cvpt safetensors
     backbone_options: dict = field(default_factory=dict)  # backbone config fields: {depth: 4}
-    model_options: dict = field(default_factory=dict)  # TuningOptions, e.g. {sccp_layers: 1}
+    model_options: dict = field(default_factory=dict)  # the method's, e.g. {sccp_layers: 1}
     # optimisation (paper §4.2)
     epochs: int = 30  # passes over the training subset
     batch_size: int = 8  # per process; gradient accumulation makes up the effective batch
@@ -83,23 +83,26 @@ class TrainConfig:
     logger: str = "none"  # trackers: none | tensorboard | wandb | mlflow (comma-separated)
 
     def __post_init__(self):
-        if self.method == "cvpt":  # the reading of SCCP's update is recorded with every run
-            self.model_options = {"sccp_update": default_sccp_update(), **self.model_options}
+        # what the method records with every run (CVPT: the reading of SCCP's update)
+        self.model_options = {**recorded_options(self.method), **self.model_options}
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-# runs whose config.yaml does not name the reading were trained before it was recorded, when
-# SCCP replaced the MV/residual streams (docs/design.md)
-SCCP_UPDATE_BEFORE_RECORDED = "replace"
+def recorded_options(method: str, *, before: bool = False) -> dict:
+    """The options ``method`` records with every run, at today's defaults, or (``before``)
+    at the values runs made before they were recorded were trained with (CVPT's
+    ``sccp_update``: SCCP replaced the MV/residual streams then, docs/design.md). Empty for
+    an unknown method (the model refuses it)."""
+    from cvpt.models.methods import get_method, list_methods
 
-
-def default_sccp_update() -> str:
-    # imported when needed: the models load torch, which reading a config does not need
-    from cvpt.models.compressed import TuningOptions
-
-    return TuningOptions().sccp_update
+    if method not in list_methods():
+        return {}
+    tuning = get_method(method)
+    if before:
+        return dict(tuning.recorded_before)
+    return {k: getattr(tuning.options(), k) for k in tuning.recorded_before}
 
 
 def valid_keys() -> list[str]:
@@ -166,7 +169,7 @@ def load_config(
     try:
         for where, layer in layers:
             layer = OmegaConf.from_dotlist(layer) if where == "--set" else OmegaConf.create(layer)
-            merged = OmegaConf.merge(merged, layer)
+            merged = OmegaConf.merge(_for_method(merged, layer.get("method")), layer)
         where = ""
         cfg: TrainConfig = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
@@ -176,6 +179,21 @@ def load_config(
         if value:
             setattr(cfg, key, os.path.expandvars(os.path.expanduser(value)))
     return cfg
+
+
+def _for_method(merged, method: str | None):
+    """``merged`` before a layer that sets ``method``: when that is another method, the model
+    options earlier layers set for the old one and the new one does not take are dropped (a
+    cvpt config's ``sccp_update`` under ``--set method=lora``); those the layer itself sets
+    are the new method's, and checked by it."""
+    from cvpt.models.methods import get_method, list_methods
+
+    if method is None or method == merged.method or method not in list_methods():
+        return merged
+    takes = set(get_method(method).options.field_names())
+    old = OmegaConf.to_container(merged.model_options)
+    merged.model_options = {k: v for k, v in old.items() if k in takes}
+    return merged
 
 
 def _explain(e: OmegaConfBaseException, where: str) -> str:
@@ -240,17 +258,14 @@ def upgrade(data: dict, where) -> dict:
     """A run's ``config.yaml`` (read from ``where``) in the current version's shape: every
     rule for reading one an older cvpt wrote. Version 0 (no ``format_version``): keys recorded
     later than the run was made take the behaviour of its time, not today's default:
-    ``flush_denormal`` false, and a ``cvpt`` run's ``model_options.sccp_update`` the reading of
-    that time (:data:`SCCP_UPDATE_BEFORE_RECORDED`). Raises
-    :class:`~cvpt.errors.FormatVersionError` for a newer version."""
+    ``flush_denormal`` false, and the options its method records with every run the values of
+    that time (:func:`recorded_options` ``before``: a ``cvpt`` run's ``sccp_update``,
+    "replace"). Raises :class:`~cvpt.errors.FormatVersionError` for a newer version."""
     if RUN_CONFIG.version_of(data, where) == 0:
         data = dict(data)
         data.setdefault("flush_denormal", False)
-        if data.get("method", TrainConfig.method) == "cvpt":  # not today's default
-            data["model_options"] = {
-                "sccp_update": SCCP_UPDATE_BEFORE_RECORDED,
-                **(data.get("model_options") or {}),
-            }
+        before = recorded_options(data.get("method", TrainConfig.method), before=True)
+        data["model_options"] = {**before, **(data.get("model_options") or {})}
     return RUN_CONFIG.current(data)
 
 
@@ -268,10 +283,11 @@ def load_run_config(run: str | Path, overrides: list[str] | None = None) -> Trai
 
 def describe_keys(cfg: TrainConfig | None = None) -> list[tuple[str, object, str]]:
     """``(key, value, one-line description)`` of every key, nested ones dotted: the clip
-    spec's fields, every model option (:class:`TuningOptions`) and backbone option (the
+    spec's fields, every model option of ``cfg.method`` (its options dataclass: the shared
+    :class:`~cvpt.models.methods.TuningOptions` and its own) and backbone option (the
     family's config, at ``cfg.backbone``'s values unless overridden)."""
     # imported when needed: the models load torch, which reading a config does not need
-    from cvpt.models.compressed import TuningOptions
+    from cvpt.models.methods import TuningOptions, get_method, list_methods
     from cvpt.models.registry import backbone_config
     from cvpt.models.vit import ViTConfig
 
@@ -284,8 +300,9 @@ def describe_keys(cfg: TrainConfig | None = None) -> list[tuple[str, object, str
             sub = field_docs(ClipSpec)
             rows += [(f"clip.{k}", v, sub.get(k, "")) for k, v in asdict(value).items()]
         elif f.name == "model_options":
-            sub = field_docs(TuningOptions)
-            merged = {**TuningOptions().to_dict(), **value}
+            kind = get_method(cfg.method).options if cfg.method in list_methods() else TuningOptions
+            sub = field_docs(kind)
+            merged = {**kind().to_dict(), **value}
             rows += [(f"model_options.{k}", v, sub.get(k, "")) for k, v in merged.items()]
         elif f.name == "backbone_options":
             try:
@@ -302,10 +319,13 @@ def describe_keys(cfg: TrainConfig | None = None) -> list[tuple[str, object, str
 
 @cache
 def field_docs(cls) -> dict[str, str]:
-    """``{field: its trailing comment}`` of a dataclass, read from its source (the comments are
-    the fields' documentation; one place, no second copy)."""
+    """``{field: its trailing comment}`` of a dataclass, read from its source and its dataclass
+    bases' (the comments are the fields' documentation; one place, no second copy)."""
     assert is_dataclass(cls)
     docs: dict[str, str] = {}
+    for base in reversed(cls.__mro__[1:]):  # inherited fields: a method's shared options
+        if is_dataclass(base):
+            docs.update(field_docs(base))
     names = {f.name for f in fields(cls)}
     line_name: dict[int, str] = {}
     tokens = list(tokenize.generate_tokens(io.StringIO(getsource(cls)).readline))

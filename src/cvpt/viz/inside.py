@@ -22,18 +22,19 @@ def explain(model: CompressedVideoModel, iframes, mvs, residuals) -> dict:
     ({layer: A averaged over its channels}, SCCP layers only, each on its block's grid), and
     ``probs`` ``[K]``."""
     grid = model.backbone.token_grid(tuple(iframes.shape))  # of the last layer's tokens
-    for blk in model.sccp:
+    sccp = getattr(model, "sccp", ())  # the cvpt method's blocks; other methods have none
+    for blk in sccp:
         blk.keep_attention = True
     try:
         tokens = model.forward_features(iframes, mvs, residuals)
         probs = model.forward_head(tokens).softmax(-1)[0]
         attention = {  # ViT: [N] on the grid; Swin: already [T', H', W'] of the block's stage
             i: _on_grid(blk.last_attention[0].mean(-1), grid).cpu().numpy()
-            for i, blk in enumerate(model.sccp)
+            for i, blk in enumerate(sccp)
             if blk.last_attention is not None
         }
     finally:
-        for blk in model.sccp:
+        for blk in sccp:
             blk.keep_attention, blk.last_attention = False, None
     n = int(np.prod(grid))
     e = tokens[0, -n:]  # the I-frame stream, last in [P_MV, P_R, E_I]

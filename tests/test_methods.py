@@ -1,0 +1,157 @@
+"""The tuning-method registry: every registered backbone family × every registered method
+(forward, backward, save/load, FLOPs), models saved by main's code before the registry loading
+bit for bit, and LoRA, the method added through it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import cvpt
+from conftest import random_clips
+from cvpt.errors import ConfigError
+from cvpt.models import backbone_config, get_method, list_backbones, list_methods
+from cvpt.models.flops import count_macs, model_inputs
+from cvpt.models.methods.lora import LoRALinear
+from cvpt.models.report import model_row
+
+SAVED_BY_MAIN = Path(__file__).parent / "data" / "saved_by_main"
+
+# one tiny variant per registered family: a new family adds its line (the test says so)
+TINY = {
+    "vit": dict(backbone="vit_tiny", backbone_options=dict(embed_dim=16, depth=2, num_heads=2)),
+    "swin": dict(
+        backbone="swin_tiny", backbone_options=dict(embed_dim=16, depths=(2, 2), num_heads=(1, 2))
+    ),
+}
+FAMILIES = sorted({backbone_config(n).family for n in list_backbones()})
+
+
+def _inputs(batch=2, size=16, seed=1):
+    return random_clips(batch, size, seed)
+
+
+def _perturb(model) -> None:
+    """Move every tuned tensor off its initialisation (LoRA's B and the adapters start at 0)."""
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn(p.shape, generator=g))
+
+
+def test_every_registered_family_has_a_tiny_config_here():
+    assert sorted(TINY) == FAMILIES
+
+
+@pytest.mark.parametrize("method", list_methods())
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_method_contract(family, method, tmp_path):
+    tuning = get_method(method)
+    kwargs = dict(**TINY[family], num_classes=5)
+    if tuning.families is not None and family not in tuning.families:
+        with pytest.raises(ValueError, match=rf"'{method}'.*'{family}'"):
+            cvpt.create_model(method, **kwargs)
+        return
+    torch.manual_seed(0)
+    model = cvpt.create_model(method, **kwargs).train()
+    model.origin["seed"] = 0
+    _perturb(model)
+    x = _inputs()
+    logits = model(*x)
+    assert logits.shape == (2, 5) and torch.isfinite(logits).all()
+    logits.logsumexp(-1).sum().backward()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+        else:
+            assert p.grad is None, name
+    assert any(not p.requires_grad for p in model.parameters()) != tuning.trains_backbone
+    model.eval()
+    with torch.no_grad():
+        before = model(*x)
+    back = cvpt.load_model(model.save_pretrained(tmp_path / "m"))
+    assert back.method == method and type(back.options) is tuning.options
+    with torch.no_grad():
+        assert torch.equal(back(*x), before)
+    with torch.device("meta"):  # shapes only: counting on CPU tensors takes seconds
+        meta = cvpt.create_model(method, **kwargs)
+    assert count_macs(meta, *model_inputs(meta, 1, size=16)) > 0
+
+
+@pytest.mark.parametrize("method", ["cvpt", "linear", "vpt", "adaptformer", "full"])
+def test_models_saved_by_main_before_the_registry_load_with_the_same_logits(method):
+    # written by main at 976b7c6 (tests/data/saved_by_main/README.md): one flat options dict
+    # with every method's options; a seeded random backbone rebuilt from its seed
+    folder = SAVED_BY_MAIN / method
+    model = cvpt.load_model(folder)
+    g = torch.Generator().manual_seed(1)
+    x = (
+        torch.randn(2, 3, 4, 8, 8, generator=g),
+        torch.randn(2, 2, 12, 8, 8, generator=g),
+        torch.randn(2, 3, 12, 8, 8, generator=g),
+    )
+    with torch.no_grad():
+        logits = model(*x)
+    assert torch.equal(logits, load_file(str(folder / "logits.safetensors"))["logits"])
+    assert set(model.options.to_dict()) == set(get_method(method).options.field_names())
+
+
+def test_an_option_of_another_method_is_refused_naming_its_method():
+    with pytest.raises(ConfigError, match=r"method 'cvpt' \(vpt_tokens is an option of vpt\)"):
+        cvpt.create_model("cvpt", **TINY["vit"], num_classes=3, vpt_tokens=4)
+    with pytest.raises(ConfigError, match=r"lora_rank is an option of lora"):
+        cvpt.create_model("linear", **TINY["vit"], num_classes=3, lora_rank=4)
+    with pytest.raises(ConfigError, match=r"method must be one of.*lora"):
+        cvpt.create_model("st_adapter", **TINY["vit"], num_classes=3)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lora_starts_as_the_frozen_model_and_keeps_its_keys(family):
+    kwargs = dict(**TINY[family], num_classes=5)
+    torch.manual_seed(0)
+    lora = cvpt.create_model("lora", **kwargs).eval()
+    torch.manual_seed(0)  # same backbone and embeddings; no LoRA
+    plain = cvpt.create_model("full", **kwargs).eval()
+    x = _inputs()
+    with torch.no_grad():
+        assert torch.equal(lora(*x), plain(*x))  # B = 0: the update adds exactly zero
+    keys, plain_keys = set(lora.state_dict()), set(plain.state_dict())
+    added = keys - plain_keys
+    assert plain_keys <= keys  # frozen tensors under their own keys: checkpoints still load
+    blocks = len(lora.backbone.blocks)
+    assert len(added) == blocks * 2 * 2 and all(".lora_a." in k or ".lora_b." in k for k in added)
+    tuned = {n for n, p in lora.named_parameters() if p.requires_grad}
+    frozen_weights = ("attn.qkv.weight", "attn.proj.weight")
+    assert added <= tuned and not any(n.endswith(frozen_weights) for n in tuned)
+
+
+@pytest.mark.parametrize(("rank", "alpha"), [(1, 1.0), (2, 8.0), (4, 2.0)])
+def test_lora_linear_adds_alpha_over_r_times_b_a(rank, alpha):
+    torch.manual_seed(rank)
+    base = torch.nn.Linear(6, 9)
+    lora = LoRALinear(base, rank, alpha)
+    with torch.no_grad():
+        lora.lora_b.weight.normal_()
+    x = torch.randn(4, 6, dtype=torch.float64)
+    w, b = base.weight.double(), base.bias.double()
+    a, bb = lora.lora_a.weight.double(), lora.lora_b.weight.double()
+    want = x @ w.T + b + alpha / rank * (x @ a.T @ bb.T)
+    got = lora.double()(x)
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+    bias = torch.randn(9, dtype=torch.float64)  # a bias from the caller, as the ViT's qkv gets
+    assert torch.allclose(lora(x, bias), want - b + bias, rtol=0, atol=1e-12)
+    assert lora.weight is base.weight and tuple(lora.lora_a.weight.shape) == (rank, 6)
+
+
+@pytest.mark.parametrize("rank", [4, 8])
+def test_lora_tunes_under_one_percent_of_vit_b_without_the_prompt_embeddings(rank):
+    row = model_row("lora", backbone="vit_base", num_classes=51, lora_rank=rank)
+    head = 768 * 51 + 51 + 2 * 768  # head and fc_norm
+    lora = 12 * rank * ((768 + 3 * 768) + (768 + 768))  # A and B of qkv and proj, per block
+    assert row["tunable_params_without_embeddings"] == lora + head
+    assert row["tunable_percent_without_embeddings"] < 1.0  # 0.28% at r=4, 0.52% at r=8
+    assert row["about"] == get_method("lora").help and row["gmacs_per_view"] > 0
