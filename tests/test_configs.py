@@ -72,7 +72,7 @@ def test_runs_record_the_reading_of_sccp_and_old_runs_keep_theirs(tmp_path):
     import yaml
 
     from cvpt.models import get_method
-    from cvpt.training.checkpoint import check_identity
+    from cvpt.training.checkpoint import check_identity, upgrade
     from cvpt.training.config import load_run_config, save_config
 
     default = get_method("cvpt").options().sccp_update
@@ -89,8 +89,15 @@ def test_runs_record_the_reading_of_sccp_and_old_runs_keep_theirs(tmp_path):
     assert run.model_options == {"sccp_update": "replace", "sccp_layers": 2}
     save_config(chosen, tmp_path / "config.yaml")  # a run of today reads back as it was made
     assert load_run_config(tmp_path).model_options == {"sccp_update": other}
-    # and an old checkpoint's identity (no reading) resumes only into the old reading
-    saved = {"method": "cvpt", "model_options": {}}
+    # and an old checkpoint's identity (no reading) resumes only into the old reading: its
+    # state.pt (version 0) is upgraded to the reading of its time
+    old_state = {
+        "identity": {"method": "cvpt", "model_options": {}},
+        "rng": {},
+        "progress": {"batch_in_epoch": 0, "samples_in_epoch": 0},
+    }
+    saved = upgrade(old_state, tmp_path, {}, 1)["identity"]
+    assert saved["model_options"] == {"sccp_update": "replace"}
     check_identity(tmp_path, saved, {"method": "cvpt", "model_options": {"sccp_update": "replace"}})
     with pytest.raises(ValueError, match="another model"):
         check_identity(tmp_path, saved, {"method": "cvpt", "model_options": {"sccp_update": "add"}})
