@@ -13,6 +13,7 @@ import torch
 import cvpt
 from cvpt.cli.main import main
 from cvpt.data.generate import translating_texture
+from cvpt.models import create_backbone
 from cvpt.predictor import load_views
 from cvpt.training.evaluate import predict_batch
 
@@ -222,3 +223,27 @@ def test_the_table_shows_every_class_of_top():
     assert line.count("%") == 5 and "class4 10.0%" in line and "warning: 2 damaged" in line
     failed = result_line(cvpt.Prediction("v.mp4", error="no such file"))
     assert failed == "v.mp4: FAILED no such file"
+
+
+def test_a_model_saved_without_an_input_spec_predicts_at_the_training_defaults(folder, tmp_path):
+    """create_model + save_pretrained(class_names=...) in a user's own loop: no input spec.
+    Predictor reads videos at cvpt train's defaults for the backbone's size (short side in
+    the 256:224 ratio, MVs at ±20 px), with a warning naming the file: the same
+    probabilities as the model saved with that spec written out."""
+    backbone = create_backbone("vit_tiny", depth=1, img_size=32, num_classes=0)
+    weights = cvpt.save_backbone(backbone, tmp_path / "frozen.safetensors")
+    model = cvpt.create_model("cvpt", backbone="vit_tiny", num_classes=2,
+                              backbone_checkpoint=weights)  # fmt: skip
+    bare = model.save_pretrained(tmp_path / "bare", class_names=["left", "right"])
+    spec = {"clip": model.clip.to_dict(), "size": 32, "short_side": 36, "mv_clip": 20.0}
+    full = model.save_pretrained(tmp_path / "full", class_names=["left", "right"], input_spec=spec)
+    video = folder / "a.mp4"
+    with pytest.warns(
+        UserWarning, match=r"bare/config\.json: records no input spec.*short side 36"
+    ):
+        got = cvpt.Predictor.from_pretrained(bare, device="cpu")(video)
+    want = cvpt.Predictor.from_pretrained(full, device="cpu")(video)
+    assert got.probs.shape == (2,) and np.array_equal(got.probs, want.probs)
+    nameless = model.save_pretrained(tmp_path / "nameless")
+    with pytest.raises(cvpt.RunError, match=r"nameless/config\.json: records no class names"):
+        cvpt.Predictor.from_pretrained(nameless, device="cpu")

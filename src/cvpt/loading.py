@@ -18,6 +18,7 @@ all load through it: the model's ``config.json`` (upgraded from older versions b
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -30,6 +31,7 @@ from cvpt.models.hub import hub_id_hint, parse_hub_id, resolve_checkpoint
 from cvpt.models.identity import IDENTITY_KEYS, backbone_identity, check_backbone
 from cvpt.models.tuned import CONFIG, WEIGHTS, read_config, recorded_backbone
 from cvpt.training.checkpoint import STATE, last_checkpoint, model_config
+from cvpt.training.config import TrainConfig
 
 # the registered backbone that names each family; the saved config sizes everything
 FAMILY_BACKBONE = {"vit": "vit_base", "swin": "swin_base"}
@@ -122,13 +124,32 @@ def _build(config: dict, ckpt: str | Path | None) -> CompressedVideoModel:
 
 def input_settings(model: CompressedVideoModel) -> dict:
     """``{"size", "short_side", "mv_clip"}``: how to read videos for ``model`` (its saved input
-    spec). Raises :class:`~cvpt.errors.RunError` for a model saved without its input spec or
+    spec). A model saved without one (built with :func:`cvpt.create_model` and trained in a
+    loop of the user's) is read at ``cvpt train``'s defaults for its backbone's size — the
+    short side in the paper's 256:224 ratio to the crop, MVs clipped at ±20 px — with a
+    warning naming the file. Raises :class:`~cvpt.errors.RunError` for a model saved without
     class names: it cannot be used for prediction."""
     spec, classes = getattr(model, "input_spec", None), getattr(model, "class_names", None)
-    if not spec or not classes:
-        where = getattr(model, "loaded_from", "the model")
+    where = Path(getattr(model, "loaded_from", "the model")) / CONFIG
+    if not classes:
         raise RunError(
-            f"{Path(where) / CONFIG}: records no {'input spec' if not spec else 'class names'}; "
-            "it cannot be used for prediction (save it with class_names= and input_spec=)"
+            f"{where}: records no class names; it cannot be used for prediction (save it with "
+            "class_names=)"
         )
-    return {k: spec[k] for k in ("size", "short_side", "mv_clip")}
+    if spec:
+        return {k: spec[k] for k in ("size", "short_side", "mv_clip")}
+    size = model.backbone.cfg.img_size
+    ratio = TrainConfig.short_side / TrainConfig.size
+    settings = {
+        "size": size,
+        "short_side": 2 * round(size * ratio / 2),
+        "mv_clip": TrainConfig.mv_clip,
+    }
+    warnings.warn(
+        f"{where}: records no input spec; videos are read at cvpt train's defaults for its "
+        f"{size} px backbone (short side {settings['short_side']}, MVs clipped at "
+        f"±{settings['mv_clip']:g} px): save it with input_spec= (the keys of "
+        "cvpt.training.config.input_spec) to record how it was trained",
+        stacklevel=3,
+    )
+    return settings
