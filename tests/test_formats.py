@@ -331,3 +331,24 @@ def test_a_checkpoint_from_before_model_folders_loads_the_same_model(tiny_run, o
     assert got.class_names == want.class_names and got.input_spec == want.input_spec
     assert got.identity == want.identity
     torch.testing.assert_close(_logits(got), _logits(want), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "writer, says",
+    [
+        ("9.9.0", "written by cvpt 9.9.0; this cvpt ({v}) reads versions up to 1: upgrade to "
+         "cvpt 9.9.0 or later"),
+        ("{v}", "written by another build of cvpt {v} (a later development version); this cvpt "
+         "({v}) reads versions up to 1: install the build of cvpt that wrote it"),
+        (None, "written by a cvpt newer than {v}; this cvpt ({v}) reads versions up to 1: "
+         "upgrade cvpt"),
+    ],
+)  # fmt: skip
+def test_a_newer_version_says_what_to_install_whoever_wrote_it(tmp_path, writer, says):
+    """The refusal never contradicts itself (a file of this cvpt's own version number, from a
+    later development build, is not told to upgrade to the version it already has)."""
+    v = cvpt.__version__
+    data = {VERSION_KEY: 2, **({WRITER_KEY: writer.format(v=v)} if writer else {})}
+    with pytest.raises(cvpt.FormatVersionError) as e:
+        Format("cvpt-x", 1).version_of(data, tmp_path / "x.json")
+    assert str(e.value) == f"{tmp_path / 'x.json'}: cvpt-x version 2, " + says.format(v=v)

@@ -155,3 +155,31 @@ def test_lora_tunes_under_one_percent_of_vit_b_without_the_prompt_embeddings(ran
     assert row["tunable_params_without_embeddings"] == lora + head
     assert row["tunable_percent_without_embeddings"] < 1.0  # 0.28% at r=4, 0.52% at r=8
     assert row["about"] == get_method("lora").help and row["gmacs_per_view"] > 0
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_a_method_can_tune_some_of_the_frozen_backbones_own_weights(monkeypatch, family):
+    """tuned_parameters (BitFit-like: the blocks' biases): exactly those, the head and the
+    prompt embeddings train; every other backbone weight stays frozen (returning the blocks
+    from tuned_modules would train them whole)."""
+    from cvpt.models.methods import base
+
+    class Biases(base.TuningMethod):
+        name, label, help = "biases_only", "Biases", "the blocks' biases"
+
+        def tuned_parameters(self, model):
+            return [p for n, p in model.backbone.named_parameters() if _block_bias(n)]
+
+    monkeypatch.setitem(base._METHODS, Biases.name, Biases())
+    model = cvpt.create_model("biases_only", num_classes=3, **TINY[family])
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    biases = {f"backbone.{n}" for n, _ in model.backbone.named_parameters() if _block_bias(n)}
+    heads = {n for n, _ in model.named_parameters() if n.startswith(("backbone.head", "mv_embed",
+             "res_embed", "backbone.fc_norm", "backbone.norm"))}  # fmt: skip
+    assert biases and biases <= trained and trained - biases <= heads
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert any("blocks." in n and n.endswith("weight") for n in frozen)
+
+
+def _block_bias(name: str) -> bool:
+    return "blocks." in name and name.endswith("bias")

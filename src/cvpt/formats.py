@@ -44,12 +44,11 @@ class Format:
         if not isinstance(found, int) or isinstance(found, bool) or found < 0:
             raise FormatVersionError(where, f"{VERSION_KEY} {found!r} is not a version number")
         if found > self.version:
-            writer = data.get(WRITER_KEY)
-            need = f"cvpt {writer}" if writer else f"a cvpt newer than {__version__}"
+            who, fix = _written_by(data.get(WRITER_KEY))
             raise FormatVersionError(
                 where,
-                f"{self.name} version {found}, written by {need}; this cvpt ({__version__}) "
-                f"reads versions up to {self.version}: upgrade cvpt to {need} or later",
+                f"{self.name} version {found}, written by {who}; this cvpt ({__version__}) "
+                f"reads versions up to {self.version}: {fix}",
             )
         return found
 
@@ -67,3 +66,17 @@ class Format:
     def stamp_metadata(self, metadata: dict[str, str]) -> dict[str, str]:
         """:meth:`stamp` for a safetensors header, whose values are strings."""
         return {k: str(v) for k, v in self.stamp(metadata).items()}
+
+
+def _written_by(writer) -> tuple[str, str]:
+    """Who wrote a file of a newer format and what to install to read it: the release that
+    wrote it, or, when it carries this cvpt's own version number (a development build of
+    another branch or a later commit), that build."""
+    if not writer:
+        return f"a cvpt newer than {__version__}", "upgrade cvpt"
+    if str(writer) == __version__:
+        return (
+            f"another build of cvpt {writer} (a later development version)",
+            "install the build of cvpt that wrote it",
+        )
+    return f"cvpt {writer}", f"upgrade to cvpt {writer} or later"

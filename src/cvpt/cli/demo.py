@@ -22,8 +22,9 @@ def register(sub) -> None:
         "--ablations",
         action="store_true",
         help="the paper's claims instead of the comparison: Table 3, Table 4 and Fig. 4 (SCCP "
-        "blocks, no attention, no residual prompt), Table 1 and the random frozen backbone, for "
-        "both readings of SCCP's update (--readings), with paired differences and verdicts "
+        "blocks, no attention, no residual prompt), Table 1 and the random frozen backbone, "
+        "the methods the paper does not have (LoRA), for both readings of SCCP's update "
+        "(--readings), with paired differences and verdicts "
         "(docs/design.md); written to OUT/ablations/",
     )
     p.add_argument(

@@ -120,10 +120,8 @@ class CompressedVideoModel(nn.Module):
         tuned: list[nn.Module] = self.backbone.head_modules()
         if self.tuning.tunes_prompt_embeddings:
             tuned += [m for m in (self.mv_embed, self.res_embed) if m is not None]
-        tuned += self.tuning.tuned_modules(self)
-        for m in tuned:
-            for p in m.parameters():
-                p.requires_grad = True
+        for p in [p for m in tuned for p in m.parameters()] + self.tuning.tuned_parameters(self):
+            p.requires_grad = True
 
     def cast_frozen_weights(self, dtype: torch.dtype = torch.bfloat16) -> int:
         """Store the frozen weights of the matrix products (Linear and Conv3d weights and

@@ -156,8 +156,11 @@ def upgrade(config: dict, where) -> dict:
       identity): ``None``, which readers take as not known (no fingerprint: not checked).
     """
     version = TUNED_MODEL.version_of(config, where)  # a newer file: refused as newer
-    if config.get("format") != FORMAT:
-        raise CheckpointError(where, f"not a cvpt tuned model ({FORMAT})")
+    if config.get("format") != FORMAT:  # a fixed marker: format_version holds the version
+        found = config.get("format")
+        raise CheckpointError(
+            where, f"not a cvpt tuned model: its format is {found!r}, not {FORMAT!r}"
+        )
     if version == 0:
         config = dict(config)
         if config.get("clip") is None:

@@ -11,8 +11,10 @@ frozen backbone, the MV/residual prompt embeddings, pooling and the head. The me
   saved ``config.json``;
 - ``build(model)``: the modules it adds, attached to ``model`` (or to the backbone's blocks)
   under the names its saved tensors carry;
-- ``tuned_modules(model)``: what trains besides the head (and the prompt embeddings, unless
-  ``tunes_prompt_embeddings`` is False); ``trains_backbone``: everything trains;
+- ``tuned_modules(model)``: the modules it adds that train, all their parameters, besides
+  the head (and the prompt embeddings, unless ``tunes_prompt_embeddings`` is False), or
+  ``tuned_parameters(model)`` to train some of the frozen backbone's own weights;
+  ``trains_backbone``: everything trains;
 - ``before_block(model, i, streams)`` (optional): the hook before backbone block ``i``;
   ``after_blocks(model, streams)``: undo what the hook added after the last block;
 - ``families``: the backbone families it supports (``None``: all), ``unsupported`` why not.
@@ -86,8 +88,15 @@ class TuningMethod:
         """Attach this method's modules to ``model`` (nothing by default)."""
 
     def tuned_modules(self, model: CompressedVideoModel) -> list[nn.Module]:
-        """The modules this method adds that train (their parameters all do)."""
+        """The modules this method adds that train (every parameter of each does: return a
+        block and the whole block trains)."""
         return []
+
+    def tuned_parameters(self, model: CompressedVideoModel) -> list[nn.Parameter]:
+        """Every parameter this method trains besides the head and the prompt embeddings: by
+        default all of :meth:`tuned_modules`'. A method that trains some of the backbone's own
+        weights (BitFit: the biases) overrides this instead."""
+        return [p for m in self.tuned_modules(model) for p in m.parameters()]
 
     # the per-block hook: ``before_block(model, i, streams) -> streams``; None: no hook
     before_block = None
