@@ -118,7 +118,12 @@ def ablation_variants(depth: int, readings: tuple[str, ...] = SCCP_UPDATES) -> l
     that the reading cannot change (no SCCP block; no residual prompt, whose block passes the
     MV tokens on) run once. Registered methods the paper does not have (LoRA) run here too,
     after Table 1's baselines, with their defaults."""
-    out = [Variant(v.name, v.method) for v in COMPARISON[:3]]
+    baselines = [  # Table 1's parameter-efficient baselines (not CVPT, not full fine-tuning)
+        v
+        for v in COMPARISON
+        if not (get_method(v.method).proposed or get_method(v.method).trains_backbone)
+    ]
+    out = [Variant(v.name, v.method) for v in baselines]
     out += [method_cell(m) for m in list_methods() if not get_method(m).in_paper]
     out += [
         Variant("SCCP blocks = 0", "cvpt", {"sccp_layers": 0}),
