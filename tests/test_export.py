@@ -11,7 +11,9 @@ import pytest
 import torch
 
 import cvpt
+from cvpt.cli.export import export_target
 from cvpt.cli.main import main
+from cvpt.errors import ConfigError
 from cvpt.export import ExportError, export_model
 from cvpt.predictor import load_views
 
@@ -82,6 +84,31 @@ def test_onnx_without_the_extra_says_what_to_install(tiny_run, tmp_path, monkeyp
     args = ["export", "--checkpoint", str(tiny_run), "--format", "onnx", "--out", "x.onnx"]
     assert main(args) == 2
     assert "pip install 'cvpt[onnx]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("format", "out", "want"),
+    [
+        (None, None, ("torch", "model.pt2")),
+        (None, "m.onnx", ("onnx", "m.onnx")),
+        (None, "d/M.PT2", ("torch", "d/M.PT2")),
+        ("onnx", None, ("onnx", "model.onnx")),
+        ("torch", "m.pt2", ("torch", "m.pt2")),
+        ("torch", "m.onnx", "names a onnx file, but --format is torch"),
+        ("onnx", "m.pt2", "names a torch file, but --format is onnx"),
+        (None, "m.bin", "cannot tell the format"),
+        ("torch", "m.bin", ("torch", "m.bin")),
+    ],
+)
+def test_the_export_format_is_the_one_the_file_name_says(format, out, want):
+    """A torch program is never written under a .onnx name (nor the reverse): the format comes
+    from --out's suffix unless named, and a mismatch is refused before any work."""
+    if isinstance(want, str):
+        with pytest.raises(ConfigError, match=want):
+            export_target(format, out)
+    else:
+        got = export_target(format, out)
+        assert (got[0], got[1].as_posix()) == want
 
 
 @pytest.mark.parametrize(

@@ -188,6 +188,15 @@ def test_eval_command_multi_view(tiny_dataset, tmp_path, capsys):
     assert res["videos"] == 4 and len(res["per_class"]) == 2
     assert np.asarray(res["confusion"]).sum() == 4
     assert (run / "eval-2x3-confusion.png").exists()
+    assert res["overrides"] == [] and res["eval_subset"] == "test"
+    # an evaluation of other inputs never replaces the run's own, and says what it changed
+    assert main(["eval", "--run", str(run), "--clips", "2", "--crops", "3", "--set",
+                 "eval_subset=train", "mv_clip=0.5", "workers=0"]) == 0  # fmt: skip
+    [other] = [p for p in run.glob("eval-2x3-train-set-*.json")]
+    assert json.loads((run / "eval-2x3.json").read_text()) == res
+    got = json.loads(other.read_text())
+    assert got["eval_subset"] == "train" and got["overrides"][1] == "mv_clip=0.5"
+    assert got["videos"] == 8  # the training videos
 
 
 def test_cli_train_stop_and_resume(tiny_dataset, tmp_path, capsys):

@@ -198,7 +198,8 @@ def run_eval(args) -> int:
         from cvpt.io import write_json
         from cvpt.training.plots import plot_confusion
 
-        name = f"eval-{cfg.eval_views}x{cfg.eval_crops}"
+        name = eval_name(cfg, args.set)
+        m = {**m, "eval_subset": cfg.eval_subset, "overrides": list(args.set)}
         write_json(run / f"{name}.json", EVAL_METRICS.stamp(m))
         plot_confusion(m["confusion"], classes, run / f"{name}-confusion.png")
         print(
@@ -208,3 +209,24 @@ def run_eval(args) -> int:
             f"{count(cfg.eval_crops, 'crop')}) -> {run / (name + '.json')}"
         )
     return 0
+
+
+# --set keys of cvpt eval that do not change what is measured (how it is computed)
+HARMLESS_EVAL_KEYS = ("workers", "batch_size", "device")
+
+
+def eval_name(cfg, overrides: list[str]) -> str:
+    """The name of an evaluation's files: ``eval-<clips>x<crops>``, then the subset when
+    ``--set`` names one, and a digest of any ``--set`` that may change the numbers (the data, the
+    sizes the videos are read at): an evaluation of other inputs never replaces the run's own
+    (the JSON records ``eval_subset`` and ``overrides`` too)."""
+    import hashlib
+
+    name = f"eval-{cfg.eval_views}x{cfg.eval_crops}"
+    keys = [o.split("=")[0].strip() for o in overrides]
+    if "eval_subset" in keys:  # the run's own subset is not named (SSv2's: validation)
+        name += f"-{cfg.eval_subset}"
+    telling = sorted(o for o, k in zip(overrides, keys, strict=True) if k not in HARMLESS_EVAL_KEYS)
+    if telling:
+        name += "-set-" + hashlib.sha256("\n".join(telling).encode()).hexdigest()[:8]
+    return name
