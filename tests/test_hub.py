@@ -400,7 +400,7 @@ def test_push_to_hub_without_network_names_repo_and_endpoint(monkeypatch, tmp_pa
 
 def _hf_names(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A cvpt ViT's tensors in Hugging Face VideoMAE's published (transformers 4.x) names: the
-    inverse of :func:`cvpt.models.backbone_weights.filter_hf`, q/k/v split again."""
+    inverse of :func:`cvpt.models.vit.filter_hf`, q/k/v split again."""
     layer = r"videomae.encoder.layer.\1."
     rules = [
         (r"^patch_embed\.proj\.", "videomae.embeddings.patch_embeddings.projection."),

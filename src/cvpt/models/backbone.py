@@ -104,11 +104,11 @@ class VideoBackbone(nn.Module):
     depth_field: ClassVar[str]
     # checkpoints: the layouts the family reads (for the message on an unknown checkpoint),
     # the unexpected keys known to be unused and missing keys made fresh by design, and the
-    # Hugging Face ``model_type`` values of the folders it reads (none: it reads no HF folder)
+    # Hugging Face folders it reads, ``model_type`` → its name in messages (none: no HF folder)
     checkpoint_help: ClassVar[str]
     unused_keys: ClassVar[KeyRules] = []
     fresh_keys: ClassVar[KeyRules] = []
-    hf_model_types: ClassVar[tuple[str, ...]] = ()
+    hf_model_types: ClassVar[dict[str, str]] = {}
 
     @staticmethod
     def checkpoint_format(sd: dict[str, torch.Tensor]) -> str | None:

@@ -248,13 +248,15 @@ def _read_hf_folder(path: Path):
     if not cfg_file.exists():
         raise CheckpointError(path, "a folder without config.json is not a Hugging Face model")
     hf = json.loads(cfg_file.read_text())
-    readers = {t: f for f in map(get_family, list_families()) for t in f.hf_model_types}
+    families = [get_family(name) for name in list_families()]
+    readers = {t: f for f in families for t in f.hf_model_types}
+    names = [n for f in families for n in f.hf_model_types.values()]
     # a config.json without model_type: the family that reads Hugging Face folders, if one does
     model_type = hf.get("model_type", next(iter(readers)) if len(readers) == 1 else None)
     if model_type not in readers:
         raise CheckpointError(
             path,
-            f"a Hugging Face {hf.get('model_type')!r} model, not {' or '.join(readers)}; cvpt "
+            f"a Hugging Face {hf.get('model_type')!r} model, not {' or '.join(names)}; cvpt "
             f"reads {supported()}",
         )
     family = readers[model_type]
