@@ -330,7 +330,7 @@ class VisionTransformer(VideoBackbone):
     )
     unused_keys = UNUSED_KEYS
     fresh_keys = FRESH_KEYS
-    hf_model_types = {"videomae": "VideoMAE"}
+    hf_model_types: ClassVar[dict[str, str]] = {"videomae": "VideoMAE"}
     checkpoint_format = staticmethod(checkpoint_format)
     checkpoint_filter_fn = staticmethod(checkpoint_filter_fn)
     config_from_state_dict = staticmethod(config_from_state_dict)
