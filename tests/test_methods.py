@@ -110,6 +110,9 @@ def test_family_checkpoints_round_trip_and_are_recognised(family, tmp_path):
     assert type(back) is type(model) and back.cfg.to_dict() == model.cfg.to_dict()
     with torch.no_grad():
         assert torch.equal(back.eval()(x), ref)
+    one = torch.randn(2, 1, model.num_features, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():  # token_features (viz's class maps): the head's input, per token
+        assert torch.equal(model.token_features(one)[:, 0], model.forward_head(one, True))
     own = {k: v.contiguous() for k, v in model.state_dict().items()}
     cls = get_family(family)
     for name, sd in (("cvpt names", own), ("published", PUBLISHED[family](own))):

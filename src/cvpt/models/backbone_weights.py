@@ -263,12 +263,8 @@ def _read_hf_folder(path: Path):
     cfg = family.config_from_hf(hf)
     raw = _read_hf_weights(path)
     refuse_non_float(path, raw)  # before the filter, which may combine (cast) tensors
-    layout = "4.x" if any(k.endswith(".q_bias") for k in raw) else "5.x"
-    return (
-        family.checkpoint_filter_fn(raw),
-        cfg,
-        f"Hugging Face folder (transformers {layout} keys)",
-    )
+    kind = f"{family.checkpoint_format(raw) or 'unrecognised keys'} (folder)"
+    return family.checkpoint_filter_fn(raw), cfg, kind
 
 
 def _read_hf_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -230,10 +230,12 @@ def _is_hf(sd: dict[str, torch.Tensor]) -> bool:
 
 
 def checkpoint_format(sd: dict[str, torch.Tensor]) -> str | None:
-    """Which VideoMAE layout a state dict has (a bare Hugging Face ``pytorch_model.bin``, an
-    official pre-training or fine-tuned one), or None when it is not a VideoMAE ViT's."""
+    """Which VideoMAE layout a state dict has (Hugging Face's, in transformers 4.x or 5.x key
+    names; an official pre-training or fine-tuned one), or None when it is not a VideoMAE
+    ViT's."""
     if _is_hf(sd):
-        return "hugging-face state dict"
+        version = "4.x" if any(k.endswith(".q_bias") for k in sd) else "5.x"
+        return f"Hugging Face VideoMAE, transformers {version} keys"
     sd = filter_official(sd)
     if "patch_embed.proj.weight" not in sd or not any(k.startswith("blocks.") for k in sd):
         return None
