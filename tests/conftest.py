@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -42,6 +43,44 @@ def random_clips(batch: int = 2, size: int = 32, seed: int = 0, gops: int = 4, p
         torch.randn(batch, 2, p * gops, size, size, generator=g),
         torch.randn(batch, 3, p * gops, size, size, generator=g),
     )
+
+
+def hf_videomae_names(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A cvpt ViT's tensors in Hugging Face VideoMAE's published (transformers 4.x) names: the
+    inverse of :func:`cvpt.models.vit.filter_hf`, q/k/v split again."""
+    layer = r"videomae.encoder.layer.\1."
+    rules = [
+        (r"^patch_embed\.proj\.", "videomae.embeddings.patch_embeddings.projection."),
+        (r"^blocks\.(\d+)\.attn\.proj\.", layer + "attention.output.dense."),
+        (r"^blocks\.(\d+)\.attn\.(q|v)_bias$", layer + r"attention.attention.\2_bias"),
+        (r"^blocks\.(\d+)\.norm1\.", layer + "layernorm_before."),
+        (r"^blocks\.(\d+)\.norm2\.", layer + "layernorm_after."),
+        (r"^blocks\.(\d+)\.mlp\.fc1\.", layer + "intermediate.dense."),
+        (r"^blocks\.(\d+)\.mlp\.fc2\.", layer + "output.dense."),
+        (r"^head\.", "classifier."),
+    ]
+    out = {}
+    for k, v in sd.items():
+        qkv = re.match(r"^blocks\.(\d+)\.attn\.qkv\.weight$", k)
+        if qkv:
+            prefix = f"videomae.encoder.layer.{qkv[1]}.attention.attention"
+            for name, part in zip(("query", "key", "value"), v.chunk(3), strict=True):
+                out[f"{prefix}.{name}.weight"] = part.contiguous()
+            continue
+        for pattern, repl in rules:
+            k = re.sub(pattern, repl, k)
+        out[k] = v.contiguous()
+    return out
+
+
+def official_swin_names(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A cvpt Video Swin's tensors in the official Video-Swin-Transformer / mmaction2 0.x names
+    (cvpt's are those without ``backbone.``; the head is ``cls_head.fc_cls``): the inverse of
+    :func:`cvpt.models.swin.checkpoint_filter_fn` on that layout."""
+    return {
+        ("cls_head.fc_cls." + k[5:] if k.startswith("head.") else "backbone." + k): v
+        for k, v in sd.items()
+    }
 
 
 @pytest.fixture(autouse=True)

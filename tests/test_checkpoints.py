@@ -343,7 +343,7 @@ def test_published_vit_widths_get_their_head_count(tmp_path, width, heads):
         "patch_embed.proj.weight": torch.zeros(width, 3, 2, 16, 16),
         "blocks.0.mlp.fc1.weight": torch.zeros(4 * width, width),
     }
-    assert cvpt.models.backbone_weights.config_from_state_dict(sd).num_heads == (heads or 0)
+    assert cvpt.models.vit.config_from_state_dict(sd).num_heads == (heads or 0)
     if heads is None:  # end to end: a real (tiny) checkpoint of that width is refused
         vit = create_backbone("vit_tiny", embed_dim=width, num_heads=2, depth=1, num_classes=0)
         torch.save(vit.state_dict(), path := tmp_path / f"vit{width}.pth")

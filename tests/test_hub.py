@@ -8,7 +8,6 @@ import hashlib
 import inspect
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from conftest import hf_videomae_names
 from cvpt.models import CheckpointError, load_backbone
 from cvpt.models.hub import parse_hub_id
 
@@ -398,34 +398,6 @@ def test_push_to_hub_without_network_names_repo_and_endpoint(monkeypatch, tmp_pa
         model.push_to_hub("hf-hub:no-slash", token="hf_dummy")
 
 
-def _hf_names(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A cvpt ViT's tensors in Hugging Face VideoMAE's published (transformers 4.x) names: the
-    inverse of :func:`cvpt.models.backbone_weights.filter_hf`, q/k/v split again."""
-    layer = r"videomae.encoder.layer.\1."
-    rules = [
-        (r"^patch_embed\.proj\.", "videomae.embeddings.patch_embeddings.projection."),
-        (r"^blocks\.(\d+)\.attn\.proj\.", layer + "attention.output.dense."),
-        (r"^blocks\.(\d+)\.attn\.(q|v)_bias$", layer + r"attention.attention.\2_bias"),
-        (r"^blocks\.(\d+)\.norm1\.", layer + "layernorm_before."),
-        (r"^blocks\.(\d+)\.norm2\.", layer + "layernorm_after."),
-        (r"^blocks\.(\d+)\.mlp\.fc1\.", layer + "intermediate.dense."),
-        (r"^blocks\.(\d+)\.mlp\.fc2\.", layer + "output.dense."),
-        (r"^head\.", "classifier."),
-    ]
-    out = {}
-    for k, v in sd.items():
-        qkv = re.match(r"^blocks\.(\d+)\.attn\.qkv\.weight$", k)
-        if qkv:
-            prefix = f"videomae.encoder.layer.{qkv[1]}.attention.attention"
-            for name, part in zip(("query", "key", "value"), v.chunk(3), strict=True):
-                out[f"{prefix}.{name}.weight"] = part.contiguous()
-            continue
-        for pattern, repl in rules:
-            k = re.sub(pattern, repl, k)
-        out[k] = v.contiguous()
-    return out
-
-
 REVISIONS = """
 import sys, torch
 import cvpt
@@ -454,7 +426,7 @@ def test_hub_ids_and_revisions_resolve_offline_without_transformers(tmp_path):
         with torch.no_grad():
             for p in vits[-1].parameters():
                 p.add_(0.2 * torch.randn(p.shape))
-        blobs.append(_hf_names(vits[-1].state_dict()))
+        blobs.append(hf_videomae_names(vits[-1].state_dict()))
     cache, cfg = tmp_path / "hub", json.dumps(config).encode()
     _add_snapshot(
         cache,

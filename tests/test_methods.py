@@ -11,11 +11,21 @@ import torch
 from safetensors.torch import load_file
 
 import cvpt
-from conftest import random_clips
+from conftest import hf_videomae_names, official_swin_names, random_clips
 from cvpt.errors import ConfigError
-from cvpt.models import backbone_config, get_method, list_backbones, list_methods
+from cvpt.models import (
+    backbone_config,
+    create_backbone,
+    get_method,
+    list_backbones,
+    list_methods,
+    load_backbone,
+    save_backbone,
+)
+from cvpt.models.backbone import RawVideoRecipe, VideoBackbone
 from cvpt.models.flops import count_macs, model_inputs
 from cvpt.models.methods.lora import LoRALinear
+from cvpt.models.registry import get_family, list_families
 from cvpt.models.report import model_row
 
 SAVED_BY_MAIN = Path(__file__).parent / "data" / "saved_by_main"
@@ -28,6 +38,11 @@ TINY = {
     ),
 }
 FAMILIES = sorted({backbone_config(n).family for n in list_backbones()})
+# each family's published key layout, written from cvpt's names (the inverse of its filter):
+# a new family adds its line
+PUBLISHED = {"vit": hf_videomae_names, "swin": official_swin_names}
+# the hooks every family implements itself (the base class's raise NotImplementedError)
+HOOKS = ("checkpoint_format", "checkpoint_filter_fn", "config_from_state_dict", "unregistered_name")
 
 
 def _inputs(batch=2, size=16, seed=1):
@@ -44,7 +59,77 @@ def _perturb(model) -> None:
 
 
 def test_every_registered_family_has_a_tiny_config_here():
-    assert sorted(TINY) == FAMILIES
+    assert sorted(TINY) == FAMILIES == list_families()
+    assert sorted(PUBLISHED) == FAMILIES
+
+
+def _tiny_backbone(family: str, num_classes: int = 5) -> VideoBackbone:
+    torch.manual_seed(0)
+    tiny = TINY[family]
+    model = create_backbone(tiny["backbone"], num_classes=num_classes, **tiny["backbone_options"])
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # off the initialisation: zero biases would hide a swapped tensor
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return model.eval()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_declares_every_contract_hook(family):
+    """What cvpt knows about a family it reads from the family's class, never its name: every
+    hook is there and fits the family's config."""
+    cls = get_family(family)
+    assert cls.family == family == cls.config_class.family
+    for hook in HOOKS:
+        assert getattr(cls, hook) is not getattr(VideoBackbone, hook), hook
+    if cls.hf_model_types:  # reads Hugging Face folders: sizes them from config.json
+        assert cls.config_from_hf is not VideoBackbone.config_from_hf
+    assert cls.default_variant in list_backbones(family)
+    assert isinstance(cls.raw_video, RawVideoRecipe) and cls.raw_video.frames > 0
+    assert cls.checkpoint_help and isinstance(cls.supports_separate_stream_attention, bool)
+    cfg = backbone_config(cls.default_variant)
+    assert set(cls.shape_fields) | {cls.depth_field} <= set(cfg.to_dict())
+    assert cls.unregistered_name(cfg).startswith(f"{family}(")
+    for depth in (1, 3):  # cvpt bench --depth: that many blocks (per stage, where staged)
+        got = getattr(
+            backbone_config(cls.default_variant, **cls.depth_option(cfg, depth)), cls.depth_field
+        )
+        assert got == depth or (isinstance(got, tuple) and set(got) == {depth}), got
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_checkpoints_round_trip_and_are_recognised(family, tmp_path):
+    """Its own weights: save_backbone → load_backbone gives the same outputs; its state dict
+    (bare, and in its published layout from the inverse of its filter) is recognised by this
+    family alone, filtered back to cvpt's names exactly and loads with the same outputs."""
+    model = _tiny_backbone(family)
+    x = torch.randn(1, 3, 4, 16, 16, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        ref = model(x)
+    back = load_backbone(save_backbone(model, tmp_path / "b.safetensors"), verbose=False)
+    assert type(back) is type(model) and back.cfg.to_dict() == model.cfg.to_dict()
+    with torch.no_grad():
+        assert torch.equal(back.eval()(x), ref)
+    one = torch.randn(2, 1, model.num_features, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():  # token_features (viz's class maps): the head's input, per token
+        assert torch.equal(model.token_features(one)[:, 0], model.forward_head(one, True))
+    own = {k: v.contiguous() for k, v in model.state_dict().items()}
+    cls = get_family(family)
+    for name, sd in (("cvpt names", own), ("published", PUBLISHED[family](own))):
+        claims = [f for f in list_families() if get_family(f).checkpoint_format(sd)]
+        assert claims == [family], name
+        filtered = cls.checkpoint_filter_fn(sd)
+        assert filtered.keys() == own.keys() and all(torch.equal(filtered[k], own[k]) for k in own)
+        read = cls.config_from_state_dict(filtered)
+        assert getattr(read, cls.depth_field) == getattr(model.cfg, cls.depth_field), name
+        # what the weights do not hold (e.g. a ViT's head count at a width no published
+        # size has) is passed as an override, as a user would
+        overrides = {k: v for k, v in model.cfg.to_dict().items() if getattr(read, k) != v}
+        path = tmp_path / f"{len(name)}.pth"
+        torch.save(sd, path)
+        loaded = load_backbone(path, verbose=False, **overrides).eval()
+        with torch.no_grad():
+            assert torch.equal(loaded(x), ref), name
 
 
 @pytest.mark.parametrize("method", list_methods())

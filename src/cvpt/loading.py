@@ -29,12 +29,10 @@ from cvpt.models.compressed import CompressedVideoModel
 from cvpt.models.factory import create_model
 from cvpt.models.hub import hub_id_hint, parse_hub_id, resolve_checkpoint
 from cvpt.models.identity import IDENTITY_KEYS, backbone_identity, check_backbone
+from cvpt.models.registry import get_family
 from cvpt.models.tuned import CONFIG, WEIGHTS, read_config, recorded_backbone
 from cvpt.training.checkpoint import STATE, last_checkpoint, model_config
 from cvpt.training.config import TrainConfig
-
-# the registered backbone that names each family; the saved config sizes everything
-FAMILY_BACKBONE = {"vit": "vit_base", "swin": "swin_base"}
 
 
 def model_folder(path: str | Path) -> Path:
@@ -107,7 +105,8 @@ def _build(config: dict, ckpt: str | Path | None) -> CompressedVideoModel:
             torch.manual_seed(config["seed"])  # a random backbone is rebuilt from its seed
         model = create_model(
             config["method"],
-            backbone=FAMILY_BACKBONE[config["backbone_family"]],
+            # the family's default variant: the saved config sizes everything
+            backbone=get_family(config["backbone_family"]).default_variant,
             num_classes=config["num_classes"],
             backbone_checkpoint=ckpt,
             backbone_options=options,

@@ -33,7 +33,6 @@ from cvpt.io import atomic_output
 from cvpt.models.factory import create_model
 from cvpt.models.flops import model_inputs
 from cvpt.models.registry import create_backbone
-from cvpt.models.report import RAW_VIDEO
 from cvpt.progress import tqdm
 from cvpt.training.config import TrainConfig
 from cvpt.training.schedule import param_groups
@@ -242,7 +241,7 @@ def bench_model(
     bopts = backbone_options or {}
     rgb_model = create_backbone(backbone, num_classes=num_classes, **bopts).to(dev).eval()
     one = tuple(torch.randn_like(x) for x in model_inputs(cvpt_model, 1, size=size, device=dev))
-    rgb_name, rgb_frames, _ = RAW_VIDEO[rgb_model.family]
+    rgb_name, rgb_frames = rgb_model.raw_video.name, rgb_model.raw_video.frames
     rgb = torch.randn(1, 3, rgb_frames, size, size, device=dev)
 
     def infer(model, *x):
@@ -292,8 +291,8 @@ def bench_model(
         "low_rank_checkpoint_over_full_model": sizes[f"cvpt_rank_{low_rank}"] / sizes["full_model"],
         "full_rank_checkpoint_over_full_model": sizes["cvpt_full_rank"] / sizes["full_model"],
     }
-    if rgb_model.family == "vit":  # the name of earlier result files
-        ratios["cvpt_forward_over_videomae16"] = ratios["cvpt_forward_over_rgb"]
+    if rgb_model.raw_video.legacy_ratio:  # its name in earlier result files
+        ratios[rgb_model.raw_video.legacy_ratio] = ratios["cvpt_forward_over_rgb"]
     if grad_checkpointing:
         ratios |= {
             "cvpt_ckpt_step_over_full": med["cvpt_ckpt_step"] / med["full_step"],

@@ -153,10 +153,11 @@ def _depth_option(backbone: str, depth: int | None) -> dict | None:
     """``--depth``: the ViT's block count; Video Swin's blocks per stage."""
     if not depth:
         return None
+    from cvpt.models.backbone import family_of
     from cvpt.models.registry import backbone_config
 
     cfg = backbone_config(backbone)
-    return {"depths": (depth,) * len(cfg.depths)} if cfg.family == "swin" else {"depth": depth}
+    return family_of(cfg).depth_option(cfg, depth)
 
 
 def _model_settings(args) -> dict:

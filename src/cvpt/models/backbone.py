@@ -1,8 +1,9 @@
 """The backbone contract: what the compressed-domain model needs from a video transformer family,
 and the registry of named variants (timm-style: one file per family, one line per variant).
 
-A family (``vit.py``: VideoMAE's ViT; ``swin.py``: Video Swin) is a :class:`VideoBackbone`
-subclass plus its config dataclass, its ``@register_backbone`` variants and one checkpoint filter.
+A family (``vit.py``: VideoMAE's ViT; ``swin.py``: Video Swin) is one file: a
+:class:`VideoBackbone` subclass decorated ``@register_family``, its config dataclass and its
+``@register_backbone`` variants; its import in ``registry.py`` is the one registration line.
 :class:`~cvpt.models.compressed.CompressedVideoModel` then builds on it through this contract only:
 
 1. **embed** — ``embed(x)`` puts the I-frames on the family's token grid as one *stream* (a
@@ -24,11 +25,19 @@ subclass plus its config dataclass, its ``@register_backbone`` variants and one 
 
 ``forward_features(x) = forward_tokens(forward_streams([embed(x)]))``: with one stream the
 contract *is* the plain backbone, which is how each family is tested against its reference.
+
+Everything else cvpt knows about a family is a class attribute or static/class method of its
+subclass, never a test of its name elsewhere (the hooks under "family facts" below): its config
+class, default variant, raw-RGB reference, capabilities, naming, and its checkpoints (which
+layouts it recognises, the filter to cvpt's names, the config read off the weights, the keys a
+load may leave unused or fresh), which :mod:`cvpt.models.backbone_weights` dispatches over.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -36,6 +45,22 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 Hook = Callable[[int, list[torch.Tensor]], list[torch.Tensor]]
+# (key pattern, why) rules: the keys a load may leave unused or fresh, with the reason logged
+KeyRules = list[tuple[re.Pattern, str]]
+
+
+@dataclass(frozen=True)
+class RawVideoRecipe:
+    """A family's published raw-RGB reference (the row cvpt's cost is compared with):
+    ``name`` (e.g. ``"VideoMAE"``), ``frames`` RGB frames per view and ``views`` per video at
+    test time (clips × crops); ``legacy_ratio``: the name earlier bench result files gave
+    cvpt's forward-time ratio to it (``""``: none; kept so those files stay comparable)."""
+
+    name: str
+    frames: int
+    views: int
+    legacy_ratio: str = ""
+
 
 # name -> a function returning the variant's config; filled by @register_backbone in each family
 _BACKBONES: dict[str, Callable[[], object]] = {}
@@ -63,8 +88,73 @@ def family_of(cfg) -> type[VideoBackbone]:
 class VideoBackbone(nn.Module):
     """Base class of the backbone families; see the module docstring for the contract."""
 
-    family: ClassVar[str]
+    # ---- family facts (class-level: read without building a model)
+    family: ClassVar[str]  # the name saved in files ("vit", "swin"): never change it
+    config_class: ClassVar[type]  # the config dataclass (carries the same ``family``)
+    default_variant: ClassVar[str]  # the registered variant that names the family ("vit_base")
+    raw_video: ClassVar[RawVideoRecipe]  # its raw-RGB reference (reports, bench)
+    # stream_attention="separate" (each stream attends within itself): windowed families only
+    supports_separate_stream_attention: ClassVar[bool] = False
+    # modules whose own parameters autocast casts at every use, beyond Linear and Conv3d
+    # (CompressedVideoModel.cast_frozen rounds those when frozen)
+    autocast_modules: ClassVar[tuple[type[nn.Module], ...]] = ()
+    # naming (cvpt.models.identity.architecture_name): the config fields that make a variant
+    # besides its depth, and the depth field (an int, or blocks per stage as a tuple)
+    shape_fields: ClassVar[tuple[str, ...]]
+    depth_field: ClassVar[str]
+    # checkpoints: the layouts the family reads (for the message on an unknown checkpoint),
+    # the unexpected keys known to be unused and missing keys made fresh by design, and the
+    # Hugging Face folders it reads, ``model_type`` → its name in messages (none: no HF folder)
+    checkpoint_help: ClassVar[str]
+    unused_keys: ClassVar[KeyRules] = []
+    fresh_keys: ClassVar[KeyRules] = []
+    hf_model_types: ClassVar[dict[str, str]] = {}
+
+    @staticmethod
+    def checkpoint_format(sd: dict[str, torch.Tensor]) -> str | None:
+        """The name of the family's layout a (bare, unwrapped) state dict has, or None when it
+        is not one of the family's."""
+        raise NotImplementedError
+
+    @staticmethod
+    def checkpoint_filter_fn(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Any layout :meth:`checkpoint_format` recognises → cvpt's key names (timm's
+        ``checkpoint_filter_fn``); keys no rule knows pass on for the strict check to report."""
+        raise NotImplementedError
+
+    @staticmethod
+    def config_from_state_dict(sd: dict[str, torch.Tensor]):
+        """The config read off filtered weights; ``ValueError`` with a full sentence for a
+        layout the family refuses (e.g. an image model), ``KeyError`` for missing tensors."""
+        raise NotImplementedError
+
+    @staticmethod
+    def config_from_hf(hf: dict):
+        """The config a Hugging Face ``config.json`` (of a ``model_type`` in
+        :attr:`hf_model_types`) describes."""
+        raise NotImplementedError
+
+    @classmethod
+    def config_problem(cls, cfg) -> str:
+        """Why ``cfg`` (read from a checkpoint, overrides applied) cannot be built, as the
+        sentence a load error gives; ``""`` when it can."""
+        return ""
+
+    @classmethod
+    def depth_option(cls, cfg, depth: int) -> dict:
+        """The config override that gives ``cfg`` ``depth`` blocks (per stage, where the depth
+        field is a tuple): ``cvpt bench --depth``."""
+        now = getattr(cfg, cls.depth_field)
+        return {cls.depth_field: (depth,) * len(now) if isinstance(now, tuple) else depth}
+
+    @classmethod
+    def unregistered_name(cls, cfg) -> str:
+        """The name of a ``cfg`` no registered variant has, e.g. ``vit(d=64, depth=2, ...)``."""
+        raise NotImplementedError
+
+    # ---- the model
     cfg: object
+    head: nn.Module  # the classifier (``nn.Identity`` without one)
     embed_dim: int  # width of the input token grid (streams entering block 0)
     num_features: int  # width of the tokens forward_tokens returns (the head's input)
     patch_kernel: tuple[int, int, int]  # (t, h, w) input frames/pixels per input-grid token
@@ -108,6 +198,12 @@ class VideoBackbone(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         raise NotImplementedError
+
+    def token_features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Each token ``[..., N, C]`` as :meth:`forward_head` normalises features before its
+        head, applied per token (the ViT's fc_norm; identity where pooling has no norm): what
+        a class activation map multiplies with the head's weights."""
+        return tokens
 
     @property
     def pools(self) -> bool:

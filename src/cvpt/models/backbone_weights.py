@@ -9,7 +9,7 @@ Formats, told apart by what the path holds (the family by the keys of the state 
   published checkpoints hold) or 5.x (``query.bias`` / ``value.bias``);
 - a Video Swin ``.pth``: official Video-Swin-Transformer / mmaction2 0.x or mmaction2 1.x
   (under ``state_dict``, ``backbone.layers.*`` and ``cls_head.fc_cls``), or a torchvision
-  ``swin3d_*`` state dict (``features.*``); its filter lives in :mod:`cvpt.models.swin`;
+  ``swin3d_*`` state dict (``features.*``);
 - cvpt's own ``.safetensors`` (our key names, family and config in the metadata); a
   ``.safetensors`` without that metadata is a bare state dict, read by its keys as above;
 - a sharded Hugging Face folder (``model.safetensors.index.json`` and the shards it lists);
@@ -17,7 +17,10 @@ Formats, told apart by what the path holds (the family by the keys of the state 
   weights are read, the other objects replaced by inert placeholders (:func:`_load_pickle`).
 An image model (a 2-D patch embedding) is refused, naming the video checkpoints to use.
 
-One filter function per format maps keys to ours (timm's ``checkpoint_filter_fn`` idea). Loading
+Each family recognises, filters and sizes its own layouts in its own file
+(:mod:`cvpt.models.vit`, :mod:`cvpt.models.swin`: ``checkpoint_format``,
+``checkpoint_filter_fn`` as in timm, ``config_from_state_dict``, ``config_from_hf``); this
+module reads the files and dispatches over the registered families, naming none. Loading
 is strict: leftover keys are logged as a table, and any that is not on an allow-list of keys
 known to be unused (decoder, mask token, pre-training ``norm``; a head or fc_norm the checkpoint
 lacks or that is re-sized) is an error. Pickles are read only with ``weights_only=True``.
@@ -28,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-import re
 import zipfile
 from pathlib import Path
 
@@ -38,10 +40,9 @@ from safetensors.torch import load_file, save_file
 
 from cvpt.errors import CheckpointError
 from cvpt.formats import Format
-from cvpt.models import swin
 from cvpt.models.backbone import VideoBackbone, family_of
 from cvpt.models.hub import SHARD_INDEXES, hub_id_hint, resolve_checkpoint
-from cvpt.models.vit import ViTConfig
+from cvpt.models.registry import get_family, list_families
 
 # the key table of every load, at INFO: silent unless the application shows cvpt's INFO
 # records (the `cvpt` command does; `logging.getLogger("cvpt").setLevel(logging.WARNING)`
@@ -51,12 +52,12 @@ log = logging.getLogger("cvpt.models")
 # the header of the .safetensors save_backbone writes (its keys: cvpt_backbone_*)
 BACKBONE_FILE = Format("cvpt-backbone", 1)
 
-# what load_backbone reads, for the message on a checkpoint of no supported family
-SUPPORTED = (
-    "VideoMAE ViT (official .pth with patch_embed.* and blocks.*, a Hugging Face folder or its "
-    "pytorch_model.bin with videomae.*), Video Swin (official/mmaction2 .pth with "
-    "backbone.layers.*, or a torchvision swin3d state dict with features.*), or cvpt safetensors"
-)
+
+def supported() -> str:
+    """What load_backbone reads, for the message on a checkpoint of no supported family: every
+    registered family's :attr:`~cvpt.models.backbone.VideoBackbone.checkpoint_help`."""
+    helps = [get_family(name).checkpoint_help for name in list_families()]
+    return f"{', '.join(helps)}, or cvpt safetensors"
 
 
 # where a checkpoint keeps its weights (the top level, or under one of these keys)
@@ -77,149 +78,6 @@ NOT_FLOAT = (
     "which cvpt does not cast (the values would be wrong); load its float weights instead "
     "(dequantise it, or save the float model's state_dict)"
 )
-IMAGE_MODEL = (
-    "an image model (a 2-D patch embedding, as timm's and torchvision's image ViTs have), not a "
-    "video model; cvpt tunes video backbones: use a VideoMAE checkpoint (official .pth, or a "
-    "Hugging Face folder or hub id such as MCG-NJU/videomae-base) or a Video Swin one "
-    "(torchvision swin3d_b, mmaction2)"
-)
-
-
-# Unexpected keys that carry nothing a classifier backbone uses.
-_UNUSED = [
-    (re.compile(r"^decoder\."), "pre-training decoder"),
-    (re.compile(r"^encoder_to_decoder\."), "pre-training decoder projection"),
-    (re.compile(r"^mask_token$"), "pre-training mask token"),
-    (re.compile(r"^pos_embed$"), "fixed sinusoid table (rebuilt, not loaded)"),
-    (re.compile(r"^norm\.(weight|bias)$"), "pre-training final norm (mean pooling uses fc_norm)"),
-]
-# Missing keys that are freshly initialised by design.
-_FRESH = [
-    (re.compile(r"^fc_norm\.(weight|bias)$"), "new fc_norm (pre-training checkpoints have none)"),
-    (re.compile(r"^head\.(weight|bias)$"), "new classifier head"),
-]
-
-
-# ---------------------------------------------------------------- per-format key filters
-
-
-def filter_official(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Official VideoMAE: unwrap nothing here, strip ``encoder.`` / ``backbone.`` / ``module.``."""
-    out = {}
-    for k, v in sd.items():
-        for prefix in ("module.", "backbone.", "encoder."):
-            if k.startswith(prefix):
-                k = k[len(prefix) :]
-        out[k] = v
-    return out
-
-
-def filter_hf(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Hugging Face VideoMAE (4.x or 5.x layout) → our names; q/k/v weights are concatenated."""
-    out: dict[str, torch.Tensor] = {}
-    qkv: dict[int, dict[str, torch.Tensor]] = {}
-    rules = [
-        (r"^videomae\.embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
-        (r"^videomae\.encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"blocks.\1.attn.proj."),
-        (r"^videomae\.encoder\.layer\.(\d+)\.layernorm_before\.", r"blocks.\1.norm1."),
-        (r"^videomae\.encoder\.layer\.(\d+)\.layernorm_after\.", r"blocks.\1.norm2."),
-        (r"^videomae\.encoder\.layer\.(\d+)\.intermediate\.dense\.", r"blocks.\1.mlp.fc1."),
-        (r"^videomae\.encoder\.layer\.(\d+)\.output\.dense\.", r"blocks.\1.mlp.fc2."),
-        (r"^videomae\.layernorm\.", "norm."),
-        (r"^classifier\.", "head."),
-        (r"^fc_norm\.", "fc_norm."),
-    ]
-    att = re.compile(r"^videomae\.encoder\.layer\.(\d+)\.attention\.attention\.(\w+)(?:\.(\w+))?$")
-    for k, v in sd.items():
-        m = att.match(k)
-        if m:
-            i, name, kind = int(m.group(1)), m.group(2), m.group(3)
-            if kind == "weight":  # query / key / value
-                qkv.setdefault(i, {})[name] = v
-            elif (name, kind) in (("q_bias", None), ("query", "bias")):  # 4.x, 5.x
-                out[f"blocks.{i}.attn.q_bias"] = v
-            elif (name, kind) in (("v_bias", None), ("value", "bias")):
-                out[f"blocks.{i}.attn.v_bias"] = v
-            else:
-                out[k] = v  # left for the strict check to report
-            continue
-        for pattern, repl in rules:
-            new, n = re.subn(pattern, repl, k)
-            if n:
-                out[new] = v
-                break
-        else:
-            out[k] = v
-    for i, parts in qkv.items():
-        if set(parts) != {"query", "key", "value"}:
-            raise KeyError(f"layer {i}: attention weights {sorted(parts)}, need query/key/value")
-        out[f"blocks.{i}.attn.qkv.weight"] = torch.cat(
-            [parts["query"], parts["key"], parts["value"]], dim=0
-        )
-    return out
-
-
-# the allow-lists of each family: (unexpected keys known to be unused, missing keys made fresh)
-_ALLOWED = {"vit": (_UNUSED, _FRESH), "swin": (swin.UNUSED_KEYS, swin.FRESH_KEYS)}
-
-
-# ---------------------------------------------------------------- configs from checkpoints
-
-
-# attention heads of the published ViT sizes, by embedding width (the weights do not say):
-# cvpt's vit_tiny (DeiT-Ti) 192/3; VideoMAE S 384/6, B 768/12, L 1024/16, H 1280/16 (80-wide
-# heads); VideoMAE V2 g 1408/16 (88-wide). A width not here needs ``num_heads=``.
-PUBLISHED_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}
-
-
-def config_from_state_dict(sd: dict[str, torch.Tensor]) -> ViTConfig:
-    """Sizes read off the weights of an official checkpoint (after :func:`filter_official`).
-    Heads are not in the weights: :data:`PUBLISHED_HEADS` by width, ``num_heads=0`` (unknown:
-    :func:`load_backbone` then asks for ``num_heads=``) for any other width."""
-    try:
-        w = sd["patch_embed.proj.weight"]  # [D, C, t, p, p]
-    except KeyError:
-        raise KeyError("no patch_embed.proj.weight: not a VideoMAE ViT checkpoint") from None
-    d, c, t, p, _ = w.shape
-    depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
-    hidden = sd["blocks.0.mlp.fc1.weight"].shape[0]
-    head = sd.get("head.weight")
-    return ViTConfig(
-        embed_dim=d,
-        depth=depth,
-        num_heads=PUBLISHED_HEADS.get(d, 0),
-        mlp_ratio=hidden / d,
-        patch_size=p,
-        tubelet_size=t,
-        in_chans=c,
-        num_classes=0 if head is None else head.shape[0],
-        qkv_bias="blocks.0.attn.q_bias" in sd,
-    )
-
-
-def config_from_hf(cfg: dict) -> ViTConfig:
-    """A Hugging Face ``config.json`` → ViTConfig, with HF's defaults where a key is absent
-    (notably ``layer_norm_eps`` 1e-12, and fc_norm at nn.LayerNorm's 1e-5)."""
-    d = cfg.get("hidden_size", 768)
-    labels = cfg.get("id2label") or {}
-    num_labels = cfg.get("num_labels", len(labels) or 0)
-    is_classifier = any("Classification" in a for a in cfg.get("architectures") or [])
-    return ViTConfig(
-        embed_dim=d,
-        depth=cfg.get("num_hidden_layers", 12),
-        num_heads=cfg.get("num_attention_heads", 12),
-        mlp_ratio=cfg.get("intermediate_size", 3072) / d,
-        patch_size=cfg.get("patch_size", 16),
-        tubelet_size=cfg.get("tubelet_size", 2),
-        in_chans=cfg.get("num_channels", 3),
-        num_classes=num_labels if is_classifier else 0,
-        qkv_bias=cfg.get("qv_bias", cfg.get("qkv_bias", True)),
-        norm_eps=cfg.get("layer_norm_eps", 1e-12),
-        fc_norm_eps=1e-5,
-        use_mean_pooling=cfg.get("use_mean_pooling", True),
-        img_size=cfg.get("image_size", 224),
-        num_frames=cfg.get("num_frames", 16),
-    )
 
 
 # ---------------------------------------------------------------- reading
@@ -227,7 +85,7 @@ def config_from_hf(cfg: dict) -> ViTConfig:
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], object, str]:
     """``(state dict in our names, config, format name)`` for any supported path; the config's
-    class (``ViTConfig`` / ``SwinConfig``) says the family."""
+    class (its ``family``) says the family."""
     if not Path(path).exists():
         raise CheckpointError(path, f"no such file or folder{hub_id_hint(path)}")
     path = Path(path)
@@ -325,36 +183,41 @@ def unwrap(path: Path, obj: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Te
 
 
 def _from_bare_state_dict(path: Path, obj: dict[str, torch.Tensor]):
-    if any(k.startswith("videomae.") for k in obj):  # a bare HF pytorch_model.bin
-        refuse_non_float(path, obj)  # before filter_hf, whose q/k/v concatenation would cast
-        sd = filter_hf(obj)
-        return sd, config_from_state_dict(sd), "hugging-face state dict"
-    swin_format = swin.checkpoint_format(obj)
-    if swin_format is not None:
-        sd = swin.checkpoint_filter_fn(obj)
-        try:
-            return sd, swin.config_from_state_dict(sd), swin_format
-        except (KeyError, ValueError, IndexError) as e:
-            raise CheckpointError(
-                path, f"a {swin_format} checkpoint whose sizes cannot be read ({e!r})"
-            ) from e
-    sd = filter_official(obj)
-    if "patch_embed.proj.weight" not in sd or not any(k.startswith("blocks.") for k in sd):
-        found = ", ".join(sorted(sd)[:6]) + (", ..." if len(sd) > 6 else "")
+    """The registered family whose :meth:`~cvpt.models.backbone.VideoBackbone.checkpoint_format`
+    recognises ``obj`` filters it and reads its config; :class:`CheckpointError` when none
+    does, or more than one (the layouts would be ambiguous)."""
+    found = [
+        (f, kind) for f in map(get_family, list_families()) if (kind := f.checkpoint_format(obj))
+    ]
+    if len(found) > 1:
+        claims = ", ".join(f"{f.family} ({kind})" for f, kind in found)
+        raise CheckpointError(path, f"its keys fit more than one backbone family: {claims}")
+    if not found:
+        shown = ", ".join(sorted(obj)[:6]) + (", ..." if len(obj) > 6 else "")
         raise CheckpointError(
             path,
-            f"not a checkpoint of a supported backbone family: {len(sd)} tensors, keys {found}"
-            f"{_prefix_seen(obj)}; cvpt reads {SUPPORTED}",
+            f"not a checkpoint of a supported backbone family: {len(obj)} tensors, keys {shown}"
+            f"{_prefix_seen(obj)}; cvpt reads {supported()}",
         )
-    w = sd["patch_embed.proj.weight"]  # [D, C, t, p, p] in a video ViT
-    if w.dim() == 4:
-        raise CheckpointError(path, f"{IMAGE_MODEL} (patch_embed.proj.weight is {list(w.shape)})")
-    cfg = config_from_state_dict(sd)
-    if "norm.weight" in sd and "fc_norm.weight" not in sd:
-        kind = "official VideoMAE pre-training"
-    else:
-        kind = "official VideoMAE fine-tuned"
-    return sd, cfg, kind
+    family, kind = found[0]
+    # before the filter, which may combine tensors (VideoMAE's q/k/v) and so cast them
+    refuse_non_float(path, {k: v for k, v in obj.items() if k.endswith((".weight", ".bias"))})
+    sd = family.checkpoint_filter_fn(obj)
+    return sd, _config_of(path, family, kind, sd), kind
+
+
+def _config_of(path: Path, family: type[VideoBackbone], kind: str, sd: dict[str, torch.Tensor]):
+    """``family``'s config read off the filtered weights ``sd`` of a ``kind`` checkpoint; a
+    layout the family refuses (its ValueError: an image model...) or cannot size (a missing
+    tensor) is a :class:`CheckpointError` naming the file."""
+    try:
+        return family.config_from_state_dict(sd)
+    except ValueError as e:
+        raise CheckpointError(path, str(e)) from e
+    except (KeyError, IndexError) as e:
+        raise CheckpointError(
+            path, f"a {kind} checkpoint whose sizes cannot be read ({e!r})"
+        ) from e
 
 
 def _prefix_seen(sd: dict) -> str:
@@ -385,15 +248,23 @@ def _read_hf_folder(path: Path):
     if not cfg_file.exists():
         raise CheckpointError(path, "a folder without config.json is not a Hugging Face model")
     hf = json.loads(cfg_file.read_text())
-    if hf.get("model_type", "videomae") != "videomae":
+    families = [get_family(name) for name in list_families()]
+    readers = {t: f for f in families for t in f.hf_model_types}
+    names = [n for f in families for n in f.hf_model_types.values()]
+    # a config.json without model_type: the family that reads Hugging Face folders, if one does
+    model_type = hf.get("model_type", next(iter(readers)) if len(readers) == 1 else None)
+    if model_type not in readers:
         raise CheckpointError(
-            path, f"a Hugging Face {hf['model_type']!r} model, not VideoMAE; cvpt reads {SUPPORTED}"
+            path,
+            f"a Hugging Face {hf.get('model_type')!r} model, not {' or '.join(names)}; cvpt "
+            f"reads {supported()}",
         )
-    cfg = config_from_hf(hf)
+    family = readers[model_type]
+    cfg = family.config_from_hf(hf)
     raw = _read_hf_weights(path)
-    refuse_non_float(path, raw)  # before filter_hf, whose q/k/v concatenation would cast
-    layout = "4.x" if any(k.endswith(".q_bias") for k in raw) else "5.x"
-    return filter_hf(raw), cfg, f"Hugging Face folder (transformers {layout} keys)"
+    refuse_non_float(path, raw)  # before the filter, which may combine (cast) tensors
+    kind = f"{family.checkpoint_format(raw) or 'unrecognised keys'} (folder)"
+    return family.checkpoint_filter_fn(raw), cfg, kind
 
 
 def _read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -460,12 +331,13 @@ def _read_cvpt_safetensors(path: Path):
         return _from_state_dict(path, load_file(path))
     meta = upgrade(meta, path)
     family = meta["cvpt_backbone_family"]
-    configs = {"vit": ViTConfig, "swin": swin.SwinConfig}
-    if family not in configs:
+    if family not in list_families():
         raise CheckpointError(
-            path, f"backbone family {family!r} is not one cvpt knows ({', '.join(configs)})"
+            path,
+            f"backbone family {family!r} is not one cvpt knows ({', '.join(list_families())})",
         )
-    cfg = _metadata_config(path, configs[family], meta["cvpt_backbone_config"])
+    config_class = get_family(family).config_class
+    cfg = _metadata_config(path, config_class, meta["cvpt_backbone_config"])
     return load_file(path), cfg, "cvpt safetensors"
 
 
@@ -561,12 +433,13 @@ def load_backbone(path: str | Path, *, verbose: bool = True, **overrides) -> Vid
     """Load a backbone (VideoMAE ViT or Video Swin) from any supported checkpoint (see the
     module doc).
 
-    ``overrides`` set fields of the family's config (:class:`ViTConfig`,
-    :class:`~cvpt.models.swin.SwinConfig`), e.g. ``num_classes=101`` (a head of another size is
-    re-initialised, and said so) or ``num_heads`` for a non-standard ViT. Logs the key table
-    (``verbose``; logger ``cvpt.models``, level INFO: shown by the ``cvpt`` command, silent in
-    Python unless logging shows INFO) and raises :class:`CheckpointError` on any key not on the
-    allow-lists.
+    ``overrides`` set fields of the family's config (its ``config_class``:
+    :class:`~cvpt.models.vit.ViTConfig`, :class:`~cvpt.models.swin.SwinConfig`), e.g.
+    ``num_classes=101`` (a head of another size is re-initialised, and said so) or
+    ``num_heads`` for a non-standard ViT. Logs the key table (``verbose``; logger
+    ``cvpt.models``, level INFO: shown by the ``cvpt`` command, silent in Python unless logging
+    shows INFO) and raises :class:`CheckpointError` on any key not on the family's allow-lists
+    (its ``unused_keys`` and ``fresh_keys``).
     ``path`` may also be a Hugging Face hub id, ``org/name`` or ``hf-hub:org/name@revision``
     (:mod:`cvpt.models.hub`: the local cache, ``HF_HUB_OFFLINE``, the ``cvpt[hub]`` extra).
     """
@@ -577,16 +450,12 @@ def load_backbone(path: str | Path, *, verbose: bool = True, **overrides) -> Vid
         raise CheckpointError(path, f"unknown options {sorted(unknown)}")
     for k, v in overrides.items():
         setattr(cfg, k, v)
-    if cfg.family == "vit" and not cfg.num_heads:  # a width PUBLISHED_HEADS does not know
-        raise CheckpointError(
-            path,
-            f"a ViT of width {cfg.embed_dim}, which no published VideoMAE size has "
-            f"({', '.join(f'{d}: {h} heads' for d, h in PUBLISHED_HEADS.items())}), and its "
-            "head count is not in the weights: pass num_heads= (load_backbone(..., "
-            "num_heads=N), backbone_options={'num_heads': N})",
-        )
-    model = family_of(cfg)(cfg)
-    unused_rules, fresh_rules = _ALLOWED[model.family]
+    family = family_of(cfg)
+    problem = family.config_problem(cfg)  # e.g. a ViT width whose head count is unknown
+    if problem:
+        raise CheckpointError(path, problem)
+    model = family(cfg)
+    unused_rules, fresh_rules = family.unused_keys, family.fresh_keys
     own = model.state_dict()
     notes: list[tuple[str, str, str]] = []  # (key, status, why)
     for k in [k for k in sd if k.startswith("head.")]:

@@ -24,10 +24,15 @@ from cvpt.models.hub import parse_hub_id, push_folder
 from cvpt.models.identity import frozen_fingerprint
 from cvpt.models.methods import TuningOptions, get_method, list_methods
 from cvpt.models.prompts import PromptEmbed
+from cvpt.models.registry import get_family, list_families
 from cvpt.models.tuned import save_pretrained
-from cvpt.models.vit import Attention
 
 METHODS = tuple(list_methods())  # the registered methods, in the order tables list them
+
+
+def separate_stream_families() -> list[str]:
+    """The registered families whose streams can attend each within itself."""
+    return [f for f in list_families() if get_family(f).supports_separate_stream_attention]
 
 
 def check_shared_options(backbone: VideoBackbone, options: TuningOptions) -> None:
@@ -40,10 +45,11 @@ def check_shared_options(backbone: VideoBackbone, options: TuningOptions) -> Non
         raise ValueError(
             f"stream_attention must be 'joint' or 'separate', got {options.stream_attention!r}"
         )
-    if options.stream_attention == "separate" and backbone.family != "swin":
+    if options.stream_attention == "separate" and not backbone.supports_separate_stream_attention:
         raise ValueError(
-            "stream_attention='separate' is an ablation of windowed backbones (swin_*); on "
-            f"the {backbone.family} family all tokens attend to all (Eq. 1)"
+            "stream_attention='separate' is an ablation of windowed backbones (families "
+            f"{', '.join(separate_stream_families())}); on the {backbone.family} family all "
+            "tokens attend to all (Eq. 1)"
         )
 
 
@@ -138,7 +144,7 @@ class CompressedVideoModel(nn.Module):
         self.frozen_fingerprint()  # of the weights as loaded, before they are rounded
         freed = 0
         for m in self.modules():
-            if not isinstance(m, nn.Linear | nn.Conv3d | Attention):
+            if not isinstance(m, (nn.Linear, nn.Conv3d, *self.backbone.autocast_modules)):
                 continue
             for p in m.parameters(recurse=False):
                 if not p.requires_grad and p.dtype != dtype:

@@ -14,6 +14,7 @@ import hashlib
 import torch
 
 from cvpt.errors import CvptError
+from cvpt.models.backbone import family_of
 from cvpt.models.registry import backbone_config, list_backbones
 
 IDENTITY_KEYS = ("backbone", "backbone_source", "backbone_fingerprint")
@@ -60,20 +61,12 @@ def frozen_fingerprint(model) -> str:
 
 
 def architecture_name(cfg) -> str:
-    """The registered backbone ``cfg`` (a :class:`ViTConfig` or
-    :class:`~cvpt.models.swin.SwinConfig`) is, e.g. ``vit_tiny``, ``vit_tiny(depth=4)`` or
-    ``swin_base``; ``vit(d=..., depth=..., heads=...)`` / ``swin(C=..., ...)`` when none is."""
-    if cfg.family == "swin":
-        shape = ("embed_dim", "num_heads", "mlp_ratio", "patch_size", "window_size")
-        depth = "depths"
-        fallback = (
-            f"swin(C={cfg.embed_dim}, depths={list(cfg.depths)}, heads={list(cfg.num_heads)}, "
-            f"window={list(cfg.window_size)})"
-        )
-    else:
-        shape = ("embed_dim", "num_heads", "mlp_ratio", "patch_size", "tubelet_size")
-        depth = "depth"
-        fallback = f"vit(d={cfg.embed_dim}, depth={cfg.depth}, heads={cfg.num_heads})"
+    """The registered backbone ``cfg`` (a family's config) is, e.g. ``vit_tiny``,
+    ``vit_tiny(depth=4)`` or ``swin_base``: the variant whose family's ``shape_fields`` match,
+    and its depth if it differs; the family's ``unregistered_name`` (``vit(d=..., depth=...,
+    heads=...)``, ``swin(C=..., ...)``) when none does."""
+    family = family_of(cfg)
+    shape, depth = family.shape_fields, family.depth_field
     refs = {name: backbone_config(name) for name in list_backbones(cfg.family)}
     alike = [n for n, ref in refs.items() if all(getattr(ref, k) == getattr(cfg, k) for k in shape)]
     for name in alike:  # the exact variant first (swin_tiny and swin_small differ only in depth)
@@ -82,7 +75,7 @@ def architecture_name(cfg) -> str:
     if alike:
         d = getattr(cfg, depth)
         return f"{alike[0]}({depth}={list(d) if isinstance(d, tuple) else d})"
-    return fallback
+    return family.unregistered_name(cfg)
 
 
 def backbone_identity(model) -> dict:

@@ -1,13 +1,28 @@
 """Named backbones, timm-style: one line per variant (registered in its family's module), any
 field overridable. Families: ``vit`` (VideoMAE's ViT, :mod:`cvpt.models.vit`) and ``swin``
-(Video Swin, :mod:`cvpt.models.swin`)."""
+(Video Swin, :mod:`cvpt.models.swin`); the import below is each family's registration line."""
 
 from __future__ import annotations
 
 # importing a family registers its class and variants
 from cvpt.errors import ConfigError
 from cvpt.models import swin, vit  # noqa: F401
-from cvpt.models.backbone import _BACKBONES, VideoBackbone, family_of
+from cvpt.models.backbone import _BACKBONES, _FAMILIES, VideoBackbone, family_of
+
+
+def list_families() -> list[str]:
+    """The registered family names (as saved in files: ``vit``, ``swin``), sorted."""
+    return sorted(_FAMILIES)
+
+
+def get_family(name: str) -> type[VideoBackbone]:
+    """The :class:`VideoBackbone` subclass registered as ``name``; :class:`ConfigError`
+    naming the registered families for any other name."""
+    if name not in _FAMILIES:
+        raise ConfigError(
+            f"unknown backbone family {name!r}; registered: {', '.join(list_families())}"
+        )
+    return _FAMILIES[name]
 
 
 def list_backbones(family: str | None = None) -> list[str]:

@@ -60,11 +60,6 @@ def model_row(
     }
 
 
-# The raw-RGB reference of each family, as published: VideoMAE fine-tunes on 16 frames and tests
-# 5 clips × 3 crops; Video Swin on 32 frames (stride 2), 4 clips × 3 crops (Kinetics-400).
-RAW_VIDEO = {"vit": ("VideoMAE", 16, 15), "swin": ("Video Swin", 32, 12)}
-
-
 def raw_video_row(
     backbone: str = "vit_base",
     *,
@@ -74,19 +69,20 @@ def raw_video_row(
     views: int | None = None,
 ) -> dict:
     """The raw-RGB reference: the backbone on ``frames`` RGB frames (fully fine-tuned); frames
-    and views default to the family's published setting (:data:`RAW_VIDEO`)."""
+    and views default to the family's published setting (its
+    :attr:`~cvpt.models.backbone.VideoBackbone.raw_video`)."""
     from cvpt.models.registry import create_backbone
 
     with torch.device("meta"):
         vit = create_backbone(backbone, num_classes=num_classes)
-    name, default_frames, default_views = RAW_VIDEO[vit.family]
-    frames = frames or default_frames
-    views = views or default_views
+    recipe = vit.raw_video
+    frames = frames or recipe.frames
+    views = views or recipe.views
     gmacs = count_macs(vit, torch.zeros(1, 3, frames, size, size, device="meta")) / 1e9
     total = sum(p.numel() for p in vit.parameters())
     t, ph, pw = vit.patch_kernel
     return {
-        "method": f"{name} RGB {frames}f",
+        "method": f"{recipe.name} RGB {frames}f",
         "backbone": backbone,
         "num_classes": num_classes,
         "tunable_params": total,

@@ -41,6 +41,7 @@ from torch import nn
 from cvpt.models.backbone import (
     Hook,
     Mlp,
+    RawVideoRecipe,
     VideoBackbone,
     check_video,
     register_backbone,
@@ -334,12 +335,134 @@ class SwinStage(nn.Module):
         self.downsample = None if last else PatchMerging(dim, cfg.norm_eps)
 
 
+# ---------------------------------------------------------------- checkpoints
+
+
+# Unexpected keys that carry nothing the backbone uses, and missing keys made fresh by design.
+UNUSED_KEYS = [
+    (re.compile(r"^data_preprocessor\."), "mmaction2 input normalisation (cvpt's data does it)"),
+]
+FRESH_KEYS = [(re.compile(r"^head\.(weight|bias)$"), "new classifier head")]
+
+
+def checkpoint_format(sd: dict[str, torch.Tensor]) -> str | None:
+    """Which Video Swin layout a state dict has, or None when it is not one."""
+    if any(k.startswith("backbone.layers.") for k in sd):
+        if "backbone.norm3.weight" in sd:
+            return "mmaction2 1.x Video Swin"
+        return "official Video Swin / mmaction2 0.x"
+    if any(re.match(r"^features\.\d+\.\d+\.attn\.qkv\.weight$", k) for k in sd):
+        return "torchvision swin3d"
+    if any(re.match(r"^layers\.\d+\.blocks\.\d+\.attn\.qkv\.weight$", k) for k in sd):
+        return "Video Swin (cvpt / official names without prefix)"
+    return None
+
+
+def checkpoint_filter_fn(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Any Video Swin layout (:func:`checkpoint_format`) → cvpt's names, which are the official
+    ones without ``backbone.``: ``cls_head.fc_cls`` → ``head``, mmaction2 1.x ``norm3`` →
+    ``norm``; torchvision ``features.{2i}.{j}`` → ``layers.{i}.blocks.{j}``,
+    ``features.{2i+1}`` → ``layers.{i}.downsample``, ``mlp.0/3`` → ``mlp.fc1/fc2``. Keys no rule
+    knows are passed on for the strict check to report."""
+    out = {}
+    for k, v in sd.items():
+        k = k.removeprefix("module.").removeprefix("backbone.")
+        k = re.sub(r"^cls_head\.fc_cls\.", "head.", k)
+        k = re.sub(r"^norm3\.", "norm.", k)
+        m = re.match(r"^features\.(\d+)\.(.*)$", k)
+        if m:
+            index, rest = int(m.group(1)), m.group(2)
+            if index % 2 == 0:
+                k = re.sub(r"^(\d+)\.", rf"layers.{index // 2}.blocks.\1.", rest)
+                k = re.sub(r"\.mlp\.0\.", ".mlp.fc1.", k)
+                k = re.sub(r"\.mlp\.3\.", ".mlp.fc2.", k)
+            else:
+                k = f"layers.{index // 2}.downsample.{rest}"
+        out[k] = v
+    return out
+
+
+def config_from_state_dict(sd: dict[str, torch.Tensor]) -> SwinConfig:
+    """Sizes read off the weights (after :func:`checkpoint_filter_fn`): width and patch from the
+    patch Conv3d, depths from the block keys, heads from the bias tables, the window from the
+    index buffer and table sizes (square spatial windows), MLP ratio from fc1."""
+    w = sd["patch_embed.proj.weight"]  # [C, in, t, h, w]
+    if w.ndim != 5:
+        raise ValueError(
+            f"patch_embed.proj.weight is {list(w.shape)}, a 2D (image) Swin: cvpt reads video "
+            "checkpoints and does not inflate image ones"
+        )
+    dim, in_chans = w.shape[:2]
+    blocks: dict[int, int] = {}
+    for k in sd:
+        m = re.match(r"^layers\.(\d+)\.blocks\.(\d+)\.", k)
+        if m:
+            s, j = int(m.group(1)), int(m.group(2))
+            blocks[s] = max(blocks.get(s, 0), j + 1)
+    depths = tuple(blocks[s] for s in range(len(blocks)))
+    table = "layers.{}.blocks.0.attn.relative_position_bias_table"
+    heads = tuple(sd[table.format(s)].shape[1] for s in range(len(depths)))
+    head = sd.get("head.weight")
+    return SwinConfig(
+        embed_dim=dim,
+        depths=depths,
+        num_heads=heads,
+        patch_size=tuple(w.shape[2:]),
+        window_size=_window_from(sd),
+        mlp_ratio=sd["layers.0.blocks.0.mlp.fc1.weight"].shape[0] / dim,
+        in_chans=in_chans,
+        num_classes=0 if head is None else head.shape[0],
+        qkv_bias="layers.0.blocks.0.attn.qkv.bias" in sd,
+        patch_norm="patch_embed.norm.weight" in sd,
+    )
+
+
+def _window_from(sd: dict[str, torch.Tensor]) -> Size3:
+    size = sd["layers.0.blocks.0.attn.relative_position_bias_table"].shape[0]
+    index = sd.get("layers.0.blocks.0.attn.relative_position_index")
+    for ww in range(1, 64):
+        for wd in range(1, 64):
+            volume_ok = index is None or index.shape[0] == wd * ww * ww
+            if (2 * wd - 1) * (2 * ww - 1) ** 2 == size and volume_ok:
+                return (wd, ww, ww)
+    raise ValueError(
+        f"no (d, h, h) window fits a relative position bias table of {size} rows: not a "
+        "Video Swin checkpoint cvpt can size"
+    )
+
+
+# ---------------------------------------------------------------- the model
+
+
 @register_family
 class SwinTransformer3d(VideoBackbone):
     """Video Swin. ``forward_features`` → tokens ``[B, N, C]`` after the final norm (N over the
     last stage's grid, C = embed_dim·2³); ``forward_head`` → mean over tokens and head."""
 
     family = "swin"
+    config_class = SwinConfig
+    default_variant = "swin_base"
+    # Video Swin fine-tunes on 32 frames (stride 2), tests 4 clips × 3 crops (Kinetics-400)
+    raw_video = RawVideoRecipe("Video Swin", 32, 12)
+    supports_separate_stream_attention = True  # windows can be shared or kept per stream
+    shape_fields = ("embed_dim", "num_heads", "mlp_ratio", "patch_size", "window_size")
+    depth_field = "depths"
+    checkpoint_help = (
+        "Video Swin (official/mmaction2 .pth with backbone.layers.*, or a torchvision swin3d "
+        "state dict with features.*)"
+    )
+    unused_keys = UNUSED_KEYS
+    fresh_keys = FRESH_KEYS
+    checkpoint_format = staticmethod(checkpoint_format)
+    checkpoint_filter_fn = staticmethod(checkpoint_filter_fn)
+    config_from_state_dict = staticmethod(config_from_state_dict)
+
+    @classmethod
+    def unregistered_name(cls, cfg: SwinConfig) -> str:
+        return (
+            f"swin(C={cfg.embed_dim}, depths={list(cfg.depths)}, heads={list(cfg.num_heads)}, "
+            f"window={list(cfg.window_size)})"
+        )
 
     def __init__(self, cfg: SwinConfig):
         super().__init__()
@@ -451,96 +574,3 @@ def swin_small() -> SwinConfig:
 @register_backbone
 def swin_base() -> SwinConfig:
     return SwinConfig(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32))
-
-
-# ---------------------------------------------------------------- checkpoints
-
-
-# Unexpected keys that carry nothing the backbone uses, and missing keys made fresh by design.
-UNUSED_KEYS = [
-    (re.compile(r"^data_preprocessor\."), "mmaction2 input normalisation (cvpt's data does it)"),
-]
-FRESH_KEYS = [(re.compile(r"^head\.(weight|bias)$"), "new classifier head")]
-
-
-def checkpoint_format(sd: dict[str, torch.Tensor]) -> str | None:
-    """Which Video Swin layout a state dict has, or None when it is not one."""
-    if any(k.startswith("backbone.layers.") for k in sd):
-        if "backbone.norm3.weight" in sd:
-            return "mmaction2 1.x Video Swin"
-        return "official Video Swin / mmaction2 0.x"
-    if any(re.match(r"^features\.\d+\.\d+\.attn\.qkv\.weight$", k) for k in sd):
-        return "torchvision swin3d"
-    if any(re.match(r"^layers\.\d+\.blocks\.\d+\.attn\.qkv\.weight$", k) for k in sd):
-        return "Video Swin (cvpt / official names without prefix)"
-    return None
-
-
-def checkpoint_filter_fn(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Any Video Swin layout (:func:`checkpoint_format`) → cvpt's names, which are the official
-    ones without ``backbone.``: ``cls_head.fc_cls`` → ``head``, mmaction2 1.x ``norm3`` →
-    ``norm``; torchvision ``features.{2i}.{j}`` → ``layers.{i}.blocks.{j}``,
-    ``features.{2i+1}`` → ``layers.{i}.downsample``, ``mlp.0/3`` → ``mlp.fc1/fc2``. Keys no rule
-    knows are passed on for the strict check to report."""
-    out = {}
-    for k, v in sd.items():
-        k = k.removeprefix("module.").removeprefix("backbone.")
-        k = re.sub(r"^cls_head\.fc_cls\.", "head.", k)
-        k = re.sub(r"^norm3\.", "norm.", k)
-        m = re.match(r"^features\.(\d+)\.(.*)$", k)
-        if m:
-            index, rest = int(m.group(1)), m.group(2)
-            if index % 2 == 0:
-                k = re.sub(r"^(\d+)\.", rf"layers.{index // 2}.blocks.\1.", rest)
-                k = re.sub(r"\.mlp\.0\.", ".mlp.fc1.", k)
-                k = re.sub(r"\.mlp\.3\.", ".mlp.fc2.", k)
-            else:
-                k = f"layers.{index // 2}.downsample.{rest}"
-        out[k] = v
-    return out
-
-
-def config_from_state_dict(sd: dict[str, torch.Tensor]) -> SwinConfig:
-    """Sizes read off the weights (after :func:`checkpoint_filter_fn`): width and patch from the
-    patch Conv3d, depths from the block keys, heads from the bias tables, the window from the
-    index buffer and table sizes (square spatial windows), MLP ratio from fc1."""
-    w = sd["patch_embed.proj.weight"]  # [C, in, t, h, w]
-    if w.ndim != 5:
-        raise ValueError(
-            f"patch_embed.proj.weight is {list(w.shape)}, a 2D (image) Swin: cvpt reads video "
-            "checkpoints and does not inflate image ones"
-        )
-    dim, in_chans = w.shape[:2]
-    blocks: dict[int, int] = {}
-    for k in sd:
-        m = re.match(r"^layers\.(\d+)\.blocks\.(\d+)\.", k)
-        if m:
-            s, j = int(m.group(1)), int(m.group(2))
-            blocks[s] = max(blocks.get(s, 0), j + 1)
-    depths = tuple(blocks[s] for s in range(len(blocks)))
-    table = "layers.{}.blocks.0.attn.relative_position_bias_table"
-    heads = tuple(sd[table.format(s)].shape[1] for s in range(len(depths)))
-    head = sd.get("head.weight")
-    return SwinConfig(
-        embed_dim=dim,
-        depths=depths,
-        num_heads=heads,
-        patch_size=tuple(w.shape[2:]),
-        window_size=_window_from(sd),
-        mlp_ratio=sd["layers.0.blocks.0.mlp.fc1.weight"].shape[0] / dim,
-        in_chans=in_chans,
-        num_classes=0 if head is None else head.shape[0],
-        qkv_bias="layers.0.blocks.0.attn.qkv.bias" in sd,
-        patch_norm="patch_embed.norm.weight" in sd,
-    )
-
-
-def _window_from(sd: dict[str, torch.Tensor]) -> Size3:
-    size = sd["layers.0.blocks.0.attn.relative_position_bias_table"].shape[0]
-    index = sd.get("layers.0.blocks.0.attn.relative_position_index")
-    for ww in range(1, 64):
-        for wd in range(1, 64):
-            volume_ok = index is None or index.shape[0] == wd * ww * ww
-            if (2 * wd - 1) * (2 * ww - 1) ** 2 == size and volume_ok:
-                return (wd, ww, ww)
-    raise ValueError(f"no (d, h, h) window fits a bias table of {size} rows")

@@ -8,6 +8,7 @@ biases but no k bias, LayerNorm eps 1e-6, mean pooling → fc_norm → head. Inp
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
@@ -18,6 +19,7 @@ from torch import nn
 from cvpt.models.backbone import (
     Hook,
     Mlp,
+    RawVideoRecipe,
     VideoBackbone,
     check_video,
     register_backbone,
@@ -137,6 +139,177 @@ class Block(nn.Module):
         return out
 
 
+# ---------------------------------------------------------------- checkpoints
+
+
+# Unexpected keys that carry nothing a classifier backbone uses.
+UNUSED_KEYS = [
+    (re.compile(r"^decoder\."), "pre-training decoder"),
+    (re.compile(r"^encoder_to_decoder\."), "pre-training decoder projection"),
+    (re.compile(r"^mask_token$"), "pre-training mask token"),
+    (re.compile(r"^pos_embed$"), "fixed sinusoid table (rebuilt, not loaded)"),
+    (re.compile(r"^norm\.(weight|bias)$"), "pre-training final norm (mean pooling uses fc_norm)"),
+]
+# Missing keys that are freshly initialised by design.
+FRESH_KEYS = [
+    (re.compile(r"^fc_norm\.(weight|bias)$"), "new fc_norm (pre-training checkpoints have none)"),
+    (re.compile(r"^head\.(weight|bias)$"), "new classifier head"),
+]
+
+IMAGE_MODEL = (
+    "an image model (a 2-D patch embedding, as timm's and torchvision's image ViTs have), not a "
+    "video model; cvpt tunes video backbones: use a VideoMAE checkpoint (official .pth, or a "
+    "Hugging Face folder or hub id such as MCG-NJU/videomae-base) or a Video Swin one "
+    "(torchvision swin3d_b, mmaction2)"
+)
+
+# attention heads of the published ViT sizes, by embedding width (the weights do not say):
+# cvpt's vit_tiny (DeiT-Ti) 192/3; VideoMAE S 384/6, B 768/12, L 1024/16, H 1280/16 (80-wide
+# heads); VideoMAE V2 g 1408/16 (88-wide). A width not here needs ``num_heads=``.
+PUBLISHED_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}
+
+
+def filter_official(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official VideoMAE: unwrap nothing here, strip ``encoder.`` / ``backbone.`` / ``module.``."""
+    out = {}
+    for k, v in sd.items():
+        for prefix in ("module.", "backbone.", "encoder."):
+            if k.startswith(prefix):
+                k = k[len(prefix) :]
+        out[k] = v
+    return out
+
+
+def filter_hf(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Hugging Face VideoMAE (4.x or 5.x layout) → our names; q/k/v weights are concatenated."""
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[int, dict[str, torch.Tensor]] = {}
+    rules = [
+        (r"^videomae\.embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
+        (r"^videomae\.encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"blocks.\1.attn.proj."),
+        (r"^videomae\.encoder\.layer\.(\d+)\.layernorm_before\.", r"blocks.\1.norm1."),
+        (r"^videomae\.encoder\.layer\.(\d+)\.layernorm_after\.", r"blocks.\1.norm2."),
+        (r"^videomae\.encoder\.layer\.(\d+)\.intermediate\.dense\.", r"blocks.\1.mlp.fc1."),
+        (r"^videomae\.encoder\.layer\.(\d+)\.output\.dense\.", r"blocks.\1.mlp.fc2."),
+        (r"^videomae\.layernorm\.", "norm."),
+        (r"^classifier\.", "head."),
+        (r"^fc_norm\.", "fc_norm."),
+    ]
+    att = re.compile(r"^videomae\.encoder\.layer\.(\d+)\.attention\.attention\.(\w+)(?:\.(\w+))?$")
+    for k, v in sd.items():
+        m = att.match(k)
+        if m:
+            i, name, kind = int(m.group(1)), m.group(2), m.group(3)
+            if kind == "weight":  # query / key / value
+                qkv.setdefault(i, {})[name] = v
+            elif (name, kind) in (("q_bias", None), ("query", "bias")):  # 4.x, 5.x
+                out[f"blocks.{i}.attn.q_bias"] = v
+            elif (name, kind) in (("v_bias", None), ("value", "bias")):
+                out[f"blocks.{i}.attn.v_bias"] = v
+            else:
+                out[k] = v  # left for the strict check to report
+            continue
+        for pattern, repl in rules:
+            new, n = re.subn(pattern, repl, k)
+            if n:
+                out[new] = v
+                break
+        else:
+            out[k] = v
+    for i, parts in qkv.items():
+        if set(parts) != {"query", "key", "value"}:
+            raise KeyError(f"layer {i}: attention weights {sorted(parts)}, need query/key/value")
+        out[f"blocks.{i}.attn.qkv.weight"] = torch.cat(
+            [parts["query"], parts["key"], parts["value"]], dim=0
+        )
+    return out
+
+
+def _is_hf(sd: dict[str, torch.Tensor]) -> bool:
+    return any(k.startswith("videomae.") for k in sd)
+
+
+def checkpoint_format(sd: dict[str, torch.Tensor]) -> str | None:
+    """Which VideoMAE layout a state dict has (Hugging Face's, in transformers 4.x or 5.x key
+    names; an official pre-training or fine-tuned one), or None when it is not a VideoMAE
+    ViT's."""
+    if _is_hf(sd):
+        version = "4.x" if any(k.endswith(".q_bias") for k in sd) else "5.x"
+        return f"Hugging Face VideoMAE, transformers {version} keys"
+    sd = filter_official(sd)
+    if "patch_embed.proj.weight" not in sd or not any(k.startswith("blocks.") for k in sd):
+        return None
+    if "norm.weight" in sd and "fc_norm.weight" not in sd:
+        return "official VideoMAE pre-training"
+    return "official VideoMAE fine-tuned"
+
+
+def checkpoint_filter_fn(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Any VideoMAE layout (:func:`checkpoint_format`) → cvpt's names: :func:`filter_hf` for
+    Hugging Face keys, else :func:`filter_official`."""
+    return filter_hf(sd) if _is_hf(sd) else filter_official(sd)
+
+
+def config_from_state_dict(sd: dict[str, torch.Tensor]) -> ViTConfig:
+    """Sizes read off the weights of an official checkpoint (after :func:`checkpoint_filter_fn`).
+    Heads are not in the weights: :data:`PUBLISHED_HEADS` by width, ``num_heads=0`` (unknown:
+    :meth:`VisionTransformer.config_problem` then asks for ``num_heads=``) for any other width.
+    ``ValueError`` for an image ViT (a 4-D patch embedding)."""
+    try:
+        w = sd["patch_embed.proj.weight"]  # [D, C, t, p, p]
+    except KeyError:
+        raise KeyError("no patch_embed.proj.weight: not a VideoMAE ViT checkpoint") from None
+    if w.dim() == 4:
+        raise ValueError(f"{IMAGE_MODEL} (patch_embed.proj.weight is {list(w.shape)})")
+    if w.dim() != 5:
+        raise ValueError(
+            f"patch_embed.proj.weight is {list(w.shape)}, not a video ViT's [D, C, t, p, p]"
+        )
+    d, c, t, p, _ = w.shape
+    depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
+    hidden = sd["blocks.0.mlp.fc1.weight"].shape[0]
+    head = sd.get("head.weight")
+    return ViTConfig(
+        embed_dim=d,
+        depth=depth,
+        num_heads=PUBLISHED_HEADS.get(d, 0),
+        mlp_ratio=hidden / d,
+        patch_size=p,
+        tubelet_size=t,
+        in_chans=c,
+        num_classes=0 if head is None else head.shape[0],
+        qkv_bias="blocks.0.attn.q_bias" in sd,
+    )
+
+
+def config_from_hf(cfg: dict) -> ViTConfig:
+    """A Hugging Face ``config.json`` → ViTConfig, with HF's defaults where a key is absent
+    (notably ``layer_norm_eps`` 1e-12, and fc_norm at nn.LayerNorm's 1e-5)."""
+    d = cfg.get("hidden_size", 768)
+    labels = cfg.get("id2label") or {}
+    num_labels = cfg.get("num_labels", len(labels) or 0)
+    is_classifier = any("Classification" in a for a in cfg.get("architectures") or [])
+    return ViTConfig(
+        embed_dim=d,
+        depth=cfg.get("num_hidden_layers", 12),
+        num_heads=cfg.get("num_attention_heads", 12),
+        mlp_ratio=cfg.get("intermediate_size", 3072) / d,
+        patch_size=cfg.get("patch_size", 16),
+        tubelet_size=cfg.get("tubelet_size", 2),
+        in_chans=cfg.get("num_channels", 3),
+        num_classes=num_labels if is_classifier else 0,
+        qkv_bias=cfg.get("qv_bias", cfg.get("qkv_bias", True)),
+        norm_eps=cfg.get("layer_norm_eps", 1e-12),
+        fc_norm_eps=1e-5,
+        use_mean_pooling=cfg.get("use_mean_pooling", True),
+        img_size=cfg.get("image_size", 224),
+        num_frames=cfg.get("num_frames", 16),
+    )
+
+
+# ---------------------------------------------------------------- the model
+
+
 @register_family
 class VisionTransformer(VideoBackbone):
     """VideoMAE ViT. ``forward_features`` → tokens ``[B, N, D]``; ``forward_head`` → mean
@@ -146,6 +319,39 @@ class VisionTransformer(VideoBackbone):
     sequences; every block runs on their concatenation, so all tokens attend to all (Eq. 1)."""
 
     family = "vit"
+    config_class = ViTConfig
+    default_variant = "vit_base"
+    # VideoMAE fine-tunes on 16 frames and tests 5 clips × 3 crops
+    raw_video = RawVideoRecipe("VideoMAE", 16, 15, legacy_ratio="cvpt_forward_over_videomae16")
+    autocast_modules = (Attention,)  # its q/v biases are cast at every use
+    shape_fields = ("embed_dim", "num_heads", "mlp_ratio", "patch_size", "tubelet_size")
+    depth_field = "depth"
+    checkpoint_help = (
+        "VideoMAE ViT (official .pth with patch_embed.* and blocks.*, a Hugging Face folder or "
+        "its pytorch_model.bin with videomae.*)"
+    )
+    unused_keys = UNUSED_KEYS
+    fresh_keys = FRESH_KEYS
+    hf_model_types: ClassVar[dict[str, str]] = {"videomae": "VideoMAE"}
+    checkpoint_format = staticmethod(checkpoint_format)
+    checkpoint_filter_fn = staticmethod(checkpoint_filter_fn)
+    config_from_state_dict = staticmethod(config_from_state_dict)
+    config_from_hf = staticmethod(config_from_hf)
+
+    @classmethod
+    def config_problem(cls, cfg: ViTConfig) -> str:
+        if cfg.num_heads:
+            return ""
+        return (  # a width PUBLISHED_HEADS does not know
+            f"a ViT of width {cfg.embed_dim}, which no published VideoMAE size has "
+            f"({', '.join(f'{d}: {h} heads' for d, h in PUBLISHED_HEADS.items())}), and its "
+            "head count is not in the weights: pass num_heads= (load_backbone(..., "
+            "num_heads=N), backbone_options={'num_heads': N})"
+        )
+
+    @classmethod
+    def unregistered_name(cls, cfg: ViTConfig) -> str:
+        return f"vit(d={cfg.embed_dim}, depth={cfg.depth}, heads={cfg.num_heads})"
 
     def __init__(self, cfg: ViTConfig):
         super().__init__()
@@ -174,6 +380,9 @@ class VisionTransformer(VideoBackbone):
 
     def head_modules(self) -> list[nn.Module]:
         return [self.head] + ([self.fc_norm] if self.fc_norm is not None else [])
+
+    def token_features(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.fc_norm(tokens) if self.fc_norm is not None else tokens
 
     @property
     def pools(self) -> bool:

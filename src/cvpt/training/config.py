@@ -289,7 +289,6 @@ def describe_keys(cfg: TrainConfig | None = None) -> list[tuple[str, object, str
     # imported when needed: the models load torch, which reading a config does not need
     from cvpt.models.methods import TuningOptions, get_method, list_methods
     from cvpt.models.registry import backbone_config
-    from cvpt.models.vit import ViTConfig
 
     cfg = cfg or TrainConfig()
     rows = []
@@ -308,8 +307,8 @@ def describe_keys(cfg: TrainConfig | None = None) -> list[tuple[str, object, str
             try:
                 arch = backbone_config(cfg.backbone)
             except ValueError:
-                arch = ViTConfig()
-            sub = field_docs(type(arch))  # the family's config: ViTConfig or SwinConfig
+                arch = backbone_config(TrainConfig.backbone)  # the default's fields, documented
+            sub = field_docs(type(arch))  # the family's config class
             merged = {**arch.to_dict(), **value}
             rows += [(f"backbone_options.{k}", v, sub.get(k, "")) for k, v in merged.items()]
         else:

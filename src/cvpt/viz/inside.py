@@ -39,8 +39,7 @@ def explain(model: CompressedVideoModel, iframes, mvs, residuals) -> dict:
     n = int(np.prod(grid))
     e = tokens[0, -n:]  # the I-frame stream, last in [P_MV, P_R, E_I]
     head = model.backbone.head
-    fc_norm = getattr(model.backbone, "fc_norm", None)  # the ViT's; Swin pools without one
-    feats = fc_norm(e) if fc_norm is not None else e
+    feats = model.backbone.token_features(e)  # normalised as the head's input is
     cls = int(probs.argmax())
     cam = feats @ head.weight[cls] if isinstance(head, torch.nn.Linear) else feats.norm(dim=-1)
     return {
