@@ -23,16 +23,17 @@ frozen backbone, the MV/residual prompt embeddings, pooling and the head. The me
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from cvpt.errors import ConfigError
+from cvpt.models.backbone import VideoBackbone
 
-if TYPE_CHECKING:
-    from cvpt.models.backbone import VideoBackbone
-    from cvpt.models.compressed import CompressedVideoModel
+# the model a method builds into and tunes: a cvpt.models.compressed.CompressedVideoModel,
+# which imports this module (so it is named, not imported, here)
+CompressedVideoModel = nn.Module
 
 
 @dataclass
