@@ -35,6 +35,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from cvpt.errors import ConfigError
+
 Hook = Callable[[int, list[torch.Tensor]], list[torch.Tensor]]
 
 # name -> a function returning the variant's config; filled by @register_backbone in each family
@@ -129,9 +131,9 @@ class VideoBackbone(nn.Module):
         docs/benchmarks.md). An int k checkpoints the first k blocks: memory and time move
         between the two ends in proportion."""
         depth = len(self.blocks)
-        k = depth - 1 if enable is True else int(enable)
-        if not 0 <= k <= depth:
-            raise ValueError(
+        k = depth - 1 if enable is True else enable
+        if not isinstance(k, int) or not 0 <= k <= depth:
+            raise ConfigError(
                 f"grad checkpointing takes a bool or a block count 0..{depth}; got {enable!r}"
             )
         self.checkpoint_blocks = k
