@@ -25,7 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cvpt.codec.sampling import ClipSpec
 from cvpt.errors import ConfigError, MissingFileError
-from cvpt.formats import Format
+from cvpt.formats import FORMAT_KEYS, Format
 from cvpt.io import atomic_output
 
 PATH_KEYS = ("root", "annotations", "backbone_checkpoint")  # expanded: ~ and $VARS
@@ -159,6 +159,8 @@ def load_config(
         loaded = yaml.safe_load(file.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{file}: a config must be a mapping of key: value")
+        if any(k in loaded for k in (*FORMAT_KEYS, *DERIVED)):  # a run's own config.yaml
+            loaded = run_config_keys(upgrade(loaded, file))
         layers.append((str(file), loaded))
     if overrides:
         for item in overrides:
@@ -272,10 +274,14 @@ def upgrade(data: dict, where) -> dict:
 def load_run_config(run: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """The config a run was made with (its ``config.yaml`` minus the derived values and the
     version), with ``key=value`` overrides."""
-    data = read_run_config(run)
-    for key in DERIVED:
-        data.pop(key, None)
-    return load_config(None, overrides, base=data)
+    return load_config(None, overrides, base=run_config_keys(read_run_config(run)))
+
+
+def run_config_keys(data: dict) -> dict:
+    """The config keys of a run's ``config.yaml`` (``data``, upgraded: :func:`upgrade` drops
+    the version's keys) without the derived values (:data:`DERIVED`): a run's config.yaml is
+    a ``--config`` that trains the same config."""
+    return {k: v for k, v in data.items() if k not in DERIVED}
 
 
 # ---------------------------------------------------------------- --list-keys
