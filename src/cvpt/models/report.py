@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from cvpt.codec.sampling import ClipSpec
+from cvpt.errors import ConfigError
 from cvpt.models.factory import create_model
 from cvpt.models.flops import INPUT_NAMES, count_macs, model_inputs
-from cvpt.errors import ConfigError
 from cvpt.models.methods import get_method, methods_for
 
 
