@@ -91,7 +91,7 @@ def check_value(name: str, value: Any, tp: type, meta: dict, optional: bool = Fa
     return float(value) if tp is float else value
 
 
-def _field_type(hint: Any) -> tuple[type, bool]:
+def field_type(hint: Any) -> tuple[type, bool]:
     """``(base type, None allowed)`` of an annotation such as ``int | None``."""
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
@@ -121,7 +121,7 @@ class TuningOptions:
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for f in fields(self):
-            tp, optional = _field_type(hints[f.name])
+            tp, optional = field_type(hints[f.name])
             value = getattr(self, f.name)
             if value is None and optional:
                 continue
