@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from cvpt.errors import CheckpointError, ConfigError, RunError
+from cvpt.errors import CheckpointError, RunError
 from cvpt.formats import Format
 from cvpt.io import write_json
 from cvpt.models.identity import IDENTITY_KEYS, backbone_identity, check_backbone
-from cvpt.models.methods import list_methods, make_options
+from cvpt.models.methods import full_options
 from cvpt.models.registry import backbone_config
 from cvpt.models.tuned import FORMAT, WEIGHTS
 from cvpt.training.config import (
@@ -144,17 +144,9 @@ def check_identity(path: Path, saved: dict, expected: dict, allow_other_backbone
 
 
 def _full_options(identity: dict) -> dict:
-    """``identity`` with its ``model_options`` as the method's full options dict (defaults
-    filled in, an int given for a float option a float); as it is when they do not make
-    options of a registered method (the comparison then names them as they are)."""
-    method, options = identity.get("method"), identity.get("model_options")
-    if method not in list_methods() or not isinstance(options, dict):
-        return identity
-    try:
-        full = make_options(method, options).to_dict()
-    except ConfigError:
-        return identity
-    return {**identity, "model_options": full}
+    """``identity`` with its ``model_options`` as its method's every option (defaults in)."""
+    options = full_options(identity.get("method"), identity.get("model_options"))
+    return {**identity, "model_options": options}
 
 
 def upgrade(state: dict, folder: Path, run_config: dict, world: int) -> dict:

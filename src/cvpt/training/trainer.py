@@ -41,6 +41,7 @@ from cvpt.formats import Format
 from cvpt.io import atomic_output, write_json
 from cvpt.loading import load_model
 from cvpt.models.factory import create_model
+from cvpt.models.methods import full_options
 from cvpt.progress import tqdm
 from cvpt.training import dist
 from cvpt.training.checkpoint import (
@@ -314,6 +315,12 @@ class Run:
         if saved is None:
             return
         here = self.cfg.to_dict()
+        # an option given at its default is the run's own value, as one left out
+        here["model_options"] = full_options(here["method"], here["model_options"])
+        saved = {
+            **saved,
+            "model_options": full_options(saved.get("method"), saved.get("model_options")),
+        }
         diff = [
             k for k in here if k not in RESUME_MAY_CHANGE and k in saved and saved[k] != here[k]
         ]

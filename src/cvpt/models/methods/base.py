@@ -244,6 +244,19 @@ def make_options(name: str, options: dict) -> TuningOptions:
     return method.options(**options)
 
 
+def full_options(name: str, options: dict) -> dict:
+    """Every option of method ``name``, ``options`` over the defaults (an int given for a
+    float option a float): what to compare, since an option given at its default makes the
+    same model as one left out. ``options`` as given when they are not options of a
+    registered method ``name`` (a comparison then names them as they are)."""
+    if name not in _METHODS or not isinstance(options, dict):
+        return options
+    try:
+        return make_options(name, options).to_dict()
+    except ConfigError:
+        return options
+
+
 def saved_options(name: str, options: dict) -> dict:
     """The options of a saved model of method ``name`` that apply to it. Files written before
     the registry (main at 976b7c6 and older) carry every method's options in one flat dict;
