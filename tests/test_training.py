@@ -900,6 +900,17 @@ def test_eval_refuses_an_override_of_what_makes_the_model(tiny_run, override, ca
     assert sorted(p.name for p in tiny_run.iterdir()) == before
 
 
+def test_eval_takes_a_model_option_given_at_its_default(tiny_run, tmp_path, capsys):
+    # the same model as the option left out: not an override of what makes it
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    method = yaml.safe_load((run / "config.yaml").read_text())["method"]
+    name, default = next(iter(get_method(method).options().to_dict().items()))
+    value = str(default).lower() if isinstance(default, bool) else default
+    assert main(["eval", "--run", str(run), "--set", f"model_options.{name}={value}"]) == 0
+    assert "top-1" in capsys.readouterr().out and (run / "eval-1x1.json").exists()
+
+
 def test_resume_compares_the_options_with_their_defaults_filled_in(tiny_dataset, tmp_path):
     from cvpt.errors import RunError
     from cvpt.models.methods import make_options

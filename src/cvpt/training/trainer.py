@@ -638,6 +638,13 @@ def evaluate_views(model, loader, device, amp: bool, info, failed: list, stop=No
 MODEL_KEYS = ("method", "backbone", "backbone_options", "model_options", "clip")
 
 
+def _model_key(cfg: TrainConfig, key: str):
+    """``cfg``'s value of ``key`` as it makes the model: the model options with the method's
+    defaults filled in (one given at its default is the same model as one left out)."""
+    value = getattr(cfg, key)
+    return full_options(cfg.method, value) if key == "model_options" else value
+
+
 def evaluate_run(
     run: Path,
     cfg: TrainConfig,
@@ -654,7 +661,7 @@ def evaluate_run(
     if last_checkpoint(run) is None:
         raise RunError(f"{run}: no checkpoint (was the run started with cvpt train?)")
     own = load_run_config(run)
-    changed = [k for k in MODEL_KEYS if getattr(cfg, k) != getattr(own, k)]
+    changed = [k for k in MODEL_KEYS if _model_key(cfg, k) != _model_key(own, k)]
     if changed:  # the model is the checkpoint's own: another one is another run's
         raise RunError(
             f"{run}: cvpt eval evaluates the run's own model; --set may not change "
