@@ -325,8 +325,10 @@ def describe_keys(cfg: TrainConfig | None = None) -> list[tuple[str, object, str
 
 @cache
 def field_docs(cls) -> dict[str, str]:
-    """``{field: its trailing comment}`` of a dataclass, read from its source and its dataclass
-    bases' (the comments are the fields' documentation; one place, no second copy)."""
+    """``{field: its comment}`` of a dataclass, read from its source and its dataclass bases'
+    (the comments are the fields' documentation; one place, no second copy): the comment
+    that ends the field's line, or, for a field whose line has none (a long declaration such
+    as ``option(...)``), the comment lines right above it."""
     assert is_dataclass(cls)
     docs: dict[str, str] = {}
     for base in reversed(cls.__mro__[1:]):  # inherited fields: a method's shared options
@@ -334,6 +336,8 @@ def field_docs(cls) -> dict[str, str]:
             docs.update(field_docs(base))
     names = {f.name for f in fields(cls)}
     line_name: dict[int, str] = {}
+    above: dict[int, str] = {}  # comment lines of the class body, by line
+    own: dict[str, str] = {}
     tokens = list(tokenize.generate_tokens(io.StringIO(getsource(cls)).readline))
     for i, tok in enumerate(tokens):
         # a field: NAME ':' at the class body's indentation
@@ -341,5 +345,13 @@ def field_docs(cls) -> dict[str, str]:
             if i + 1 < len(tokens) and tokens[i + 1].string == ":":
                 line_name[tok.start[0]] = tok.string
         elif tok.type == tokenize.COMMENT and tok.start[0] in line_name:
-            docs[line_name[tok.start[0]]] = tok.string.lstrip("#").strip()
-    return docs
+            own[line_name[tok.start[0]]] = tok.string.lstrip("#").strip()
+        elif tok.type == tokenize.COMMENT and tok.start[1] == 4:
+            above[tok.start[0]] = tok.string.lstrip("#").strip()
+    for line, name in line_name.items():
+        first = line
+        while first - 1 in above:
+            first -= 1
+        if name not in own and first < line:
+            own[name] = " ".join(above[n] for n in range(first, line))
+    return {**docs, **own}

@@ -13,7 +13,8 @@ from cvpt.models.prompts import Adapter
 
 @dataclass
 class AdaptFormerOptions(TuningOptions):
-    adapter_dim: int = option(64, min=1)  # AdaptFormer*: bottleneck 64 fits Table 1's 1.3M
+    # AdaptFormer*: bottleneck 64 fits Table 1's 1.3M parameters
+    adapter_dim: int = option(64, min=1)
     # AdaptFormer's video setting; 0 would zero the adapters' output and their gradients
     adapter_scale: float = option(0.1, above=0)
 

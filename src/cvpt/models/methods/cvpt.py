@@ -15,13 +15,13 @@ from cvpt.models.prompts import SCCP, SCCP_UPDATES
 
 @dataclass
 class CVPTOptions(TuningOptions):
-    # SCCP blocks before blocks 1..k; None = depth (full CVPT); at most depth (check)
+    # SCCP blocks before blocks 1..k; None = depth (full CVPT); at most the depth
     sccp_layers: int | None = option(None, min=0)
     sccp_attention: bool = True  # False: m = m + r instead of residual-guided selection (Fig. 5b)
     hidden_dim: int = option(8, min=1)  # d' = d/α, α = 96 for ViT-B; kept at 8 for other widths
-    # same weights either way; the default is the reading under which more of the paper's own
-    # claims hold on the synthetic task (docs/design.md)
-    # SCCP adds g5(m), g6(r) to the MV/residual streams, or "replace"
+    # SCCP adds g5(m), g6(r) to the MV/residual streams, or "replace" (same weights either
+    # way; the default is the reading under which more of the paper's own claims hold on the
+    # synthetic task: docs/design.md)
     sccp_update: str = option("add", choices=SCCP_UPDATES)
 
 
