@@ -362,3 +362,45 @@ def test_warnings_are_one_line_naming_the_command(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cvpt data: warning: " in err and "is read as a comment" in err
     assert "UserWarning" not in err and "splits.py" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--method", "lora", "--set", "lora_rank=0"], "lora_rank=0 is not allowed"),
+        (["--method", "lora", "--set", "lora_alpha=.nan"], "lora_alpha=nan is not allowed"),
+        (["--method", "vpt", "--backbone", "swin_tiny"], "does not support the backbone family"),
+        (["--set", "sccp_layers=99"], r"sccp_layers=99 is not allowed.*0\.\.12"),
+        (["--set", "pool=bad"], "pool='bad' is not allowed: it takes one of 'all', 'iframe'"),
+        (["--set", "residual_prompt=maybe"], "residual_prompt='maybe' is not allowed"),
+        (["--all", "--set", "bogus=1"], r"\['bogus'\] are taken by none of the methods"),
+    ],
+)
+def test_info_with_options_out_of_range_is_one_line_and_status_2(argv, message, capsys):
+    assert main(["info", *argv]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and re.fullmatch(rf"cvpt info: error: .*{message}.*\n", out.err)
+
+
+def test_info_all_takes_the_options_and_size_of_every_row(capsys):
+    from cvpt.models.report import model_row, raw_video_row
+
+    def rows(*argv):
+        assert main(["info", "--all", "--backbone", "vit_tiny", "--json", *argv]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    base, ranked = rows(), rows("--set", "lora_rank=4", "pool=iframe")
+    lora, was = (next(r for r in x if r["method"] == "lora") for x in (ranked, base))
+    want = model_row("lora", backbone="vit_tiny", num_classes=51, lora_rank=4, pool="iframe")
+    assert lora["tunable_params"] == want["tunable_params"] != was["tunable_params"]
+    # the shared option reaches every method, LoRA's own option LoRA only
+    assert all(r["options"] == {"pool": "iframe"} for r in ranked[:-1] if r["method"] != "lora")
+    assert lora["options"] == {"lora_rank": 4, "pool": "iframe"}
+    small = rows("--size", "112")
+    assert [r["method"] for r in small] == [r["method"] for r in base]
+    for r, b in zip(small[:-1], base[:-1], strict=True):
+        at = model_row(r["method"], backbone="vit_tiny", num_classes=51, size=112)
+        assert r["gmacs_per_view"] == pytest.approx(at["gmacs_per_view"])
+        assert r["gmacs_per_view"] < b["gmacs_per_view"] / 3  # a quarter of the tokens
+    raw = raw_video_row("vit_tiny", num_classes=51, size=112)
+    assert small[-1]["gmacs_per_view"] == pytest.approx(raw["gmacs_per_view"])

@@ -4,6 +4,10 @@ bit for bit, and LoRA, the method added through it."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -24,6 +28,8 @@ from cvpt.models import (
 )
 from cvpt.models.backbone import RawVideoRecipe, VideoBackbone
 from cvpt.models.flops import count_macs, model_inputs
+from cvpt.models.methods import make_options
+from cvpt.models.methods.base import field_type
 from cvpt.models.methods.lora import LoRALinear
 from cvpt.models.registry import get_family, list_families
 from cvpt.models.report import model_row
@@ -268,3 +274,106 @@ def test_a_method_can_tune_some_of_the_frozen_backbones_own_weights(monkeypatch,
 
 def _block_bias(name: str) -> bool:
     return "blocks." in name and name.endswith("bias")
+
+
+# every option of every registered method, with its declared type and allowed values
+OPTIONS = [
+    pytest.param(
+        m,
+        f.name,
+        *field_type(typing.get_type_hints(get_method(m).options)[f.name]),
+        f.metadata,
+        id=f"{m}.{f.name}",
+    )
+    for m in list_methods()
+    for f in dataclasses.fields(get_method(m).options)
+]
+
+
+def _bad_values(tp, optional, meta) -> list:
+    """Values of the wrong type, out of range, or not finite, for a field (type ``tp``)."""
+    none = [] if optional else [None]
+    if tp is bool:
+        return ["no", "false", 1, 0, *none]
+    if tp is int:
+        low = [meta["min"] - 1, meta["min"] - 100] if "min" in meta else []
+        return [True, False, 2.5, float(meta.get("min", 1)), "4", *low, *none]
+    if tp is float:
+        low = [meta["above"], meta["above"] - 1.0] if "above" in meta else []
+        low += [meta["min"] - 0.5] if "min" in meta else []
+        return [math.nan, math.inf, -math.inf, True, "x", *low, *none]
+    return ["bad", "ALL", 1, True, *none]
+
+
+def _good_values(tp, optional, meta, default) -> list:
+    """The default, the edges of the allowed range, every choice, None where allowed."""
+    good = [default, *([None] if optional else [])]
+    if tp is int:
+        good += [meta.get("min", 0), meta.get("min", 0) + 1]
+    if tp is float:
+        edge = meta.get("above", meta.get("min", 0.0))
+        good += [edge + 1e-6, edge + 3, int(edge) + 2]  # an int is taken for a float
+    if tp is bool:
+        good += [True, False]
+    good += list(meta.get("choices", ()))
+    return good
+
+
+@pytest.mark.parametrize(("method", "name", "tp", "optional", "meta"), OPTIONS)
+def test_every_option_refuses_wrong_types_and_ranges_naming_what_it_takes(
+    method, name, tp, optional, meta
+):
+    for value in _bad_values(tp, optional, meta):
+        with pytest.raises(ConfigError, match=rf"option {name}={re.escape(repr(value))} is not "):
+            make_options(method, {name: value})
+    default = getattr(get_method(method).options(), name)
+    for value in _good_values(tp, optional, meta, default):
+        got = getattr(make_options(method, {name: value}), name)
+        assert got == value and (type(got) is float if tp is float and value is not None else 1)
+
+
+@pytest.mark.parametrize(("method", "name", "tp", "optional", "meta"), OPTIONS)
+def test_every_option_declares_what_it_takes(method, name, tp, optional, meta):
+    # a number with no range or a string with no choices would take any value unchecked
+    assert tp in (bool, int, float, str)
+    if tp in (int, float):
+        assert "min" in meta or "above" in meta, f"{method}.{name}: declare option(min=/above=)"
+    if tp is str:
+        assert meta.get("choices"), f"{method}.{name}: declare option(choices=...)"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lora_rank_is_at_most_the_wrapped_layers_smaller_side(family):
+    # qkv is d→3d and proj d→d: the smallest block width bounds B·A's rank
+    most = min(cvpt.create_model("linear", **TINY[family], num_classes=3).backbone.block_dims())
+    model = cvpt.create_model("lora", **TINY[family], num_classes=3, lora_rank=most)
+    assert model.backbone.blocks[0].attn.proj.lora_a.weight.shape[0] == most
+    with pytest.raises(ConfigError, match=rf"lora_rank={most + 1} .* must be 1\.\.{most}"):
+        cvpt.create_model("lora", **TINY[family], num_classes=3, lora_rank=most + 1)
+
+
+@pytest.mark.parametrize(
+    ("family", "method", "options", "message"),
+    [
+        ("swin", "vpt", {}, "does not support the backbone family 'swin'"),
+        ("vit", "cvpt", {"sccp_layers": 3}, r"sccp_layers=3 .* takes 0\.\.2"),
+        ("swin", "cvpt", {"sccp_layers": 5}, r"sccp_layers=5 .* takes 0\.\.4"),
+        ("vit", "cvpt", {"inputs": "iframe"}, "no prompts"),
+        ("vit", "lora", {"stream_attention": "separate"}, "ablation of windowed backbones"),
+    ],
+)
+def test_what_a_backbone_cannot_take_is_a_config_error(family, method, options, message):
+    # ConfigError (a ValueError): the command line prints it as one line
+    with pytest.raises(ConfigError, match=message):
+        cvpt.create_model(method, **TINY[family], num_classes=3, **options)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_grad_checkpointing_beyond_the_blocks_is_a_config_error(family):
+    model = cvpt.create_model("linear", **TINY[family], num_classes=3)
+    depth = len(model.backbone.blocks)
+    model.set_grad_checkpointing(depth)
+    assert model.backbone.checkpoint_blocks == depth
+    for bad in (depth + 1, -1, 1.5):
+        with pytest.raises(ConfigError, match=rf"block count 0\.\.{depth}; got {bad!r}"):
+            model.set_grad_checkpointing(bad)

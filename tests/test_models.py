@@ -139,7 +139,7 @@ def test_unknown_method_or_option_is_an_error():
         cvpt.create_model("st_adapter", **TINY)
     with pytest.raises(ValueError, match=r"unknown options.*sccp_layer"):
         cvpt.create_model("cvpt", sccp_layer=3, **TINY)
-    with pytest.raises(ValueError, match="sccp_update must be one of"):
+    with pytest.raises(ValueError, match="sccp_update='skip' is not allowed: it takes one of"):
         cvpt.create_model("cvpt", sccp_update="skip", **TINY)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -906,3 +907,68 @@ def test_eval_refuses_an_override_of_what_makes_the_model(tiny_run, override, ca
     assert "cvpt eval evaluates the run's own model; --set may not change" in err
     assert override.split("=")[0].split(".")[0] in err and "Traceback" not in err
     assert sorted(p.name for p in tiny_run.iterdir()) == before
+
+
+def test_eval_takes_a_model_option_given_at_its_default(tiny_run, tmp_path, capsys):
+    # the same model as the option left out: not an override of what makes it
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    method = yaml.safe_load((run / "config.yaml").read_text())["method"]
+    name, default = next(iter(get_method(method).options().to_dict().items()))
+    value = str(default).lower() if isinstance(default, bool) else default
+    assert main(["eval", "--run", str(run), "--set", f"model_options.{name}={value}"]) == 0
+    assert "top-1" in capsys.readouterr().out and (run / "eval-1x1.json").exists()
+
+
+def test_resume_compares_the_options_with_their_defaults_filled_in(tiny_dataset, tmp_path):
+    from cvpt.errors import RunError
+    from cvpt.models.methods import make_options
+    from cvpt.training.checkpoint import check_identity
+
+    run, lora = tmp_path / "r", ("method=lora", "model_options={lora_rank: 2}")
+    Run(_cfg(tiny_dataset, "epochs=2", *lora), run).train(stop_at=3)
+    # lora_alpha at its default (8: an int, as YAML reads it) is the model the run was made by
+    again = _cfg(tiny_dataset, "epochs=2", *lora, "model_options.lora_alpha=8")
+    Run(again, run, resume=True).train()
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "step"] == list(range(1, 5))
+    other = _cfg(tiny_dataset, "epochs=3", *lora, "model_options.lora_alpha=4")
+    with pytest.raises(RunError, match=r"another model.*'lora_alpha': 8\.0.*'lora_alpha': 4\.0"):
+        Run(other, run, resume=True).train()
+    # a checkpoint that recorded only the options its run set
+    full = make_options("lora", {"lora_rank": 2}).to_dict()
+    check_identity(run, {"method": "lora", "model_options": {"lora_rank": 2}},
+                   {"method": "lora", "model_options": full})  # fmt: skip
+    with pytest.raises(RunError, match="another model"):
+        check_identity(run, {"method": "lora", "model_options": {"lora_rank": 2}},
+                       {"method": "lora", "model_options": {**full, "lora_rank": 4}})  # fmt: skip
+
+
+def test_a_runs_config_yaml_as_config_trains_the_same_run(tiny_dataset, tmp_path):
+    from cvpt.formats import FORMAT_KEYS
+
+    first, again = tmp_path / "first", tmp_path / "again"
+    made = _cfg(tiny_dataset, "epochs=1", "method=lora", "model_options={lora_rank: 2}")
+    Run(made, first).train()
+    assert load_config(first / "config.yaml") == load_run_config(first) == made
+    assert main(["train", "--config", str(first / "config.yaml"), "--out", str(again)]) == 0
+    a, b = (yaml.safe_load((r / "config.yaml").read_text()) for r in (first, again))
+    assert a == b  # keys, resolved values and identity
+    w, v = _weights(first), _weights(again)
+    assert w.keys() == v.keys() and all(torch.equal(w[k], v[k]) for k in w)
+    # a run's config.yaml from before the formats were versioned reads as its time's
+    old = {k: x for k, x in a.items() if k not in FORMAT_KEYS} | {"flush_denormal": True}
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(old))
+    old.pop("flush_denormal")
+    (tmp_path / "older.yaml").write_text(yaml.safe_dump(old))
+    assert load_config(tmp_path / "old.yaml") == made
+    assert load_config(tmp_path / "older.yaml").flush_denormal is False
+
+
+def test_grad_checkpointing_beyond_the_blocks_is_one_line(tiny_dataset, tmp_path, capsys):
+    args = ["train", "--out", str(tmp_path / "r"), "--set", *TINY, "epochs=1",
+            "backbone_options={depth: 1}", "grad_checkpointing=3",
+            f"root={tiny_dataset / 'videos'}", f"annotations={tiny_dataset / 'ann'}"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"cvpt train: error: .*block count 0\.\.1; got 3\n", err)

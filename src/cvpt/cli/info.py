@@ -46,7 +46,8 @@ def register(sub) -> None:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="tuning options, e.g. sccp_layers=1 residual_prompt=false",
+        help="tuning options, e.g. sccp_layers=1 residual_prompt=false (with --all: each "
+        "method gets the ones it takes)",
     )
 
 
@@ -54,19 +55,15 @@ def run(args) -> int:
     from cvpt.models.report import all_rows, format_table, model_row, raw_video_row
     from cvpt.training.config import parse_overrides
 
-    if args.all:
-        rows = all_rows(args.backbone, num_classes=args.num_classes, views=args.clips * args.crops)
-    else:
-        rows = [
-            model_row(
-                args.method,
-                backbone=args.backbone,
-                num_classes=args.num_classes,
-                views=args.clips * args.crops,
-                size=args.size,
-                **parse_overrides(args.set),
-            )
-        ]
+    common = dict(
+        backbone=args.backbone,
+        num_classes=args.num_classes,
+        views=args.clips * args.crops,
+        size=args.size,
+        **parse_overrides(args.set),
+    )
+    # --all: each method gets the --set options it takes, all at --size (comparable rows)
+    rows = all_rows(**common) if args.all else [model_row(args.method, **common)]
     rows.append(raw_video_row(args.backbone, num_classes=args.num_classes, size=args.size))
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))
     return 0

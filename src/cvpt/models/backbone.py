@@ -44,6 +44,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from cvpt.errors import ConfigError
+
 Hook = Callable[[int, list[torch.Tensor]], list[torch.Tensor]]
 # (key pattern, why) rules: the keys a load may leave unused or fresh, with the reason logged
 KeyRules = list[tuple[re.Pattern, str]]
@@ -225,9 +227,9 @@ class VideoBackbone(nn.Module):
         docs/benchmarks.md). An int k checkpoints the first k blocks: memory and time move
         between the two ends in proportion."""
         depth = len(self.blocks)
-        k = depth - 1 if enable is True else int(enable)
-        if not 0 <= k <= depth:
-            raise ValueError(
+        k = depth - 1 if enable is True else enable
+        if not isinstance(k, int) or not 0 <= k <= depth:
+            raise ConfigError(
                 f"grad checkpointing takes a bool or a block count 0..{depth}; got {enable!r}"
             )
         self.checkpoint_blocks = k

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from cvpt.codec.sampling import ClipSpec
+from cvpt.errors import ConfigError
 from cvpt.models.backbone import VideoBackbone, check_video
 from cvpt.models.hub import parse_hub_id, push_folder
 from cvpt.models.identity import frozen_fingerprint
@@ -36,17 +37,10 @@ def separate_stream_families() -> list[str]:
 
 
 def check_shared_options(backbone: VideoBackbone, options: TuningOptions) -> None:
-    """``ValueError`` for a value of a shared option (:class:`TuningOptions`) out of range."""
-    if options.pool not in ("all", "iframe"):
-        raise ValueError(f"pool must be 'all' or 'iframe', got {options.pool!r}")
-    if options.inputs not in ("all", "iframe"):
-        raise ValueError(f"inputs must be 'all' or 'iframe', got {options.inputs!r}")
-    if options.stream_attention not in ("joint", "separate"):
-        raise ValueError(
-            f"stream_attention must be 'joint' or 'separate', got {options.stream_attention!r}"
-        )
+    """:class:`ConfigError` for a shared option (:class:`TuningOptions`) this ``backbone``
+    cannot take (each value's own type and range are checked when the options are made)."""
     if options.stream_attention == "separate" and not backbone.supports_separate_stream_attention:
-        raise ValueError(
+        raise ConfigError(
             "stream_attention='separate' is an ablation of windowed backbones (families "
             f"{', '.join(separate_stream_families())}); on the {backbone.family} family all "
             "tokens attend to all (Eq. 1)"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 
 from cvpt.codec.sampling import ClipSpec
+from cvpt.errors import ConfigError
 from cvpt.models.factory import create_model
 from cvpt.models.flops import INPUT_NAMES, count_macs, model_inputs
-from cvpt.models.methods import methods_for
+from cvpt.models.methods import get_method, methods_for
 
 
 def model_row(
@@ -99,12 +100,34 @@ def raw_video_row(
     }
 
 
-def all_rows(backbone: str = "vit_base", *, num_classes: int, views: int = 6) -> list[dict]:
-    """Every registered method the backbone's family takes (VPT* only on the ViT)."""
+def all_rows(
+    backbone: str = "vit_base", *, num_classes: int, views: int = 6, size: int = 224, **options
+) -> list[dict]:
+    """Every registered method the backbone's family takes (VPT* only on the ViT), each at
+    input ``size`` with those of ``options`` its options dataclass has (``lora_rank`` goes to
+    LoRA only; a shared option such as ``pool`` to every method). :class:`ConfigError` for an
+    option none of these methods takes (it would change no row)."""
     from cvpt.models.registry import backbone_config
 
     methods = methods_for(backbone_config(backbone).family)
-    return [model_row(m, backbone=backbone, num_classes=num_classes, views=views) for m in methods]
+    takes = {m: set(get_method(m).options.field_names()) for m in methods}
+    unused = sorted(k for k in options if not any(k in t for t in takes.values()))
+    if unused:
+        raise ConfigError(
+            f"options {unused} are taken by none of the methods listed for {backbone} "
+            f"({', '.join(methods)}); each method's options: docs/models.md"
+        )
+    return [
+        model_row(
+            m,
+            backbone=backbone,
+            num_classes=num_classes,
+            views=views,
+            size=size,
+            **{k: v for k, v in options.items() if k in takes[m]},
+        )
+        for m in methods
+    ]
 
 
 def format_table(rows: list[dict]) -> str:

@@ -24,6 +24,7 @@ from cvpt.errors import CheckpointError, RunError
 from cvpt.formats import Format
 from cvpt.io import write_json
 from cvpt.models.identity import IDENTITY_KEYS, backbone_identity, check_backbone
+from cvpt.models.methods import full_options
 from cvpt.models.registry import backbone_config
 from cvpt.models.tuned import FORMAT, WEIGHTS
 from cvpt.training.config import (
@@ -41,13 +42,14 @@ OLD_WEIGHTS = "tunable.safetensors"  # the tuned tensors' name before checkpoint
 
 
 def model_identity(cfg, model, num_classes: int) -> dict:
-    """What must match for a checkpoint to be loadable into a run: method, options, classes
-    and the backbone's identity (its real architecture, where it came from, the fingerprint of
-    its frozen weights)."""
+    """What must match for a checkpoint to be loadable into a run: method, options (every
+    one of the method's, defaults filled in: an option given at its default is the same
+    model as one left out), classes and the backbone's identity (its real architecture, where
+    it came from, the fingerprint of its frozen weights)."""
     return {
         "method": cfg.method,
         "backbone_options": cfg.backbone_options,
-        "model_options": cfg.model_options,
+        "model_options": model.options.to_dict(),
         "num_classes": num_classes,
         **backbone_identity(model),
     }
@@ -127,7 +129,9 @@ def last_checkpoint(run: Path) -> Path | None:
 def check_identity(path: Path, saved: dict, expected: dict, allow_other_backbone: bool = False):
     """Refuse a checkpoint made by another model: :class:`cvpt.errors.RunError` naming what
     differs, or :class:`cvpt.BackboneMismatchError` for another backbone (unless
-    ``allow_other_backbone``)."""
+    ``allow_other_backbone``). Model options are compared with the method's defaults filled
+    in on both sides (checkpoints before that recorded only the options a run set)."""
+    saved, expected = _full_options(saved), _full_options(expected)
     diff = {
         k: (saved.get(k), v)
         for k, v in expected.items()
@@ -137,6 +141,12 @@ def check_identity(path: Path, saved: dict, expected: dict, allow_other_backbone
         detail = "; ".join(f"{k}: checkpoint {a!r}, run {b!r}" for k, (a, b) in diff.items())
         raise RunError(f"{path}: checkpoint made by another model ({detail})")
     check_backbone(path, saved, expected, allow_other_backbone)
+
+
+def _full_options(identity: dict) -> dict:
+    """``identity`` with its ``model_options`` as its method's every option (defaults in)."""
+    options = full_options(identity.get("method"), identity.get("model_options"))
+    return {**identity, "model_options": options}
 
 
 def upgrade(state: dict, folder: Path, run_config: dict, world: int) -> dict:

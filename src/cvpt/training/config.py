@@ -25,7 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cvpt.codec.sampling import ClipSpec
 from cvpt.errors import ConfigError, MissingFileError
-from cvpt.formats import Format
+from cvpt.formats import FORMAT_KEYS, Format
 from cvpt.io import atomic_output
 
 PATH_KEYS = ("root", "annotations", "backbone_checkpoint")  # expanded: ~ and $VARS
@@ -159,6 +159,8 @@ def load_config(
         loaded = yaml.safe_load(file.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{file}: a config must be a mapping of key: value")
+        if any(k in loaded for k in (*FORMAT_KEYS, *DERIVED)):  # a run's own config.yaml
+            loaded = run_config_keys(upgrade(loaded, file))
         layers.append((str(file), loaded))
     if overrides:
         for item in overrides:
@@ -272,10 +274,14 @@ def upgrade(data: dict, where) -> dict:
 def load_run_config(run: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """The config a run was made with (its ``config.yaml`` minus the derived values and the
     version), with ``key=value`` overrides."""
-    data = read_run_config(run)
-    for key in DERIVED:
-        data.pop(key, None)
-    return load_config(None, overrides, base=data)
+    return load_config(None, overrides, base=run_config_keys(read_run_config(run)))
+
+
+def run_config_keys(data: dict) -> dict:
+    """The config keys of a run's ``config.yaml`` (``data``, upgraded: :func:`upgrade` drops
+    the version's keys) without the derived values (:data:`DERIVED`): a run's config.yaml is
+    a ``--config`` that trains the same config."""
+    return {k: v for k, v in data.items() if k not in DERIVED}
 
 
 # ---------------------------------------------------------------- --list-keys
@@ -318,8 +324,10 @@ def describe_keys(cfg: TrainConfig | None = None) -> list[tuple[str, object, str
 
 @cache
 def field_docs(cls) -> dict[str, str]:
-    """``{field: its trailing comment}`` of a dataclass, read from its source and its dataclass
-    bases' (the comments are the fields' documentation; one place, no second copy)."""
+    """``{field: its comment}`` of a dataclass, read from its source and its dataclass bases'
+    (the comments are the fields' documentation; one place, no second copy): the comment
+    that ends the field's line, or, for a field whose line has none (a long declaration such
+    as ``option(...)``), the comment lines right above it."""
     assert is_dataclass(cls)
     docs: dict[str, str] = {}
     for base in reversed(cls.__mro__[1:]):  # inherited fields: a method's shared options
@@ -327,6 +335,8 @@ def field_docs(cls) -> dict[str, str]:
             docs.update(field_docs(base))
     names = {f.name for f in fields(cls)}
     line_name: dict[int, str] = {}
+    above: dict[int, str] = {}  # comment lines of the class body, by line
+    own: dict[str, str] = {}
     tokens = list(tokenize.generate_tokens(io.StringIO(getsource(cls)).readline))
     for i, tok in enumerate(tokens):
         # a field: NAME ':' at the class body's indentation
@@ -334,5 +344,13 @@ def field_docs(cls) -> dict[str, str]:
             if i + 1 < len(tokens) and tokens[i + 1].string == ":":
                 line_name[tok.start[0]] = tok.string
         elif tok.type == tokenize.COMMENT and tok.start[0] in line_name:
-            docs[line_name[tok.start[0]]] = tok.string.lstrip("#").strip()
-    return docs
+            own[line_name[tok.start[0]]] = tok.string.lstrip("#").strip()
+        elif tok.type == tokenize.COMMENT and tok.start[1] == 4:
+            above[tok.start[0]] = tok.string.lstrip("#").strip()
+    for line, name in line_name.items():
+        first = line
+        while first - 1 in above:
+            first -= 1
+        if name not in own and first < line:
+            own[name] = " ".join(above[n] for n in range(first, line))
+    return {**docs, **own}

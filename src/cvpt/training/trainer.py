@@ -41,6 +41,7 @@ from cvpt.formats import Format
 from cvpt.io import atomic_output, write_json
 from cvpt.loading import load_model
 from cvpt.models.factory import create_model
+from cvpt.models.methods import full_options
 from cvpt.progress import tqdm
 from cvpt.training import dist
 from cvpt.training.checkpoint import (
@@ -314,6 +315,12 @@ class Run:
         if saved is None:
             return
         here = self.cfg.to_dict()
+        # an option given at its default is the run's own value, as one left out
+        here["model_options"] = full_options(here["method"], here["model_options"])
+        saved = {
+            **saved,
+            "model_options": full_options(saved.get("method"), saved.get("model_options")),
+        }
         diff = [
             k for k in here if k not in RESUME_MAY_CHANGE and k in saved and saved[k] != here[k]
         ]
@@ -631,6 +638,13 @@ def evaluate_views(model, loader, device, amp: bool, info, failed: list, stop=No
 MODEL_KEYS = ("method", "backbone", "backbone_options", "model_options", "clip")
 
 
+def _model_key(cfg: TrainConfig, key: str):
+    """``cfg``'s value of ``key`` as it makes the model: the model options with the method's
+    defaults filled in (one given at its default is the same model as one left out)."""
+    value = getattr(cfg, key)
+    return full_options(cfg.method, value) if key == "model_options" else value
+
+
 def evaluate_run(
     run: Path,
     cfg: TrainConfig,
@@ -647,7 +661,7 @@ def evaluate_run(
     if last_checkpoint(run) is None:
         raise RunError(f"{run}: no checkpoint (was the run started with cvpt train?)")
     own = load_run_config(run)
-    changed = [k for k in MODEL_KEYS if getattr(cfg, k) != getattr(own, k)]
+    changed = [k for k in MODEL_KEYS if _model_key(cfg, k) != _model_key(own, k)]
     if changed:  # the model is the checkpoint's own: another one is another run's
         raise RunError(
             f"{run}: cvpt eval evaluates the run's own model; --set may not change "

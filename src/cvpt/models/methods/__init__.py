@@ -6,6 +6,7 @@ from cvpt.models.methods import adaptformer, cvpt, full, linear, lora, vpt
 from cvpt.models.methods.base import (
     TuningMethod,
     TuningOptions,
+    full_options,
     get_method,
     list_methods,
     make_options,
@@ -24,6 +25,7 @@ register_method(lora.LoRA)
 __all__ = [
     "TuningMethod",
     "TuningOptions",
+    "full_options",
     "get_method",
     "list_methods",
     "make_options",

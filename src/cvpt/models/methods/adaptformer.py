@@ -7,14 +7,16 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from cvpt.models.methods.base import TuningMethod, TuningOptions
+from cvpt.models.methods.base import TuningMethod, TuningOptions, option
 from cvpt.models.prompts import Adapter
 
 
 @dataclass
 class AdaptFormerOptions(TuningOptions):
-    adapter_dim: int = 64  # AdaptFormer*: bottleneck 64 fits Table 1's 1.3M parameters
-    adapter_scale: float = 0.1  # AdaptFormer's video setting
+    # AdaptFormer*: bottleneck 64 fits Table 1's 1.3M parameters
+    adapter_dim: int = option(64, min=1)
+    # AdaptFormer's video setting; 0 would zero the adapters' output and their gradients
+    adapter_scale: float = option(0.1, above=0)
 
 
 class AdaptFormer(TuningMethod):

@@ -22,8 +22,11 @@ frozen backbone, the MV/residual prompt embeddings, pooling and the head. The me
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import ClassVar
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -36,16 +39,94 @@ from cvpt.models.backbone import VideoBackbone
 CompressedVideoModel = nn.Module
 
 
+def option(
+    default: Any,
+    *,
+    min: float | None = None,
+    above: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A field of an options dataclass with its allowed values, which
+    :meth:`TuningOptions.__post_init__` checks: ``min`` (inclusive) or ``above`` (exclusive)
+    for a number, ``choices`` for a string. The type comes from the field's annotation."""
+    meta = {"min": min, "above": above, "choices": choices}
+    return field(default=default, metadata={k: v for k, v in meta.items() if v is not None})
+
+
+def _allowed(tp: type, meta: dict) -> str:
+    """What a field of type ``tp`` (bool, int, float or str) with ``meta`` takes, in words."""
+    if tp is str:
+        return (
+            f"one of {', '.join(map(repr, meta.get('choices', ())))}"
+            if "choices" in meta
+            else "a string"
+        )
+    kind = {bool: "true or false", int: "an integer", float: "a finite number"}[tp]
+    if "min" in meta:
+        kind += f" >= {meta['min']}"
+    if "above" in meta:
+        kind += f" > {meta['above']}"
+    return kind
+
+
+def check_value(name: str, value: Any, tp: type, meta: dict, optional: bool = False) -> Any:
+    """``value`` of the option ``name`` (annotated ``tp``: bool, int, float or str) as the
+    field stores it (an int given for a float becomes a float); :class:`ConfigError` naming
+    the option, the value and what is allowed otherwise. bool is strictly a bool (a YAML
+    ``"no"`` string is not False), an int is not a bool, a float is finite. ``optional``: the
+    field also takes None (said in the message; the caller lets None through)."""
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)
+    else:
+        ok = isinstance(value, str) and value in meta.get("choices", (value,))
+    if ok and tp in (int, float):
+        ok = value >= meta.get("min", -math.inf) and value > meta.get("above", -math.inf)
+    if not ok:
+        allowed = _allowed(tp, meta) + (" or null (None)" if optional else "")
+        raise ConfigError(f"option {name}={value!r} is not allowed: it takes {allowed}")
+    return float(value) if tp is float else value
+
+
+def field_type(hint: Any) -> tuple[type, bool]:
+    """``(base type, None allowed)`` of an annotation such as ``int | None``."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], len(rest) < len(args)
+    return hint, False
+
+
 @dataclass
 class TuningOptions:
     """The options every method takes (the model's input streams, pooling and attention);
-    each method's options dataclass adds its own fields."""
+    each method's options dataclass adds its own fields, declared with :func:`option` where
+    only some values are allowed. Every field is checked against its type and range when the
+    dataclass is made (:class:`ConfigError` naming the option, the value and what it takes):
+    one check for every method's options."""
 
     residual_prompt: bool = True  # False: no residual prompts (Fig. 5a, Table 4)
-    prompt_embed_rank: int | None = None  # low-rank Emb_MV/Emb_R (smaller per-task checkpoints)
-    pool: str = "all"  # mean over all 3N output tokens (Eq. 2), or "iframe" tokens only
-    inputs: str = "all"  # "iframe": the blocks see only I-frame tokens (a no-motion control)
-    stream_attention: str = "joint"  # Swin: streams share each window; "separate": no cross-talk
+    # low-rank Emb_MV/Emb_R (smaller per-task checkpoints); None: full rank
+    prompt_embed_rank: int | None = option(None, min=1)
+    # mean over all 3N output tokens (Eq. 2), or "iframe" tokens only
+    pool: str = option("all", choices=("all", "iframe"))
+    # "iframe": the blocks see only I-frame tokens (a no-motion control)
+    inputs: str = option("all", choices=("all", "iframe"))
+    # Swin: streams share each window; "separate": no cross-talk
+    stream_attention: str = option("joint", choices=("joint", "separate"))
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            tp, optional = field_type(hints[f.name])
+            value = getattr(self, f.name)
+            if value is None and optional:
+                continue
+            setattr(self, f.name, check_value(f.name, value, tp, dict(f.metadata), optional))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,10 +156,11 @@ class TuningMethod:
     recorded_before: ClassVar[dict[str, object]] = {}
 
     def check(self, backbone: VideoBackbone, options: TuningOptions) -> None:
-        """Raise ``ValueError`` for a backbone family or option values this method cannot
-        build; the default checks :attr:`families`."""
+        """Raise :class:`ConfigError` for a backbone family or option values this method cannot
+        build on ``backbone`` (each value's own type and range are checked already, by the
+        options dataclass); the default checks :attr:`families`."""
         if self.families is not None and backbone.family not in self.families:
-            raise ValueError(
+            raise ConfigError(
                 f"method {self.name!r} does not support the backbone family "
                 f"{backbone.family!r} (it supports {', '.join(self.families)}): "
                 f"{self.unsupported}; methods for {backbone.family}: "
@@ -161,6 +243,19 @@ def make_options(name: str, options: dict) -> TuningOptions:
             )
         raise ConfigError(f"unknown options {unknown}; valid for {name!r}: {', '.join(valid)}")
     return method.options(**options)
+
+
+def full_options(name: str, options: dict) -> dict:
+    """Every option of method ``name``, ``options`` over the defaults (an int given for a
+    float option a float): what to compare, since an option given at its default makes the
+    same model as one left out. ``options`` as given when they are not options of a
+    registered method ``name`` (a comparison then names them as they are)."""
+    if name not in _METHODS or not isinstance(options, dict):
+        return options
+    try:
+        return make_options(name, options).to_dict()
+    except ConfigError:
+        return options
 
 
 def saved_options(name: str, options: dict) -> dict:

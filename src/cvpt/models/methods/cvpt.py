@@ -8,18 +8,21 @@ from typing import ClassVar
 
 from torch import nn
 
-from cvpt.models.methods.base import TuningMethod, TuningOptions
+from cvpt.errors import ConfigError
+from cvpt.models.methods.base import TuningMethod, TuningOptions, option
 from cvpt.models.prompts import SCCP, SCCP_UPDATES
 
 
 @dataclass
 class CVPTOptions(TuningOptions):
-    sccp_layers: int | None = None  # SCCP blocks before blocks 1..k; None = depth (full CVPT)
+    # SCCP blocks before blocks 1..k; None = depth (full CVPT); at most the depth
+    sccp_layers: int | None = option(None, min=0)
     sccp_attention: bool = True  # False: m = m + r instead of residual-guided selection (Fig. 5b)
-    hidden_dim: int = 8  # d' = d/α, α = 96 for ViT-B; kept at 8 for other widths
-    # same weights either way; the default is the reading under which more of the paper's own
-    # claims hold on the synthetic task (docs/design.md)
-    sccp_update: str = "add"  # SCCP adds g5(m), g6(r) to the MV/residual streams, or "replace"
+    hidden_dim: int = option(8, min=1)  # d' = d/α, α = 96 for ViT-B; kept at 8 for other widths
+    # SCCP adds g5(m), g6(r) to the MV/residual streams, or "replace" (same weights either
+    # way; the default is the reading under which more of the paper's own claims hold on the
+    # synthetic task: docs/design.md)
+    sccp_update: str = option("add", choices=SCCP_UPDATES)
 
 
 class CVPT(TuningMethod):
@@ -33,16 +36,15 @@ class CVPT(TuningMethod):
 
     def check(self, backbone, options: CVPTOptions) -> None:
         super().check(backbone, options)
-        if options.sccp_update not in SCCP_UPDATES:
-            raise ValueError(
-                f"sccp_update must be one of {SCCP_UPDATES}, got {options.sccp_update!r}"
-            )
         if options.inputs == "iframe":
-            raise ValueError("inputs='iframe' leaves CVPT no prompts to build: use another method")
+            raise ConfigError("inputs='iframe' leaves CVPT no prompts to build: use another method")
         depth = len(backbone.block_dims())
         k = depth if options.sccp_layers is None else options.sccp_layers
         if not 0 <= k <= depth:
-            raise ValueError(f"sccp_layers must be in 0..{depth}, got {k}")
+            raise ConfigError(
+                f"option sccp_layers={k} is not allowed: this backbone has {depth} blocks, so it "
+                f"takes 0..{depth} (or None: all)"
+            )
 
     def build(self, model) -> None:
         o: CVPTOptions = model.options

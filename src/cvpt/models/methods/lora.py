@@ -15,15 +15,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvpt.models.methods.base import TuningMethod, TuningOptions
+from cvpt.errors import ConfigError
+from cvpt.models.methods.base import TuningMethod, TuningOptions, option
 
 TARGETS = ("qkv", "proj")  # the attention's input and output projections
 
 
 @dataclass
 class LoRAOptions(TuningOptions):
-    lora_rank: int = 8  # r: 0.52% of ViT-B trains (w/o the prompt embeddings)
-    lora_alpha: float = 8.0  # the update is scaled by alpha / r
+    lora_rank: int = option(8, min=1)  # r: 0.52% of ViT-B trains (w/o the prompt embeddings)
+    # the update is scaled by alpha / r; 0 would zero it and every LoRA gradient
+    lora_alpha: float = option(8.0, above=0)
 
 
 class LoRALinear(nn.Linear):
@@ -55,15 +57,26 @@ class LoRA(TuningMethod):
 
     def check(self, backbone, options: LoRAOptions) -> None:
         super().check(backbone, options)
-        if options.lora_rank < 1:
-            raise ValueError(f"lora_rank must be a positive integer, got {options.lora_rank}")
         for blk in backbone.blocks:
             attn = getattr(blk, "attn", None)
             if not all(isinstance(getattr(attn, t, None), nn.Linear) for t in TARGETS):
-                raise ValueError(
+                raise ConfigError(
                     f"method 'lora' is not supported on the {backbone.family!r} backbone "
                     f"family: its blocks have no attn.{' and attn.'.join(TARGETS)} Linear modules"
                 )
+        # a rank above min(in, out) adds parameters but no expressiveness (B·A has rank
+        # min(in, out) at most): a typo, not a setting
+        most = min(
+            min(layer.in_features, layer.out_features)
+            for blk in backbone.blocks
+            for layer in (getattr(blk.attn, t) for t in TARGETS)
+        )
+        if options.lora_rank > most:
+            raise ConfigError(
+                f"option lora_rank={options.lora_rank} is not allowed on this {backbone.family} "
+                f"backbone: the layers LoRA wraps (attn.{' and attn.'.join(TARGETS)}) have "
+                f"min(in, out) = {most} features, and the rank must be 1..{most}"
+            )
 
     def build(self, model) -> None:
         o: LoRAOptions = model.options

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from cvpt.models.methods.base import TuningMethod, TuningOptions
+from cvpt.models.methods.base import TuningMethod, TuningOptions, option
 from cvpt.models.prompts import DeepPrompts
 
 
 @dataclass
 class VPTOptions(TuningOptions):
-    vpt_tokens: int = 8  # VPT*: 8 prompts per layer fits Table 1's +6.0 GFLOPs
+    vpt_tokens: int = option(8, min=1)  # VPT*: 8 prompts per layer fits Table 1's +6.0 GFLOPs
 
 
 class VPT(TuningMethod):
