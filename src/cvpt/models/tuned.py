@@ -267,17 +267,19 @@ def read_weights(folder: Path, config: dict | None, name: str = WEIGHTS) -> dict
         data = file.read_bytes()
     except FileNotFoundError as e:
         raise CheckpointError(file, "missing: the model's tuned tensors are not there") from e
+    try:
+        tensors = load_safetensors(data)
+    except SafetensorError as e:
+        raise CheckpointError(file, f"not a safetensors file ({e})") from e
     expected = (config or {}).get(DIGEST)
     if expected is not None and hashlib.sha256(data).hexdigest() != expected:
         raise CheckpointError(
             file,
             f"and {Path(folder) / CONFIG} were written by different saves (its sha256 is not "
-            f"the {DIGEST} {CONFIG} records): another save in progress? load again",
+            f"the {DIGEST} {CONFIG} records): another save in progress? load again (or one "
+            "was replaced by hand: save both again)",
         )
-    try:
-        return load_safetensors(data)
-    except SafetensorError as e:
-        raise CheckpointError(file, f"not a safetensors file ({e})") from e
+    return tensors
 
 
 def load_weights(model, folder: Path, config: dict | None, name: str = WEIGHTS) -> None:
