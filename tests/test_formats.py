@@ -520,7 +520,7 @@ def test_a_hand_edited_config_is_refused_naming_file_and_field(tmp_path, change,
 @pytest.mark.parametrize(
     "change, says",
     [
-        (_set("clip", "p_per_gop", 2), "mv_embed"),  # the tensors' shapes say the field
+        (_set("clip", "p_per_gop", 2), "_embed.proj.weight: saved"),  # its shape: the field
         (_set("options", "prompt_embed_rank", 2), "missing"),
     ],
 )

@@ -147,13 +147,18 @@ def upgrade(config: dict, where) -> dict:
     """``config`` (a ``config.json`` read from ``where``) in the current version's shape: every
     rule for reading a ``config.json`` an older cvpt wrote is here, and only here. Raises
     :class:`~cvpt.errors.FormatVersionError` for a newer version and
-    :class:`~cvpt.errors.CheckpointError` for a file that is no cvpt tuned model.
+    :class:`~cvpt.errors.CheckpointError` naming ``where`` and the field for a file that is no
+    cvpt tuned model, a current-version file without one of its method's options, an option
+    of no such method, or a field of the wrong shape (:func:`check_fields`).
 
     Version 0 (no ``format_version``), as written before each field was recorded:
 
     - no ``clip``: every model then was built for 3 P-frames per GOP (the class default) and
       read clips of its run's input spec (``input.clip``) when one was recorded; with none, the
       paper's default (4 GOPs × 3 P-frames), the only geometry of that time;
+    - a ``clip`` without a key of today's :class:`ClipSpec`: its default (how it was read);
+    - an option not recorded yet: the method's ``recorded_before`` value (what models were
+      trained with then: CVPT's ``sccp_update``, "replace"), else today's default;
     - the option ``sccp_skip`` (before its rename): ``true`` is ``sccp_update="add"``, ``false``
       ``"replace"``;
     - every method's options in one flat ``options`` (before the method registry): the other
@@ -182,6 +187,8 @@ def upgrade(config: dict, where) -> dict:
         if config.get("clip") is None:
             recorded = (config.get("input") or {}).get("clip")
             config["clip"] = recorded if recorded is not None else ClipSpec().to_dict()
+        if isinstance(config["clip"], dict):  # a key added later: its default, as then read
+            config["clip"] = {**ClipSpec().to_dict(), **config["clip"]}
         options = dict(config["options"])
         if "sccp_skip" in options:  # its value says the reading
             options["sccp_update"] = "add" if options.pop("sccp_skip") else "replace"
