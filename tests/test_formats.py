@@ -135,6 +135,7 @@ def _sccp_skip(value):
         ("cvpt", {"sccp_update": "add"}, _sccp_skip(True)),  # before the option's rename
         ("cvpt", {"sccp_update": "replace"}, _sccp_skip(False)),
         ("vpt", {}, _drop("backbone_fingerprint", "backbone_source", "backbone")),
+        ("cvpt", {}, lambda c: c["clip"].pop("gop_size")),  # a clip key added later: default
     ],
 )
 def test_an_unversioned_model_folder_loads_the_same_model(tmp_path, method, options, change):
