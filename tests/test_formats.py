@@ -9,6 +9,8 @@ import importlib
 import json
 import pkgutil
 import shutil
+import threading
+import time
 
 import pytest
 import torch
@@ -21,8 +23,9 @@ from cvpt.demo.suite import DemoConfig, _previous_runs
 from cvpt.formats import FORMAT_KEYS, VERSION_KEY, WRITER_KEY, Format
 from cvpt.models.backbone_weights import load_backbone
 from cvpt.models.flops import model_inputs
+from cvpt.models.methods import list_methods
 from cvpt.models.registry import create_backbone
-from cvpt.models.tuned import CONFIG
+from cvpt.models.tuned import CONFIG, DIGEST, WEIGHTS, upgrade
 from cvpt.training.checkpoint import STATE, last_checkpoint, load_checkpoint
 from cvpt.training.config import load_run_config
 from cvpt.training.trainer import build_model
@@ -132,6 +135,7 @@ def _sccp_skip(value):
         ("cvpt", {"sccp_update": "add"}, _sccp_skip(True)),  # before the option's rename
         ("cvpt", {"sccp_update": "replace"}, _sccp_skip(False)),
         ("vpt", {}, _drop("backbone_fingerprint", "backbone_source", "backbone")),
+        ("cvpt", {}, lambda c: c["clip"].pop("gop_size")),  # a clip key added later: default
     ],
 )
 def test_an_unversioned_model_folder_loads_the_same_model(tmp_path, method, options, change):
@@ -352,3 +356,226 @@ def test_a_newer_version_says_what_to_install_whoever_wrote_it(tmp_path, writer,
     with pytest.raises(cvpt.FormatVersionError) as e:
         Format("cvpt-x", 1).version_of(data, tmp_path / "x.json")
     assert str(e.value) == f"{tmp_path / 'x.json'}: cvpt-x version 2, " + says.format(v=v)
+
+
+# ---------------------------------------------------------------- a tuned model's files, checked
+
+
+def _edit_config(folder, change) -> None:
+    config = json.loads((folder / CONFIG).read_text())
+    change(config)
+    (folder / CONFIG).write_text(json.dumps(config))
+
+
+def _set(*path_value):
+    *path, value = path_value
+
+    def change(c):
+        for key in path[:-1]:
+            c = c[key]
+        c[path[-1]] = value
+
+    return change
+
+
+def _tuned(method, seed, **options):
+    """A model of ``method`` on the backbone of :func:`_saved`, its tuned tensors random from
+    ``seed``."""
+    torch.manual_seed(0)
+    model = cvpt.create_model(method, **TINY, **options)
+    model.origin["seed"] = 0
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.2 * torch.randn(p.shape, generator=g))
+    return model.eval()
+
+
+@pytest.mark.parametrize("swap", ["weights", "config"])
+@pytest.mark.parametrize("method", ["lora", "cvpt"])
+def test_the_files_of_two_saves_are_refused_as_a_pair(tmp_path, method, swap):
+    """The weights of one save beside the config.json of another (a load during a save):
+    refused naming both files, never a mixed model; without the digest (older files) as
+    before."""
+    _, a = _saved(tmp_path / "a", method)
+    b = _tuned(method, 1).save_pretrained(tmp_path / "b", class_names=["a", "b"])
+    name = WEIGHTS if swap == "weights" else CONFIG
+    shutil.copy(b / name, a / name)
+    with pytest.raises(cvpt.CheckpointError) as e:
+        cvpt.load_model(a)
+    message = str(e.value)
+    assert message.startswith(f"{a / WEIGHTS}: ") and f"and {a / CONFIG} were written by" in message
+    assert "another save in progress? load again" in message
+    _edit_config(a, lambda c: c.pop(DIGEST))  # a file from before the digest: loads as it did
+    loaded = cvpt.load_model(a)
+    expected = load_file(a / WEIGHTS)
+    assert all(torch.equal(v, loaded.tunable_state_dict()[k]) for k, v in expected.items())
+
+
+def test_loads_during_saves_give_one_model_or_the_error(tmp_path):
+    """Saves of two models into one folder while it is loaded (~2 s): every load is one of
+    them whole, or the error that says to load again."""
+    models = [_tuned("lora", seed, lora_alpha=8.0 * seed) for seed in (1, 2)]
+    expected = [_logits(m) for m in models]
+    folder = models[0].save_pretrained(tmp_path / "m", class_names=["a", "b"])
+    stop = threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            models[i % 2].save_pretrained(folder)
+            i += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    seen, start = {"X": 0, "Y": 0, "error": 0}, time.monotonic()
+    try:
+        while time.monotonic() - start < 2:
+            try:
+                out = _logits(cvpt.load_model(folder))
+            except cvpt.CheckpointError as e:
+                assert "another save in progress? load again" in str(e)
+                seen["error"] += 1
+                continue
+            mine = [torch.equal(out, x) for x in expected]
+            assert any(mine), "a load gave a model that is neither save"
+            seen["X" if mine[0] else "Y"] += 1
+    finally:
+        stop.set()
+        thread.join()
+    assert seen["X"] + seen["Y"] > 0, seen
+
+
+def test_a_current_model_without_one_of_its_options_is_refused(tmp_path):
+    """Every option of every method: a version-1 config.json without it is refused naming the
+    file and the option (not read at today's default)."""
+    for method in list_methods():
+        _, folder = _saved(tmp_path / method, method)
+        saved = json.loads((folder / CONFIG).read_text())
+        for option in saved["options"]:
+            config = {
+                **saved,
+                "options": {k: v for k, v in saved["options"].items() if k != option},
+            }
+            with pytest.raises(cvpt.CheckpointError) as e:
+                upgrade(config, folder / CONFIG)
+            assert str(e.value) == (
+                f"{folder / CONFIG}: options without [{option!r}] (method {method!r} has them)"
+            )
+
+
+@pytest.mark.parametrize(
+    "method, options, drop, value",
+    [
+        ("cvpt", {"sccp_update": "replace"}, "sccp_update", "replace"),  # recorded_before
+        ("lora", {"lora_alpha": 32.0}, "lora_alpha", 8.0),  # recorded from the start: default
+        ("cvpt", {}, "pool", "all"),
+    ],
+)
+def test_an_unversioned_model_without_an_option_reads_its_times_value(
+    tmp_path, method, options, drop, value
+):
+    model, folder = _saved(tmp_path, method, **options)
+    _unversioned(folder / CONFIG, lambda c: c["options"].pop(drop))
+    loaded = cvpt.load_model(folder)
+    assert getattr(loaded.options, drop) == value
+    if getattr(model.options, drop) == value:
+        torch.testing.assert_close(_logits(loaded), _logits(model), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        (_set("options", [1]), "options [1] is not a mapping"),
+        (_set("options", "lora_rank", 1), "options ['lora_rank'] are not options of method 'cvpt'"),
+        (_set("options", "bogus", 1), "options ['bogus'] are not options of method 'cvpt'"),
+        (_set("method", "nope"), "method 'nope' is not one of"),
+        (_set("clip", "num_gops", "x"), "num_gops 'x' is not a whole number"),
+        (_set("clip", "num_gops", 2.5), "num_gops 2.5 is not a whole number"),
+        (_set("clip", "p_per_gop", True), "p_per_gop True is not a whole number"),
+        (_set("clip", "num_gops", 0), "num_gops and p_per_gop must be ≥ 1"),
+        (_set("clip", "residual_interp", "cubic"), "residual_interp must be one of"),
+        (_set("clip", "foo", 1), "keys ['foo'] are not those of a clip spec"),
+        (lambda c: c["clip"].pop("gop_size"), "keys ['gop_size'] are not those of a clip spec"),
+        (_set("backbone_family", "mvit"), "backbone_family: unknown backbone family 'mvit'"),
+        (_set("num_classes", 3), "num_classes 3 is not its backbone_config's head (2 classes)"),
+        (_set("num_classes", "2"), "num_classes '2' is not of the type"),
+        (_set("class_names", ["a"]), "class_names holds 1 names for num_classes 2"),
+        (_set("class_names", ["a", "b", "c"]), "class_names holds 3 names for num_classes 2"),
+        (_set("class_names", ["a", 2]), "class_names ['a', 2] are not all strings"),
+        (_set("seed", "0"), "seed '0' is not of the type"),
+        (_set("backbone_config", [1]), "backbone_config [1] is not of the type"),
+        (_set("options", "prompt_embed_rank", "x"), "describes no model cvpt can build"),
+        (_set("options", "pool", "nowhere"), "describes no model cvpt can build"),
+    ],
+)
+def test_a_hand_edited_config_is_refused_naming_file_and_field(tmp_path, change, says):
+    _, folder = _saved(tmp_path)
+    _edit_config(folder, change)
+    with pytest.raises(cvpt.CheckpointError) as e:
+        cvpt.load_model(folder)
+    assert str(e.value).startswith(f"{folder / CONFIG}: ") and says in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        (_set("clip", "p_per_gop", 2), "_embed.proj.weight: saved"),  # its shape: the field
+        (_set("options", "prompt_embed_rank", 2), "missing"),
+    ],
+)
+def test_a_config_that_does_not_describe_its_weights_is_refused(tmp_path, change, says):
+    _, folder = _saved(tmp_path)
+    _edit_config(folder, change)
+    with pytest.raises(cvpt.CheckpointError) as e:
+        cvpt.load_model(folder)
+    message = str(e.value)
+    assert message.startswith(f"{folder / WEIGHTS}: does not fit the model {CONFIG} describes")
+    assert says in message and "options, clip or num_classes" in message
+
+
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (lambda f: f.unlink(), "missing: the model's tuned tensors"),
+        (lambda f: f.write_bytes(b"garbage\n"), "not a safetensors file"),
+        (lambda f: f.write_bytes(f.read_bytes()[:-7]), "not a safetensors file"),
+        (lambda f: f.write_bytes(b""), "not a safetensors file"),
+    ],
+)
+def test_a_damaged_weights_file_is_refused_naming_it(tmp_path, damage, says):
+    _, folder = _saved(tmp_path)
+    damage(folder / WEIGHTS)
+    with pytest.raises(cvpt.CheckpointError) as e:
+        cvpt.load_model(folder)
+    assert str(e.value).startswith(f"{folder / WEIGHTS}: {says}")
+
+
+@pytest.mark.parametrize(
+    "pointer, says",
+    [
+        ("{", "not JSON"),
+        ("[1]", "not a JSON object"),
+        ('{"format_version": 1}', "checkpoint None is not the name of a checkpoint folder"),
+        ('{"checkpoint": 3}', "checkpoint 3 is not the name"),
+        ('{"checkpoint": "step-9"}', "checkpoint 'step-9' is not in"),
+        ('{"checkpoint": ".."}', "checkpoint '..' is not the name"),
+        ('{"checkpoint": "../../elsewhere"}', "checkpoint '../../elsewhere' is not the name"),
+        ('{"checkpoint": "/tmp"}', "checkpoint '/tmp' is not the name"),
+    ],
+)
+def test_a_hand_edited_last_json_is_refused_naming_it(tmp_path, pointer, says):
+    _, folder = _saved(tmp_path)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copytree(folder, run / "checkpoints" / "step-0000001")
+    (tmp_path / "elsewhere").mkdir()
+    file = run / "checkpoints" / "last.json"
+    file.write_text('{"format_version": 1, "checkpoint": "step-0000001"}')
+    assert cvpt.load_model(run).loaded_from == run / "checkpoints" / "step-0000001"
+    file.write_text(pointer)
+    for read in (lambda: last_checkpoint(run), lambda: cvpt.load_model(run)):
+        with pytest.raises(cvpt.RunError) as e:
+            read()
+        assert str(e.value).startswith(f"{file}: ") and says in str(e.value)

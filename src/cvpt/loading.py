@@ -22,15 +22,14 @@ import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
-from cvpt.errors import MissingFileError, RunError
+from cvpt.errors import CheckpointError, ConfigError, CvptError, MissingFileError, RunError
 from cvpt.models.compressed import CompressedVideoModel
 from cvpt.models.factory import create_model
 from cvpt.models.hub import hub_id_hint, parse_hub_id, resolve_checkpoint
 from cvpt.models.identity import IDENTITY_KEYS, backbone_identity, check_backbone
 from cvpt.models.registry import get_family
-from cvpt.models.tuned import CONFIG, WEIGHTS, read_config, recorded_backbone
+from cvpt.models.tuned import CONFIG, WEIGHTS, load_weights, read_config, recorded_backbone
 from cvpt.training.checkpoint import STATE, last_checkpoint, model_config
 from cvpt.training.config import TrainConfig
 
@@ -77,14 +76,24 @@ def load_model(
     :class:`~cvpt.errors.FormatVersionError`.
     """
     folder = model_folder(path)
-    if (folder / CONFIG).exists():
+    described = folder / CONFIG
+    if described.exists():
         config, weights = read_config(folder), WEIGHTS
     else:  # a checkpoint from before checkpoints were model folders: its run describes it
         config, weights = model_config(folder)
+        run = folder if (folder / "config.yaml").exists() else folder.parent.parent
+        described = run / "config.yaml"
     ckpt = backbone_checkpoint or recorded_backbone(folder, config["backbone_checkpoint"])
-    model = _build(config, ckpt)
+    try:
+        model = _build(config, ckpt)
+    except ConfigError as e:  # the file's method, options or sizes describe no model
+        raise CheckpointError(described, f"describes no model cvpt can build: {e}") from e
+    except CvptError:  # a backbone file's own error (it names that file)
+        raise
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(described, f"describes no model cvpt can build: {e}") from e
     check_backbone(folder, config, backbone_identity(model), allow_other_backbone)
-    model.load_tunable_state_dict(load_file(str(folder / weights)))
+    load_weights(model, folder, config, weights)
     model.class_names = config["class_names"]
     model.input_spec = config["input"]
     model.identity = {k: config[k] for k in IDENTITY_KEYS}

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from cvpt.errors import CheckpointError, RunError
 from cvpt.formats import Format
@@ -26,7 +25,7 @@ from cvpt.io import write_json
 from cvpt.models.identity import IDENTITY_KEYS, backbone_identity, check_backbone
 from cvpt.models.methods import full_options
 from cvpt.models.registry import backbone_config
-from cvpt.models.tuned import FORMAT, WEIGHTS
+from cvpt.models.tuned import CONFIG, FORMAT, WEIGHTS, load_weights, read_config
 from cvpt.training.config import (
     input_spec,
     load_run_config,
@@ -116,14 +115,28 @@ def _python_state() -> list:
 
 
 def last_checkpoint(run: Path) -> Path | None:
-    """The newest checkpoint folder of the run folder ``run`` (``None``: it has none). Raises
-    :class:`~cvpt.errors.FormatVersionError` for a ``last.json`` of a newer cvpt."""
+    """The newest checkpoint folder of the run folder ``run`` (``None``: it has none), as its
+    ``checkpoints/last.json`` names it: the one reader of that file. Raises
+    :class:`~cvpt.errors.FormatVersionError` for a ``last.json`` of a newer cvpt and
+    :class:`~cvpt.errors.RunError` naming the file for one that is not JSON, not an object,
+    without ``checkpoint``, or naming anything but an existing folder of ``checkpoints/``."""
     pointer = Path(run) / "checkpoints" / POINTER
     if not pointer.exists():
         return None
-    data = json.loads(pointer.read_text())
+    try:
+        data = json.loads(pointer.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunError(f"{pointer}: not JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise RunError(f"{pointer}: not a JSON object naming the last checkpoint")
     RUN_CHECKPOINT.version_of(data, pointer)  # its one field has not changed: nothing to upgrade
-    return pointer.parent / data["checkpoint"]
+    name = data.get("checkpoint")
+    # a plain name of a folder beside it: never a path out of the run's checkpoints
+    if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
+        raise RunError(f"{pointer}: checkpoint {name!r} is not the name of a checkpoint folder")
+    if not (pointer.parent / name).is_dir():
+        raise RunError(f"{pointer}: checkpoint {name!r} is not in {pointer.parent}")
+    return pointer.parent / name
 
 
 def check_identity(path: Path, saved: dict, expected: dict, allow_other_backbone: bool = False):
@@ -257,7 +270,8 @@ def load_checkpoint(
     weights = path / state["weights"]
     if not weights.exists():
         raise CheckpointError(path, f"no {state['weights']}: the checkpoint is incomplete")
-    model.load_tunable_state_dict(load_file(str(weights)))
+    config = read_config(path) if (path / CONFIG).exists() else None  # its weights' digest
+    load_weights(model, path, config, state["weights"])
     if opt is not None:
         opt.load_state_dict(state["optimizer"])
     if sched is not None:
