@@ -312,7 +312,11 @@ def test_a_run_on_a_hub_backbone_predicts_from_a_copied_folder(hub_cache, motion
     assert proc.returncode == 0, proc.stderr[-3000:]
     (row,) = json.loads(proc.stdout[proc.stdout.index("[") :])
     assert row["path"] == video and row["error"] is None
-    assert "loaded " in proc.stderr and "Hugging Face folder" in proc.stderr
+    assert (
+        "loaded " in proc.stderr
+        and "Hugging Face VideoMAE" in proc.stderr
+        and "(folder)" in proc.stderr
+    )
 
 
 PARTLY = """

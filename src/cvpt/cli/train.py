@@ -198,7 +198,7 @@ def run_eval(args) -> int:
         from cvpt.io import write_json
         from cvpt.training.plots import plot_confusion
 
-        name = eval_name(cfg, args.set)
+        name = eval_name(cfg, load_run_config(run))
         m = {**m, "eval_subset": cfg.eval_subset, "overrides": list(args.set)}
         write_json(run / f"{name}.json", EVAL_METRICS.stamp(m))
         plot_confusion(m["confusion"], classes, run / f"{name}-confusion.png")
@@ -211,22 +211,32 @@ def run_eval(args) -> int:
     return 0
 
 
-# --set keys of cvpt eval that do not change what is measured (how it is computed)
-HARMLESS_EVAL_KEYS = ("workers", "batch_size", "device")
+# config keys that do not change what cvpt eval measures (how it is computed, how many views:
+# those are in the name already)
+HARMLESS_EVAL_KEYS = ("workers", "batch_size", "device", "eval_views", "eval_crops")
 
 
-def eval_name(cfg, overrides: list[str]) -> str:
-    """The name of an evaluation's files: ``eval-<clips>x<crops>``, then the subset when
-    ``--set`` names one, and a digest of any ``--set`` that may change the numbers (the data, the
-    sizes the videos are read at): an evaluation of other inputs never replaces the run's own
-    (the JSON records ``eval_subset`` and ``overrides`` too)."""
+def eval_name(cfg, own) -> str:
+    """The name of an evaluation's files: ``eval-<clips>x<crops>``, then, when ``cfg`` (the
+    run's config ``own`` with the command's ``--set``) differs from the run's own in what it
+    measures, the subset when that differs and a digest of the keys that differ (the data, the
+    sizes the videos are read at; a model option given at its default is no difference): an
+    evaluation of other inputs never replaces the run's own (the JSON records ``eval_subset``
+    and ``overrides`` too)."""
     import hashlib
 
+    from cvpt.models.methods import full_options
+
+    def measured(c) -> dict:
+        d = {k: v for k, v in c.to_dict().items() if k not in HARMLESS_EVAL_KEYS}
+        return {**d, "model_options": full_options(c.method, c.model_options)}
+
+    mine, theirs = measured(cfg), measured(own)
+    differ = sorted(k for k in mine if mine[k] != theirs.get(k))
     name = f"eval-{cfg.eval_views}x{cfg.eval_crops}"
-    keys = [o.split("=")[0].strip() for o in overrides]
-    if "eval_subset" in keys:  # the run's own subset is not named (SSv2's: validation)
+    if "eval_subset" in differ:  # the run's own subset is not named (SSv2's: validation)
         name += f"-{cfg.eval_subset}"
-    telling = sorted(o for o, k in zip(overrides, keys, strict=True) if k not in HARMLESS_EVAL_KEYS)
-    if telling:
-        name += "-set-" + hashlib.sha256("\n".join(telling).encode()).hexdigest()[:8]
+    if differ:
+        said = "\n".join(f"{k}={mine[k]!r}" for k in differ)
+        name += "-set-" + hashlib.sha256(said.encode()).hexdigest()[:8]
     return name
