@@ -214,14 +214,17 @@ def footage_stream(
         return footage[0]
     counts = {s.index: s.frames for s in footage}
     if not all(counts.values()):
-        counts = _count_packets(container, path, footage)
+        counts = count_packets(container, path, footage)
     return max(
         footage,
         key=lambda s: (counts[s.index], s.codec_context.width * s.codec_context.height, -s.index),
     )
 
 
-def _count_packets(container, path, streams) -> dict[int, int]:
+def count_packets(container, path, streams) -> dict[int, int]:
+    """Shown packets (frames) of each of ``streams`` by stream index, from one demux pass of
+    ``container`` (then sought back to the start), kept per (path, size, mtime): for streams
+    whose header has no frame count (mkv, webm)."""
     st = Path(path).stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _STREAM_FRAMES:
@@ -244,7 +247,7 @@ def describe_streams(container: av.container.InputContainer, path: str | Path) -
     streams = list(container.streams.video)
     counts = {s.index: listed_frames(s) for s in streams}
     if len(streams) > 1 and not all(counts.values()):
-        counts = _count_packets(container, path, streams)
+        counts = count_packets(container, path, streams)
     out = []
     for s in streams:
         flags = [d.name for d in av.stream.Disposition if d & _PICTURE_DISPOSITIONS & s.disposition]

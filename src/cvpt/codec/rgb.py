@@ -17,16 +17,16 @@ from pathlib import Path
 import av
 import numpy as np
 
-from cvpt.codec.container import ffmpeg_errors, open_video, rational
+from cvpt.codec.container import count_packets, ffmpeg_errors, open_video, rational
 from cvpt.errors import CorruptVideoError, EmptyVideoError
 
 
 class RgbVideo:
     """One video opened for its RGB frames (a context manager; closes the file on exit).
 
-    ``frames``: the frame count (the header's, else one pass over the packets of a second
-    opening, no decoding). Raises :class:`~cvpt.errors.VideoError` subclasses naming the file
-    when it cannot be opened."""
+    ``frames``: the frame count (the header's, else one pass over the packets, no decoding:
+    :func:`cvpt.codec.container.count_packets`). Raises :class:`~cvpt.errors.VideoError`
+    subclasses naming the file when it cannot be opened."""
 
     def __init__(self, path: str | Path):
         self.path = path
@@ -44,13 +44,9 @@ class RgbVideo:
 
     @property
     def frames(self) -> int:
-        if self._frames is None:
-            container, stream = open_video(self.path)
-            try:
-                with ffmpeg_errors(self.path, "demuxing failed"):
-                    self._frames = sum(1 for p in container.demux(stream) if p.size)
-            finally:
-                container.close()
+        if self._frames is None:  # counted once per file (and sought back to the start)
+            counts = count_packets(self.container, self.path, [self.stream])
+            self._frames = counts[self.stream.index]
         return self._frames
 
     def read(self, wanted: Collection[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
